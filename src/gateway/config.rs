@@ -1,0 +1,218 @@
+//! The gateway's command line, under the reference Pushgateway's flag names so that a unit file
+//! or a script written for it works unchanged. Everything is parsed and checked here, before
+//! any port is bound.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+#[derive(Args, Debug, Clone)]
+pub struct GatewayArgs {
+    /// Addresses to listen on for the web interface, the API and telemetry (repeatable).
+    #[arg(long = "web.listen-address", default_value = ":9091", env = "CRONPUSH_LISTEN_ADDRESS")]
+    pub listen_address: Vec<String>,
+
+    /// Path under which the gateway's own and all pushed metrics are exposed.
+    #[arg(long = "web.telemetry-path", default_value = "/metrics")]
+    pub telemetry_path: String,
+
+    /// The URL under which the gateway is reached from outside (behind a reverse proxy, say
+    /// http://pi:8080/pushgateway/). Its path is the default route prefix.
+    #[arg(long = "web.external-url", default_value = "")]
+    pub external_url: String,
+
+    /// Prefix of every route; defaults to the path of --web.external-url.
+    #[arg(long = "web.route-prefix", default_value = "")]
+    pub route_prefix: String,
+
+    /// Enable shutdown via HTTP (PUT or POST /-/quit).
+    #[arg(long = "web.enable-lifecycle")]
+    pub enable_lifecycle: bool,
+
+    /// Enable the admin API (PUT /api/v1/admin/wipe).
+    #[arg(long = "web.enable-admin-api")]
+    pub enable_admin_api: bool,
+
+    /// File to keep pushed metrics in across restarts; empty keeps them in memory only.
+    #[arg(long = "persistence.file", default_value = "", env = "CRONPUSH_PERSISTENCE_FILE")]
+    pub persistence_file: String,
+
+    /// Least time between two writes of the persistence file (Go duration: 30s, 5m, 1h).
+    #[arg(long = "persistence.interval", default_value = "5m", value_parser = parse_duration)]
+    pub persistence_interval: Duration,
+
+    /// Answer pushes with 202 before checking them against the store. cronpush still refuses
+    /// an inconsistent push (it is logged and its failure time set), so scrapes never break.
+    #[arg(long = "push.disable-consistency-check")]
+    pub disable_consistency_check: bool,
+
+    /// Only log messages with the given severity or above.
+    #[arg(long = "log.level", default_value = "info", value_parser = ["debug", "info", "warn", "error"])]
+    pub log_level: String,
+
+    /// Output format of log messages.
+    #[arg(long = "log.format", default_value = "logfmt", value_parser = ["logfmt", "json"])]
+    pub log_format: String,
+}
+
+/// The checked configuration the gateway runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen_addresses: Vec<String>,
+    pub telemetry_path: String,
+    /// `""` or `/something`, never with a trailing slash.
+    pub route_prefix: String,
+    pub enable_lifecycle: bool,
+    pub enable_admin_api: bool,
+    pub persistence_file: Option<PathBuf>,
+    pub persistence_interval: Duration,
+    pub consistency_check: bool,
+    /// Every flag as `/api/v1/status` shows it.
+    pub flags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("--web.external-url {0:?} is not an absolute http(s) URL")]
+    ExternalUrl(String),
+    #[error("--web.telemetry-path {0:?} must start with '/'")]
+    TelemetryPath(String),
+    #[error("--web.listen-address needs at least one address")]
+    NoListenAddress,
+}
+
+impl GatewayArgs {
+    pub fn validate(self) -> Result<Config, ConfigError> {
+        let external_path = if self.external_url.is_empty() {
+            String::new()
+        } else {
+            url_path(&self.external_url).ok_or_else(|| ConfigError::ExternalUrl(self.external_url.clone()))?
+        };
+        if !self.telemetry_path.starts_with('/') {
+            return Err(ConfigError::TelemetryPath(self.telemetry_path));
+        }
+        if self.listen_address.is_empty() {
+            return Err(ConfigError::NoListenAddress);
+        }
+        let prefix = if self.route_prefix.is_empty() { external_path } else { self.route_prefix.clone() };
+        let flags = BTreeMap::from([
+            ("log.format".into(), self.log_format.clone()),
+            ("log.level".into(), self.log_level.clone()),
+            ("persistence.file".into(), self.persistence_file.clone()),
+            ("persistence.interval".into(), format_duration(self.persistence_interval)),
+            ("push.disable-consistency-check".into(), self.disable_consistency_check.to_string()),
+            ("web.enable-admin-api".into(), self.enable_admin_api.to_string()),
+            ("web.enable-lifecycle".into(), self.enable_lifecycle.to_string()),
+            ("web.external-url".into(), self.external_url.clone()),
+            ("web.listen-address".into(), self.listen_address.join(",")),
+            ("web.route-prefix".into(), self.route_prefix.clone()),
+            ("web.telemetry-path".into(), self.telemetry_path.clone()),
+        ]);
+        Ok(Config {
+            listen_addresses: self.listen_address,
+            telemetry_path: self.telemetry_path,
+            route_prefix: normalize_prefix(&prefix),
+            enable_lifecycle: self.enable_lifecycle,
+            enable_admin_api: self.enable_admin_api,
+            persistence_file: (!self.persistence_file.is_empty()).then(|| PathBuf::from(self.persistence_file)),
+            persistence_interval: self.persistence_interval,
+            consistency_check: !self.disable_consistency_check,
+            flags,
+        })
+    }
+}
+
+/// `/` and `` become ``; otherwise one leading `/` and no trailing one.
+fn normalize_prefix(prefix: &str) -> String {
+    let trimmed = prefix.trim_end_matches('/');
+    if trimmed.is_empty() {
+        String::new()
+    } else if trimmed.starts_with('/') {
+        trimmed.to_string()
+    } else {
+        format!("/{trimmed}")
+    }
+}
+
+fn url_path(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"))?;
+    let (host, path) = rest.split_once('/').map_or((rest, ""), |(h, p)| (h, p));
+    (!host.is_empty()).then(|| format!("/{path}"))
+}
+
+/// Go's `time.ParseDuration`, for the durations our flags take: `1h30m`, `5m`, `250ms`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let err = || format!("invalid duration {text:?} (use Go syntax such as 30s, 5m or 1h30m)");
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    if rest.is_empty() {
+        return Err(err());
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit() && c != '.').ok_or_else(err)?;
+        let number: f64 = rest[..digits].parse().map_err(|_| err())?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(err()),
+        };
+        rest = &rest[unit_len..];
+        total += Duration::try_from_secs_f64(number * unit).map_err(|_| err())?;
+    }
+    Ok(total)
+}
+
+/// Go's `time.Duration.String()` for whole milliseconds and up: `5m0s`, `1h0m0s`, `250ms`.
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms == 0 {
+        return "0s".into();
+    }
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let (h, m) = (ms / 3_600_000, (ms / 60_000) % 60);
+    let s = (ms % 60_000) as f64 / 1000.0;
+    match (h, m) {
+        (0, 0) => format!("{s}s"),
+        (0, m) => format!("{m}m{s}s"),
+        (h, m) => format!("{h}h{m}m{s}s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_and_print_like_go() {
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert!(parse_duration("5").is_err() && parse_duration("").is_err() && parse_duration("1x").is_err());
+        assert_eq!(format_duration(Duration::from_secs(300)), "5m0s");
+        assert_eq!(format_duration(Duration::from_secs(3600)), "1h0m0s");
+        assert_eq!(format_duration(Duration::from_secs(2)), "2s");
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1.5s");
+    }
+
+    #[test]
+    fn route_prefix_comes_from_the_external_url() {
+        assert_eq!(normalize_prefix("/"), "");
+        assert_eq!(normalize_prefix("pg/"), "/pg");
+        assert_eq!(url_path("http://localhost:8080/pushgateway/").unwrap(), "/pushgateway/");
+        assert_eq!(url_path("http://localhost:8080").unwrap(), "/");
+        assert!(url_path("localhost:8080").is_none());
+    }
+}

@@ -1,0 +1,371 @@
+//! The HTTP edge: requests in, the route table consulted, the store called, answers out with the
+//! reference's status codes, headers and bodies. The store and the formats know nothing of HTTP.
+
+use std::io::Read;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use flate2::Compression;
+use flate2::read::MultiGzDecoder;
+use flate2::write::GzEncoder;
+
+use super::Gateway;
+use super::api::{self, CORS_HEADERS, nanos_since_epoch};
+use super::grouping::GroupingKey;
+use super::router::{Route, RouteTable, Routing};
+use super::store::PushMethod;
+use super::{scrape, ui};
+use crate::exposition::protobuf::{self, MediaType};
+use crate::exposition::text_parse;
+
+/// The largest push body taken, before and after decompression. The reference has no limit;
+/// one is needed so that a gzip bomb cannot exhaust the memory of a small device.
+pub const MAX_BODY_BYTES: usize = 64 << 20;
+
+const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
+const PROTOBUF_FORMAT: &str =
+    "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
+
+pub fn app(gateway: Arc<Gateway>) -> Router {
+    Router::new().fallback(handle).with_state(gateway)
+}
+
+async fn handle(State(gw): State<Arc<Gateway>>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
+    let path = match decode_path(uri.path()) {
+        Ok(path) => path,
+        Err(msg) => return plain_error(StatusCode::BAD_REQUEST, msg),
+    };
+    let table = RouteTable {
+        prefix: &gw.config.route_prefix,
+        telemetry_path: &gw.config.telemetry_path,
+        admin_api: gw.config.enable_admin_api,
+    };
+    match table.route(method.as_str(), &path) {
+        Routing::Handle(route) => dispatch(&gw, route, &method, &headers, body).await,
+        Routing::Options { allow } => (StatusCode::OK, [(header::ALLOW, allow)]).into_response(),
+        Routing::MethodNotAllowed { allow } if path.ends_with("/-/quit") && method == Method::GET => {
+            (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, allow)], "Only POST or PUT requests allowed.")
+                .into_response()
+        }
+        Routing::MethodNotAllowed { allow } => {
+            (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, allow)], "Method Not Allowed\n").into_response()
+        }
+        Routing::Redirect(location) => redirect(&location, uri.query()),
+        Routing::NotFound => plain_error(StatusCode::NOT_FOUND, "404 page not found".into()),
+    }
+}
+
+async fn dispatch(gw: &Arc<Gateway>, route: Route, method: &Method, headers: &HeaderMap, body: Body) -> Response {
+    let lower_method = lower(method);
+    match route {
+        Route::Push { job, job_is_base64, labels } => {
+            push(gw, method, &job, job_is_base64, &labels, headers, body).await
+        }
+        Route::Scrape => scrape(gw, headers),
+        Route::Healthy | Route::Ready => {
+            let handler = if route == Route::Healthy { "healthy" } else { "ready" };
+            gw.own.count_request(200, handler, lower_method);
+            (StatusCode::OK, "OK").into_response()
+        }
+        Route::Quit => {
+            if !gw.config.enable_lifecycle {
+                return (StatusCode::FORBIDDEN, "Lifecycle API is not enabled.").into_response();
+            }
+            tracing::info!("received termination request via web service, exiting gracefully");
+            gw.shutdown();
+            (StatusCode::OK, "Requesting termination... Goodbye!").into_response()
+        }
+        Route::ApiStatus => {
+            gw.own.count_request(200, "api/v1/status", lower_method);
+            json(api::status(&gw.config, gw.started))
+        }
+        Route::ApiMetrics => {
+            gw.own.count_request(200, "api/v1/metrics", lower_method);
+            let body = api::metrics(&gw.store());
+            json(body)
+        }
+        Route::ApiOptions => {
+            gw.own.count_request(200, "api/v1/options", lower_method);
+            with_cors(StatusCode::OK.into_response())
+        }
+        Route::ApiWipe => {
+            gw.store().wipe();
+            gw.changed.notify_one();
+            tracing::info!("wiped every group through the admin API");
+            gw.own.count_request(202, "wipe", lower_method);
+            with_cors(StatusCode::ACCEPTED.into_response())
+        }
+        Route::UiGroups => {
+            gw.own.count_request(200, "static", lower_method);
+            html(ui::groups_page(&gw.store(), &gw.config.route_prefix))
+        }
+        Route::UiStatus => {
+            gw.own.count_request(200, "status", lower_method);
+            html(ui::status_page(&api::status(&gw.config, gw.started), &gw.config.route_prefix))
+        }
+    }
+}
+
+async fn push(
+    gw: &Arc<Gateway>,
+    method: &Method,
+    job: &str,
+    job_is_base64: bool,
+    labels: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    let lower_method = lower(method);
+    let handler = if *method == Method::DELETE { "delete" } else { "push" };
+    let mut size = 0;
+    let outcome = push_outcome(gw, method, job, job_is_base64, labels, headers, body, &mut size).await;
+    let status = outcome.as_ref().map_or_else(|(status, _)| *status, |status| *status);
+    gw.own.count_request(status.as_u16(), handler, lower_method);
+    if handler == "push" {
+        gw.own.observe_push(lower_method, started.elapsed(), size);
+    }
+    match outcome {
+        Ok(status) => status.into_response(),
+        Err((status, msg)) => {
+            tracing::debug!(status = status.as_u16(), error = %msg, "refused push");
+            plain_error(status, msg)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn push_outcome(
+    gw: &Arc<Gateway>,
+    method: &Method,
+    job: &str,
+    job_is_base64: bool,
+    labels: &str,
+    headers: &HeaderMap,
+    body: Body,
+    size: &mut usize,
+) -> Result<StatusCode, (StatusCode, String)> {
+    let bad = |msg: String| (StatusCode::BAD_REQUEST, msg);
+    let key = GroupingKey::from_path(job, job_is_base64, labels).map_err(|e| bad(e.to_string()))?;
+    let body = read_body(headers, body, size).await?;
+    if *method == Method::DELETE {
+        gw.store().delete(&key);
+        gw.changed.notify_one();
+        return Ok(StatusCode::ACCEPTED);
+    }
+    let push_method = if *method == Method::PUT { PushMethod::Replace } else { PushMethod::Update };
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let families = if protobuf::is_delimited_protobuf(content_type) {
+        protobuf::decode_delimited(&body).map_err(|e| bad(format!("protobuf parsing error: {e}")))?
+    } else {
+        text_parse::parse(&body).map_err(|e| bad(e.to_string()))?
+    };
+    let now = nanos_since_epoch(SystemTime::now());
+    let result = gw.store().push(key.clone(), push_method, families, now);
+    gw.changed.notify_one();
+    match result {
+        Ok(()) if gw.config.consistency_check => Ok(StatusCode::OK),
+        Ok(()) => Ok(StatusCode::ACCEPTED),
+        Err(e) if gw.config.consistency_check => Err(bad(e.to_string())),
+        Err(e) => {
+            // The client was promised a 202 before the check; the refusal is only logged.
+            tracing::warn!(group = %key, error = %e, "dropped an inconsistent push");
+            Ok(StatusCode::ACCEPTED)
+        }
+    }
+}
+
+/// Reads a push body, gunzipping it when the client says so, within [`MAX_BODY_BYTES`].
+async fn read_body(headers: &HeaderMap, body: Body, size: &mut usize) -> Result<Bytes, (StatusCode, String)> {
+    let too_large = || (StatusCode::PAYLOAD_TOO_LARGE, format!("request body is larger than {MAX_BODY_BYTES} bytes"));
+    let raw = axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|e| {
+        let over_limit = std::error::Error::source(&e)
+            .is_some_and(|s| s.downcast_ref::<http_body_util::LengthLimitError>().is_some());
+        if over_limit { too_large() } else { (StatusCode::BAD_REQUEST, format!("reading request body: {e}")) }
+    })?;
+    *size = raw.len();
+    let gzipped = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("gzip"));
+    if !gzipped {
+        return Ok(raw);
+    }
+    if raw.is_empty() {
+        return Err((StatusCode::BAD_REQUEST, "EOF".into()));
+    }
+    if !raw.starts_with(&[0x1f, 0x8b]) {
+        return Err((StatusCode::BAD_REQUEST, "gzip: invalid header".into()));
+    }
+    let mut decoded = Vec::new();
+    MultiGzDecoder::new(&raw[..])
+        .take(MAX_BODY_BYTES as u64 + 1)
+        .read_to_end(&mut decoded)
+        .map_err(|e| (StatusCode::BAD_REQUEST, format!("gzip: {e}")))?;
+    if decoded.len() > MAX_BODY_BYTES {
+        return Err(too_large());
+    }
+    Ok(decoded.into())
+}
+
+fn scrape(gw: &Arc<Gateway>, headers: &HeaderMap) -> Response {
+    let own = gw.own.families();
+    let wants_protobuf = negotiate_protobuf(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or(""));
+    let (body, content_type): (Vec<u8>, &str) = if wants_protobuf {
+        let mut body = Vec::new();
+        scrape::write_protobuf(&gw.store(), &own, &mut body);
+        (body, PROTOBUF_FORMAT)
+    } else {
+        let mut text = String::with_capacity(1 << 16);
+        scrape::write_text(&gw.store(), &own, &mut text);
+        (text.into_bytes(), TEXT_FORMAT)
+    };
+    let gzip = headers
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|e| e.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("gzip")));
+    if gzip {
+        use std::io::Write;
+        let mut encoder = GzEncoder::new(Vec::with_capacity(body.len() / 4), Compression::fast());
+        if encoder.write_all(&body).is_ok() {
+            if let Ok(compressed) = encoder.finish() {
+                return ([(header::CONTENT_TYPE, content_type), (header::CONTENT_ENCODING, "gzip")], compressed)
+                    .into_response();
+            }
+        }
+    }
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+/// Whether the client prefers delimited protobuf over text, by the reference's rules: the
+/// first acceptable entry in order of quality decides; anything else gets text 0.0.4.
+fn negotiate_protobuf(accept: &str) -> bool {
+    let mut entries: Vec<(f64, MediaType)> = accept
+        .split(',')
+        .filter_map(MediaType::parse)
+        .map(|m| (m.param("q").and_then(|q| q.parse().ok()).unwrap_or(1.0), m))
+        .collect();
+    entries.sort_by(|a, b| b.0.total_cmp(&a.0));
+    for (_, media) in entries {
+        if media.essence == "application/vnd.google.protobuf"
+            && media.param("proto") == Some("io.prometheus.client.MetricFamily")
+            && media.param("encoding") == Some("delimited")
+        {
+            return true;
+        }
+        if media.essence == "text/plain" && matches!(media.param("version"), None | Some("0.0.4")) {
+            return false;
+        }
+    }
+    false
+}
+
+/// The path as the reference routes on it: percent-decoded, so `%2F` separates.
+fn decode_path(raw: &str) -> Result<String, String> {
+    let bytes = raw.as_bytes();
+    for (i, b) in bytes.iter().enumerate() {
+        if *b == b'%'
+            && !(bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+        {
+            return Err(format!("invalid URL escape in path {raw:?}"));
+        }
+    }
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map(|p| p.into_owned())
+        .map_err(|_| format!("the path {raw:?} is not valid UTF-8 once decoded"))
+}
+
+fn redirect(location: &str, query: Option<&str>) -> Response {
+    let encoded = percent_encoding::utf8_percent_encode(location, PATH_ESCAPES).to_string();
+    let target = match query {
+        Some(q) => format!("{encoded}?{q}"),
+        None => encoded,
+    };
+    match HeaderValue::from_str(&target) {
+        Ok(value) => (StatusCode::MOVED_PERMANENTLY, [(header::LOCATION, value)]).into_response(),
+        Err(_) => plain_error(StatusCode::BAD_REQUEST, "cannot redirect to the cleaned path".into()),
+    }
+}
+
+const PATH_ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}');
+
+/// An error as Go's `http.Error` writes it.
+fn plain_error(status: StatusCode, msg: String) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::X_CONTENT_TYPE_OPTIONS, "nosniff")],
+        format!("{msg}\n"),
+    )
+        .into_response()
+}
+
+fn json(body: String) -> Response {
+    with_cors(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+fn html(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
+}
+
+fn with_cors(mut response: Response) -> Response {
+    for (name, value) in CORS_HEADERS {
+        response.headers_mut().insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+fn lower(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "get",
+        Method::HEAD => "head",
+        Method::PUT => "put",
+        Method::POST => "post",
+        Method::DELETE => "delete",
+        Method::OPTIONS => "options",
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negotiates_like_expfmt() {
+        assert!(negotiate_protobuf(PROTOBUF_FORMAT));
+        assert!(negotiate_protobuf(
+            "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3"
+        ));
+        assert!(!negotiate_protobuf(
+            "text/plain;version=0.0.4;q=0.9,application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.3"
+        ));
+        let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        assert!(!negotiate_protobuf(prometheus));
+        assert!(!negotiate_protobuf(""));
+    }
+
+    #[test]
+    fn decodes_paths_like_go() {
+        assert_eq!(decode_path("/metrics/job/a%2Fb").unwrap(), "/metrics/job/a/b");
+        assert_eq!(decode_path("/metrics/job/a+b%20c").unwrap(), "/metrics/job/a+b c");
+        assert!(decode_path("/metrics/job/%zz").is_err());
+        assert!(decode_path("/metrics/job/%ff").is_err());
+    }
+}

@@ -1,0 +1,172 @@
+//! What `GET /metrics` answers: the gateway's own families and every group's, merged by name,
+//! sorted by name, with each group's `push_time_seconds` and `push_failure_time_seconds`.
+
+use std::collections::BTreeSet;
+
+use super::store::{Group, Nanos, PUSH_FAILURE_TIME, PUSH_FAILURE_TIME_HELP, PUSH_TIME, PUSH_TIME_HELP, Store};
+use crate::exposition::{float, protobuf, text_write};
+use crate::proto::client::{Gauge, Metric, MetricFamily, MetricType};
+
+/// The scrape in text format 0.0.4. Pushed series are copied from text rendered at push time,
+/// so a scrape costs little more than its size.
+pub fn write_text(store: &Store, own: &[MetricFamily], out: &mut String) {
+    for name in all_names(store, own) {
+        let own_family = own.iter().find(|f| f.name() == name);
+        let header_at = out.len();
+        if let Some(timestamps) = timestamp_field(name) {
+            text_write::write_header(out, name, timestamp_help(name), MetricType::Gauge);
+            for group in store.groups() {
+                out.push_str(name);
+                out.push_str(&group.series_labels);
+                out.push(' ');
+                float::write_sample(out, seconds(timestamps(group)));
+                out.push('\n');
+            }
+            continue;
+        }
+        let named = store.named(name);
+        let (ty, help) = match (own_family, &named) {
+            // A pushed family named like one of ours shows our help, as in the reference.
+            (Some(f), _) => (f.r#type(), f.help()),
+            (None, Some(n)) => (n.ty, n.help),
+            (None, None) => continue,
+        };
+        text_write::write_header(out, name, help, ty);
+        let samples_at = out.len();
+        if let Some(f) = own_family {
+            for metric in &f.metric {
+                text_write::write_metric(out, name, ty, metric);
+            }
+        }
+        for stored in named.iter().flat_map(|n| &n.families) {
+            out.push_str(&stored.text);
+        }
+        // A family without samples is left out, header and all.
+        if out.len() == samples_at {
+            out.truncate(header_at);
+        }
+    }
+}
+
+/// The scrape as length-delimited protobuf, for clients that ask for it.
+pub fn write_protobuf(store: &Store, own: &[MetricFamily], out: &mut Vec<u8>) {
+    for name in all_names(store, own) {
+        let own_family = own.iter().find(|f| f.name() == name);
+        let mut family = MetricFamily { name: Some(name.to_string()), ..Default::default() };
+        if let Some(timestamps) = timestamp_field(name) {
+            family.help = Some(timestamp_help(name).into());
+            family.r#type = Some(MetricType::Gauge as i32);
+            family.metric = store
+                .groups()
+                .map(|g| Metric {
+                    label: timestamp_labels(g),
+                    gauge: Some(Gauge { value: Some(seconds(timestamps(g))) }),
+                    ..Default::default()
+                })
+                .collect();
+        } else {
+            let named = store.named(name);
+            if let Some(f) = own_family {
+                family.help = f.help.clone();
+                family.r#type = f.r#type;
+                family.metric.extend(f.metric.iter().cloned());
+            } else if let Some(n) = &named {
+                family.help = (!n.help.is_empty()).then(|| n.help.to_string());
+                family.r#type = Some(n.ty as i32);
+            }
+            for stored in named.iter().flat_map(|n| &n.families) {
+                family.metric.extend(stored.family.metric.iter().cloned());
+            }
+        }
+        if !family.metric.is_empty() {
+            protobuf::encode_delimited(&family, out);
+        }
+    }
+}
+
+fn all_names<'a>(store: &'a Store, own: &'a [MetricFamily]) -> BTreeSet<&'a str> {
+    let mut names: BTreeSet<&str> = store.family_names().chain(own.iter().map(|f| f.name())).collect();
+    if store.group_count() > 0 {
+        names.insert(PUSH_TIME);
+        names.insert(PUSH_FAILURE_TIME);
+    }
+    names
+}
+
+fn timestamp_field(name: &str) -> Option<fn(&Group) -> Nanos> {
+    match name {
+        PUSH_TIME => Some(|g| g.last_push),
+        PUSH_FAILURE_TIME => Some(|g| g.last_failure),
+        _ => None,
+    }
+}
+
+fn timestamp_help(name: &str) -> &'static str {
+    if name == PUSH_TIME { PUSH_TIME_HELP } else { PUSH_FAILURE_TIME_HELP }
+}
+
+pub fn timestamp_labels(group: &Group) -> Vec<crate::proto::client::LabelPair> {
+    group
+        .key
+        .with_default_instance()
+        .labels()
+        .iter()
+        .map(|(n, v)| crate::proto::client::LabelPair { name: Some(n.clone()), value: Some(v.clone()) })
+        .collect()
+}
+
+pub fn seconds(nanos: Nanos) -> f64 {
+    nanos as f64 / 1e9
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exposition::text_parse::parse;
+    use crate::gateway::grouping::GroupingKey;
+    use crate::gateway::store::PushMethod;
+
+    #[test]
+    fn merges_groups_and_own_metrics_by_name() {
+        let mut store = Store::new(&[("process_open_fds", MetricType::Gauge)]);
+        let a = GroupingKey::from_path("a", false, "").unwrap();
+        let b = GroupingKey::from_path("b", false, "/instance/i").unwrap();
+        store
+            .push(a, PushMethod::Replace, parse(b"# HELP m From a.\nm 1\nz 1\n").unwrap(), 1_500_000_000_000_000_000)
+            .unwrap();
+        store
+            .push(
+                b,
+                PushMethod::Replace,
+                parse(b"# HELP m From b.\nm 2\n# TYPE process_open_fds gauge\nprocess_open_fds 3\n").unwrap(),
+                2,
+            )
+            .unwrap();
+        let own = vec![MetricFamily {
+            name: Some("process_open_fds".into()),
+            help: Some("Number of open file descriptors.".into()),
+            r#type: Some(MetricType::Gauge as i32),
+            metric: vec![Metric { gauge: Some(Gauge { value: Some(7.0) }), ..Default::default() }],
+            unit: None,
+        }];
+        let mut text = String::new();
+        write_text(&store, &own, &mut text);
+        let want = "# HELP m From a.\n# TYPE m untyped\nm{instance=\"\",job=\"a\"} 1\nm{instance=\"i\",job=\"b\"} 2\n\
+# HELP process_open_fds Number of open file descriptors.\n# TYPE process_open_fds gauge\nprocess_open_fds 7\n\
+process_open_fds{instance=\"i\",job=\"b\"} 3\n\
+# HELP push_failure_time_seconds Last Unix time when changing this group in the Pushgateway failed.\n\
+# TYPE push_failure_time_seconds gauge\npush_failure_time_seconds{instance=\"\",job=\"a\"} 0\npush_failure_time_seconds{instance=\"i\",job=\"b\"} 0\n\
+# HELP push_time_seconds Last Unix time when changing this group in the Pushgateway succeeded.\n\
+# TYPE push_time_seconds gauge\npush_time_seconds{instance=\"\",job=\"a\"} 1.5e+09\npush_time_seconds{instance=\"i\",job=\"b\"} 2e-09\n\
+# TYPE z untyped\nz{instance=\"\",job=\"a\"} 1\n";
+        assert_eq!(text, want);
+        let mut body = Vec::new();
+        write_protobuf(&store, &own, &mut body);
+        let families = protobuf::decode_delimited(&body).unwrap();
+        let mut round_trip = String::new();
+        for f in &families {
+            text_write::write_family(&mut round_trip, f);
+        }
+        assert_eq!(round_trip, want);
+    }
+}

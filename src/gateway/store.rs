@@ -1,0 +1,593 @@
+//! The gateway's state: groups of metric families, each named by a grouping key, and the
+//! indexes that let a push be checked against everything stored in time proportional to the
+//! push, not to the store (the reference re-gathers the whole store on every push).
+//!
+//! The store knows nothing of HTTP or files. It keeps one invariant: whatever it holds can be
+//! scraped. A push that would break that is refused and changes nothing but the group's
+//! failure time.
+
+use std::collections::hash_map::RandomState;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::BuildHasher;
+
+use super::consistency::{self, Problem};
+use super::grouping::GroupingKey;
+use crate::exposition::text_write;
+use crate::proto::client::{LabelPair, MetricFamily, MetricType};
+
+/// Unix time in nanoseconds; 0 means "never".
+pub type Nanos = i64;
+
+pub const PUSH_TIME: &str = "push_time_seconds";
+pub const PUSH_FAILURE_TIME: &str = "push_failure_time_seconds";
+pub const PUSH_TIME_HELP: &str = "Last Unix time when changing this group in the Pushgateway succeeded.";
+pub const PUSH_FAILURE_TIME_HELP: &str = "Last Unix time when changing this group in the Pushgateway failed.";
+
+/// PUT replaces the whole group; POST replaces only the families it names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PushMethod {
+    Replace,
+    Update,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PushError {
+    #[error(
+        "pushed metrics are invalid or inconsistent with existing metrics: pushed metrics must not have timestamps"
+    )]
+    Timestamps,
+    #[error("pushed metrics are invalid or inconsistent with existing metrics: {}", list(.0))]
+    Inconsistent(Vec<String>),
+}
+
+fn list(problems: &[String]) -> String {
+    match problems {
+        [one] => one.clone(),
+        many => {
+            let mut s = format!("{} error(s) occurred:", many.len());
+            for p in many {
+                s.push_str("\n* ");
+                s.push_str(p);
+            }
+            s
+        }
+    }
+}
+
+pub struct Group {
+    pub key: GroupingKey,
+    pub families: BTreeMap<String, StoredFamily>,
+    pub last_push: Nanos,
+    pub last_failure: Nanos,
+    pub created: Nanos,
+    /// `{instance="",job="j"}`, the labels of the group's own timestamp series, rendered once.
+    pub series_labels: String,
+}
+
+impl Group {
+    fn new(key: GroupingKey, now: Nanos) -> Group {
+        let series_labels = render_labels(key.with_default_instance().labels());
+        Group { key, families: BTreeMap::new(), last_push: 0, last_failure: 0, created: now, series_labels }
+    }
+
+    /// Whether the last change to the group succeeded (the UI's and JSON API's flag).
+    pub fn last_push_successful(&self) -> bool {
+        self.last_failure <= self.last_push
+    }
+}
+
+pub struct StoredFamily {
+    pub family: MetricFamily,
+    /// When the write that set this family happened.
+    pub written: Nanos,
+    /// The family's sample lines, rendered once at push time so that a scrape only copies.
+    pub text: String,
+}
+
+/// What a family name stands for across the store.
+struct NameEntry {
+    ty: MetricType,
+    /// The groups holding a family of this name, by slot.
+    slots: BTreeSet<u32>,
+    /// A name of the gateway's own metrics: its type is fixed even when no group holds it.
+    builtin: bool,
+}
+
+/// Which groups hold a series with a given hash. Nearly always one.
+enum Owners {
+    One(u32),
+    Many(Vec<u32>),
+}
+
+pub struct Store {
+    slots: Vec<Option<Group>>,
+    free: Vec<u32>,
+    by_key: HashMap<GroupingKey, u32>,
+    names: BTreeMap<String, NameEntry>,
+    series: HashMap<u64, Owners>,
+    hasher: RandomState,
+    /// Bumped by every change, so that callers can tell whether anything happened.
+    generation: u64,
+}
+
+impl Store {
+    /// An empty store that knows the names and types of the gateway's own metrics, so that a
+    /// push cannot give them another type.
+    pub fn new(builtin: &[(&str, MetricType)]) -> Store {
+        let mut names = BTreeMap::new();
+        for (name, ty) in builtin {
+            names.insert(name.to_string(), NameEntry { ty: *ty, slots: BTreeSet::new(), builtin: true });
+        }
+        Store {
+            slots: Vec::new(),
+            free: Vec::new(),
+            by_key: HashMap::new(),
+            names,
+            series: HashMap::new(),
+            hasher: RandomState::new(),
+            generation: 0,
+        }
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    pub fn group_count(&self) -> usize {
+        self.by_key.len()
+    }
+
+    pub fn group(&self, key: &GroupingKey) -> Option<&Group> {
+        self.by_key.get(key).and_then(|&slot| self.slots[slot as usize].as_ref())
+    }
+
+    /// Every group, in the order they were created (slot order).
+    pub fn groups(&self) -> impl Iterator<Item = &Group> {
+        self.slots.iter().flatten()
+    }
+
+    /// Applies a push, or refuses it and records the failure time.
+    pub fn push(
+        &mut self,
+        key: GroupingKey,
+        method: PushMethod,
+        families: Vec<MetricFamily>,
+        now: Nanos,
+    ) -> Result<(), PushError> {
+        let mut incoming: BTreeMap<String, MetricFamily> = BTreeMap::new();
+        for family in families {
+            // The gateway owns the timestamp families; pushed ones are overwritten, as the
+            // reference documents.
+            if matches!(family.name(), PUSH_TIME | PUSH_FAILURE_TIME) {
+                continue;
+            }
+            // A name repeated in one protobuf push: the last one wins.
+            incoming.insert(family.name().to_string(), family);
+        }
+        let slot = self.by_key.get(&key).copied();
+        let result = if incoming.values().flat_map(|f| &f.metric).any(|m| m.timestamp_ms.is_some()) {
+            Err(PushError::Timestamps)
+        } else {
+            for family in incoming.values_mut() {
+                sanitize(family, &key);
+            }
+            let problems = self.check(slot, &key, method, &incoming);
+            if problems.is_empty() {
+                Ok(())
+            } else {
+                Err(PushError::Inconsistent(problems.into_iter().map(|p| p.to_string()).collect()))
+            }
+        };
+        match result {
+            Ok(()) => self.apply(slot, key, method, incoming, now),
+            Err(_) => self.record_failure(slot, key, now),
+        }
+        self.generation += 1;
+        result
+    }
+
+    /// Removes a group. Deleting a group that does not exist is not an error.
+    pub fn delete(&mut self, key: &GroupingKey) {
+        if let Some(slot) = self.by_key.remove(key) {
+            let group = self.slots[slot as usize].take().expect("indexed slots hold a group");
+            for (name, family) in &group.families {
+                self.unindex(slot, name, family);
+            }
+            self.free.push(slot);
+            self.generation += 1;
+        }
+    }
+
+    /// Removes every group.
+    pub fn wipe(&mut self) {
+        let keys: Vec<GroupingKey> = self.by_key.keys().cloned().collect();
+        for key in keys {
+            self.delete(&key);
+        }
+    }
+
+    /// Puts back a group read from disk, through the same checks as a push, so that a file
+    /// from an older or foreign gateway cannot make the store unscrapable.
+    pub fn restore(
+        &mut self,
+        key: GroupingKey,
+        families: Vec<(MetricFamily, Nanos)>,
+        last_push: Nanos,
+        last_failure: Nanos,
+        created: Nanos,
+    ) -> Result<(), PushError> {
+        let written: HashMap<String, Nanos> = families.iter().map(|(f, t)| (f.name().to_string(), *t)).collect();
+        let families: Vec<MetricFamily> = families.into_iter().map(|(f, _)| f).collect();
+        self.push(key.clone(), PushMethod::Replace, families, created)?;
+        let slot = self.by_key[&key];
+        let group = self.slots[slot as usize].as_mut().expect("just pushed");
+        for (name, family) in group.families.iter_mut() {
+            family.written = written.get(name).copied().unwrap_or(created);
+        }
+        group.last_push = last_push;
+        group.last_failure = last_failure;
+        group.created = created;
+        Ok(())
+    }
+
+    fn check(
+        &self,
+        slot: Option<u32>,
+        key: &GroupingKey,
+        method: PushMethod,
+        incoming: &BTreeMap<String, MetricFamily>,
+    ) -> Vec<Problem> {
+        let group = slot.and_then(|s| self.slots[s as usize].as_ref());
+        // The type a name will have once this push is applied, leaving the push itself aside.
+        let remaining_type = |name: &str| -> Option<MetricType> {
+            let entry = self.names.get(name)?;
+            let ours = slot.is_some_and(|s| entry.slots.contains(&s));
+            let replaced = ours && (method == PushMethod::Replace || incoming.contains_key(name));
+            let holders = entry.slots.len() - usize::from(replaced);
+            (entry.builtin || holders > 0).then_some(entry.ty)
+        };
+        let mut problems = Vec::new();
+        if group.is_none() {
+            if let Some(twin) = key.twin().filter(|t| self.by_key.contains_key(t)) {
+                problems.push(Problem::TwinGroup { key: key.with_default_instance(), twin });
+            }
+        }
+        for (name, family) in incoming {
+            consistency::check_family(family, &remaining_type, incoming, &mut problems);
+            let mut seen: HashMap<u64, usize> = HashMap::new();
+            for (i, metric) in family.metric.iter().enumerate() {
+                let hash = self.series_hash(name, &metric.label);
+                let duplicate_in_push = seen.get(&hash).is_some_and(|&j| family.metric[j].label == metric.label);
+                let duplicate_in_store = || {
+                    self.owners(hash)
+                        .filter(|&owner| Some(owner) != slot)
+                        .any(|owner| self.holds_series(owner, name, &metric.label))
+                };
+                if duplicate_in_push || duplicate_in_store() {
+                    problems.push(Problem::Duplicate { name: name.clone(), metric: metric.clone() });
+                }
+                seen.insert(hash, i);
+            }
+        }
+        problems
+    }
+
+    fn apply(
+        &mut self,
+        slot: Option<u32>,
+        key: GroupingKey,
+        method: PushMethod,
+        incoming: BTreeMap<String, MetricFamily>,
+        now: Nanos,
+    ) {
+        let slot = slot.unwrap_or_else(|| self.create(key, now));
+        let mut group = self.slots[slot as usize].take().expect("slot holds a group");
+        let replaced: Vec<String> = match method {
+            PushMethod::Replace => group.families.keys().cloned().collect(),
+            PushMethod::Update => group.families.keys().filter(|n| incoming.contains_key(*n)).cloned().collect(),
+        };
+        for name in replaced {
+            let family = group.families.remove(&name).expect("listed from this map");
+            self.unindex(slot, &name, &family);
+        }
+        for (name, family) in incoming {
+            let mut text = String::new();
+            for metric in &family.metric {
+                text_write::write_metric(&mut text, &name, family.r#type(), metric);
+            }
+            let stored = StoredFamily { family, written: now, text };
+            self.index(slot, &name, &stored);
+            group.families.insert(name, stored);
+        }
+        group.last_push = now;
+        self.slots[slot as usize] = Some(group);
+    }
+
+    fn record_failure(&mut self, slot: Option<u32>, key: GroupingKey, now: Nanos) {
+        let slot = match slot {
+            Some(slot) => slot,
+            // The reference creates the group even when that makes every scrape fail (its
+            // timestamp series duplicating a twin group's); we create it only when it is safe.
+            None if key.twin().is_some_and(|t| self.by_key.contains_key(&t)) => return,
+            None => self.create(key, now),
+        };
+        if let Some(group) = self.slots[slot as usize].as_mut() {
+            group.last_failure = now;
+        }
+    }
+
+    fn create(&mut self, key: GroupingKey, now: Nanos) -> u32 {
+        let group = Group::new(key.clone(), now);
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = Some(group);
+                slot
+            }
+            None => {
+                self.slots.push(Some(group));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.by_key.insert(key, slot);
+        slot
+    }
+
+    fn index(&mut self, slot: u32, name: &str, family: &StoredFamily) {
+        let entry = self.names.entry(name.to_string()).or_insert_with(|| NameEntry {
+            ty: family.family.r#type(),
+            slots: BTreeSet::new(),
+            builtin: false,
+        });
+        entry.ty = family.family.r#type();
+        entry.slots.insert(slot);
+        for metric in &family.family.metric {
+            let hash = self.series_hash(name, &metric.label);
+            match self.series.get_mut(&hash) {
+                None => {
+                    self.series.insert(hash, Owners::One(slot));
+                }
+                Some(Owners::One(other)) => {
+                    let other = *other;
+                    self.series.insert(hash, Owners::Many(vec![other, slot]));
+                }
+                Some(Owners::Many(owners)) => owners.push(slot),
+            }
+        }
+    }
+
+    fn unindex(&mut self, slot: u32, name: &str, family: &StoredFamily) {
+        if let Some(entry) = self.names.get_mut(name) {
+            entry.slots.remove(&slot);
+            if entry.slots.is_empty() && !entry.builtin {
+                self.names.remove(name);
+            }
+        }
+        for metric in &family.family.metric {
+            let hash = self.series_hash(name, &metric.label);
+            match self.series.get_mut(&hash) {
+                Some(Owners::One(owner)) if *owner == slot => {
+                    self.series.remove(&hash);
+                }
+                Some(Owners::Many(owners)) => {
+                    if let Some(i) = owners.iter().position(|o| *o == slot) {
+                        owners.swap_remove(i);
+                    }
+                    if let [last] = owners[..] {
+                        self.series.insert(hash, Owners::One(last));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn owners(&self, hash: u64) -> impl Iterator<Item = u32> + '_ {
+        let (one, many): (Option<u32>, &[u32]) = match self.series.get(&hash) {
+            None => (None, &[]),
+            Some(Owners::One(o)) => (Some(*o), &[]),
+            Some(Owners::Many(v)) => (None, v.as_slice()),
+        };
+        one.into_iter().chain(many.iter().copied())
+    }
+
+    fn holds_series(&self, slot: u32, name: &str, labels: &[LabelPair]) -> bool {
+        self.slots[slot as usize]
+            .as_ref()
+            .and_then(|g| g.families.get(name))
+            .is_some_and(|f| f.family.metric.iter().any(|m| m.label == labels))
+    }
+
+    fn series_hash(&self, name: &str, labels: &[LabelPair]) -> u64 {
+        self.hasher.hash_one((name, labels.iter().map(|l| (l.name(), l.value())).collect::<Vec<_>>()))
+    }
+
+    /// The names of stored families, in byte order.
+    pub fn family_names(&self) -> impl Iterator<Item = &str> {
+        self.names.iter().filter(|(_, e)| !e.slots.is_empty()).map(|(n, _)| n.as_str())
+    }
+
+    /// Everything stored under one family name, across groups in group order.
+    pub fn named(&self, name: &str) -> Option<Named<'_>> {
+        let entry = self.names.get(name).filter(|e| !e.slots.is_empty())?;
+        let families: Vec<&StoredFamily> =
+            entry.slots.iter().filter_map(|&s| self.slots[s as usize].as_ref()?.families.get(name)).collect();
+        // Groups may disagree on HELP; the longest-standing group with one decides, so the
+        // answer does not change from scrape to scrape.
+        let help = families.iter().map(|f| f.family.help()).find(|h| !h.is_empty()).unwrap_or("");
+        Some(Named { ty: entry.ty, help, families })
+    }
+}
+
+/// The families of one name across groups, as a scrape merges them.
+pub struct Named<'a> {
+    pub ty: MetricType,
+    pub help: &'a str,
+    pub families: Vec<&'a StoredFamily>,
+}
+
+/// Forces the grouping labels onto every series, gives it `instance=""` when it has no
+/// instance, and sorts its labels by name: what the group will expose.
+fn sanitize(family: &mut MetricFamily, key: &GroupingKey) {
+    for metric in &mut family.metric {
+        for (name, value) in key.labels() {
+            match metric.label.iter_mut().find(|l| l.name() == name) {
+                Some(label) => label.value = Some(value.clone()),
+                None => metric.label.push(LabelPair { name: Some(name.clone()), value: Some(value.clone()) }),
+            }
+        }
+        if !metric.label.iter().any(|l| l.name() == "instance") {
+            metric.label.push(LabelPair { name: Some("instance".into()), value: Some(String::new()) });
+        }
+        metric.label.sort_by(|a, b| a.name().cmp(b.name()));
+    }
+}
+
+/// `{a="1",b="2"}` with text-format escaping.
+pub fn render_labels(pairs: &[(String, String)]) -> String {
+    let labels: Vec<LabelPair> =
+        pairs.iter().map(|(n, v)| LabelPair { name: Some(n.clone()), value: Some(v.clone()) }).collect();
+    let mut line = String::new();
+    text_write::write_metric(
+        &mut line,
+        "",
+        MetricType::Untyped,
+        &crate::proto::client::Metric { label: labels, ..Default::default() },
+    );
+    // "{...} 0\n" → "{...}"
+    line.truncate(line.rfind(' ').unwrap_or(0));
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exposition::text_parse::parse;
+
+    fn key(job: &str, labels: &str) -> GroupingKey {
+        GroupingKey::from_path(job, false, labels).unwrap()
+    }
+
+    fn push(store: &mut Store, key: &GroupingKey, method: PushMethod, text: &str) -> Result<(), PushError> {
+        store.push(key.clone(), method, parse(text.as_bytes()).unwrap(), 1)
+    }
+
+    fn names(store: &Store, key: &GroupingKey) -> Vec<String> {
+        store.group(key).unwrap().families.keys().cloned().collect()
+    }
+
+    #[test]
+    fn put_replaces_and_post_updates() {
+        let mut store = Store::new(&[]);
+        let k = key("j", "");
+        push(&mut store, &k, PushMethod::Replace, "a 1\nb 2\n").unwrap();
+        push(&mut store, &k, PushMethod::Update, "a{x=\"1\"} 10\nc 3\n").unwrap();
+        assert_eq!(names(&store, &k), ["a", "b", "c"]);
+        let a = &store.group(&k).unwrap().families["a"].family;
+        assert_eq!(a.metric.len(), 1, "POST replaces a family as a whole");
+        push(&mut store, &k, PushMethod::Replace, "d 1\n").unwrap();
+        assert_eq!(names(&store, &k), ["d"]);
+    }
+
+    #[test]
+    fn grouping_labels_are_forced_and_instance_defaults_to_empty() {
+        let mut store = Store::new(&[]);
+        let k = key("j", "/instance/i1");
+        push(&mut store, &k, PushMethod::Replace, "a{job=\"other\",instance=\"i2\",x=\"y\"} 1\n").unwrap();
+        let labels = &store.group(&k).unwrap().families["a"].family.metric[0].label;
+        let got: Vec<(&str, &str)> = labels.iter().map(|l| (l.name(), l.value())).collect();
+        assert_eq!(got, [("instance", "i1"), ("job", "j"), ("x", "y")]);
+    }
+
+    #[test]
+    fn refuses_type_clashes_across_groups_and_changes_nothing() {
+        let mut store = Store::new(&[]);
+        push(&mut store, &key("a", ""), PushMethod::Replace, "# TYPE m counter\nm 1\n").unwrap();
+        let err = push(&mut store, &key("b", ""), PushMethod::Replace, "# TYPE m gauge\nm 1\n").unwrap_err();
+        assert!(err.to_string().contains("is not a COUNTER"), "{err}");
+        let b = store.group(&key("b", "")).unwrap();
+        assert!(b.families.is_empty() && b.last_failure == 1 && b.last_push == 0);
+        // The same group may change the type of its own family.
+        push(&mut store, &key("a", ""), PushMethod::Replace, "# TYPE m gauge\nm 1\n").unwrap();
+    }
+
+    #[test]
+    fn refuses_duplicate_series_across_groups() {
+        let mut store = Store::new(&[]);
+        push(&mut store, &key("j", ""), PushMethod::Replace, "a{x=\"1\"} 1\n").unwrap();
+        let err = push(&mut store, &key("j", "/x/1"), PushMethod::Replace, "a 2\n").unwrap_err();
+        assert!(err.to_string().contains("was collected before with the same name and label values"), "{err}");
+        // Once the first group is gone, the second may push.
+        store.delete(&key("j", ""));
+        push(&mut store, &key("j", "/x/1"), PushMethod::Replace, "a 2\n").unwrap();
+    }
+
+    #[test]
+    fn twin_groups_are_refused_without_breaking_the_store() {
+        let mut store = Store::new(&[]);
+        push(&mut store, &key("j", "/instance@base64/="), PushMethod::Replace, "a 1\n").unwrap();
+        assert!(push(&mut store, &key("j", ""), PushMethod::Replace, "b 1\n").is_err());
+        assert!(store.group(&key("j", "")).is_none(), "no group whose timestamps would duplicate");
+    }
+
+    #[test]
+    fn refuses_suffix_collisions() {
+        let mut store = Store::new(&[]);
+        push(&mut store, &key("a", ""), PushMethod::Replace, "# TYPE s summary\ns_sum 1\ns_count 1\n").unwrap();
+        let err = push(&mut store, &key("b", ""), PushMethod::Replace, "s_count 1\n").unwrap_err();
+        assert!(err.to_string().contains("collides with previously collected summary named \"s\""), "{err}");
+        push(&mut store, &key("b", ""), PushMethod::Replace, "s_bucket 1\n").unwrap();
+        push(&mut store, &key("c", ""), PushMethod::Replace, "h_bucket 1\n").unwrap();
+        let err = push(&mut store, &key("d", ""), PushMethod::Replace, "# TYPE h histogram\nh_count 1\n").unwrap_err();
+        assert!(err.to_string().contains("collides"), "{err}");
+    }
+
+    #[test]
+    fn refuses_timestamps_and_reserved_labels() {
+        let mut store = Store::new(&[]);
+        let err = push(&mut store, &key("j", ""), PushMethod::Replace, "a 1 1234\n").unwrap_err();
+        assert_eq!(err, PushError::Timestamps);
+        let err = push(&mut store, &key("j", ""), PushMethod::Replace, "i{__x=\"y\"} 1\n").unwrap_err();
+        assert!(err.to_string().ends_with("has a label with an invalid name: __x"), "{err}");
+    }
+
+    #[test]
+    fn builtin_types_are_fixed() {
+        let mut store = Store::new(&[("process_open_fds", MetricType::Gauge)]);
+        assert!(
+            push(
+                &mut store,
+                &key("j", ""),
+                PushMethod::Replace,
+                "# TYPE process_open_fds counter\nprocess_open_fds 1\n"
+            )
+            .is_err()
+        );
+        push(&mut store, &key("j", ""), PushMethod::Replace, "# TYPE process_open_fds gauge\nprocess_open_fds 1\n")
+            .unwrap();
+    }
+
+    #[test]
+    fn empty_push_keeps_the_group() {
+        let mut store = Store::new(&[]);
+        let k = key("j", "");
+        push(&mut store, &k, PushMethod::Update, "").unwrap();
+        assert!(store.group(&k).unwrap().families.is_empty());
+        push(&mut store, &k, PushMethod::Replace, "a 1\n").unwrap();
+        push(&mut store, &k, PushMethod::Update, "").unwrap();
+        assert_eq!(names(&store, &k), ["a"]);
+        push(&mut store, &k, PushMethod::Replace, "").unwrap();
+        assert!(names(&store, &k).is_empty());
+    }
+
+    #[test]
+    fn delete_frees_names_and_series() {
+        let mut store = Store::new(&[]);
+        push(&mut store, &key("a", ""), PushMethod::Replace, "# TYPE m counter\nm 1\n").unwrap();
+        store.delete(&key("a", ""));
+        store.delete(&key("never", ""));
+        push(&mut store, &key("b", ""), PushMethod::Replace, "# TYPE m gauge\nm 1\n").unwrap();
+        assert_eq!(store.group_count(), 1);
+        store.wipe();
+        assert_eq!(store.group_count(), 0);
+    }
+}

@@ -1,0 +1,11 @@
+//! cronpush: know whether your Kubernetes CronJobs ran, when, and how they ended.
+//!
+//! One binary with several roles; this library holds them so that the roles share one model
+//! and tests reach the pure parts without sockets.
+
+#![forbid(unsafe_code)]
+
+pub mod exposition;
+pub mod gateway;
+pub mod logging;
+pub mod proto;

@@ -1,0 +1,63 @@
+//! The `cronpush` command: one binary, one subcommand per role.
+
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use cronpush::gateway::config::GatewayArgs;
+use cronpush::gateway::server;
+
+#[derive(Parser)]
+#[command(
+    name = "cronpush",
+    version,
+    about = "Know whether your Kubernetes CronJobs ran, when, and how they ended.",
+    long_about = "Know whether your Kubernetes CronJobs ran, when, and how they ended.\n\n\
+cronpush is one binary with several roles. The gateway is a drop-in replacement for the \
+Prometheus Pushgateway that the other roles push to; Prometheus scrapes it."
+)]
+struct Cli {
+    #[command(subcommand)]
+    role: Role,
+}
+
+#[derive(Subcommand)]
+enum Role {
+    /// Run the Pushgateway-compatible gateway: accepts pushes on /metrics/job/..., serves
+    /// them to Prometheus on /metrics, and keeps them across restarts with --persistence.file.
+    Gateway(GatewayArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.role {
+        Role::Gateway(args) => {
+            cronpush::logging::init(&args.log_level, &args.log_format);
+            // Every flag is checked before anything is bound or read.
+            let config = match args.validate() {
+                Ok(config) => config,
+                Err(e) => {
+                    eprintln!("cronpush gateway: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    eprintln!("cronpush gateway: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(server::run(config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot run the gateway");
+                    eprintln!("cronpush gateway: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
