@@ -196,8 +196,12 @@ async fn read_body(headers: &HeaderMap, body: Body, size: &mut usize) -> Result<
     if !gzipped {
         return Ok(raw);
     }
+    // Go's gzip reader reads the whole 10-byte header before it looks at the magic number.
     if raw.is_empty() {
         return Err((StatusCode::BAD_REQUEST, "EOF".into()));
+    }
+    if raw.len() < 10 {
+        return Err((StatusCode::BAD_REQUEST, "unexpected EOF".into()));
     }
     if !raw.starts_with(&[0x1f, 0x8b]) {
         return Err((StatusCode::BAD_REQUEST, "gzip: invalid header".into()));

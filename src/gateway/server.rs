@@ -29,6 +29,12 @@ pub enum ServeError {
 pub async fn run(config: Config) -> Result<(), ServeError> {
     let persistence: Option<Arc<dyn Persistence>> =
         config.persistence_file.as_ref().map(|p| Arc::new(SnapshotFile::new(p)) as Arc<dyn Persistence>);
+    if let Some(dir) = config.persistence_file.as_ref().and_then(|f| f.parent()).filter(|d| !d.as_os_str().is_empty()) {
+        // The README's run command keeps its file under data/; a first start creates it.
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            tracing::error!(error = %e, dir = %dir.display(), "cannot create the persistence directory");
+        }
+    }
     let mut store = Store::new(BUILTIN);
     if let Some(p) = &persistence {
         if let Some(snapshot) = p.load()? {

@@ -1,0 +1,262 @@
+//! Shared by the black-box tests: start the real `cronpush` binary, or the reference
+//! Pushgateway (Debian's `prometheus-pushgateway`), on a free loopback port, and talk HTTP to it.
+//!
+//! A missing peer is a failure with a clear message, never a skip: `scripts/test` installs them.
+
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const REFERENCE: &str = "prometheus-pushgateway";
+
+/// A running gateway process, killed when dropped.
+pub struct Server {
+    child: Option<Child>,
+    pub port: u16,
+    pub base: String,
+    ready_path: String,
+    stderr_path: PathBuf,
+    _logs: tempfile::TempDir,
+}
+
+impl Server {
+    /// The real cronpush binary that cargo built for these tests.
+    pub fn cronpush(args: &[&str]) -> Server {
+        Server::cronpush_at(args, "")
+    }
+
+    /// cronpush serving under a route prefix; `base` stays the root, readiness is polled under
+    /// the prefix.
+    pub fn cronpush_at(args: &[&str], prefix: &str) -> Server {
+        Server::start(Path::new(env!("CARGO_BIN_EXE_cronpush")), &["gateway"], args, prefix)
+    }
+
+    /// The reference Pushgateway, memory only unless `args` say otherwise.
+    pub fn reference(args: &[&str]) -> Server {
+        Server::reference_at(args, "")
+    }
+
+    pub fn reference_at(args: &[&str], prefix: &str) -> Server {
+        let mut all = vec!["--persistence.file="];
+        all.extend_from_slice(args);
+        Server::start(&peer(REFERENCE), &[], &all, prefix)
+    }
+
+    pub fn start(program: &Path, leading: &[&str], args: &[&str], prefix: &str) -> Server {
+        let port = free_port();
+        let logs = tempfile::tempdir().expect("temporary directory");
+        let stderr_path = logs.path().join("stderr");
+        let mut command = Command::new(program);
+        command
+            .args(leading)
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr_path).expect("log file"));
+        let child = command.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+        let mut server = Server {
+            child: Some(child),
+            port,
+            base: format!("http://127.0.0.1:{port}"),
+            ready_path: format!("{prefix}/-/ready"),
+            stderr_path,
+            _logs: logs,
+        };
+        server.wait_ready();
+        server
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let client = client();
+        while Instant::now() < deadline {
+            if let Ok(r) = client.get(format!("{}{}", self.base, self.ready_path)).send() {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("the server exited with {status} before it was ready:\n{}", self.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("the server was not ready within 20 s:\n{}", self.stderr());
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn stderr(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(&self.stderr_path) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Sends a signal (by name: TERM, HUP, KILL) with the `kill` command.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill").arg(format!("-{name}")).arg(self.pid().to_string()).status().expect("kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits for the process to exit and returns its exit code.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let deadline = Instant::now() + within;
+        let child = self.child.as_mut().expect("running");
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                self.child = None;
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                panic!("the server did not exit within {within:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+
+    pub fn get(&self, path: &str) -> Reply {
+        send(&client(), "GET", &self.url(path), &[], Vec::new())
+    }
+
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: impl Into<Vec<u8>>) -> Reply {
+        send(&client(), method, &self.url(path), headers, body.into())
+    }
+
+    pub fn put(&self, path: &str, body: &str) -> Reply {
+        self.request("PUT", path, &[], body)
+    }
+
+    pub fn post(&self, path: &str, body: &str) -> Reply {
+        self.request("POST", path, &[], body)
+    }
+
+    pub fn delete(&self, path: &str) -> Reply {
+        self.request("DELETE", path, &[], Vec::new())
+    }
+
+    /// The sample lines of a scrape that belong to pushed groups (not the gateway's own
+    /// metrics), sorted, with the timestamp series' values reduced to `0` or `T` (a time).
+    pub fn pushed_series(&self) -> Vec<String> {
+        let reply = self.get("/metrics");
+        assert_eq!(reply.status, 200, "scrape failed: {}", reply.body);
+        pushed_series(&reply.body)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// An HTTP answer, read whole.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+    pub bytes: Vec<u8>,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("HTTP client")
+}
+
+pub fn send(
+    client: &reqwest::blocking::Client,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Reply {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+    let mut request = client.request(method, url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.body(body).send().unwrap_or_else(|e| panic!("request to {url} failed: {e}"));
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().expect("body").to_vec();
+    Reply { status, headers, body: String::from_utf8_lossy(&bytes).into_owned(), bytes }
+}
+
+/// See [`Server::pushed_series`].
+pub fn pushed_series(scrape: &str) -> Vec<String> {
+    let own = ["go_", "process_", "pushgateway_", "promhttp_"];
+    let mut lines: Vec<String> = scrape
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter(|l| !own.iter().any(|p| l.starts_with(p)))
+        .map(|l| {
+            if l.starts_with("push_time_seconds") || l.starts_with("push_failure_time_seconds") {
+                let (series, value) = l.rsplit_once(' ').expect("sample line");
+                format!("{series} {}", if value == "0" { "0" } else { "T" })
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// The path of a peer program that `scripts/test` installs; a clear failure when it is missing.
+pub fn peer(name: &str) -> PathBuf {
+    let found = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file());
+    found.unwrap_or_else(|| {
+        panic!("{name} is not installed; run ./scripts/test, which installs every peer the tests use")
+    })
+}
+
+/// Polls `check` until it returns true or `within` passes (for the reference's queued writes).
+pub fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
