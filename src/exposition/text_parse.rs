@@ -557,26 +557,22 @@ impl<'a> Parser<'a> {
     }
 
     fn read_token_as_metric_name(&mut self) {
-        self.token.clear();
-        if !is_metric_name_start(self.byte) {
-            return;
-        }
-        loop {
-            self.token.push(self.byte);
-            if !self.read_byte() || !is_metric_name_continuation(self.byte) {
-                return;
-            }
-        }
+        self.read_name(is_metric_name_start, is_metric_name_continuation);
     }
 
     fn read_token_as_label_name(&mut self) {
+        self.read_name(is_label_name_start, is_label_name_continuation);
+    }
+
+    /// Reads a name from the current byte on; an empty token when it cannot start one.
+    fn read_name(&mut self, start: fn(u8) -> bool, continuation: fn(u8) -> bool) {
         self.token.clear();
-        if !is_label_name_start(self.byte) {
+        if !start(self.byte) {
             return;
         }
         loop {
             self.token.push(self.byte);
-            if !self.read_byte() || !is_label_name_continuation(self.byte) {
+            if !self.read_byte() || !continuation(self.byte) {
                 return;
             }
         }

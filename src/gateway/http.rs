@@ -17,7 +17,7 @@ use flate2::write::GzEncoder;
 use super::Gateway;
 use super::api::{self, CORS_HEADERS, nanos_since_epoch};
 use super::grouping::GroupingKey;
-use super::router::{Route, RouteTable, Routing};
+use super::router::{PushPath, Route, RouteTable, Routing};
 use super::store::PushMethod;
 use super::{scrape, ui};
 use crate::exposition::protobuf::{self, MediaType};
@@ -63,9 +63,7 @@ async fn handle(State(gw): State<Arc<Gateway>>, method: Method, uri: Uri, header
 async fn dispatch(gw: &Arc<Gateway>, route: Route, method: &Method, headers: &HeaderMap, body: Body) -> Response {
     let lower_method = lower(method);
     match route {
-        Route::Push { job, job_is_base64, labels } => {
-            push(gw, method, &job, job_is_base64, &labels, headers, body).await
-        }
+        Route::Push(path) => push(gw, method, &path, headers, body).await,
         Route::Scrape => scrape(gw, headers),
         Route::Healthy | Route::Ready => {
             let handler = if route == Route::Healthy { "healthy" } else { "ready" };
@@ -111,20 +109,12 @@ async fn dispatch(gw: &Arc<Gateway>, route: Route, method: &Method, headers: &He
     }
 }
 
-async fn push(
-    gw: &Arc<Gateway>,
-    method: &Method,
-    job: &str,
-    job_is_base64: bool,
-    labels: &str,
-    headers: &HeaderMap,
-    body: Body,
-) -> Response {
+async fn push(gw: &Arc<Gateway>, method: &Method, path: &PushPath, headers: &HeaderMap, body: Body) -> Response {
     let started = Instant::now();
     let lower_method = lower(method);
     let handler = if *method == Method::DELETE { "delete" } else { "push" };
     let mut size = 0;
-    let outcome = push_outcome(gw, method, job, job_is_base64, labels, headers, body, &mut size).await;
+    let outcome = push_outcome(gw, method, path, headers, body, &mut size).await;
     let status = outcome.as_ref().map_or_else(|(status, _)| *status, |status| *status);
     gw.own.count_request(status.as_u16(), handler, lower_method);
     if handler == "push" {
@@ -139,19 +129,17 @@ async fn push(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Applies a push or delete; `size` learns how many body bytes came in.
 async fn push_outcome(
     gw: &Arc<Gateway>,
     method: &Method,
-    job: &str,
-    job_is_base64: bool,
-    labels: &str,
+    path: &PushPath,
     headers: &HeaderMap,
     body: Body,
     size: &mut usize,
 ) -> Result<StatusCode, (StatusCode, String)> {
     let bad = |msg: String| (StatusCode::BAD_REQUEST, msg);
-    let key = GroupingKey::from_path(job, job_is_base64, labels).map_err(|e| bad(e.to_string()))?;
+    let key = GroupingKey::from_path(&path.job, path.job_is_base64, &path.labels).map_err(|e| bad(e.to_string()))?;
     let body = read_body(headers, body, size).await?;
     if *method == Method::DELETE {
         gw.store().delete(&key);

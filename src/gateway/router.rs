@@ -6,7 +6,7 @@
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
-    Push { job: String, job_is_base64: bool, labels: String },
+    Push(PushPath),
     Scrape,
     Healthy,
     Ready,
@@ -17,6 +17,15 @@ pub enum Route {
     ApiOptions,
     UiGroups,
     UiStatus,
+}
+
+/// The parts of a push URL, percent-decoded: the job segment (base64url when the route was
+/// `job@base64`) and the rest (`""` or `/name/value/...`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushPath {
+    pub job: String,
+    pub job_is_base64: bool,
+    pub labels: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,7 +107,7 @@ fn push_route(rest: &str) -> Option<Route> {
         None => (rest.strip_prefix("/metrics/job@base64/")?, true),
     };
     let (job, labels) = tail.find('/').map_or((tail, ""), |i| (&tail[..i], &tail[i..]));
-    (!job.is_empty()).then(|| Route::Push { job: job.into(), job_is_base64, labels: labels.into() })
+    (!job.is_empty()).then(|| Route::Push(PushPath { job: job.into(), job_is_base64, labels: labels.into() }))
 }
 
 /// Go's `path.Clean` as ServeMux applies it: no empty, `.` or `..` segments; a trailing slash
@@ -133,7 +142,7 @@ mod tests {
     }
 
     fn push(job: &str, b64: bool, labels: &str) -> Routing {
-        Routing::Handle(Route::Push { job: job.into(), job_is_base64: b64, labels: labels.into() })
+        Routing::Handle(Route::Push(PushPath { job: job.into(), job_is_base64: b64, labels: labels.into() }))
     }
 
     #[test]
