@@ -18,6 +18,19 @@ pub fn encode_delimited(family: &MetricFamily, out: &mut Vec<u8>) {
     family.encode_length_delimited(out).expect("a Vec grows as needed, so encoding cannot run out of room");
 }
 
+/// Writes one delimited family whose `metric` records come already encoded, in parts: the
+/// header (name, help, type) is encoded here, the records are copied as they are. Protobuf
+/// concatenates repeated fields, so parts from many groups make one family.
+pub fn encode_delimited_parts(header: &MetricFamily, parts: &[&[u8]], out: &mut Vec<u8>) {
+    let head = header.encode_to_vec();
+    let len = head.len() + parts.iter().map(|p| p.len()).sum::<usize>();
+    prost::encoding::encode_varint(len as u64, out);
+    out.extend_from_slice(&head);
+    for part in parts {
+        out.extend_from_slice(part);
+    }
+}
+
 /// Whether a `Content-Type` names delimited protobuf, by the reference's exact rule: the media
 /// type `application/vnd.google.protobuf` with `proto=io.prometheus.client.MetricFamily` and
 /// `encoding=delimited`. Anything else, an unparsable header included, is text.
@@ -107,5 +120,19 @@ mod tests {
         assert_eq!(decode_delimited(&body).unwrap(), vec![family.clone(), family]);
         assert!(decode_delimited(&body[..body.len() - 1]).is_err());
         assert!(decode_delimited(&[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn parts_concatenate_into_one_family() {
+        let metric = |v: f64| Metric { gauge: Some(Gauge { value: Some(v) }), ..Default::default() };
+        let header =
+            MetricFamily { name: Some("a".into()), r#type: Some(MetricType::Gauge as i32), ..Default::default() };
+        let (mut first, mut second) = (Vec::new(), Vec::new());
+        prost::encoding::message::encode(4, &metric(1.0), &mut first);
+        prost::encoding::message::encode(4, &metric(2.0), &mut second);
+        let mut body = Vec::new();
+        encode_delimited_parts(&header, &[&first, &second], &mut body);
+        let want = MetricFamily { metric: vec![metric(1.0), metric(2.0)], ..header };
+        assert_eq!(decode_delimited(&body).unwrap(), vec![want]);
     }
 }

@@ -24,14 +24,23 @@ pub const CORS_HEADERS: [(&str, &str); 5] = [
 /// and `last_push_successful`. The reference lets a family named `labels` clobber the group's
 /// labels; here the group's own keys win.
 pub fn metrics(store: &Store) -> String {
-    let data: Vec<Value> = store.groups().map(group).collect();
-    json!({"status": "success", "data": data}).to_string()
+    // One group's JSON at a time: the whole answer as one value tree would cost many times the
+    // store's own memory.
+    let mut out = String::from(r#"{"status":"success","data":["#);
+    for (i, g) in store.groups().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&group(g).to_string());
+    }
+    out.push_str("]}");
+    out
 }
 
 fn group(group: &Group) -> Value {
     let mut object = Map::new();
     for (name, stored) in &group.families {
-        object.insert(name.clone(), family(&stored.family, stored.written));
+        object.insert(name.clone(), family(&stored.to_family(name), stored.written));
     }
     for (name, help, value) in
         [(PUSH_TIME, PUSH_TIME_HELP, group.last_push), (PUSH_FAILURE_TIME, PUSH_FAILURE_TIME_HELP, group.last_failure)]

@@ -116,9 +116,10 @@ async fn push(gw: &Arc<Gateway>, method: &Method, path: &PushPath, headers: &Hea
     let mut size = 0;
     let outcome = push_outcome(gw, method, path, headers, body, &mut size).await;
     let status = outcome.as_ref().map_or_else(|(status, _)| *status, |status| *status);
-    gw.own.count_request(status.as_u16(), handler, lower_method);
     if handler == "push" {
-        gw.own.observe_push(lower_method, started.elapsed(), size);
+        gw.own.count_push(status.as_u16(), lower_method, started.elapsed(), size);
+    } else {
+        gw.own.count_request(status.as_u16(), handler, lower_method);
     }
     match outcome {
         Ok(status) => status.into_response(),

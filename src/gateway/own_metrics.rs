@@ -3,8 +3,9 @@
 //! `pushgateway_http_requests_total{code="400",handler="push"}`) keep working.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
 
 use crate::proto::client::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType, Quantile, Summary};
 
@@ -28,36 +29,42 @@ const WINDOW_AGE: Duration = Duration::from_secs(600);
 const WINDOW_SIZE: usize = 1024;
 
 pub struct OwnMetrics {
-    requests: Mutex<BTreeMap<(u16, &'static str, &'static str), u64>>,
-    push_durations: Mutex<BTreeMap<&'static str, Window>>,
-    push_sizes: Mutex<BTreeMap<&'static str, Window>>,
+    /// One lock for all counters: a push updates three of them at once.
+    counts: Mutex<Counts>,
     start_time: SystemTime,
+}
+
+#[derive(Default)]
+struct Counts {
+    requests: BTreeMap<(u16, &'static str, &'static str), u64>,
+    push_durations: BTreeMap<&'static str, Window>,
+    push_sizes: BTreeMap<&'static str, Window>,
 }
 
 impl Default for OwnMetrics {
     fn default() -> Self {
-        OwnMetrics {
-            requests: Mutex::default(),
-            push_durations: Mutex::default(),
-            push_sizes: Mutex::default(),
-            start_time: SystemTime::now(),
-        }
+        OwnMetrics { counts: Mutex::default(), start_time: SystemTime::now() }
     }
 }
 
 impl OwnMetrics {
     pub fn count_request(&self, code: u16, handler: &'static str, method: &'static str) {
-        *lock(&self.requests).entry((code, handler, method)).or_default() += 1;
+        *self.counts.lock().requests.entry((code, handler, method)).or_default() += 1;
     }
 
-    pub fn observe_push(&self, method: &'static str, duration: Duration, size: usize) {
-        lock(&self.push_durations).entry(method).or_default().observe(duration.as_secs_f64());
-        lock(&self.push_sizes).entry(method).or_default().observe(size as f64);
+    /// Counts a push request with its duration and body size.
+    pub fn count_push(&self, code: u16, method: &'static str, duration: Duration, size: usize) {
+        let now = Instant::now();
+        let mut counts = self.counts.lock();
+        *counts.requests.entry((code, "push", method)).or_default() += 1;
+        counts.push_durations.entry(method).or_default().observe(now, duration.as_secs_f64());
+        counts.push_sizes.entry(method).or_default().observe(now, size as f64);
     }
 
     /// Every own family, sorted by name.
     pub fn families(&self) -> Vec<MetricFamily> {
         let mut families = process_families(self.start_time);
+        let counts = self.counts.lock();
         families.push(family(
             "pushgateway_build_info",
             "A metric with a constant '1' value labeled by version and revision from which cronpush was built.",
@@ -73,14 +80,15 @@ impl OwnMetrics {
         families.push(summaries(
             "pushgateway_http_push_duration_seconds",
             "HTTP request duration for pushes to the Pushgateway.",
-            &lock(&self.push_durations),
+            &counts.push_durations,
         ));
         families.push(summaries(
             "pushgateway_http_push_size_bytes",
             "HTTP request size for pushes to the Pushgateway.",
-            &lock(&self.push_sizes),
+            &counts.push_sizes,
         ));
-        let requests = lock(&self.requests)
+        let requests = counts
+            .requests
             .iter()
             .map(|((code, handler, method), n)| {
                 let code = code.to_string();
@@ -102,11 +110,6 @@ impl OwnMetrics {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic elsewhere must not take the metrics down with it.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// The recent observations behind a summary's quantiles, with its all-time count and sum.
 #[derive(Default)]
 struct Window {
@@ -116,8 +119,7 @@ struct Window {
 }
 
 impl Window {
-    fn observe(&mut self, v: f64) {
-        let now = Instant::now();
+    fn observe(&mut self, now: Instant, v: f64) {
         if self.recent.len() == WINDOW_SIZE {
             self.recent.pop_front();
         }
@@ -248,8 +250,7 @@ mod tests {
     #[test]
     fn every_family_is_declared_builtin_with_its_type() {
         let own = OwnMetrics::default();
-        own.count_request(200, "push", "put");
-        own.observe_push("put", Duration::from_millis(3), 120);
+        own.count_push(200, "put", Duration::from_millis(3), 120);
         let families = own.families();
         for f in &families {
             assert!(BUILTIN.contains(&(f.name(), f.r#type())), "{} is not declared", f.name());

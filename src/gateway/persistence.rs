@@ -111,8 +111,8 @@ pub fn snapshot(store: &Store) -> Snapshot {
             grouping_key: pairs(g.key.labels()),
             families: g
                 .families
-                .values()
-                .map(|f| StoredFamily { family: Some(f.family.clone()), written_unix_nanos: f.written })
+                .iter()
+                .map(|(name, f)| StoredFamily { family: f.encode(name), written_unix_nanos: f.written })
                 .collect(),
             last_push_unix_nanos: g.last_push,
             last_failure_unix_nanos: g.last_failure,
@@ -131,8 +131,13 @@ pub fn restore(store: &mut Store, snapshot: Snapshot, now: Nanos) -> Vec<String>
             skipped.push("a group without a job label".to_string());
             continue;
         };
-        let families: Vec<(MetricFamily, Nanos)> =
-            group.families.into_iter().filter_map(|f| Some((f.family?, f.written_unix_nanos))).collect();
+        let mut families: Vec<(MetricFamily, Nanos)> = Vec::new();
+        for stored in group.families {
+            match MetricFamily::decode(&stored.family[..]) {
+                Ok(family) => families.push((family, stored.written_unix_nanos)),
+                Err(e) => skipped.push(format!("a family of group {key}: {e}")),
+            }
+        }
         let created = [group.last_push_unix_nanos, group.last_failure_unix_nanos]
             .into_iter()
             .filter(|t| *t > 0)

@@ -39,7 +39,7 @@ pub fn write_text(store: &Store, own: &[MetricFamily], out: &mut String) {
             }
         }
         for stored in named.iter().flat_map(|n| &n.families) {
-            out.push_str(&stored.text);
+            out.push_str(stored.text());
         }
         // A family without samples is left out, header and all.
         if out.len() == samples_at {
@@ -48,38 +48,49 @@ pub fn write_text(store: &Store, own: &[MetricFamily], out: &mut String) {
     }
 }
 
-/// The scrape as length-delimited protobuf, for clients that ask for it.
+/// The scrape as length-delimited protobuf, for clients that ask for it. Pushed metrics are
+/// copied as the records encoded at push time.
 pub fn write_protobuf(store: &Store, own: &[MetricFamily], out: &mut Vec<u8>) {
     for name in all_names(store, own) {
         let own_family = own.iter().find(|f| f.name() == name);
-        let mut family = MetricFamily { name: Some(name.to_string()), ..Default::default() };
         if let Some(timestamps) = timestamp_field(name) {
-            family.help = Some(timestamp_help(name).into());
-            family.r#type = Some(MetricType::Gauge as i32);
-            family.metric = store
-                .groups()
-                .map(|g| Metric {
-                    label: timestamp_labels(g),
-                    gauge: Some(Gauge { value: Some(seconds(timestamps(g))) }),
-                    ..Default::default()
-                })
-                .collect();
-        } else {
-            let named = store.named(name);
-            if let Some(f) = own_family {
-                family.help = f.help.clone();
-                family.r#type = f.r#type;
-                family.metric.extend(f.metric.iter().cloned());
-            } else if let Some(n) = &named {
-                family.help = (!n.help.is_empty()).then(|| n.help.to_string());
-                family.r#type = Some(n.ty as i32);
-            }
-            for stored in named.iter().flat_map(|n| &n.families) {
-                family.metric.extend(stored.family.metric.iter().cloned());
-            }
-        }
-        if !family.metric.is_empty() {
+            let family = MetricFamily {
+                name: Some(name.to_string()),
+                help: Some(timestamp_help(name).into()),
+                r#type: Some(MetricType::Gauge as i32),
+                metric: store
+                    .groups()
+                    .map(|g| Metric {
+                        label: timestamp_labels(g),
+                        gauge: Some(Gauge { value: Some(seconds(timestamps(g))) }),
+                        ..Default::default()
+                    })
+                    .collect(),
+                unit: None,
+            };
             protobuf::encode_delimited(&family, out);
+            continue;
+        }
+        let named = store.named(name);
+        let header = match (own_family, &named) {
+            (Some(f), _) => MetricFamily { metric: Vec::new(), ..f.clone() },
+            (None, Some(n)) => MetricFamily {
+                name: Some(name.to_string()),
+                help: (!n.help.is_empty()).then(|| n.help.to_string()),
+                r#type: Some(n.ty as i32),
+                metric: Vec::new(),
+                unit: None,
+            },
+            (None, None) => continue,
+        };
+        let mut own_records = Vec::new();
+        for metric in own_family.iter().flat_map(|f| &f.metric) {
+            prost::encoding::message::encode(4, metric, &mut own_records);
+        }
+        let mut parts: Vec<&[u8]> = vec![&own_records];
+        parts.extend(named.iter().flat_map(|n| &n.families).map(|f| f.records()));
+        if parts.iter().any(|p| !p.is_empty()) {
+            protobuf::encode_delimited_parts(&header, &parts, out);
         }
     }
 }

@@ -8,9 +8,10 @@
 
 use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hash, Hasher};
 
 use super::consistency::{self, Problem};
+pub use super::family::StoredFamily;
 use super::grouping::GroupingKey;
 use crate::exposition::text_write;
 use crate::proto::client::{LabelPair, MetricFamily, MetricType};
@@ -74,14 +75,6 @@ impl Group {
     pub fn last_push_successful(&self) -> bool {
         self.last_failure <= self.last_push
     }
-}
-
-pub struct StoredFamily {
-    pub family: MetricFamily,
-    /// When the write that set this family happened.
-    pub written: Nanos,
-    /// The family's sample lines, rendered once at push time so that a scrape only copies.
-    pub text: String,
 }
 
 /// What a family name stands for across the store.
@@ -291,11 +284,8 @@ impl Store {
             self.unindex(slot, &name, &family);
         }
         for (name, family) in incoming {
-            let mut text = String::new();
-            for metric in &family.metric {
-                text_write::write_metric(&mut text, &name, family.r#type(), metric);
-            }
-            let stored = StoredFamily { family, written: now, text };
+            let hashes = family.metric.iter().map(|m| self.series_hash(&name, &m.label)).collect();
+            let stored = StoredFamily::new(&family, hashes, now);
             self.index(slot, &name, &stored);
             group.families.insert(name, stored);
         }
@@ -334,14 +324,13 @@ impl Store {
 
     fn index(&mut self, slot: u32, name: &str, family: &StoredFamily) {
         let entry = self.names.entry(name.to_string()).or_insert_with(|| NameEntry {
-            ty: family.family.r#type(),
+            ty: family.ty(),
             slots: BTreeSet::new(),
             builtin: false,
         });
-        entry.ty = family.family.r#type();
+        entry.ty = family.ty();
         entry.slots.insert(slot);
-        for metric in &family.family.metric {
-            let hash = self.series_hash(name, &metric.label);
+        for &hash in family.hashes() {
             match self.series.get_mut(&hash) {
                 None => {
                     self.series.insert(hash, Owners::One(slot));
@@ -362,8 +351,7 @@ impl Store {
                 self.names.remove(name);
             }
         }
-        for metric in &family.family.metric {
-            let hash = self.series_hash(name, &metric.label);
+        for &hash in family.hashes() {
             match self.series.get_mut(&hash) {
                 Some(Owners::One(owner)) if *owner == slot => {
                     self.series.remove(&hash);
@@ -394,11 +382,17 @@ impl Store {
         self.slots[slot as usize]
             .as_ref()
             .and_then(|g| g.families.get(name))
-            .is_some_and(|f| f.family.metric.iter().any(|m| m.label == labels))
+            .is_some_and(|f| f.metrics().iter().any(|m| m.label == labels))
     }
 
     fn series_hash(&self, name: &str, labels: &[LabelPair]) -> u64 {
-        self.hasher.hash_one((name, labels.iter().map(|l| (l.name(), l.value())).collect::<Vec<_>>()))
+        let mut hasher = self.hasher.build_hasher();
+        name.hash(&mut hasher);
+        for label in labels {
+            label.name().hash(&mut hasher);
+            label.value().hash(&mut hasher);
+        }
+        hasher.finish()
     }
 
     /// The names of stored families, in byte order.
@@ -413,7 +407,7 @@ impl Store {
             entry.slots.iter().filter_map(|&s| self.slots[s as usize].as_ref()?.families.get(name)).collect();
         // Groups may disagree on HELP; the longest-standing group with one decides, so the
         // answer does not change from scrape to scrape.
-        let help = families.iter().map(|f| f.family.help()).find(|h| !h.is_empty()).unwrap_or("");
+        let help = families.iter().map(|f| f.help()).find(|h| !h.is_empty()).unwrap_or("");
         Some(Named { ty: entry.ty, help, families })
     }
 }
@@ -482,8 +476,8 @@ mod tests {
         push(&mut store, &k, PushMethod::Replace, "a 1\nb 2\n").unwrap();
         push(&mut store, &k, PushMethod::Update, "a{x=\"1\"} 10\nc 3\n").unwrap();
         assert_eq!(names(&store, &k), ["a", "b", "c"]);
-        let a = &store.group(&k).unwrap().families["a"].family;
-        assert_eq!(a.metric.len(), 1, "POST replaces a family as a whole");
+        let a = &store.group(&k).unwrap().families["a"];
+        assert_eq!(a.series_count(), 1, "POST replaces a family as a whole");
         push(&mut store, &k, PushMethod::Replace, "d 1\n").unwrap();
         assert_eq!(names(&store, &k), ["d"]);
     }
@@ -493,7 +487,7 @@ mod tests {
         let mut store = Store::new(&[]);
         let k = key("j", "/instance/i1");
         push(&mut store, &k, PushMethod::Replace, "a{job=\"other\",instance=\"i2\",x=\"y\"} 1\n").unwrap();
-        let labels = &store.group(&k).unwrap().families["a"].family.metric[0].label;
+        let labels = &store.group(&k).unwrap().families["a"].metrics()[0].label;
         let got: Vec<(&str, &str)> = labels.iter().map(|l| (l.name(), l.value())).collect();
         assert_eq!(got, [("instance", "i1"), ("job", "j"), ("x", "y")]);
     }

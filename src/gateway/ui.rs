@@ -28,13 +28,9 @@ pub fn groups_page(store: &Store, prefix: &str) -> String {
                 body,
                 "<li><code>{}</code> {} ({} series){}</li>",
                 escape(name),
-                type_name(stored.family.r#type()),
-                stored.family.metric.len(),
-                if stored.family.help().is_empty() {
-                    String::new()
-                } else {
-                    format!(": {}", escape(stored.family.help()))
-                }
+                type_name(stored.ty()),
+                stored.series_count(),
+                if stored.help().is_empty() { String::new() } else { format!(": {}", escape(stored.help())) }
             );
         }
         body.push_str("</ul>\n</section>\n");
