@@ -21,12 +21,22 @@ pub fn write_go(out: &mut String, v: f64) {
         out.push_str(if v.is_sign_negative() { "-0" } else { "0" });
         return;
     }
-    // Rust's `{:e}` gives the shortest round-trip digits: "-1.2345e-7".
-    let mut sci = String::with_capacity(32);
+    // Whole numbers below a million print as integers in Go's %g: the common case of counts,
+    // codes and small gauges, without the general path's work.
+    if v.fract() == 0.0 && v.abs() < 1e6 {
+        let _ = write!(out, "{}", v as i64);
+        return;
+    }
+    // Rust's `{:e}` gives the shortest round-trip digits: "1.2345e-7".
+    let mut sci = StackText::default();
     let _ = write!(sci, "{:e}", v.abs());
-    let (mantissa, exp) = sci.split_once('e').expect("LowerExp always has an exponent");
+    let (mantissa, exp) = sci.as_str().split_once('e').expect("LowerExp always has an exponent");
     let exp: i32 = exp.parse().expect("LowerExp exponent is an integer");
-    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    let mut digit_buf = StackText::default();
+    for c in mantissa.chars().filter(|c| *c != '.') {
+        let _ = digit_buf.write_char(c);
+    }
+    let digits = digit_buf.as_str();
     if v < 0.0 {
         out.push('-');
     }
@@ -43,9 +53,9 @@ pub fn write_go(out: &mut String, v: f64) {
     if point <= 0 {
         out.push_str("0.");
         out.extend(std::iter::repeat_n('0', (-point) as usize));
-        out.push_str(&digits);
+        out.push_str(digits);
     } else if point as usize >= digits.len() {
-        out.push_str(&digits);
+        out.push_str(digits);
         out.extend(std::iter::repeat_n('0', point as usize - digits.len()));
     } else {
         out.push_str(&digits[..point as usize]);
@@ -64,6 +74,28 @@ pub fn write_sample(out: &mut String, v: f64) {
     }
 }
 
+/// A small text buffer on the stack: a float's shortest form fits in 32 bytes.
+#[derive(Default)]
+struct StackText {
+    buf: [u8; 32],
+    len: usize,
+}
+
+impl StackText {
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len]).expect("only ASCII is written")
+    }
+}
+
+impl Write for StackText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
 pub fn to_go_string(v: f64) -> String {
     let mut s = String::new();
     write_go(&mut s, v);
@@ -78,12 +110,12 @@ pub fn parse_go(s: &str) -> Option<f64> {
         return None;
     }
     let unsigned = s.strip_prefix(['+', '-']).unwrap_or(s);
-    let lower = unsigned.to_ascii_lowercase();
-    match lower.as_str() {
-        "inf" | "infinity" => return s.parse().ok(),
+    if unsigned.eq_ignore_ascii_case("inf") || unsigned.eq_ignore_ascii_case("infinity") {
+        return s.parse().ok();
+    }
+    if unsigned.eq_ignore_ascii_case("nan") {
         // Go takes no sign on NaN.
-        "nan" => return (unsigned.len() == s.len()).then_some(f64::NAN),
-        _ => {}
+        return (unsigned.len() == s.len()).then_some(f64::NAN);
     }
     // Rust also reads "infinity"-like words and hex-free decimals; anything alphabetic left
     // over here is not a Go float.
@@ -113,6 +145,11 @@ mod tests {
             (1.7955973838327801e9, "1.7955973838327801e+09"),
             (1.795597252300431e9, "1.795597252300431e+09"),
             (-2.5, "-2.5"),
+            (7.0, "7"),
+            (-42.0, "-42"),
+            (999999.0, "999999"),
+            (1e6, "1e+06"),
+            (123456789012.0, "1.23456789012e+11"),
             (100.0, "100"),
             (1e21, "1e+21"),
             (1e-300, "1e-300"),

@@ -35,6 +35,10 @@ pub fn encode_delimited_parts(header: &MetricFamily, parts: &[&[u8]], out: &mut 
 /// type `application/vnd.google.protobuf` with `proto=io.prometheus.client.MetricFamily` and
 /// `encoding=delimited`. Anything else, an unparsable header included, is text.
 pub fn is_delimited_protobuf(content_type: &str) -> bool {
+    // Most pushes are text: settle those without parsing the header.
+    if !content_type.as_bytes().windows(8).any(|w| w.eq_ignore_ascii_case(b"protobuf")) {
+        return false;
+    }
     let Some(media) = MediaType::parse(content_type) else {
         return false;
     };

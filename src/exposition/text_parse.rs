@@ -611,8 +611,9 @@ impl<'a> Parser<'a> {
     /// `_sum`, `_count` (or `_bucket`) sample it is.
     fn set_or_create_family(&mut self) {
         self.suffix = Suffix::None;
-        let name = String::from_utf8_lossy(&self.token).into_owned();
-        if let Some(&i) = self.by_name.get(&name) {
+        // Names are ASCII by construction (see read_name).
+        let name = std::str::from_utf8(&self.token).expect("metric names are ASCII");
+        if let Some(&i) = self.by_name.get(name) {
             self.family = i;
             return;
         }
@@ -623,13 +624,13 @@ impl<'a> Parser<'a> {
         } else {
             Suffix::None
         };
-        let base = |suffixes: &[&str]| suffixes.iter().find_map(|s| name.strip_suffix(s)).unwrap_or(&name).to_string();
+        let base = |suffixes: &[&str]| suffixes.iter().find_map(|s| name.strip_suffix(s)).unwrap_or(name);
         let candidates = [
             (base(&["_count", "_sum"]), MetricType::Summary),
             (base(&["_count", "_sum", "_bucket"]), MetricType::Histogram),
         ];
         for (base_name, wanted) in candidates {
-            if let Some(&i) = self.by_name.get(&base_name) {
+            if let Some(&i) = self.by_name.get(base_name) {
                 if self.families[i].r#type == Some(wanted as i32) {
                     self.family = i;
                     self.suffix = suffix;
@@ -637,6 +638,7 @@ impl<'a> Parser<'a> {
                 }
             }
         }
+        let name = name.to_string();
         self.families.push(MetricFamily { name: Some(name.clone()), ..Default::default() });
         self.family = self.families.len() - 1;
         self.by_name.insert(name, self.family);

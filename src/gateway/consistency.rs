@@ -1,7 +1,6 @@
 //! The rules a push must satisfy for the store to stay scrapable: the checks client_golang
 //! applies when the reference gathers, applied to one pushed family at a time.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use super::grouping::GroupingKey;
@@ -115,12 +114,12 @@ impl fmt::Display for Problem {
 }
 
 /// Checks a pushed, sanitized family on its own and against the names that will remain
-/// (`remaining_type`, which leaves this push aside) and the rest of the push (`incoming`).
+/// (`remaining_type`, which leaves this push aside) and the rest of the push (`pushed_type`).
 /// Duplicate series are the store's to find, with its series index.
 pub fn check_family(
     family: &MetricFamily,
     remaining_type: &dyn Fn(&str) -> Option<MetricType>,
-    incoming: &BTreeMap<String, MetricFamily>,
+    pushed_type: &dyn Fn(&str) -> Option<MetricType>,
     problems: &mut Vec<Problem>,
 ) {
     let name = family.name();
@@ -134,7 +133,7 @@ pub fn check_family(
             problems.push(Problem::WrongType { name: name.into(), metric: metric.clone(), expected: existing });
         }
     }
-    let resulting_type = |n: &str| incoming.get(n).map(|f| f.r#type()).or_else(|| remaining_type(n));
+    let resulting_type = |n: &str| pushed_type(n).or_else(|| remaining_type(n));
     for suffix in ["_count", "_sum", "_bucket"] {
         let Some(base) = name.strip_suffix(suffix) else { continue };
         match resulting_type(base) {

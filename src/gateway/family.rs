@@ -27,8 +27,9 @@ pub struct StoredFamily {
 impl StoredFamily {
     /// Keeps a pushed family that has passed the store's checks; `hashes` are its series'.
     pub fn new(family: &MetricFamily, hashes: Vec<u64>, written: Nanos) -> StoredFamily {
-        let mut text = String::new();
-        let mut records = Vec::new();
+        // Sized for a typical series up front, so that the buffers do not grow step by step.
+        let mut text = String::with_capacity(96 * family.metric.len());
+        let mut records = Vec::with_capacity(96 * family.metric.len());
         for metric in &family.metric {
             text_write::write_metric(&mut text, family.name(), family.r#type(), metric);
             prost::encoding::message::encode(4, metric, &mut records);

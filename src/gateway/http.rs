@@ -17,8 +17,8 @@ use flate2::write::GzEncoder;
 use super::Gateway;
 use super::api::{self, CORS_HEADERS, nanos_since_epoch};
 use super::grouping::GroupingKey;
+use super::push::{PreparedPush, PushMethod};
 use super::router::{PushPath, Route, RouteTable, Routing};
-use super::store::PushMethod;
 use super::{scrape, ui};
 use crate::exposition::protobuf::{self, MediaType};
 use crate::exposition::text_parse;
@@ -154,8 +154,10 @@ async fn push_outcome(
     } else {
         text_parse::parse(&body).map_err(|e| bad(e.to_string()))?
     };
+    let mut prepared = PreparedPush::new(&gw.hasher, key.clone(), push_method, families);
     let now = nanos_since_epoch(SystemTime::now());
-    let result = gw.store().push(key.clone(), push_method, families, now);
+    // The lock is held for the check and the bookkeeping only; `prepared` is dropped after it.
+    let result = gw.store().apply_prepared(&mut prepared, now);
     gw.changed.notify_one();
     match result {
         Ok(()) if gw.config.consistency_check => Ok(StatusCode::OK),

@@ -8,6 +8,7 @@ pub mod grouping;
 pub mod http;
 pub mod own_metrics;
 pub mod persistence;
+pub mod push;
 pub mod router;
 pub mod scrape;
 pub mod server;
@@ -21,12 +22,15 @@ use tokio::sync::{Notify, watch};
 
 use config::Config;
 use own_metrics::OwnMetrics;
+use push::SeriesHasher;
 use store::Store;
 
 /// Everything the handlers share.
 pub struct Gateway {
     pub config: Config,
     store: Mutex<Store>,
+    /// The store's series hasher, so that pushes are prepared before taking its lock.
+    pub hasher: SeriesHasher,
     pub own: OwnMetrics,
     /// Signalled after every change, for the persistence loop.
     pub changed: Notify,
@@ -38,6 +42,7 @@ impl Gateway {
     pub fn new(config: Config, store: Store) -> Gateway {
         Gateway {
             config,
+            hasher: store.series_hasher(),
             store: Mutex::new(store),
             own: OwnMetrics::default(),
             changed: Notify::new(),

@@ -6,13 +6,13 @@
 //! scraped. A push that would break that is refused and changes nothing but the group's
 //! failure time.
 
-use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::hash::{BuildHasher, Hash, Hasher};
 
 use super::consistency::{self, Problem};
 pub use super::family::StoredFamily;
 use super::grouping::GroupingKey;
+pub use super::push::PushMethod;
+use super::push::{PreparedPush, SeriesHasher};
 use crate::exposition::text_write;
 use crate::proto::client::{LabelPair, MetricFamily, MetricType};
 
@@ -23,13 +23,6 @@ pub const PUSH_TIME: &str = "push_time_seconds";
 pub const PUSH_FAILURE_TIME: &str = "push_failure_time_seconds";
 pub const PUSH_TIME_HELP: &str = "Last Unix time when changing this group in the Pushgateway succeeded.";
 pub const PUSH_FAILURE_TIME_HELP: &str = "Last Unix time when changing this group in the Pushgateway failed.";
-
-/// PUT replaces the whole group; POST replaces only the families it names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PushMethod {
-    Replace,
-    Update,
-}
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PushError {
@@ -98,7 +91,7 @@ pub struct Store {
     by_key: HashMap<GroupingKey, u32>,
     names: BTreeMap<String, NameEntry>,
     series: HashMap<u64, Owners>,
-    hasher: RandomState,
+    hasher: SeriesHasher,
     /// Bumped by every change, so that callers can tell whether anything happened.
     generation: u64,
 }
@@ -117,7 +110,7 @@ impl Store {
             by_key: HashMap::new(),
             names,
             series: HashMap::new(),
-            hasher: RandomState::new(),
+            hasher: SeriesHasher::default(),
             generation: 0,
         }
     }
@@ -139,6 +132,11 @@ impl Store {
         self.slots.iter().flatten()
     }
 
+    /// The hasher of the series index, for preparing pushes outside the lock.
+    pub fn series_hasher(&self) -> SeriesHasher {
+        self.hasher.clone()
+    }
+
     /// Applies a push, or refuses it and records the failure time.
     pub fn push(
         &mut self,
@@ -147,24 +145,18 @@ impl Store {
         families: Vec<MetricFamily>,
         now: Nanos,
     ) -> Result<(), PushError> {
-        let mut incoming: BTreeMap<String, MetricFamily> = BTreeMap::new();
-        for family in families {
-            // The gateway owns the timestamp families; pushed ones are overwritten, as the
-            // reference documents.
-            if matches!(family.name(), PUSH_TIME | PUSH_FAILURE_TIME) {
-                continue;
-            }
-            // A name repeated in one protobuf push: the last one wins.
-            incoming.insert(family.name().to_string(), family);
-        }
-        let slot = self.by_key.get(&key).copied();
-        let result = if incoming.values().flat_map(|f| &f.metric).any(|m| m.timestamp_ms.is_some()) {
+        let mut prepared = PreparedPush::new(&self.hasher, key, method, families);
+        self.apply_prepared(&mut prepared, now)
+    }
+
+    /// Applies a push prepared with this store's hasher, or refuses it and records the failure
+    /// time. What the store does not keep stays in `push`, to be dropped outside the lock.
+    pub fn apply_prepared(&mut self, push: &mut PreparedPush, now: Nanos) -> Result<(), PushError> {
+        let slot = self.by_key.get(&push.key).copied();
+        let result = if push.has_timestamps {
             Err(PushError::Timestamps)
         } else {
-            for family in incoming.values_mut() {
-                sanitize(family, &key);
-            }
-            let problems = self.check(slot, &key, method, &incoming);
+            let problems = self.check(slot, push);
             if problems.is_empty() {
                 Ok(())
             } else {
@@ -172,8 +164,8 @@ impl Store {
             }
         };
         match result {
-            Ok(()) => self.apply(slot, key, method, incoming, now),
-            Err(_) => self.record_failure(slot, key, now),
+            Ok(()) => self.apply(slot, push, now),
+            Err(_) => self.record_failure(slot, &push.key, now),
         }
         self.generation += 1;
         result
@@ -223,34 +215,36 @@ impl Store {
         Ok(())
     }
 
-    fn check(
-        &self,
-        slot: Option<u32>,
-        key: &GroupingKey,
-        method: PushMethod,
-        incoming: &BTreeMap<String, MetricFamily>,
-    ) -> Vec<Problem> {
+    fn check(&self, slot: Option<u32>, push: &PreparedPush) -> Vec<Problem> {
         let group = slot.and_then(|s| self.slots[s as usize].as_ref());
         // The type a name will have once this push is applied, leaving the push itself aside.
         let remaining_type = |name: &str| -> Option<MetricType> {
             let entry = self.names.get(name)?;
             let ours = slot.is_some_and(|s| entry.slots.contains(&s));
-            let replaced = ours && (method == PushMethod::Replace || incoming.contains_key(name));
+            let replaced = ours && (push.method == PushMethod::Replace || push.families.contains_key(name));
             let holders = entry.slots.len() - usize::from(replaced);
             (entry.builtin || holders > 0).then_some(entry.ty)
         };
+        let pushed_type = |name: &str| push.families.get(name).map(|p| p.family.r#type());
         let mut problems = Vec::new();
         if group.is_none() {
-            if let Some(twin) = key.twin().filter(|t| self.by_key.contains_key(t)) {
-                problems.push(Problem::TwinGroup { key: key.with_default_instance(), twin });
+            if let Some(twin) = push.key.twin().filter(|t| self.by_key.contains_key(t)) {
+                problems.push(Problem::TwinGroup { key: push.key.with_default_instance(), twin });
             }
         }
-        for (name, family) in incoming {
-            consistency::check_family(family, &remaining_type, incoming, &mut problems);
-            let mut seen: HashMap<u64, usize> = HashMap::new();
-            for (i, metric) in family.metric.iter().enumerate() {
-                let hash = self.series_hash(name, &metric.label);
-                let duplicate_in_push = seen.get(&hash).is_some_and(|&j| family.metric[j].label == metric.label);
+        for (name, prepared) in &push.families {
+            let family = &prepared.family;
+            consistency::check_family(family, &remaining_type, &pushed_type, &mut problems);
+            let hashes = prepared.stored.as_ref().map_or(&[][..], |s| s.hashes());
+            // Series of this push by hash, so that equal hashes sit side by side.
+            let mut by_hash: Vec<(u64, usize)> = hashes.iter().copied().zip(0..).collect();
+            by_hash.sort_unstable();
+            for (i, (metric, &hash)) in family.metric.iter().zip(hashes).enumerate() {
+                let first_with_hash = by_hash.partition_point(|&(h, _)| h < hash);
+                let duplicate_in_push = by_hash[first_with_hash..]
+                    .iter()
+                    .take_while(|&&(h, j)| h == hash && j < i)
+                    .any(|&(_, j)| family.metric[j].label == metric.label);
                 let duplicate_in_store = || {
                     self.owners(hash)
                         .filter(|&owner| Some(owner) != slot)
@@ -259,47 +253,39 @@ impl Store {
                 if duplicate_in_push || duplicate_in_store() {
                     problems.push(Problem::Duplicate { name: name.clone(), metric: metric.clone() });
                 }
-                seen.insert(hash, i);
             }
         }
         problems
     }
 
-    fn apply(
-        &mut self,
-        slot: Option<u32>,
-        key: GroupingKey,
-        method: PushMethod,
-        incoming: BTreeMap<String, MetricFamily>,
-        now: Nanos,
-    ) {
-        let slot = slot.unwrap_or_else(|| self.create(key, now));
+    fn apply(&mut self, slot: Option<u32>, push: &mut PreparedPush, now: Nanos) {
+        let slot = slot.unwrap_or_else(|| self.create(push.key.clone(), now));
         let mut group = self.slots[slot as usize].take().expect("slot holds a group");
-        let replaced: Vec<String> = match method {
+        let replaced: Vec<String> = match push.method {
             PushMethod::Replace => group.families.keys().cloned().collect(),
-            PushMethod::Update => group.families.keys().filter(|n| incoming.contains_key(*n)).cloned().collect(),
+            PushMethod::Update => group.families.keys().filter(|n| push.families.contains_key(*n)).cloned().collect(),
         };
         for name in replaced {
             let family = group.families.remove(&name).expect("listed from this map");
             self.unindex(slot, &name, &family);
         }
-        for (name, family) in incoming {
-            let hashes = family.metric.iter().map(|m| self.series_hash(&name, &m.label)).collect();
-            let stored = StoredFamily::new(&family, hashes, now);
-            self.index(slot, &name, &stored);
-            group.families.insert(name, stored);
+        for (name, prepared) in &mut push.families {
+            let mut stored = prepared.stored.take().expect("a checked push is prepared whole");
+            stored.written = now;
+            self.index(slot, name, &stored);
+            group.families.insert(name.clone(), stored);
         }
         group.last_push = now;
         self.slots[slot as usize] = Some(group);
     }
 
-    fn record_failure(&mut self, slot: Option<u32>, key: GroupingKey, now: Nanos) {
+    fn record_failure(&mut self, slot: Option<u32>, key: &GroupingKey, now: Nanos) {
         let slot = match slot {
             Some(slot) => slot,
             // The reference creates the group even when that makes every scrape fail (its
             // timestamp series duplicating a twin group's); we create it only when it is safe.
             None if key.twin().is_some_and(|t| self.by_key.contains_key(&t)) => return,
-            None => self.create(key, now),
+            None => self.create(key.clone(), now),
         };
         if let Some(group) = self.slots[slot as usize].as_mut() {
             group.last_failure = now;
@@ -385,16 +371,6 @@ impl Store {
             .is_some_and(|f| f.metrics().iter().any(|m| m.label == labels))
     }
 
-    fn series_hash(&self, name: &str, labels: &[LabelPair]) -> u64 {
-        let mut hasher = self.hasher.build_hasher();
-        name.hash(&mut hasher);
-        for label in labels {
-            label.name().hash(&mut hasher);
-            label.value().hash(&mut hasher);
-        }
-        hasher.finish()
-    }
-
     /// The names of stored families, in byte order.
     pub fn family_names(&self) -> impl Iterator<Item = &str> {
         self.names.iter().filter(|(_, e)| !e.slots.is_empty()).map(|(n, _)| n.as_str())
@@ -417,23 +393,6 @@ pub struct Named<'a> {
     pub ty: MetricType,
     pub help: &'a str,
     pub families: Vec<&'a StoredFamily>,
-}
-
-/// Forces the grouping labels onto every series, gives it `instance=""` when it has no
-/// instance, and sorts its labels by name: what the group will expose.
-fn sanitize(family: &mut MetricFamily, key: &GroupingKey) {
-    for metric in &mut family.metric {
-        for (name, value) in key.labels() {
-            match metric.label.iter_mut().find(|l| l.name() == name) {
-                Some(label) => label.value = Some(value.clone()),
-                None => metric.label.push(LabelPair { name: Some(name.clone()), value: Some(value.clone()) }),
-            }
-        }
-        if !metric.label.iter().any(|l| l.name() == "instance") {
-            metric.label.push(LabelPair { name: Some("instance".into()), value: Some(String::new()) });
-        }
-        metric.label.sort_by(|a, b| a.name().cmp(b.name()));
-    }
 }
 
 /// `{a="1",b="2"}` with text-format escaping.
