@@ -9,3 +9,4 @@ pub mod exposition;
 pub mod gateway;
 pub mod logging;
 pub mod proto;
+pub mod schedule;
