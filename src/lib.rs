@@ -5,8 +5,10 @@
 
 #![forbid(unsafe_code)]
 
+pub mod certs;
 pub mod exposition;
 pub mod gateway;
 pub mod logging;
 pub mod proto;
 pub mod schedule;
+pub mod tls;

@@ -184,6 +184,8 @@ impl Reply {
 }
 
 pub fn client() -> reqwest::blocking::Client {
+    // reqwest's TLS backend is rustls without a bundled provider: ring, as in the binary.
+    cronpush::tls::install_crypto_provider();
     reqwest::blocking::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
