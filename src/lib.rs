@@ -6,9 +6,11 @@
 #![forbid(unsafe_code)]
 
 pub mod certs;
+pub mod contract;
 pub mod exposition;
 pub mod gateway;
 pub mod logging;
 pub mod proto;
 pub mod schedule;
 pub mod tls;
+pub mod webhook;

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use cronpush::certs::CertsArgs;
 use cronpush::gateway::config::GatewayArgs;
 use cronpush::gateway::server;
+use cronpush::webhook::config::WebhookArgs;
 
 #[derive(Parser)]
 #[command(
@@ -32,6 +33,9 @@ enum Role {
     /// Generate the webhook's certificates: a CA and a serving certificate for the webhook's
     /// Service DNS names, written as ca.crt, tls.crt and tls.key; prints the base64 caBundle.
     Certs(CertsArgs),
+    /// Run the mutating admission webhook (HTTPS only): adds the start pusher and the
+    /// exit-status sidecar to the Pods of Jobs that CronJobs create.
+    Webhook(Box<WebhookArgs>),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +55,10 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Role::Webhook(args) => {
+            cronpush::logging::init(&args.log_level, &args.log_format);
+            block_on("webhook", cronpush::webhook::server::run(*args))
+        }
         Role::Gateway(args) => {
             cronpush::logging::init(&args.log_level, &args.log_format);
             // Every flag is checked before anything is bound or read.

@@ -1,0 +1,42 @@
+//! The names cronpush's roles agree on: what the webhook writes into a Pod is what `cronpush
+//! start` and `cronpush sidecar` read. Fixed by DESIGN.md ("Names"); change them here only.
+
+/// Namespace label: `enabled` opts a namespace in (per-namespace mode).
+pub const NAMESPACE_INJECT_LABEL: &str = "cronpush.io/inject";
+/// Pod label: `disabled` opts a Pod out; the webhook configuration's objectSelector enforces it.
+pub const POD_INJECT_LABEL: &str = "cronpush.io/inject";
+pub const INJECT_DISABLED: &str = "disabled";
+/// Pod annotation recording what was injected, by which version: idempotency and audit.
+pub const STATUS_ANNOTATION: &str = "cronpush.io/status";
+/// CronJob annotations that override the derived grace and maximum run time, in seconds.
+pub const GRACE_ANNOTATION: &str = "cronpush.io/grace-seconds";
+pub const MAX_RUN_ANNOTATION: &str = "cronpush.io/max-run-seconds";
+/// The Job annotation the CronJob controller sets to the run's scheduled time (RFC 3339).
+pub const SCHEDULED_TIMESTAMP_ANNOTATION: &str = "batch.kubernetes.io/cronjob-scheduled-timestamp";
+
+pub const START_CONTAINER: &str = "cronpush-start";
+pub const SIDECAR_CONTAINER: &str = "cronpush-sidecar";
+/// The projected service-account token the sidecar presents to the relay.
+pub const TOKEN_VOLUME: &str = "cronpush-token";
+pub const TOKEN_DIR: &str = "/var/run/secrets/cronpush.io/serviceaccount";
+pub const TOKEN_FILE: &str = "/var/run/secrets/cronpush.io/serviceaccount/token";
+
+/// The environment of the injected containers.
+pub mod env {
+    pub const GATEWAY_URL: &str = "CRONPUSH_GATEWAY_URL";
+    pub const JOB: &str = "CRONPUSH_JOB";
+    pub const NAMESPACE: &str = "CRONPUSH_NAMESPACE";
+    pub const POD_NAME: &str = "CRONPUSH_POD_NAME";
+    pub const CRONJOB: &str = "CRONPUSH_CRONJOB";
+    pub const JOB_NAME: &str = "CRONPUSH_JOB_NAME";
+    pub const SCHEDULE: &str = "CRONPUSH_SCHEDULE";
+    pub const TIME_ZONE: &str = "CRONPUSH_TIME_ZONE";
+    pub const SCHEDULED_TIME: &str = "CRONPUSH_SCHEDULED_TIME";
+    pub const GRACE_SECONDS: &str = "CRONPUSH_GRACE_SECONDS";
+    pub const MAX_RUN_SECONDS: &str = "CRONPUSH_MAX_RUN_SECONDS";
+    pub const RELAY_URL: &str = "CRONPUSH_RELAY_URL";
+    pub const RELAY_CA: &str = "CRONPUSH_RELAY_CA";
+    pub const TOKEN_FILE: &str = "CRONPUSH_TOKEN_FILE";
+    pub const METRICS_FILE: &str = "CRONPUSH_METRICS_FILE";
+    pub const TIMEOUT_SECONDS: &str = "CRONPUSH_TIMEOUT_SECONDS";
+}

@@ -1,0 +1,132 @@
+//! The webhook's command line. Every flag has an environment fallback (for the Deployment) and
+//! is checked before anything is bound.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::injection::InjectionConfig;
+use crate::gateway::config::parse_duration;
+
+#[derive(Args, Debug, Clone)]
+pub struct WebhookArgs {
+    /// The serving certificate (PEM), reloaded when it changes on disk.
+    #[arg(long, env = "CRONPUSH_TLS_CERT_FILE", default_value = "certs/tls.crt")]
+    pub tls_cert_file: PathBuf,
+    /// The serving certificate's key (PEM).
+    #[arg(long, env = "CRONPUSH_TLS_KEY_FILE", default_value = "certs/tls.key")]
+    pub tls_key_file: PathBuf,
+    /// The CA that signed the serving certificate (PEM), handed to the sidecar so that it can
+    /// verify the relay.
+    #[arg(long, env = "CRONPUSH_TLS_CA_FILE", default_value = "certs/ca.crt")]
+    pub tls_ca_file: PathBuf,
+    /// Address to serve HTTPS on (admission, relay, health, metrics). There is no plain HTTP.
+    #[arg(long, env = "CRONPUSH_LISTEN_ADDRESS", default_value = "0.0.0.0:8443")]
+    pub listen_address: String,
+    /// Where the injected containers push, e.g. http://cronpush-gateway.cronpush.svc:9091 or a
+    /// URL with a path prefix such as http://pi:8080/pushgateway.
+    #[arg(long, env = "CRONPUSH_GATEWAY_URL")]
+    pub gateway_url: String,
+    /// The `job` label of the grouping key the injected containers push under.
+    #[arg(long, env = "CRONPUSH_JOB", default_value = "cronpush")]
+    pub job_label: String,
+    /// The image the injected containers run (this same binary).
+    #[arg(long, env = "CRONPUSH_IMAGE")]
+    pub image: String,
+    #[arg(long, env = "CRONPUSH_IMAGE_PULL_POLICY", default_value = "IfNotPresent")]
+    pub image_pull_policy: String,
+    /// The relay's URL as the sidecar reaches it (this webhook's Service).
+    #[arg(long, env = "CRONPUSH_RELAY_URL", default_value = "https://cronpush-webhook.cronpush.svc/v1/exit-status")]
+    pub relay_url: String,
+    /// Audience of the sidecar's projected token; the relay accepts no other.
+    #[arg(long, env = "CRONPUSH_TOKEN_AUDIENCE", default_value = "cronpush")]
+    pub token_audience: String,
+    /// Life of the sidecar's projected token (Kubernetes' minimum is 600).
+    #[arg(long, env = "CRONPUSH_TOKEN_EXPIRATION_SECONDS", default_value_t = 3600,
+          value_parser = clap::value_parser!(i64).range(600..=86_400))]
+    pub token_expiration_seconds: i64,
+    #[arg(long, env = "CRONPUSH_CPU_REQUEST", default_value = "10m")]
+    pub cpu_request: String,
+    #[arg(long, env = "CRONPUSH_MEMORY_REQUEST", default_value = "16Mi")]
+    pub memory_request: String,
+    /// No CPU limit by default: throttling a pusher at the end of a run helps no one.
+    #[arg(long, env = "CRONPUSH_CPU_LIMIT")]
+    pub cpu_limit: Option<String>,
+    #[arg(long, env = "CRONPUSH_MEMORY_LIMIT", default_value = "32Mi")]
+    pub memory_limit: String,
+    /// How long `cronpush start` may try before giving up (it always exits 0).
+    #[arg(long, env = "CRONPUSH_START_TIMEOUT_SECONDS", default_value_t = 5)]
+    pub start_timeout_seconds: u32,
+    /// Namespaces never injected, comma-separated; the webhook's own is added (POD_NAMESPACE).
+    #[arg(
+        long,
+        env = "CRONPUSH_EXCLUDE_NAMESPACES",
+        value_delimiter = ',',
+        default_value = "kube-system,kube-public,kube-node-lease"
+    )]
+    pub exclude_namespaces: Vec<String>,
+    /// The webhook's own namespace, from the Downward API.
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub own_namespace: Option<String>,
+    /// How long admission waits for the Kubernetes API before falling back to the Job's name.
+    #[arg(long, env = "CRONPUSH_RESOLVE_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    pub resolve_timeout: Duration,
+    #[arg(long = "log.level", default_value = "info", value_parser = ["debug", "info", "warn", "error"])]
+    pub log_level: String,
+    #[arg(long = "log.format", default_value = "logfmt", value_parser = ["logfmt", "json"])]
+    pub log_format: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookConfigError {
+    #[error("--gateway-url {0:?} is not an http(s) URL")]
+    GatewayUrl(String),
+    #[error("--relay-url {0:?} must be an https URL: the sidecar's token never travels in clear")]
+    RelayUrl(String),
+    #[error("cannot read the CA file {path}: {source}")]
+    Ca { path: PathBuf, source: std::io::Error },
+    #[error("--image must not be empty")]
+    Image,
+}
+
+impl WebhookArgs {
+    /// The injection settings, checked; reads the CA file handed to the sidecar.
+    pub fn injection(&self) -> Result<InjectionConfig, WebhookConfigError> {
+        if !(self.gateway_url.starts_with("http://") || self.gateway_url.starts_with("https://")) {
+            return Err(WebhookConfigError::GatewayUrl(self.gateway_url.clone()));
+        }
+        if !self.relay_url.starts_with("https://") {
+            return Err(WebhookConfigError::RelayUrl(self.relay_url.clone()));
+        }
+        if self.image.trim().is_empty() {
+            return Err(WebhookConfigError::Image);
+        }
+        let relay_ca_pem = std::fs::read_to_string(&self.tls_ca_file)
+            .map_err(|source| WebhookConfigError::Ca { path: self.tls_ca_file.clone(), source })?;
+        Ok(InjectionConfig {
+            image: self.image.clone(),
+            image_pull_policy: Some(self.image_pull_policy.clone()),
+            gateway_url: self.gateway_url.trim_end_matches('/').to_string(),
+            job_label: self.job_label.clone(),
+            relay_url: self.relay_url.clone(),
+            relay_ca_pem,
+            token_audience: self.token_audience.clone(),
+            token_expiration_seconds: self.token_expiration_seconds,
+            cpu_request: self.cpu_request.clone(),
+            memory_request: self.memory_request.clone(),
+            cpu_limit: self.cpu_limit.clone(),
+            memory_limit: self.memory_limit.clone(),
+            start_timeout_seconds: self.start_timeout_seconds,
+        })
+    }
+
+    /// The namespaces never injected, the webhook's own included (a webhook that injects its
+    /// own Pods can deadlock itself: h3poteto/fluentd-sidecar-injector#77).
+    pub fn excluded_namespaces(&self) -> Vec<String> {
+        let mut excluded: Vec<String> =
+            self.exclude_namespaces.iter().map(|n| n.trim().to_string()).filter(|n| !n.is_empty()).collect();
+        excluded.extend(self.own_namespace.clone());
+        excluded
+    }
+}

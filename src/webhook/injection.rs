@@ -1,0 +1,226 @@
+//! The injection: `cronpush-start` (an init container) and `cronpush-sidecar` (a native
+//! sidecar, `restartPolicy: Always`) appended at the END of `initContainers`, a projected
+//! service-account token volume for the sidecar, and the `cronpush.io/status` annotation.
+//!
+//! Appending last matters: sidecars declared earlier (service meshes) are already up when ours
+//! push, and ours is stopped first, while the network still works. The patch is built as
+//! explicit operations against the Pod as the API server sent it, never by diffing re-serialized
+//! structs, which would drop fields the structs do not know.
+
+use std::collections::BTreeMap;
+
+use json_patch::jsonptr::PointerBuf;
+use json_patch::{AddOperation, PatchOperation};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, EnvVar, EnvVarSource, ObjectFieldSelector, Pod, ProjectedVolumeSource,
+    ResourceRequirements, SeccompProfile, SecurityContext, ServiceAccountTokenProjection, Volume, VolumeMount,
+    VolumeProjection,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use serde_json::{Value, json};
+
+use super::resolve::RunFacts;
+use crate::contract::{
+    SIDECAR_CONTAINER, START_CONTAINER, STATUS_ANNOTATION, TOKEN_DIR, TOKEN_FILE, TOKEN_VOLUME, env,
+};
+
+/// Everything about the injected containers that the cluster operator chooses.
+#[derive(Debug, Clone)]
+pub struct InjectionConfig {
+    pub image: String,
+    pub image_pull_policy: Option<String>,
+    pub gateway_url: String,
+    /// The grouping key's `job` value.
+    pub job_label: String,
+    pub relay_url: String,
+    /// The CA the sidecar trusts for the relay, PEM.
+    pub relay_ca_pem: String,
+    pub token_audience: String,
+    pub token_expiration_seconds: i64,
+    pub cpu_request: String,
+    pub memory_request: String,
+    pub cpu_limit: Option<String>,
+    pub memory_limit: String,
+    /// How long `cronpush start` may take before it gives up (it always exits 0).
+    pub start_timeout_seconds: u32,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum InjectionError {
+    #[error("the Pod already has a volume named {TOKEN_VOLUME}")]
+    VolumeNameTaken,
+    #[error("the Pod has no spec")]
+    NoSpec,
+}
+
+/// The JSON patch that injects `facts`' run into `pod`.
+pub fn patch(pod: &Pod, facts: &RunFacts, config: &InjectionConfig) -> Result<Vec<PatchOperation>, InjectionError> {
+    let spec = pod.spec.as_ref().ok_or(InjectionError::NoSpec)?;
+    if spec.volumes.iter().flatten().any(|v| v.name == TOKEN_VOLUME) {
+        return Err(InjectionError::VolumeNameTaken);
+    }
+    let containers = [start_container(facts, config), sidecar_container(facts, config)];
+    let mut ops = Vec::new();
+    append_all(&mut ops, &["spec", "initContainers"], spec.init_containers.is_some(), &containers);
+    append_all(&mut ops, &["spec", "volumes"], spec.volumes.is_some(), &[token_volume(config)]);
+    let status = status_annotation(facts);
+    if pod.metadata.annotations.is_some() {
+        ops.push(add(&["metadata", "annotations", STATUS_ANNOTATION], json!(status)));
+    } else {
+        ops.push(add(&["metadata", "annotations"], json!({ STATUS_ANNOTATION: status })));
+    }
+    Ok(ops)
+}
+
+/// Appends `items` to the array at `path`, creating it when the Pod has none: `add` to `-`
+/// needs the array to exist.
+fn append_all<T: serde::Serialize>(ops: &mut Vec<PatchOperation>, path: &[&str], exists: bool, items: &[T]) {
+    let values: Vec<Value> = items.iter().map(|i| serde_json::to_value(i).expect("k8s types serialize")).collect();
+    if exists {
+        let mut tokens = path.to_vec();
+        tokens.push("-");
+        for value in values {
+            ops.push(add(&tokens, value));
+        }
+    } else {
+        ops.push(add(path, Value::Array(values)));
+    }
+}
+
+fn add(tokens: &[&str], value: Value) -> PatchOperation {
+    // jsonptr escapes `/` and `~` in tokens itself.
+    PatchOperation::Add(AddOperation { path: PointerBuf::from_tokens(tokens.iter().copied()), value })
+}
+
+/// What the annotation records: our version and what we added, for idempotency and audits.
+fn status_annotation(facts: &RunFacts) -> String {
+    json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "injected": [START_CONTAINER, SIDECAR_CONTAINER],
+        "cronjob": facts.cronjob,
+        "facts": facts.source.as_str(),
+    })
+    .to_string()
+}
+
+fn start_container(facts: &RunFacts, config: &InjectionConfig) -> Container {
+    Container {
+        name: START_CONTAINER.into(),
+        args: Some(vec!["start".into()]),
+        env: Some(run_env(facts, config)),
+        ..base_container(config)
+    }
+}
+
+fn sidecar_container(facts: &RunFacts, config: &InjectionConfig) -> Container {
+    let mut env = run_env(facts, config);
+    env.extend([
+        value_env(env::RELAY_URL, &config.relay_url),
+        value_env(env::RELAY_CA, &config.relay_ca_pem),
+        value_env(env::TOKEN_FILE, TOKEN_FILE),
+    ]);
+    Container {
+        name: SIDECAR_CONTAINER.into(),
+        args: Some(vec!["sidecar".into()]),
+        env: Some(env),
+        // A native sidecar: started before the main containers, stopped after them.
+        restart_policy: Some("Always".into()),
+        volume_mounts: Some(vec![VolumeMount {
+            name: TOKEN_VOLUME.into(),
+            mount_path: TOKEN_DIR.into(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        }]),
+        ..base_container(config)
+    }
+}
+
+/// What both containers share: the image, small resources, and a security context that passes
+/// the Pod Security "restricted" profile.
+fn base_container(config: &InjectionConfig) -> Container {
+    let quantities = |pairs: &[(&str, Option<&String>)]| -> Option<BTreeMap<String, Quantity>> {
+        let map: BTreeMap<String, Quantity> =
+            pairs.iter().filter_map(|(k, v)| Some((k.to_string(), Quantity((*v)?.clone())))).collect();
+        (!map.is_empty()).then_some(map)
+    };
+    Container {
+        image: Some(config.image.clone()),
+        image_pull_policy: config.image_pull_policy.clone(),
+        resources: Some(ResourceRequirements {
+            requests: quantities(&[("cpu", Some(&config.cpu_request)), ("memory", Some(&config.memory_request))]),
+            limits: quantities(&[("cpu", config.cpu_limit.as_ref()), ("memory", Some(&config.memory_limit))]),
+            ..ResourceRequirements::default()
+        }),
+        security_context: Some(SecurityContext {
+            run_as_non_root: Some(true),
+            // Numeric, so that the kubelet can check runAsNonRoot whatever the image declares.
+            run_as_user: Some(65532),
+            run_as_group: Some(65532),
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), add: None }),
+            seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), localhost_profile: None }),
+            ..SecurityContext::default()
+        }),
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
+        ..Container::default()
+    }
+}
+
+/// The environment contract of DESIGN.md: where to push, under which grouping key, and the
+/// run's schedule facts. Facts not known are left out, not sent empty.
+fn run_env(facts: &RunFacts, config: &InjectionConfig) -> Vec<EnvVar> {
+    let mut vars = vec![
+        value_env(env::GATEWAY_URL, &config.gateway_url),
+        value_env(env::JOB, &config.job_label),
+        field_env(env::NAMESPACE, "metadata.namespace"),
+        field_env(env::POD_NAME, "metadata.name"),
+        value_env(env::CRONJOB, &facts.cronjob),
+        value_env(env::JOB_NAME, &facts.job),
+        value_env(env::TIMEOUT_SECONDS, &config.start_timeout_seconds.to_string()),
+    ];
+    let optional = [
+        (env::SCHEDULE, facts.schedule.clone()),
+        (env::TIME_ZONE, facts.time_zone.clone()),
+        (env::SCHEDULED_TIME, facts.scheduled_time.map(|t| t.to_string())),
+        (env::GRACE_SECONDS, facts.grace_seconds.map(|s| s.to_string())),
+        (env::MAX_RUN_SECONDS, facts.max_run_seconds.map(|s| s.to_string())),
+    ];
+    vars.extend(optional.into_iter().filter_map(|(name, value)| Some(value_env(name, &value?))));
+    vars
+}
+
+fn value_env(name: &str, value: &str) -> EnvVar {
+    EnvVar { name: name.into(), value: Some(value.into()), value_from: None }
+}
+
+fn field_env(name: &str, field_path: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector { api_version: Some("v1".into()), field_path: field_path.into() }),
+            ..EnvVarSource::default()
+        }),
+    }
+}
+
+/// The sidecar's own token for the relay: projected with our audience and a short life, so
+/// it exists even when the Pod sets `automountServiceAccountToken: false`.
+fn token_volume(config: &InjectionConfig) -> Volume {
+    Volume {
+        name: TOKEN_VOLUME.into(),
+        projected: Some(ProjectedVolumeSource {
+            sources: Some(vec![VolumeProjection {
+                service_account_token: Some(ServiceAccountTokenProjection {
+                    audience: Some(config.token_audience.clone()),
+                    expiration_seconds: Some(config.token_expiration_seconds),
+                    path: "token".into(),
+                }),
+                ..VolumeProjection::default()
+            }]),
+            default_mode: None,
+        }),
+        ..Volume::default()
+    }
+}

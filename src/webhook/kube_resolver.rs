@@ -1,0 +1,145 @@
+//! The resolver that asks Kubernetes: the Job by a direct GET (it can be younger than any
+//! cache), its owning CronJob from a watch-fed cache so that admission does not wait on the
+//! API for it (a direct GET when the cache has not seen it yet). The watch retries with backoff
+//! forever, so the webhook starts and serves while the API server is unreachable.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client};
+
+use super::resolve::{FactsSource, Resolution, Resolve, ResolveFuture, RunFacts};
+use super::selection::Candidate;
+use crate::contract::{GRACE_ANNOTATION, MAX_RUN_ANNOTATION, SCHEDULED_TIMESTAMP_ANNOTATION};
+
+/// kubectl marks the Jobs it creates with `kubectl create job --from=cronjob/x` this way.
+const INSTANTIATE_ANNOTATION: &str = "cronjob.kubernetes.io/instantiate";
+
+pub struct KubeResolver {
+    client: Client,
+    cronjobs: Store<CronJob>,
+}
+
+impl KubeResolver {
+    /// Starts watching CronJobs in every namespace, in the background.
+    pub fn start(client: Client) -> KubeResolver {
+        let (cronjobs, writer) = reflector::store();
+        let stream = watcher(Api::<CronJob>::all(client.clone()), watcher::Config::default()).default_backoff();
+        tokio::spawn(reflector::reflector(writer, stream).for_each(|event| async move {
+            if let Err(e) = event {
+                tracing::warn!(error = %e, "watching CronJobs failed; retrying");
+            }
+        }));
+        KubeResolver { client, cronjobs }
+    }
+
+    async fn resolve_job(&self, candidate: &Candidate) -> Resolution {
+        let jobs: Api<Job> = Api::namespaced(self.client.clone(), &candidate.namespace);
+        let job = match jobs.get(&candidate.job_name).await {
+            Ok(job) => job,
+            Err(e) => return Resolution::Unreachable(format!("reading Job {}: {e}", candidate.job_name)),
+        };
+        let Some(owner) = job.metadata.owner_references.iter().flatten().find(|o| o.kind == "CronJob") else {
+            return Resolution::NotCronJob;
+        };
+        let key = ObjectRef::new(&owner.name).within(&candidate.namespace);
+        let cronjob = match self.cronjobs.get(&key) {
+            Some(cronjob) => cronjob,
+            None => {
+                match Api::<CronJob>::namespaced(self.client.clone(), &candidate.namespace).get(&owner.name).await {
+                    Ok(cronjob) => Arc::new(cronjob),
+                    Err(e) => return Resolution::Unreachable(format!("reading CronJob {}: {e}", owner.name)),
+                }
+            }
+        };
+        Resolution::Run(facts(&job, &cronjob))
+    }
+}
+
+impl Resolve for KubeResolver {
+    fn resolve<'a>(&'a self, candidate: &'a Candidate) -> ResolveFuture<'a> {
+        Box::pin(self.resolve_job(candidate))
+    }
+}
+
+/// The facts of a run from its Job and CronJob.
+pub fn facts(job: &Job, cronjob: &CronJob) -> RunFacts {
+    let job_name = job.metadata.name.clone().unwrap_or_default();
+    let job_annotations = job.metadata.annotations.as_ref();
+    let manual = job_annotations.and_then(|a| a.get(INSTANTIATE_ANNOTATION)).is_some_and(|v| v == "manual");
+    // A manual run has no schedule slot; otherwise the controller's annotation, or the name.
+    let scheduled_time = if manual {
+        None
+    } else {
+        job_annotations
+            .and_then(|a| a.get(SCHEDULED_TIMESTAMP_ANNOTATION))
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+            .map(|t| t.as_second())
+            .or_else(|| super::resolve::from_job_name(&job_name).and_then(|f| f.scheduled_time))
+    };
+    let spec = cronjob.spec.as_ref();
+    let override_seconds = |name: &str| {
+        cronjob.metadata.annotations.as_ref().and_then(|a| a.get(name)).and_then(|v| v.trim().parse::<i64>().ok())
+    };
+    RunFacts {
+        cronjob: cronjob.metadata.name.clone().unwrap_or_default(),
+        job: job_name,
+        schedule: spec.map(|s| s.schedule.clone()),
+        time_zone: spec.and_then(|s| s.time_zone.clone()).filter(|z| !z.is_empty()),
+        scheduled_time,
+        concurrency_policy: spec.and_then(|s| s.concurrency_policy.clone()),
+        grace_seconds: override_seconds(GRACE_ANNOTATION).or_else(|| spec.and_then(|s| s.starting_deadline_seconds)),
+        max_run_seconds: override_seconds(MAX_RUN_ANNOTATION)
+            .or_else(|| job.spec.as_ref().and_then(|s| s.active_deadline_seconds)),
+        source: FactsSource::Api,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn job(annotations: serde_json::Value) -> Job {
+        serde_json::from_value(json!({
+            "metadata": {"name": "backup-29396160", "namespace": "ops", "annotations": annotations,
+                         "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob", "name": "backup", "uid": "u", "controller": true}]},
+            "spec": {"activeDeadlineSeconds": 900, "template": {"spec": {"containers": []}}}
+        }))
+        .unwrap()
+    }
+
+    fn cronjob(annotations: serde_json::Value) -> CronJob {
+        serde_json::from_value(json!({
+            "metadata": {"name": "backup", "namespace": "ops", "annotations": annotations},
+            "spec": {"schedule": "0 3 * * *", "timeZone": "Europe/Berlin", "startingDeadlineSeconds": 120,
+                     "concurrencyPolicy": "Forbid", "jobTemplate": {"spec": {"template": {"spec": {"containers": []}}}}}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn takes_the_facts_from_the_job_and_its_cronjob() {
+        let f = facts(&job(json!({SCHEDULED_TIMESTAMP_ANNOTATION: "2025-11-20T02:00:00Z"})), &cronjob(json!({})));
+        assert_eq!(f.cronjob, "backup");
+        assert_eq!(f.schedule.as_deref(), Some("0 3 * * *"));
+        assert_eq!(f.time_zone.as_deref(), Some("Europe/Berlin"));
+        assert_eq!(f.scheduled_time, Some(1_763_604_000));
+        assert_eq!((f.grace_seconds, f.max_run_seconds), (Some(120), Some(900)));
+        assert_eq!(f.concurrency_policy.as_deref(), Some("Forbid"));
+    }
+
+    #[test]
+    fn annotations_override_and_manual_runs_have_no_slot() {
+        let overrides = json!({GRACE_ANNOTATION: "600", MAX_RUN_ANNOTATION: " 3600 "});
+        let f = facts(&job(json!({INSTANTIATE_ANNOTATION: "manual"})), &cronjob(overrides));
+        assert_eq!(f.scheduled_time, None);
+        assert_eq!((f.grace_seconds, f.max_run_seconds), (Some(600), Some(3600)));
+        let f = facts(&job(json!({})), &cronjob(json!({GRACE_ANNOTATION: "soon"})));
+        assert_eq!(f.scheduled_time, Some(29_396_160 * 60), "from the name without the annotation");
+        assert_eq!(f.grace_seconds, Some(120), "an unreadable override is ignored");
+    }
+}

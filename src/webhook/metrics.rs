@@ -1,0 +1,91 @@
+//! The webhook's own metrics: admissions by outcome and skip reason, and their latency.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use super::admit::Outcome;
+use crate::exposition::text_write;
+use crate::proto::client::{Bucket, Counter, Histogram, LabelPair, Metric, MetricFamily, MetricType};
+
+/// Upper bounds of the latency histogram, in seconds: admission must stay far below the
+/// webhook configuration's timeout.
+const BUCKETS: [f64; 10] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.0];
+
+#[derive(Default)]
+pub struct WebhookMetrics {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// (outcome, reason) → count.
+    admissions: BTreeMap<(&'static str, &'static str), u64>,
+    bucket_counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+impl WebhookMetrics {
+    pub fn observe(&self, outcome: Option<Outcome>, took: Duration) {
+        let key = match outcome {
+            Some(Outcome::Injected(source)) => ("injected", source.as_str()),
+            Some(Outcome::Skipped(reason)) => ("skipped", reason.as_str()),
+            None => ("malformed", ""),
+        };
+        let seconds = took.as_secs_f64();
+        let mut inner = self.inner.lock();
+        *inner.admissions.entry(key).or_default() += 1;
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if seconds <= *bound {
+                inner.bucket_counts[i] += 1;
+            }
+        }
+        inner.count += 1;
+        inner.sum += seconds;
+    }
+
+    pub fn text(&self) -> String {
+        let inner = self.inner.lock();
+        let label = |n: &str, v: &str| LabelPair { name: Some(n.into()), value: Some(v.into()) };
+        let admissions = inner
+            .admissions
+            .iter()
+            .map(|((outcome, reason), n)| Metric {
+                label: vec![label("outcome", outcome), label("reason", reason)],
+                counter: Some(Counter { value: Some(*n as f64), ..Default::default() }),
+                ..Default::default()
+            })
+            .collect();
+        let histogram = Histogram {
+            sample_count: Some(inner.count),
+            sample_sum: Some(inner.sum),
+            bucket: BUCKETS
+                .iter()
+                .zip(inner.bucket_counts)
+                .map(|(b, c)| Bucket { upper_bound: Some(*b), cumulative_count: Some(c), ..Default::default() })
+                .collect(),
+            ..Default::default()
+        };
+        let families = [
+            family(
+                "cronpush_webhook_admission_duration_seconds",
+                "Time to answer an AdmissionReview.",
+                MetricType::Histogram,
+                vec![Metric { histogram: Some(histogram), ..Default::default() }],
+            ),
+            family(
+                "cronpush_webhook_admissions_total",
+                "AdmissionReviews answered, by outcome (injected, skipped, malformed) and reason.",
+                MetricType::Counter,
+                admissions,
+            ),
+        ];
+        text_write::to_text(&families)
+    }
+}
+
+fn family(name: &str, help: &str, ty: MetricType, metric: Vec<Metric>) -> MetricFamily {
+    MetricFamily { name: Some(name.into()), help: Some(help.into()), r#type: Some(ty as i32), metric, unit: None }
+}

@@ -1,0 +1,16 @@
+//! `cronpush webhook`: the mutating admission webhook that adds cronpush's start pusher and
+//! exit-status sidecar to the Pods of Jobs that CronJobs create.
+
+pub mod admission;
+pub mod admit;
+pub mod config;
+pub mod http;
+pub mod injection;
+pub mod kube_resolver;
+pub mod metrics;
+pub mod resolve;
+pub mod selection;
+pub mod server;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,98 @@
+//! What the webhook learns about the run a candidate Pod belongs to: its CronJob, schedule and
+//! deadlines. The Kubernetes API is the source (see `kube_resolver`); when it cannot be reached,
+//! the Job's name is the fallback, since the CronJob controller names Jobs
+//! `<cronjob>-<scheduled Unix minutes>`.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use super::selection::Candidate;
+
+/// The facts the injected containers receive through their environment.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RunFacts {
+    pub cronjob: String,
+    pub job: String,
+    pub schedule: Option<String>,
+    /// `spec.timeZone`; `None` is UTC.
+    pub time_zone: Option<String>,
+    /// The run's scheduled time, Unix seconds; `None` for a run started by hand.
+    pub scheduled_time: Option<i64>,
+    pub concurrency_policy: Option<String>,
+    pub grace_seconds: Option<i64>,
+    pub max_run_seconds: Option<i64>,
+    pub source: FactsSource,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FactsSource {
+    #[default]
+    Api,
+    /// Guessed from the Job's name because the API could not be asked.
+    JobName,
+}
+
+impl FactsSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FactsSource::Api => "api",
+            FactsSource::JobName => "job-name",
+        }
+    }
+}
+
+pub enum Resolution {
+    Run(RunFacts),
+    /// The Job exists and no CronJob owns it.
+    NotCronJob,
+    /// The API could not answer; the reason goes into a warning and the log.
+    Unreachable(String),
+}
+
+pub type ResolveFuture<'a> = Pin<Box<dyn Future<Output = Resolution> + Send + 'a>>;
+
+/// Learns the facts of a candidate's run.
+pub trait Resolve: Send + Sync {
+    fn resolve<'a>(&'a self, candidate: &'a Candidate) -> ResolveFuture<'a>;
+}
+
+/// The resolver when there is no Kubernetes configuration at all: every Pod falls back to its
+/// Job's name.
+pub struct NoApi(pub String);
+
+impl Resolve for NoApi {
+    fn resolve<'a>(&'a self, _: &'a Candidate) -> ResolveFuture<'a> {
+        Box::pin(std::future::ready(Resolution::Unreachable(self.0.clone())))
+    }
+}
+
+/// The facts a Job's name gives away: `<cronjob>-<Unix minutes>`, read by the same rules as the
+/// schedule module (digits only, a time the controller could have named). Nothing for names of
+/// another shape, which a CronJob does not produce.
+pub fn from_job_name(job: &str) -> Option<RunFacts> {
+    let (cronjob, _) = job.rsplit_once('-')?;
+    let scheduled = crate::schedule::scheduled_time_from_job_name(cronjob, job)?;
+    Some(RunFacts {
+        cronjob: cronjob.to_string(),
+        job: job.to_string(),
+        scheduled_time: Some(scheduled.as_second()),
+        source: FactsSource::JobName,
+        ..RunFacts::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_controllers_job_names() {
+        let facts = from_job_name("sample-cronjob-29396160").unwrap();
+        assert_eq!(facts.cronjob, "sample-cronjob");
+        assert_eq!(facts.scheduled_time, Some(29_396_160 * 60));
+        assert_eq!(facts.source, FactsSource::JobName);
+        for other in ["manual", "x-", "-123", "backup-20261125-manual", "a-12b", "backup-20260101"] {
+            assert!(from_job_name(other).is_none(), "{other}");
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! Which Pods the webhook considers: a CREATE of a Pod whose controller is a Job, not opted out,
+//! not injected yet, outside the excluded namespaces. Whether that Job belongs to a CronJob is
+//! learned afterwards, from the Job itself (see `resolve`).
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::core::admission::{AdmissionRequest, Operation};
+
+use crate::contract::{INJECT_DISABLED, POD_INJECT_LABEL, SIDECAR_CONTAINER, START_CONTAINER, STATUS_ANNOTATION};
+
+/// A Pod of a Job, to be injected if its Job turns out to be a CronJob's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    pub namespace: String,
+    pub job_name: String,
+    pub job_uid: String,
+}
+
+/// Why a Pod was left alone; each is a label value of the webhook's own metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SkipReason {
+    NotPodCreate,
+    NotJobPod,
+    NotCronJobPod,
+    OptedOut,
+    AlreadyInjected,
+    ExcludedNamespace,
+    NameCollision,
+}
+
+impl SkipReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::NotPodCreate => "not_pod_create",
+            SkipReason::NotJobPod => "not_job_pod",
+            SkipReason::NotCronJobPod => "not_cronjob_pod",
+            SkipReason::OptedOut => "opted_out",
+            SkipReason::AlreadyInjected => "already_injected",
+            SkipReason::ExcludedNamespace => "excluded_namespace",
+            SkipReason::NameCollision => "name_collision",
+        }
+    }
+}
+
+pub fn select(request: &AdmissionRequest<Pod>, excluded_namespaces: &[String]) -> Result<Candidate, SkipReason> {
+    let is_pod = request.kind.group.is_empty() && request.kind.kind == "Pod";
+    if !is_pod || request.operation != Operation::Create || !request.sub_resource.as_deref().unwrap_or("").is_empty() {
+        return Err(SkipReason::NotPodCreate);
+    }
+    let pod = request.object.as_ref().ok_or(SkipReason::NotPodCreate)?;
+    // Job pods are created with generateName and often without metadata.namespace; the
+    // request's namespace is the one that counts.
+    let namespace = request.namespace.clone().or_else(|| pod.metadata.namespace.clone()).unwrap_or_default();
+    if excluded_namespaces.contains(&namespace) {
+        return Err(SkipReason::ExcludedNamespace);
+    }
+    let labels = pod.metadata.labels.as_ref();
+    if labels.and_then(|l| l.get(POD_INJECT_LABEL)).is_some_and(|v| v == INJECT_DISABLED) {
+        return Err(SkipReason::OptedOut);
+    }
+    if is_injected(pod) {
+        return Err(SkipReason::AlreadyInjected);
+    }
+    let owner = pod
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true))
+        .filter(|o| o.kind == "Job" && o.api_version == "batch/v1")
+        .ok_or(SkipReason::NotJobPod)?;
+    Ok(Candidate { namespace, job_name: owner.name.clone(), job_uid: owner.uid.clone() })
+}
+
+/// Whether the Pod already carries our mark or our containers: injection is idempotent under
+/// `reinvocationPolicy: IfNeeded`, and another tool's copy of our containers is left alone.
+pub fn is_injected(pod: &Pod) -> bool {
+    let annotated = pod.metadata.annotations.as_ref().is_some_and(|a| a.contains_key(STATUS_ANNOTATION));
+    let ours = |name: &str| name == START_CONTAINER || name == SIDECAR_CONTAINER;
+    let has_ours = pod
+        .spec
+        .as_ref()
+        .is_some_and(|spec| spec.init_containers.iter().flatten().chain(&spec.containers).any(|c| ours(&c.name)));
+    annotated || has_ours
+}

@@ -1,0 +1,73 @@
+//! Running the webhook: check the flags, load the certificate (reloaded on change), connect to
+//! Kubernetes when a configuration exists, and serve HTTPS until SIGTERM or SIGINT.
+
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use super::admit::Admitter;
+use super::config::{WebhookArgs, WebhookConfigError};
+use super::http::{WebhookState, app};
+use super::kube_resolver::KubeResolver;
+use super::metrics::WebhookMetrics;
+use super::resolve::{NoApi, Resolve};
+use crate::tls::{self, ReloadingCert, TlsError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error(transparent)]
+    Config(#[from] WebhookConfigError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("cannot listen on {address}: {source}")]
+    Listen { address: String, source: std::io::Error },
+    #[error("serving failed: {0}")]
+    Serve(std::io::Error),
+}
+
+pub async fn run(args: WebhookArgs) -> Result<(), WebhookError> {
+    tls::install_crypto_provider();
+    let injection = args.injection()?;
+    let (tls_config, _reloading) = ReloadingCert::spawn(&args.tls_cert_file, &args.tls_key_file)?;
+    let resolver: Box<dyn Resolve> = match kube::Client::try_default().await {
+        Ok(client) => Box::new(KubeResolver::start(client)),
+        Err(e) => {
+            tracing::warn!(error = %e, "no Kubernetes configuration; CronJobs will be taken from Job names");
+            Box::new(NoApi(e.to_string()))
+        }
+    };
+    let state = Arc::new(WebhookState {
+        admitter: Admitter {
+            injection,
+            excluded_namespaces: args.excluded_namespaces(),
+            resolver,
+            resolve_timeout: args.resolve_timeout,
+        },
+        metrics: WebhookMetrics::default(),
+    });
+    let listener = TcpListener::bind(&args.listen_address)
+        .await
+        .map_err(|source| WebhookError::Listen { address: args.listen_address.clone(), source })?;
+    let address = listener.local_addr().map_or_else(|_| args.listen_address.clone(), |a| a.to_string());
+    tracing::info!(address = %address, "serving admission over HTTPS");
+    tls::serve(listener, tls_config, app(state), stop_signal()).await.map_err(WebhookError::Serve)?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// SIGTERM (the kubelet) or SIGINT.
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("received SIGTERM, draining"),
+                _ = int.recv() => tracing::info!("received SIGINT, draining"),
+            }
+        }
+        _ => {
+            tracing::error!("cannot install the signal handlers; stop with SIGKILL");
+            std::future::pending::<()>().await;
+        }
+    }
+}

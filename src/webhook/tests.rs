@@ -1,0 +1,257 @@
+//! The webhook's decisions on AdmissionReviews shaped exactly as kube-apiserver sends them for
+//! Pods the Job controller creates: `generateName`, no name, often no namespace in the object,
+//! the controller's labels, one controller ownerReference, the job-tracking finalizer.
+
+use base64::Engine;
+use serde_json::{Value, json};
+
+use super::admission::{self, Answer};
+use super::injection::{self, InjectionConfig};
+use super::resolve::{FactsSource, RunFacts};
+use super::selection::{self, SkipReason};
+use crate::contract::{SIDECAR_CONTAINER, START_CONTAINER, STATUS_ANNOTATION, TOKEN_VOLUME};
+use k8s_openapi::api::core::v1::Pod;
+
+/// The article's CronJob pod template (`sample-cronjob`, an init container that pushes, a
+/// busybox main container), as the Job controller creates it for the run at `minutes`.
+fn article_pod(minutes: i64) -> Value {
+    let job = format!("sample-cronjob-{minutes}");
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "generateName": format!("{job}-"),
+            "labels": {
+                "batch.kubernetes.io/controller-uid": "0f7ef9a1-5c3e-4c55-9d1e-6a1f0b6c2e10",
+                "batch.kubernetes.io/job-name": job,
+                "controller-uid": "0f7ef9a1-5c3e-4c55-9d1e-6a1f0b6c2e10",
+                "job-name": job
+            },
+            "ownerReferences": [{
+                "apiVersion": "batch/v1", "kind": "Job", "name": job,
+                "uid": "0f7ef9a1-5c3e-4c55-9d1e-6a1f0b6c2e10", "controller": true, "blockOwnerDeletion": true
+            }],
+            "finalizers": ["batch.kubernetes.io/job-tracking"]
+        },
+        "spec": {
+            "initContainers": [{
+                "name": "push-metrics", "image": "uzimihsr/golang-sample-job:latest",
+                "imagePullPolicy": "IfNotPresent", "args": ["--endpoint=192.168.3.200:9091"]
+            }],
+            "containers": [{
+                "name": "main-batch", "image": "busybox",
+                "args": ["/bin/sh", "-c", "date; echo Hello from the Kubernetes cluster"]
+            }],
+            "restartPolicy": "Never",
+            "someFieldFromANewerKubernetes": {"kept": true}
+        }
+    })
+}
+
+fn review(pod: Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "requestKind": {"group": "", "version": "v1", "kind": "Pod"},
+            "requestResource": {"group": "", "version": "v1", "resource": "pods"},
+            "name": "",
+            "namespace": "batch",
+            "operation": "CREATE",
+            "userInfo": {"username": "system:serviceaccount:kube-system:job-controller", "groups": ["system:serviceaccounts"]},
+            "object": pod,
+            "oldObject": null,
+            "dryRun": false,
+            "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"}
+        }
+    }))
+    .unwrap()
+}
+
+fn config() -> InjectionConfig {
+    InjectionConfig {
+        image: "ghcr.io/cronpush/cronpush:0.1.0".into(),
+        image_pull_policy: Some("IfNotPresent".into()),
+        gateway_url: "http://pi:8080/pushgateway".into(),
+        job_label: "cronpush".into(),
+        relay_url: "https://cronpush-webhook.cronpush.svc:443/v1/exit-status".into(),
+        relay_ca_pem: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".into(),
+        token_audience: "cronpush".into(),
+        token_expiration_seconds: 3600,
+        cpu_request: "10m".into(),
+        memory_request: "16Mi".into(),
+        cpu_limit: None,
+        memory_limit: "32Mi".into(),
+        start_timeout_seconds: 5,
+    }
+}
+
+fn facts() -> RunFacts {
+    RunFacts {
+        cronjob: "sample-cronjob".into(),
+        job: "sample-cronjob-29396160".into(),
+        schedule: Some("*/1 * * * *".into()),
+        time_zone: None,
+        scheduled_time: Some(29_396_160 * 60),
+        concurrency_policy: Some("Allow".into()),
+        grace_seconds: Some(30),
+        max_run_seconds: None,
+        source: FactsSource::Api,
+    }
+}
+
+/// Applies the answer's patch, decoded from its base64 wire form, to the raw Pod.
+fn apply(pod: &Value, answer: &Answer) -> Value {
+    let wire: Value = serde_json::from_slice(&admission::respond("uid", answer)).unwrap();
+    assert_eq!(wire["response"]["patchType"], "JSONPatch");
+    let bytes = base64::engine::general_purpose::STANDARD.decode(wire["response"]["patch"].as_str().unwrap()).unwrap();
+    let patch: json_patch::Patch = serde_json::from_slice(&bytes).unwrap();
+    let mut patched = pod.clone();
+    json_patch::patch(&mut patched, &patch).unwrap();
+    patched
+}
+
+fn inject(pod: &Value) -> Value {
+    let typed: Pod = serde_json::from_value(pod.clone()).unwrap();
+    let ops = injection::patch(&typed, &facts(), &config()).unwrap();
+    apply(pod, &Answer { patch: Some(ops), warnings: vec![] })
+}
+
+#[test]
+fn selects_job_pods_from_the_request() {
+    let request = admission::parse(&review(article_pod(29_396_160))).unwrap();
+    let candidate = selection::select(&request, &[]).unwrap();
+    assert_eq!(candidate.namespace, "batch", "taken from the request: the object has none");
+    assert_eq!(candidate.job_name, "sample-cronjob-29396160");
+    assert_eq!(selection::select(&request, &["batch".into()]), Err(SkipReason::ExcludedNamespace));
+}
+
+#[test]
+fn leaves_other_pods_alone() {
+    let mut plain = article_pod(1);
+    plain["metadata"].as_object_mut().unwrap().remove("ownerReferences");
+    let request = admission::parse(&review(plain)).unwrap();
+    assert_eq!(selection::select(&request, &[]), Err(SkipReason::NotJobPod));
+
+    let mut replica_set = article_pod(1);
+    replica_set["metadata"]["ownerReferences"][0]["kind"] = json!("ReplicaSet");
+    replica_set["metadata"]["ownerReferences"][0]["apiVersion"] = json!("apps/v1");
+    assert_eq!(selection::select(&admission::parse(&review(replica_set)).unwrap(), &[]), Err(SkipReason::NotJobPod));
+
+    let mut opted_out = article_pod(1);
+    opted_out["metadata"]["labels"]["cronpush.io/inject"] = json!("disabled");
+    assert_eq!(selection::select(&admission::parse(&review(opted_out)).unwrap(), &[]), Err(SkipReason::OptedOut));
+
+    let mut update: Value = serde_json::from_slice(&review(article_pod(1))).unwrap();
+    update["request"]["operation"] = json!("UPDATE");
+    let request = admission::parse(&serde_json::to_vec(&update).unwrap()).unwrap();
+    assert_eq!(selection::select(&request, &[]), Err(SkipReason::NotPodCreate));
+}
+
+#[test]
+fn the_patched_pod_holds_both_containers_last_and_keeps_everything_else() {
+    let pod = article_pod(29_396_160);
+    let patched = inject(&pod);
+    // Nothing the user wrote is lost, not even a field this build's types do not know.
+    assert_eq!(patched["spec"]["someFieldFromANewerKubernetes"], json!({"kept": true}));
+    assert_eq!(patched["spec"]["containers"], pod["spec"]["containers"]);
+    assert_eq!(patched["spec"]["initContainers"][0], pod["spec"]["initContainers"][0]);
+    assert_eq!(patched["metadata"]["finalizers"], pod["metadata"]["finalizers"]);
+
+    let typed: Pod = serde_json::from_value(patched).unwrap();
+    let spec = typed.spec.unwrap();
+    let init: Vec<&str> = spec.init_containers.iter().flatten().map(|c| c.name.as_str()).collect();
+    assert_eq!(init, ["push-metrics", START_CONTAINER, SIDECAR_CONTAINER], "appended at the end");
+    let sidecar = &spec.init_containers.as_ref().unwrap()[2];
+    assert_eq!(sidecar.restart_policy.as_deref(), Some("Always"));
+    assert_eq!(sidecar.volume_mounts.as_ref().unwrap()[0].name, TOKEN_VOLUME);
+    let start = &spec.init_containers.as_ref().unwrap()[1];
+    assert!(start.volume_mounts.is_none(), "the token is the sidecar's only");
+    assert!(start.restart_policy.is_none());
+    let env = |c: &k8s_openapi::api::core::v1::Container, name: &str| {
+        c.env.iter().flatten().find(|e| e.name == name).cloned()
+    };
+    assert_eq!(env(start, "CRONPUSH_SCHEDULED_TIME").unwrap().value.as_deref(), Some("1763769600"));
+    assert_eq!(env(start, "CRONPUSH_SCHEDULE").unwrap().value.as_deref(), Some("*/1 * * * *"));
+    assert!(env(start, "CRONPUSH_TIME_ZONE").is_none(), "unknown facts are left out");
+    assert_eq!(
+        env(start, "CRONPUSH_POD_NAME").unwrap().value_from.unwrap().field_ref.unwrap().field_path,
+        "metadata.name"
+    );
+    assert!(env(sidecar, "CRONPUSH_RELAY_CA").is_some() && env(start, "CRONPUSH_RELAY_CA").is_none());
+    let volume = spec.volumes.unwrap().into_iter().find(|v| v.name == TOKEN_VOLUME).unwrap();
+    let token = volume.projected.unwrap().sources.unwrap()[0].service_account_token.clone().unwrap();
+    assert_eq!((token.audience.as_deref(), token.expiration_seconds), (Some("cronpush"), Some(3600)));
+    let status = &typed.metadata.annotations.unwrap()[STATUS_ANNOTATION];
+    assert!(status.contains("\"cronjob\":\"sample-cronjob\""), "{status}");
+}
+
+#[test]
+fn injected_containers_pass_the_restricted_profile() {
+    let typed: Pod = serde_json::from_value(inject(&article_pod(1))).unwrap();
+    for c in typed.spec.unwrap().init_containers.unwrap().iter().skip(1) {
+        let sc = c.security_context.as_ref().unwrap();
+        assert_eq!(sc.run_as_non_root, Some(true), "{}", c.name);
+        assert_eq!(sc.allow_privilege_escalation, Some(false));
+        assert_eq!(sc.capabilities.as_ref().unwrap().drop.as_deref(), Some(&["ALL".to_string()][..]));
+        assert_eq!(sc.seccomp_profile.as_ref().unwrap().type_, "RuntimeDefault");
+        assert_eq!(sc.read_only_root_filesystem, Some(true));
+        let resources = c.resources.as_ref().unwrap();
+        assert!(resources.requests.as_ref().unwrap().contains_key("memory"));
+        assert!(resources.limits.as_ref().unwrap().contains_key("memory"));
+    }
+}
+
+#[test]
+fn injection_is_idempotent() {
+    let once = inject(&article_pod(1));
+    let request = admission::parse(&review(once)).unwrap();
+    assert_eq!(selection::select(&request, &[]), Err(SkipReason::AlreadyInjected));
+}
+
+#[test]
+fn pods_without_init_containers_volumes_or_annotations_get_the_arrays_created() {
+    let mut pod = article_pod(1);
+    pod["spec"].as_object_mut().unwrap().remove("initContainers");
+    let typed: Pod = serde_json::from_value(inject(&pod)).unwrap();
+    let names: Vec<String> = typed.spec.unwrap().init_containers.unwrap().into_iter().map(|c| c.name).collect();
+    assert_eq!(names, [START_CONTAINER, SIDECAR_CONTAINER]);
+
+    let mut annotated = article_pod(1);
+    annotated["metadata"]["annotations"] = json!({"team": "data"});
+    let patched = inject(&annotated);
+    assert_eq!(patched["metadata"]["annotations"]["team"], "data");
+    assert!(patched["metadata"]["annotations"][STATUS_ANNOTATION].is_string());
+}
+
+#[test]
+fn a_taken_volume_name_is_refused_not_overwritten() {
+    let mut pod = article_pod(1);
+    pod["spec"]["volumes"] = json!([{"name": TOKEN_VOLUME, "emptyDir": {}}]);
+    let typed: Pod = serde_json::from_value(pod).unwrap();
+    assert_eq!(injection::patch(&typed, &facts(), &config()), Err(injection::InjectionError::VolumeNameTaken));
+}
+
+#[test]
+fn the_answer_is_a_v1_review_with_a_base64_patch_and_short_warnings() {
+    let answer = Answer { patch: Some(vec![]), warnings: vec!["w".repeat(300)] };
+    let wire: Value = serde_json::from_slice(&admission::respond("u-1", &answer)).unwrap();
+    assert_eq!(wire["apiVersion"], "admission.k8s.io/v1");
+    assert_eq!(wire["kind"], "AdmissionReview");
+    assert_eq!(wire["response"]["uid"], "u-1");
+    assert_eq!(wire["response"]["allowed"], true);
+    assert_eq!(wire["response"]["patch"], "W10=", "base64 of []");
+    assert!(wire["response"]["warnings"][0].as_str().unwrap().len() < 120);
+    let none: Value = serde_json::from_slice(&admission::respond("u-2", &Answer::default())).unwrap();
+    assert!(none["response"].get("patchType").is_none(), "no patchType without a patch");
+}
+
+#[test]
+fn malformed_reviews_are_errors_not_panics() {
+    for body in [&b""[..], b"{", b"{}", b"[]", b"{\"request\": 5}", b"\xff\xfe"] {
+        assert!(admission::parse(body).is_err(), "{:?}", String::from_utf8_lossy(body));
+    }
+}
