@@ -26,10 +26,17 @@ const HOST: &str = "cronpush-webhook.cronpush.svc";
 
 // ---- A fake kube-apiserver: the batch/v1 reads the webhook makes ----------------------------
 
-#[derive(Default)]
 struct Objects {
     jobs: HashMap<(String, String), Value>,
     cronjobs: HashMap<(String, String), Value>,
+    /// The minor version `/version` reports.
+    minor: &'static str,
+}
+
+impl Default for Objects {
+    fn default() -> Self {
+        Objects { jobs: HashMap::new(), cronjobs: HashMap::new(), minor: "33" }
+    }
 }
 
 struct FakeApi {
@@ -45,6 +52,7 @@ impl FakeApi {
             .route("/apis/batch/v1/namespaces/{ns}/jobs/{name}", get(get_job))
             .route("/apis/batch/v1/namespaces/{ns}/cronjobs/{name}", get(get_cronjob))
             .route("/apis/batch/v1/cronjobs", get(list_or_watch_cronjobs))
+            .route("/version", get(version))
             .with_state(objects);
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
         let address = listener.local_addr().unwrap();
@@ -79,6 +87,13 @@ async fn get_cronjob(State(objects): Shared, UrlPath((ns, name)): UrlPath<(Strin
         Some(cronjob) => json_reply(StatusCode::OK, cronjob.clone()),
         None => not_found("cronjobs.batch", &name),
     }
+}
+
+async fn version(State(objects): Shared) -> Response {
+    let minor = objects.lock().unwrap().minor;
+    let info = json!({"major": "1", "minor": minor, "gitVersion": format!("v1.{minor}.0"), "gitCommit": "", "gitTreeState": "clean",
+                      "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.24", "compiler": "gc", "platform": "linux/amd64"});
+    json_reply(StatusCode::OK, info)
 }
 
 /// A list, or a watch that stays open with no events, as the API server does while nothing
@@ -331,6 +346,29 @@ fn with_the_api_down_the_job_name_decides_and_a_warning_says_so() {
     // A Job name that no CronJob makes is not guessed at.
     let response = webhook.review(&pod_review("hand-made"));
     assert!(response.get("patch").is_none());
+}
+
+#[test]
+fn an_api_server_older_than_1_29_gets_no_injection_and_a_reason() {
+    let mut objects = Objects { minor: "28+", ..Objects::default() };
+    let name = "sample-cronjob-29396160";
+    objects.jobs.insert(("batch".into(), name.into()), job(name, Some(cronjob_owner(true)), json!({})));
+    objects.cronjobs.insert(("batch".into(), "sample-cronjob".into()), sample_cronjob());
+    let api = FakeApi::start(objects);
+    let webhook = Webhook::start(&format!("http://{}", api.address));
+    // The version is learned in the background right after start.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let response = loop {
+        let response = webhook.review(&pod_review(name));
+        if response.get("patch").is_none() || Instant::now() > deadline {
+            break response;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(response.get("patch").is_none(), "a 1.28 cluster must not get native sidecars: {response}");
+    assert!(response["warnings"][0].as_str().unwrap().contains("1.28+"), "{response}");
+    let metrics = webhook.client(HOST).get(webhook.url("/metrics")).send().unwrap().text().unwrap();
+    assert!(metrics.contains("reason=\"unsupported_kubernetes\""), "{metrics}");
 }
 
 #[test]

@@ -33,6 +33,10 @@ impl Admitter {
             Ok(candidate) => candidate,
             Err(reason) => return (Answer::default(), Outcome::Skipped(reason)),
         };
+        if let Some(why) = self.resolver.unsupported() {
+            let answer = Answer { patch: None, warnings: vec![format!("cronpush: not injected: {why}")] };
+            return (answer, Outcome::Skipped(SkipReason::UnsupportedKubernetes));
+        }
         let mut warnings = Vec::new();
         let resolution = tokio::time::timeout(self.resolve_timeout, self.resolver.resolve(&candidate))
             .await

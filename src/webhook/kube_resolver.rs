@@ -3,7 +3,7 @@
 //! API for it (a direct GET when the cache has not seen it yet). The watch retries with backoff
 //! forever, so the webhook starts and serves while the API server is unreachable.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
@@ -21,6 +21,8 @@ const INSTANTIATE_ANNOTATION: &str = "cronjob.kubernetes.io/instantiate";
 pub struct KubeResolver {
     client: Client,
     cronjobs: Store<CronJob>,
+    /// Set once the API server's version is known and too old.
+    unsupported: Arc<OnceLock<Option<String>>>,
 }
 
 impl KubeResolver {
@@ -33,7 +35,9 @@ impl KubeResolver {
                 tracing::warn!(error = %e, "watching CronJobs failed; retrying");
             }
         }));
-        KubeResolver { client, cronjobs }
+        let unsupported = Arc::new(OnceLock::new());
+        tokio::spawn(learn_version(client.clone(), unsupported.clone()));
+        KubeResolver { client, cronjobs, unsupported }
     }
 
     async fn resolve_job(&self, candidate: &Candidate) -> Resolution {
@@ -62,6 +66,33 @@ impl KubeResolver {
 impl Resolve for KubeResolver {
     fn resolve<'a>(&'a self, candidate: &'a Candidate) -> ResolveFuture<'a> {
         Box::pin(self.resolve_job(candidate))
+    }
+
+    fn unsupported(&self) -> Option<String> {
+        self.unsupported.get().cloned().flatten()
+    }
+}
+
+/// Asks the API server for its version until it answers; until then nothing is refused.
+async fn learn_version(client: Client, unsupported: Arc<OnceLock<Option<String>>>) {
+    let mut delay = std::time::Duration::from_millis(500);
+    loop {
+        match client.apiserver_version().await {
+            Ok(info) => {
+                let verdict = super::resolve::too_old(&info.major, &info.minor);
+                match &verdict {
+                    Some(why) => tracing::error!("{why}; injecting nothing"),
+                    None => tracing::info!(version = %info.git_version, "Kubernetes version supported"),
+                }
+                let _ = unsupported.set(verdict);
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "the API server's version is not known yet");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(60));
+            }
+        }
     }
 }
 

@@ -54,6 +54,26 @@ pub type ResolveFuture<'a> = Pin<Box<dyn Future<Output = Resolution> + Send + 'a
 /// Learns the facts of a candidate's run.
 pub trait Resolve: Send + Sync {
     fn resolve<'a>(&'a self, candidate: &'a Candidate) -> ResolveFuture<'a>;
+
+    /// Why this cluster cannot run the injection, when it cannot: an API server older than
+    /// 1.29 has no native sidecars by default, and the Pod would never complete.
+    fn unsupported(&self) -> Option<String> {
+        None
+    }
+}
+
+/// Native sidecars (`restartPolicy: Always` on init containers) are on by default from 1.29.
+pub const MINIMUM_MINOR: u32 = 29;
+
+/// Whether a Kubernetes version, as `/version` reports it ("1", "28+"), is too old.
+pub fn too_old(major: &str, minor: &str) -> Option<String> {
+    let digits = |s: &str| s.chars().take_while(char::is_ascii_digit).collect::<String>().parse::<u32>().ok();
+    let (major_n, minor_n) = (digits(major)?, digits(minor)?);
+    (major_n == 1 && minor_n < MINIMUM_MINOR).then(|| {
+        format!(
+            "Kubernetes {major}.{minor} has no native sidecars by default; cronpush needs 1.{MINIMUM_MINOR} or newer"
+        )
+    })
 }
 
 /// The resolver when there is no Kubernetes configuration at all: every Pod falls back to its
@@ -84,6 +104,15 @@ pub fn from_job_name(job: &str) -> Option<RunFacts> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn versions_before_1_29_are_refused() {
+        assert!(too_old("1", "28+").unwrap().contains("1.28+"));
+        assert!(too_old("1", "29").is_none());
+        assert!(too_old("1", "33").is_none());
+        assert!(too_old("2", "0").is_none());
+        assert!(too_old("", "x").is_none(), "an unreadable version is not a refusal");
+    }
 
     #[test]
     fn reads_the_controllers_job_names() {

@@ -25,6 +25,7 @@ pub enum SkipReason {
     AlreadyInjected,
     ExcludedNamespace,
     NameCollision,
+    UnsupportedKubernetes,
 }
 
 impl SkipReason {
@@ -37,6 +38,7 @@ impl SkipReason {
             SkipReason::AlreadyInjected => "already_injected",
             SkipReason::ExcludedNamespace => "excluded_namespace",
             SkipReason::NameCollision => "name_collision",
+            SkipReason::UnsupportedKubernetes => "unsupported_kubernetes",
         }
     }
 }
