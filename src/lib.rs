@@ -9,6 +9,7 @@ pub mod certs;
 pub mod contract;
 pub mod exposition;
 pub mod gateway;
+pub mod go_duration;
 pub mod logging;
 pub mod proto;
 pub mod schedule;

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::go_duration;
+
 #[derive(Args, Debug, Clone)]
 pub struct GatewayArgs {
     /// Addresses to listen on for the web interface, the API and telemetry (repeatable).
@@ -40,7 +42,7 @@ pub struct GatewayArgs {
     pub persistence_file: String,
 
     /// Least time between two writes of the persistence file (Go duration: 30s, 5m, 1h).
-    #[arg(long = "persistence.interval", default_value = "5m", value_parser = parse_duration)]
+    #[arg(long = "persistence.interval", default_value = "5m", value_parser = go_duration::flag)]
     pub persistence_interval: Duration,
 
     /// Answer pushes with 202 before checking them against the store. cronpush still refuses
@@ -101,7 +103,7 @@ impl GatewayArgs {
             ("log.format".into(), self.log_format.clone()),
             ("log.level".into(), self.log_level.clone()),
             ("persistence.file".into(), self.persistence_file.clone()),
-            ("persistence.interval".into(), format_duration(self.persistence_interval)),
+            ("persistence.interval".into(), go_duration::format(self.persistence_interval)),
             ("push.disable-consistency-check".into(), self.disable_consistency_check.to_string()),
             ("web.enable-admin-api".into(), self.enable_admin_api.to_string()),
             ("web.enable-lifecycle".into(), self.enable_lifecycle.to_string()),
@@ -142,70 +144,9 @@ fn url_path(url: &str) -> Option<String> {
     (!host.is_empty()).then(|| format!("/{path}"))
 }
 
-/// Go's `time.ParseDuration`, for the durations our flags take: `1h30m`, `5m`, `250ms`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let err = || format!("invalid duration {text:?} (use Go syntax such as 30s, 5m or 1h30m)");
-    if text == "0" {
-        return Ok(Duration::ZERO);
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = text;
-    if rest.is_empty() {
-        return Err(err());
-    }
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit() && c != '.').ok_or_else(err)?;
-        let number: f64 = rest[..digits].parse().map_err(|_| err())?;
-        rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
-        let unit = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(err()),
-        };
-        rest = &rest[unit_len..];
-        total += Duration::try_from_secs_f64(number * unit).map_err(|_| err())?;
-    }
-    Ok(total)
-}
-
-/// Go's `time.Duration.String()` for whole milliseconds and up: `5m0s`, `1h0m0s`, `250ms`.
-pub fn format_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms == 0 {
-        return "0s".into();
-    }
-    if ms < 1000 {
-        return format!("{ms}ms");
-    }
-    let (h, m) = (ms / 3_600_000, (ms / 60_000) % 60);
-    let s = (ms % 60_000) as f64 / 1000.0;
-    match (h, m) {
-        (0, 0) => format!("{s}s"),
-        (0, m) => format!("{m}m{s}s"),
-        (h, m) => format!("{h}h{m}m{s}s"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_read_and_print_like_go() {
-        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
-        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
-        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert!(parse_duration("5").is_err() && parse_duration("").is_err() && parse_duration("1x").is_err());
-        assert_eq!(format_duration(Duration::from_secs(300)), "5m0s");
-        assert_eq!(format_duration(Duration::from_secs(3600)), "1h0m0s");
-        assert_eq!(format_duration(Duration::from_secs(2)), "2s");
-        assert_eq!(format_duration(Duration::from_millis(1500)), "1.5s");
-    }
 
     #[test]
     fn route_prefix_comes_from_the_external_url() {

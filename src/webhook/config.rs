@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::injection::InjectionConfig;
-use crate::gateway::config::parse_duration;
+use crate::go_duration;
 
 #[derive(Args, Debug, Clone)]
 pub struct WebhookArgs {
@@ -70,7 +70,7 @@ pub struct WebhookArgs {
     #[arg(long, env = "POD_NAMESPACE")]
     pub own_namespace: Option<String>,
     /// How long admission waits for the Kubernetes API before falling back to the Job's name.
-    #[arg(long, env = "CRONPUSH_RESOLVE_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, env = "CRONPUSH_RESOLVE_TIMEOUT", default_value = "2s", value_parser = go_duration::flag)]
     pub resolve_timeout: Duration,
     #[arg(long = "log.level", default_value = "info", value_parser = ["debug", "info", "warn", "error"])]
     pub log_level: String,
