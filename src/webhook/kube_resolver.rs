@@ -14,6 +14,7 @@ use kube::{Api, Client};
 use super::resolve::{FactsSource, Resolution, Resolve, ResolveFuture, RunFacts};
 use super::selection::Candidate;
 use crate::contract::{GRACE_ANNOTATION, MAX_RUN_ANNOTATION, SCHEDULED_TIMESTAMP_ANNOTATION};
+use crate::schedule;
 
 /// kubectl marks the Jobs it creates with `kubectl create job --from=cronjob/x` this way.
 const INSTANTIATE_ANNOTATION: &str = "cronjob.kubernetes.io/instantiate";
@@ -101,22 +102,23 @@ pub fn facts(job: &Job, cronjob: &CronJob) -> RunFacts {
     let job_name = job.metadata.name.clone().unwrap_or_default();
     let job_annotations = job.metadata.annotations.as_ref();
     let manual = job_annotations.and_then(|a| a.get(INSTANTIATE_ANNOTATION)).is_some_and(|v| v == "manual");
+    let cronjob_name = cronjob.metadata.name.clone().unwrap_or_default();
     // A manual run has no schedule slot; otherwise the controller's annotation, or the name.
     let scheduled_time = if manual {
         None
     } else {
         job_annotations
             .and_then(|a| a.get(SCHEDULED_TIMESTAMP_ANNOTATION))
-            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+            .and_then(|t| schedule::parse_scheduled_timestamp_annotation(t).ok())
+            .or_else(|| schedule::scheduled_time_from_job_name(&cronjob_name, &job_name))
             .map(|t| t.as_second())
-            .or_else(|| super::resolve::from_job_name(&job_name).and_then(|f| f.scheduled_time))
     };
     let spec = cronjob.spec.as_ref();
     let override_seconds = |name: &str| {
         cronjob.metadata.annotations.as_ref().and_then(|a| a.get(name)).and_then(|v| v.trim().parse::<i64>().ok())
     };
     RunFacts {
-        cronjob: cronjob.metadata.name.clone().unwrap_or_default(),
+        cronjob: cronjob_name,
         job: job_name,
         schedule: spec.map(|s| s.schedule.clone()),
         time_zone: spec.and_then(|s| s.time_zone.clone()).filter(|z| !z.is_empty()),
