@@ -100,33 +100,38 @@ fn write_sample_line(
 ) {
     out.push_str(name);
     out.push_str(suffix);
-    if !labels.is_empty() || extra.is_some() {
-        out.push('{');
-        let mut first = true;
-        for label in labels {
-            if !first {
-                out.push(',');
-            }
-            first = false;
-            out.push_str(label.name());
-            out.push_str("=\"");
-            escape_into(out, label.value(), true);
-            out.push('"');
-        }
-        if let Some((extra_name, extra_value)) = extra {
-            if !first {
-                out.push(',');
-            }
-            out.push_str(extra_name);
-            out.push_str("=\"");
-            write_go(out, extra_value);
-            out.push('"');
-        }
-        out.push('}');
-    }
+    write_labels(out, labels, extra);
     out.push(' ');
     write_sample(out, value);
     out.push('\n');
+}
+
+/// Appends `{a="1",b="2"}` (nothing for no labels), with an extra float-valued label such as
+/// `le` or `quantile` last.
+pub fn write_labels(out: &mut String, labels: &[LabelPair], extra: Option<(&str, f64)>) {
+    if labels.is_empty() && extra.is_none() {
+        return;
+    }
+    out.push('{');
+    for (i, label) in labels.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(label.name());
+        out.push_str("=\"");
+        escape_into(out, label.value(), true);
+        out.push('"');
+    }
+    if let Some((extra_name, extra_value)) = extra {
+        if !labels.is_empty() {
+            out.push(',');
+        }
+        out.push_str(extra_name);
+        out.push_str("=\"");
+        write_go(out, extra_value);
+        out.push('"');
+    }
+    out.push('}');
 }
 
 /// Escapes `\` and newlines, and `"` too inside label values.

@@ -399,16 +399,9 @@ pub struct Named<'a> {
 pub fn render_labels(pairs: &[(String, String)]) -> String {
     let labels: Vec<LabelPair> =
         pairs.iter().map(|(n, v)| LabelPair { name: Some(n.clone()), value: Some(v.clone()) }).collect();
-    let mut line = String::new();
-    text_write::write_metric(
-        &mut line,
-        "",
-        MetricType::Untyped,
-        &crate::proto::client::Metric { label: labels, ..Default::default() },
-    );
-    // "{...} 0\n" → "{...}"
-    line.truncate(line.rfind(' ').unwrap_or(0));
-    line
+    let mut rendered = String::new();
+    text_write::write_labels(&mut rendered, &labels, None);
+    rendered
 }
 
 #[cfg(test)]
