@@ -12,18 +12,6 @@ const PROTOBUF: &str = "application/vnd.google.protobuf; proto=io.prometheus.cli
 /// Method, path, headers, body.
 type Request = (&'static str, String, Vec<(&'static str, &'static str)>, Vec<u8>);
 
-/// The exact lines a scrape shows of the pushed groups, timestamps' values and all.
-fn pushed_lines(server: &Server) -> Vec<String> {
-    let body = server.get("/metrics").body;
-    let mut lines: Vec<String> = body
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.starts_with("process_") && !l.starts_with("pushgateway_"))
-        .map(String::from)
-        .collect();
-    lines.sort();
-    lines
-}
-
 /// A small deterministic generator, so that a failure can be replayed.
 struct Lcg(u64);
 
@@ -47,7 +35,7 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 fn hostile_requests_are_refused_and_change_nothing() {
     let server = Server::cronpush(&[]);
     assert_eq!(server.put("/metrics/job/baseline/instance/i", "# TYPE kept gauge\nkept{a=\"1\"} 1\n").status, 200);
-    let before = pushed_lines(&server);
+    let before = server.exact_pushed_lines();
 
     let mut hostile: Vec<Request> = vec![
         ("PUT", "/metrics/job/baseline/instance/i".into(), vec![], b"kept 1".to_vec()),
@@ -114,7 +102,7 @@ fn hostile_requests_are_refused_and_change_nothing() {
         assert!(!reply.body.trim().is_empty(), "{method} {path}: a refusal must say why");
         assert!(!reply.body.contains("panicked"), "{method} {path}: {}", reply.body);
     }
-    assert_eq!(pushed_lines(&server), before, "a refused request changed the store");
+    assert_eq!(server.exact_pushed_lines(), before, "a refused request changed the store");
     assert_eq!(server.get("/-/healthy").status, 200);
 }
 

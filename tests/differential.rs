@@ -179,12 +179,11 @@ fn message(body: &str) -> String {
 fn state(server: &Server, help_may_differ: bool) -> (Vec<String>, Vec<String>, Value) {
     let scrape = server.get("/metrics");
     assert_eq!(scrape.status, 200, "scrape failed: {}", scrape.body);
-    let own = ["go_", "process_", "pushgateway_", "promhttp_"];
     let headers: Vec<String> = scrape
         .body
         .lines()
         .filter(|l| l.starts_with("# TYPE ") || (!help_may_differ && l.starts_with("# HELP ")))
-        .filter(|l| !own.iter().any(|p| l[7..].starts_with(p)))
+        .filter(|l| !support::is_own_metric(&l[7..]))
         .map(String::from)
         .collect();
     let api = server.get("/api/v1/metrics");

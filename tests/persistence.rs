@@ -15,23 +15,6 @@ fn api_groups(server: &Server) -> serde_json::Value {
     v
 }
 
-/// The exact pushed lines, timestamp values included.
-fn exact_lines(server: &Server) -> Vec<String> {
-    let body = server.get("/metrics").body;
-    let mut lines: Vec<String> = body
-        .lines()
-        .filter(|l| {
-            !l.starts_with("process_")
-                && !l.starts_with("pushgateway_")
-                && !l.contains(" process_")
-                && !l.contains(" pushgateway_")
-        })
-        .map(String::from)
-        .collect();
-    lines.sort();
-    lines
-}
-
 #[test]
 fn a_clean_restart_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -51,13 +34,13 @@ fn a_clean_restart_loses_nothing() {
     assert_eq!(server.put("/metrics/job/b/path@base64/L3Zhci90bXA", "y 1 123\n").status, 400);
     assert_eq!(server.put("/metrics/job/gone", "z 1\n").status, 200);
     assert_eq!(server.delete("/metrics/job/gone").status, 202);
-    let (lines, groups) = (exact_lines(&server), api_groups(&server));
+    let (lines, groups) = (server.exact_pushed_lines(), api_groups(&server));
     server.signal("TERM");
     assert_eq!(server.wait_exit(Duration::from_secs(15)), Some(0));
     assert!(file.exists(), "SIGTERM saves the store");
 
     let restarted = Server::cronpush(&[&flag]);
-    assert_eq!(exact_lines(&restarted), lines);
+    assert_eq!(restarted.exact_pushed_lines(), lines);
     assert_eq!(api_groups(&restarted), groups);
 }
 
@@ -69,11 +52,11 @@ fn the_store_is_saved_at_the_interval_without_a_shutdown() {
     let mut server = Server::cronpush(&[&flag, "--persistence.interval=1s"]);
     assert_eq!(server.put("/metrics/job/a", "x 1\n").status, 200);
     assert!(support::eventually(Duration::from_secs(10), || file.exists()), "not saved within the interval");
-    let lines = exact_lines(&server);
+    let lines = server.exact_pushed_lines();
     server.signal("KILL");
     server.wait_exit(Duration::from_secs(10));
     let restarted = Server::cronpush(&[&flag]);
-    assert_eq!(exact_lines(&restarted), lines);
+    assert_eq!(restarted.exact_pushed_lines(), lines);
 }
 
 #[test]

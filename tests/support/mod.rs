@@ -150,6 +150,19 @@ impl Server {
         self.request("DELETE", path, &[], Vec::new())
     }
 
+    /// Every line a scrape shows of the pushed groups, HELP and TYPE included, timestamp
+    /// values exact, sorted: what must not change when nothing was pushed.
+    pub fn exact_pushed_lines(&self) -> Vec<String> {
+        let reply = self.get("/metrics");
+        assert_eq!(reply.status, 200, "scrape failed: {}", reply.body);
+        let metric_name =
+            |l: &str| l.strip_prefix("# HELP ").or_else(|| l.strip_prefix("# TYPE ")).unwrap_or(l).to_string();
+        let mut lines: Vec<String> =
+            reply.body.lines().filter(|l| !is_own_metric(&metric_name(l))).map(String::from).collect();
+        lines.sort();
+        lines
+    }
+
     /// The sample lines of a scrape that belong to pushed groups (not the gateway's own
     /// metrics), sorted, with the timestamp series' values reduced to `0` or `T` (a time).
     pub fn pushed_series(&self) -> Vec<String> {
@@ -214,11 +227,10 @@ pub fn send(
 
 /// See [`Server::pushed_series`].
 pub fn pushed_series(scrape: &str) -> Vec<String> {
-    let own = ["go_", "process_", "pushgateway_", "promhttp_"];
     let mut lines: Vec<String> = scrape
         .lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .filter(|l| !own.iter().any(|p| l.starts_with(p)))
+        .filter(|l| !is_own_metric(l))
         .map(|l| {
             if l.starts_with("push_time_seconds") || l.starts_with("push_failure_time_seconds") {
                 let (series, value) = l.rsplit_once(' ').expect("sample line");
@@ -230,6 +242,11 @@ pub fn pushed_series(scrape: &str) -> Vec<String> {
         .collect();
     lines.sort();
     lines
+}
+
+/// Whether a metric (or a line starting with its name) is one of a gateway's own.
+pub fn is_own_metric(name: &str) -> bool {
+    ["go_", "process_", "pushgateway_", "promhttp_"].iter().any(|p| name.starts_with(p))
 }
 
 /// A port that was free a moment ago on 127.0.0.1.
