@@ -168,7 +168,7 @@ fn base_container(config: &InjectionConfig) -> Container {
 }
 
 /// The environment contract of DESIGN.md: where to push, under which grouping key, and the
-/// run's schedule facts. Facts not known are left out, not sent empty.
+/// run's schedule facts. Facts not known are left out, not sent empty (but see the scheduled time).
 fn run_env(facts: &RunFacts, config: &InjectionConfig) -> Vec<EnvVar> {
     let mut vars = vec![
         value_env(env::GATEWAY_URL, &config.gateway_url),
@@ -178,11 +178,14 @@ fn run_env(facts: &RunFacts, config: &InjectionConfig) -> Vec<EnvVar> {
         value_env(env::CRONJOB, &facts.cronjob),
         value_env(env::JOB_NAME, &facts.job),
         value_env(env::TIMEOUT_SECONDS, &config.start_timeout_seconds.to_string()),
+        // Always set: empty tells `start` that the run has no slot (started by hand), which it
+        // could not tell from a hand-picked Job name that happens to end in digits.
+        value_env(env::SCHEDULED_TIME, &facts.scheduled_time.map(|t| t.to_string()).unwrap_or_default()),
     ];
     let optional = [
         (env::SCHEDULE, facts.schedule.clone()),
         (env::TIME_ZONE, facts.time_zone.clone()),
-        (env::SCHEDULED_TIME, facts.scheduled_time.map(|t| t.to_string())),
+        (env::CONCURRENCY_POLICY, facts.concurrency_policy.clone()),
         (env::GRACE_SECONDS, facts.grace_seconds.map(|s| s.to_string())),
         (env::MAX_RUN_SECONDS, facts.max_run_seconds.map(|s| s.to_string())),
     ];
