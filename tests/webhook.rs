@@ -1,123 +1,23 @@
 //! The real `cronpush webhook` binary, with certificates from the real `cronpush certs`, driven
 //! over TLS exactly as kube-apiserver drives a webhook: HTTPS POST of an AdmissionReview to the
 //! Service's DNS name, the server certificate verified against the caBundle. A small fake API
-//! server answers what the webhook asks Kubernetes (the Job, the CronJob, the CronJob watch) as
-//! kube-apiserver would; it can also be down.
+//! server (tests/support/kube_api.rs) answers what the webhook asks Kubernetes (Jobs and
+//! CronJobs: lists, watches and GETs) as kube-apiserver would; it can also be down.
 
-use std::collections::HashMap;
+mod support;
+
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::extract::{Path as UrlPath, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use base64::Engine;
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::{Value, json};
+use support::kube_api::{FakeApi, kubeconfig};
 
 const SERVICE: &str = "cronpush-webhook";
 const NAMESPACE: &str = "cronpush";
 const HOST: &str = "cronpush-webhook.cronpush.svc";
-
-// ---- A fake kube-apiserver: the batch/v1 reads the webhook makes ----------------------------
-
-struct Objects {
-    jobs: HashMap<(String, String), Value>,
-    cronjobs: HashMap<(String, String), Value>,
-    /// The minor version `/version` reports.
-    minor: &'static str,
-}
-
-impl Default for Objects {
-    fn default() -> Self {
-        Objects { jobs: HashMap::new(), cronjobs: HashMap::new(), minor: "33" }
-    }
-}
-
-struct FakeApi {
-    address: SocketAddr,
-    _runtime: tokio::runtime::Runtime,
-}
-
-impl FakeApi {
-    fn start(objects: Objects) -> FakeApi {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-        let objects = Arc::new(Mutex::new(objects));
-        let app = Router::new()
-            .route("/apis/batch/v1/namespaces/{ns}/jobs/{name}", get(get_job))
-            .route("/apis/batch/v1/namespaces/{ns}/cronjobs/{name}", get(get_cronjob))
-            .route("/apis/batch/v1/cronjobs", get(list_or_watch_cronjobs))
-            .route("/version", get(version))
-            .with_state(objects);
-        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-        let address = listener.local_addr().unwrap();
-        runtime.spawn(async move { axum::serve(listener, app).await });
-        FakeApi { address, _runtime: runtime }
-    }
-}
-
-type Shared = State<Arc<Mutex<Objects>>>;
-
-/// A JSON answer, as the API server sends it.
-fn json_reply(status: StatusCode, value: Value) -> Response {
-    (status, [("content-type", "application/json")], value.to_string()).into_response()
-}
-
-/// kube-apiserver's answer for a missing object: a Status with reason NotFound.
-fn not_found(kind: &str, name: &str) -> Response {
-    let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404,
-                        "message": format!("{kind} \"{name}\" not found")});
-    json_reply(StatusCode::NOT_FOUND, status)
-}
-
-async fn get_job(State(objects): Shared, UrlPath((ns, name)): UrlPath<(String, String)>) -> Response {
-    match objects.lock().unwrap().jobs.get(&(ns, name.clone())) {
-        Some(job) => json_reply(StatusCode::OK, job.clone()),
-        None => not_found("jobs.batch", &name),
-    }
-}
-
-async fn get_cronjob(State(objects): Shared, UrlPath((ns, name)): UrlPath<(String, String)>) -> Response {
-    match objects.lock().unwrap().cronjobs.get(&(ns, name.clone())) {
-        Some(cronjob) => json_reply(StatusCode::OK, cronjob.clone()),
-        None => not_found("cronjobs.batch", &name),
-    }
-}
-
-async fn version(State(objects): Shared) -> Response {
-    let minor = objects.lock().unwrap().minor;
-    let info = json!({"major": "1", "minor": minor, "gitVersion": format!("v1.{minor}.0"), "gitCommit": "", "gitTreeState": "clean",
-                      "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.24", "compiler": "gc", "platform": "linux/amd64"});
-    json_reply(StatusCode::OK, info)
-}
-
-/// A list, or a watch that stays open with no events, as the API server does while nothing
-/// changes.
-async fn list_or_watch_cronjobs(State(objects): Shared, query: axum::extract::RawQuery) -> Response {
-    if query.0.unwrap_or_default().contains("watch=true") {
-        let quiet = futures::stream::pending::<Result<Vec<u8>, std::io::Error>>();
-        return axum::body::Body::from_stream(quiet).into_response();
-    }
-    let items: Vec<Value> = objects.lock().unwrap().cronjobs.values().cloned().collect();
-    let list =
-        json!({"apiVersion": "batch/v1", "kind": "CronJobList", "metadata": {"resourceVersion": "1"}, "items": items});
-    json_reply(StatusCode::OK, list)
-}
-
-fn kubeconfig(dir: &Path, server: &str) -> PathBuf {
-    let path = dir.join("kubeconfig");
-    let config = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {server}\nusers:\n- name: fake\n  user: {{}}\n\
-         contexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\ncurrent-context: fake\n"
-    );
-    std::fs::write(&path, config).unwrap();
-    path
-}
 
 // ---- The webhook process ------------------------------------------------------------------
 
@@ -277,13 +177,12 @@ fn status_annotation(pod: &Pod) -> Value {
 
 #[test]
 fn a_cronjob_pod_gets_both_containers_with_the_facts_from_the_api() {
-    let mut objects = Objects::default();
+    let api = FakeApi::start();
     let name = "sample-cronjob-29396160";
     let scheduled = json!({"batch.kubernetes.io/cronjob-scheduled-timestamp": "2025-11-22T00:00:00Z"});
-    objects.jobs.insert(("batch".into(), name.into()), job(name, Some(cronjob_owner(true)), scheduled));
-    objects.cronjobs.insert(("batch".into(), "sample-cronjob".into()), sample_cronjob());
-    let api = FakeApi::start(objects);
-    let webhook = Webhook::start(&format!("http://{}", api.address));
+    api.put(job(name, Some(cronjob_owner(true)), scheduled));
+    api.put(sample_cronjob());
+    let webhook = Webhook::start(&api.url());
     let review = pod_review(name);
     let pod = patched(&review, &webhook.review(&review));
     let names: Vec<&str> =
@@ -303,25 +202,51 @@ fn a_cronjob_pod_gets_both_containers_with_the_facts_from_the_api() {
 }
 
 #[test]
+fn jobs_and_cronjobs_come_from_the_watch_caches_and_a_job_younger_than_the_cache_is_read() {
+    let api = FakeApi::start();
+    let old = "sample-cronjob-29396160";
+    api.put(job(old, Some(cronjob_owner(true)), json!({})));
+    api.put(sample_cronjob());
+    let webhook = Webhook::start(&api.url());
+    // kube's watcher lists, hands the list to the cache, and only then opens the watch: a
+    // second request to each collection means both caches hold what the list returned.
+    let synced = support::eventually(Duration::from_secs(10), || {
+        api.requests("/apis/batch/v1/jobs") >= 2 && api.requests("/apis/batch/v1/cronjobs") >= 2
+    });
+    assert!(synced, "the webhook never watched Jobs and CronJobs");
+    for _ in 0..20 {
+        let review = pod_review(old);
+        assert_eq!(status_annotation(&patched(&review, &webhook.review(&review)))["facts"], "api");
+    }
+    assert_eq!(api.requests(&format!("/apis/batch/v1/namespaces/batch/jobs/{old}")), 0, "a cached Job is not read");
+    assert_eq!(api.requests("/apis/batch/v1/namespaces/batch/cronjobs/sample-cronjob"), 0);
+    // A Job whose watch event is still in flight when its Pod arrives: read directly.
+    let young = "sample-cronjob-29396161";
+    api.put_unannounced(job(young, Some(cronjob_owner(true)), json!({})));
+    let review = pod_review(young);
+    let pod = patched(&review, &webhook.review(&review));
+    assert_eq!(env_of(&pod, "cronpush-start", "CRONPUSH_SCHEDULED_TIME").as_deref(), Some("1763769660"));
+    assert_eq!(api.requests(&format!("/apis/batch/v1/namespaces/batch/jobs/{young}")), 1);
+}
+
+#[test]
 fn a_manual_run_is_injected_without_a_schedule_slot() {
-    let mut objects = Objects::default();
+    let api = FakeApi::start();
     let manual = json!({"cronjob.kubernetes.io/instantiate": "manual"});
-    objects.jobs.insert(("batch".into(), "by-hand".into()), job("by-hand", Some(cronjob_owner(false)), manual));
-    objects.cronjobs.insert(("batch".into(), "sample-cronjob".into()), sample_cronjob());
-    let api = FakeApi::start(objects);
-    let webhook = Webhook::start(&format!("http://{}", api.address));
+    api.put(job("by-hand", Some(cronjob_owner(false)), manual));
+    api.put(sample_cronjob());
+    let webhook = Webhook::start(&api.url());
     let review = pod_review("by-hand");
     let pod = patched(&review, &webhook.review(&review));
     assert_eq!(env_of(&pod, "cronpush-start", "CRONPUSH_CRONJOB").as_deref(), Some("sample-cronjob"));
-    assert_eq!(env_of(&pod, "cronpush-start", "CRONPUSH_SCHEDULED_TIME"), None);
+    assert_eq!(env_of(&pod, "cronpush-start", "CRONPUSH_SCHEDULED_TIME").as_deref(), Some(""), "empty: no slot");
 }
 
 #[test]
 fn a_job_without_a_cronjob_is_left_alone() {
-    let mut objects = Objects::default();
-    objects.jobs.insert(("batch".into(), "plain".into()), job("plain", None, json!({})));
-    let api = FakeApi::start(objects);
-    let webhook = Webhook::start(&format!("http://{}", api.address));
+    let api = FakeApi::start();
+    api.put(job("plain", None, json!({})));
+    let webhook = Webhook::start(&api.url());
     let response = webhook.review(&pod_review("plain"));
     assert!(response.get("patch").is_none() && response.get("patchType").is_none(), "{response}");
     let metrics = webhook.client(HOST).get(webhook.url("/metrics")).send().unwrap().text().unwrap();
@@ -350,12 +275,12 @@ fn with_the_api_down_the_job_name_decides_and_a_warning_says_so() {
 
 #[test]
 fn an_api_server_older_than_1_29_gets_no_injection_and_a_reason() {
-    let mut objects = Objects { minor: "28+", ..Objects::default() };
+    let api = FakeApi::start();
+    api.set_minor("28+");
     let name = "sample-cronjob-29396160";
-    objects.jobs.insert(("batch".into(), name.into()), job(name, Some(cronjob_owner(true)), json!({})));
-    objects.cronjobs.insert(("batch".into(), "sample-cronjob".into()), sample_cronjob());
-    let api = FakeApi::start(objects);
-    let webhook = Webhook::start(&format!("http://{}", api.address));
+    api.put(job(name, Some(cronjob_owner(true)), json!({})));
+    api.put(sample_cronjob());
+    let webhook = Webhook::start(&api.url());
     // The version is learned in the background right after start.
     let deadline = Instant::now() + Duration::from_secs(10);
     let response = loop {

@@ -1,7 +1,8 @@
-//! The resolver that asks Kubernetes: the Job by a direct GET (it can be younger than any
-//! cache), its owning CronJob from a watch-fed cache so that admission does not wait on the
-//! API for it (a direct GET when the cache has not seen it yet). The watch retries with backoff
-//! forever, so the webhook starts and serves while the API server is unreachable.
+//! The resolver that asks Kubernetes. Jobs and CronJobs come from watch-fed caches, so that
+//! admission does not wait on the API; a Job can be younger than the cache (the Job controller
+//! creates its Pod right after it), so a miss is a direct GET, and so is a CronJob miss. The
+//! watches retry with backoff forever, so the webhook starts and serves while the API server is
+//! unreachable.
 
 use std::sync::{Arc, OnceLock};
 
@@ -21,16 +22,39 @@ const INSTANTIATE_ANNOTATION: &str = "cronjob.kubernetes.io/instantiate";
 
 pub struct KubeResolver {
     client: Client,
+    jobs: Store<Job>,
     cronjobs: Store<CronJob>,
     /// Set once the API server's version is known and too old.
     unsupported: Arc<OnceLock<Option<String>>>,
 }
 
 impl KubeResolver {
-    /// Starts watching CronJobs in every namespace, in the background.
+    /// Starts watching Jobs and CronJobs in every namespace, in the background.
     pub fn start(client: Client) -> KubeResolver {
+        let (jobs, writer) = reflector::store();
+        // Only the metadata and the deadline are read: the Pod template is dropped, since Jobs
+        // can be many and their templates large.
+        let stream =
+            watcher(Api::<Job>::all(client.clone()), watcher::Config::default()).default_backoff().modify(|job| {
+                job.metadata.managed_fields = None;
+                if let Some(spec) = job.spec.as_mut() {
+                    spec.template = Default::default();
+                }
+            });
+        tokio::spawn(reflector::reflector(writer, stream).for_each(|event| async move {
+            if let Err(e) = event {
+                tracing::warn!(error = %e, "watching Jobs failed; retrying");
+            }
+        }));
         let (cronjobs, writer) = reflector::store();
-        let stream = watcher(Api::<CronJob>::all(client.clone()), watcher::Config::default()).default_backoff();
+        let stream = watcher(Api::<CronJob>::all(client.clone()), watcher::Config::default()).default_backoff().modify(
+            |cronjob| {
+                cronjob.metadata.managed_fields = None;
+                if let Some(spec) = cronjob.spec.as_mut() {
+                    spec.job_template = Default::default();
+                }
+            },
+        );
         tokio::spawn(reflector::reflector(writer, stream).for_each(|event| async move {
             if let Err(e) = event {
                 tracing::warn!(error = %e, "watching CronJobs failed; retrying");
@@ -38,14 +62,19 @@ impl KubeResolver {
         }));
         let unsupported = Arc::new(OnceLock::new());
         tokio::spawn(learn_version(client.clone(), unsupported.clone()));
-        KubeResolver { client, cronjobs, unsupported }
+        KubeResolver { client, jobs, cronjobs, unsupported }
     }
 
     async fn resolve_job(&self, candidate: &Candidate) -> Resolution {
-        let jobs: Api<Job> = Api::namespaced(self.client.clone(), &candidate.namespace);
-        let job = match jobs.get(&candidate.job_name).await {
-            Ok(job) => job,
-            Err(e) => return Resolution::Unreachable(format!("reading Job {}: {e}", candidate.job_name)),
+        let key = ObjectRef::new(&candidate.job_name).within(&candidate.namespace);
+        let job = match self.jobs.get(&key) {
+            Some(job) => job,
+            None => {
+                match Api::<Job>::namespaced(self.client.clone(), &candidate.namespace).get(&candidate.job_name).await {
+                    Ok(job) => Arc::new(job),
+                    Err(e) => return Resolution::Unreachable(format!("reading Job {}: {e}", candidate.job_name)),
+                }
+            }
         };
         let Some(owner) = job.metadata.owner_references.iter().flatten().find(|o| o.kind == "CronJob") else {
             return Resolution::NotCronJob;

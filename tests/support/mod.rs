@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod kube_api;
+
 use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

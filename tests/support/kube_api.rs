@@ -1,0 +1,368 @@
+//! A small fake kube-apiserver for the tests that need one (none can be installed here). It
+//! keeps JSON objects by resource, namespace and name, and answers what cronpush asks the way
+//! kube-apiserver does:
+//! - GET of one object; a missing one is a `Status` with reason NotFound and code 404;
+//! - a list (`items` and `metadata.resourceVersion`), cluster-wide or in one namespace;
+//! - a watch (`?watch=true&resourceVersion=N`): newline-delimited `{"type","object"}` events for
+//!   every change after N, the connection held open while nothing changes, `fieldSelector=
+//!   metadata.name=<name>` honoured (the relay watches one Pod that way);
+//! - `POST .../tokenreviews`: the TokenReview of a token registered with `add_token`, with the
+//!   audiences and the pod-bound user extras of a projected service-account token;
+//! - `/version`, with a settable minor version.
+//!
+//! Every change bumps one resourceVersion counter, as etcd's revision does. Requests are counted
+//! by path, so a test can tell a cache hit from an API call.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+/// What a registered token stands for, as the TokenReview API would report it.
+#[derive(Clone, Debug)]
+pub struct TokenIdentity {
+    pub namespace: String,
+    pub service_account: String,
+    pub pod_name: String,
+    pub pod_uid: String,
+    /// The audiences the token was issued for.
+    pub audiences: Vec<String>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// (resource, namespace, name) → object. Resource is the plural path segment, e.g. `jobs`.
+    objects: BTreeMap<(String, String, String), Value>,
+    /// Every change, in order: (resourceVersion, resource, namespace, name, type, object).
+    log: Vec<(u64, String, String, String, &'static str, Value)>,
+    revision: u64,
+    tokens: HashMap<String, TokenIdentity>,
+    minor: String,
+    requests: HashMap<String, usize>,
+    token_reviews: Vec<Value>,
+}
+
+struct Shared {
+    inner: Mutex<Inner>,
+    changed: tokio::sync::Notify,
+}
+
+pub struct FakeApi {
+    pub address: SocketAddr,
+    shared: Arc<Shared>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl FakeApi {
+    pub fn start() -> FakeApi {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let inner = Inner { minor: "33".into(), ..Inner::default() };
+        let shared = Arc::new(Shared { inner: Mutex::new(inner), changed: tokio::sync::Notify::new() });
+        let app = Router::new().fallback(serve).with_state(shared.clone());
+        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let address = listener.local_addr().unwrap();
+        runtime.spawn(async move { axum::serve(listener, app).await });
+        FakeApi { address, shared, runtime }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// The minor version `/version` reports, e.g. "28+".
+    pub fn set_minor(&self, minor: &str) {
+        self.shared.inner.lock().unwrap().minor = minor.into();
+    }
+
+    /// Creates or replaces an object (ADDED or MODIFIED for watchers), stamping its
+    /// resourceVersion. The resource is taken from `kind`.
+    pub fn put(&self, object: Value) {
+        let mut object = object;
+        let resource = resource_of(object["kind"].as_str().expect("an object has a kind"));
+        let namespace = object["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
+        let name = object["metadata"]["name"].as_str().expect("an object has a name").to_string();
+        let mut inner = self.shared.inner.lock().unwrap();
+        inner.revision += 1;
+        let revision = inner.revision;
+        object["metadata"]["resourceVersion"] = json!(revision.to_string());
+        let key = (resource.clone(), namespace.clone(), name.clone());
+        let kind = if inner.objects.contains_key(&key) { "MODIFIED" } else { "ADDED" };
+        inner.objects.insert(key, object.clone());
+        inner.log.push((revision, resource, namespace, name, kind, object));
+        drop(inner);
+        self.shared.changed.notify_waiters();
+    }
+
+    /// Stores an object that watchers have not heard of yet: a change whose event is still in
+    /// flight, e.g. a Job the Job controller created a moment before its Pod.
+    pub fn put_unannounced(&self, object: Value) {
+        let resource = resource_of(object["kind"].as_str().expect("an object has a kind"));
+        let namespace = object["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
+        let name = object["metadata"]["name"].as_str().expect("an object has a name").to_string();
+        self.shared.inner.lock().unwrap().objects.insert((resource, namespace, name), object);
+    }
+
+    /// The stored object, if any.
+    pub fn get(&self, resource: &str, namespace: &str, name: &str) -> Option<Value> {
+        let inner = self.shared.inner.lock().unwrap();
+        inner.objects.get(&(resource.into(), namespace.into(), name.into())).cloned()
+    }
+
+    /// Changes a stored object in place, as an update through the API would.
+    pub fn modify(&self, resource: &str, namespace: &str, name: &str, change: impl FnOnce(&mut Value)) {
+        let mut object = self.get(resource, namespace, name).expect("the object exists");
+        change(&mut object);
+        self.put(object);
+    }
+
+    /// Registers a bearer token that TokenReview will authenticate.
+    pub fn add_token(&self, token: &str, identity: TokenIdentity) {
+        self.shared.inner.lock().unwrap().tokens.insert(token.into(), identity);
+    }
+
+    /// How many requests reached `path` (without the query).
+    pub fn requests(&self, path: &str) -> usize {
+        self.shared.inner.lock().unwrap().requests.get(path).copied().unwrap_or(0)
+    }
+
+    /// The TokenReview requests received, as sent.
+    pub fn token_reviews(&self) -> Vec<Value> {
+        self.shared.inner.lock().unwrap().token_reviews.clone()
+    }
+
+    /// A kubeconfig naming this server, written into `dir`.
+    pub fn kubeconfig(&self, dir: &Path) -> PathBuf {
+        kubeconfig(dir, &self.url())
+    }
+
+    /// Stops serving: later requests are refused, as by an API server that went away.
+    pub fn stop(self) {
+        self.runtime.shutdown_background();
+    }
+}
+
+/// A kubeconfig naming `server` (reachable or not), written into `dir`; no credentials.
+pub fn kubeconfig(dir: &Path, server: &str) -> PathBuf {
+    let path = dir.join("kubeconfig");
+    let config = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {server}\nusers:\n- name: fake\n  \
+         user: {{}}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\ncurrent-context: fake\n"
+    );
+    std::fs::write(&path, config).unwrap();
+    path
+}
+
+/// The plural resource of a kind, as in the API paths.
+fn resource_of(kind: &str) -> String {
+    match kind {
+        "Pod" => "pods".into(),
+        "Job" => "jobs".into(),
+        "CronJob" => "cronjobs".into(),
+        other => format!("{}s", other.to_lowercase()),
+    }
+}
+
+fn json_reply(status: StatusCode, value: Value) -> Response {
+    (status, [("content-type", "application/json")], value.to_string()).into_response()
+}
+
+/// kube-apiserver's error body: a `Status`.
+fn status_reply(code: StatusCode, reason: &str, message: String) -> Response {
+    let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                        "reason": reason, "code": code.as_u16(), "message": message});
+    json_reply(code, status)
+}
+
+/// A request path taken apart: `/api/v1/...` or `/apis/<group>/<version>/...`, then optionally
+/// `namespaces/<ns>/`, then `<resource>[/<name>]`.
+struct Target {
+    resource: String,
+    namespace: Option<String>,
+    name: Option<String>,
+}
+
+fn parse_target(path: &str) -> Option<Target> {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let rest = match parts.as_slice() {
+        ["api", "v1", rest @ ..] => rest,
+        ["apis", _group, _version, rest @ ..] => rest,
+        _ => return None,
+    };
+    match rest {
+        ["namespaces", ns, resource] => {
+            Some(Target { resource: resource.to_string(), namespace: Some(ns.to_string()), name: None })
+        }
+        ["namespaces", ns, resource, name] => Some(Target {
+            resource: resource.to_string(),
+            namespace: Some(ns.to_string()),
+            name: Some(name.to_string()),
+        }),
+        [resource] => Some(Target { resource: resource.to_string(), namespace: None, name: None }),
+        _ => None,
+    }
+}
+
+fn query_pairs(query: Option<&str>) -> HashMap<String, String> {
+    let decode = |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
+    query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split_once('=').map(|(k, v)| (decode(k), decode(v))).unwrap_or((decode(p), String::new())))
+        .collect()
+}
+
+async fn serve(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let path = request.uri().path().to_string();
+    let query = query_pairs(request.uri().query());
+    *shared.inner.lock().unwrap().requests.entry(path.clone()).or_default() += 1;
+    if path == "/version" {
+        let minor = shared.inner.lock().unwrap().minor.clone();
+        let info = json!({"major": "1", "minor": minor, "gitVersion": format!("v1.{}.0", minor.trim_end_matches('+')),
+                          "gitCommit": "", "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z",
+                          "goVersion": "go1.24", "compiler": "gc", "platform": "linux/amd64"});
+        return json_reply(StatusCode::OK, info);
+    }
+    let Some(target) = parse_target(&path) else {
+        return status_reply(StatusCode::NOT_FOUND, "NotFound", format!("the server could not find {path}"));
+    };
+    if request.method() == Method::POST && target.resource == "tokenreviews" {
+        let body = axum::body::to_bytes(request.into_body(), 1 << 20).await.unwrap_or_default();
+        return token_review(&shared, &body);
+    }
+    if request.method() != Method::GET {
+        return status_reply(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "not supported here".into());
+    }
+    match (&target.name, query.get("watch").map(String::as_str)) {
+        (Some(name), _) => get_one(&shared, &target, name),
+        (None, Some("true" | "1")) => watch(shared, target, &query),
+        (None, _) => list(&shared, &target, &query),
+    }
+}
+
+fn get_one(shared: &Shared, target: &Target, name: &str) -> Response {
+    let inner = shared.inner.lock().unwrap();
+    let key = (target.resource.clone(), target.namespace.clone().unwrap_or_default(), name.to_string());
+    match inner.objects.get(&key) {
+        Some(object) => json_reply(StatusCode::OK, object.clone()),
+        None => status_reply(StatusCode::NOT_FOUND, "NotFound", format!("{} \"{name}\" not found", target.resource)),
+    }
+}
+
+/// Whether an object at (namespace, name) is selected by the target and the field selector.
+fn selected(target: &Target, field_name: Option<&str>, namespace: &str, name: &str) -> bool {
+    target.namespace.as_deref().is_none_or(|ns| ns == namespace) && field_name.is_none_or(|n| n == name)
+}
+
+/// The `metadata.name=<name>` field selector, the only one cronpush uses.
+fn field_name(query: &HashMap<String, String>) -> Option<String> {
+    query.get("fieldSelector").and_then(|s| s.strip_prefix("metadata.name=")).map(str::to_string)
+}
+
+fn list(shared: &Shared, target: &Target, query: &HashMap<String, String>) -> Response {
+    let inner = shared.inner.lock().unwrap();
+    let name = field_name(query);
+    let items: Vec<Value> = inner
+        .objects
+        .iter()
+        .filter(|((resource, ns, n), _)| *resource == target.resource && selected(target, name.as_deref(), ns, n))
+        .map(|(_, object)| object.clone())
+        .collect();
+    let list = json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": inner.revision.to_string()},
+                      "items": items});
+    json_reply(StatusCode::OK, list)
+}
+
+/// A watch: every matching change after the given resourceVersion, then each new one as it
+/// happens, for as long as the client stays.
+fn watch(shared: Arc<Shared>, target: Target, query: &HashMap<String, String>) -> Response {
+    let mut seen: u64 = query.get("resourceVersion").and_then(|v| v.parse().ok()).unwrap_or(0);
+    if seen == 0 {
+        seen = shared.inner.lock().unwrap().revision;
+    }
+    let name = field_name(query);
+    let events = futures::stream::unfold((shared, seen), move |(shared, mut seen)| {
+        let target = Target { resource: target.resource.clone(), namespace: target.namespace.clone(), name: None };
+        let name = name.clone();
+        async move {
+            loop {
+                let batch = {
+                    let notified = shared.changed.notified();
+                    tokio::pin!(notified);
+                    // Registered before looking, so that a change made meanwhile wakes us.
+                    notified.as_mut().enable();
+                    let batch = pending_events(&shared, &target, name.as_deref(), &mut seen);
+                    if batch.is_empty() {
+                        notified.await;
+                        continue;
+                    }
+                    batch
+                };
+                return Some((Ok::<_, std::io::Error>(batch), (shared, seen)));
+            }
+        }
+    });
+    (StatusCode::OK, [("content-type", "application/json")], Body::from_stream(events)).into_response()
+}
+
+/// The watch events after `seen` that the target selects, one JSON line each; moves `seen`.
+fn pending_events(shared: &Shared, target: &Target, name: Option<&str>, seen: &mut u64) -> Vec<u8> {
+    let inner = shared.inner.lock().unwrap();
+    let mut out = Vec::new();
+    let after = *seen;
+    for (revision, resource, ns, n, kind, object) in inner.log.iter().filter(|e| e.0 > after) {
+        if *resource == target.resource && selected(target, name, ns, n) {
+            out.extend(json!({"type": kind, "object": object}).to_string().into_bytes());
+            out.push(b'\n');
+        }
+        *seen = *revision;
+    }
+    out
+}
+
+/// The TokenReview API: authenticated with the user and extras of a pod-bound service-account
+/// token when the token is known and was issued for one of the requested audiences.
+fn token_review(shared: &Shared, body: &[u8]) -> Response {
+    let Ok(review) = serde_json::from_slice::<Value>(body) else {
+        return status_reply(StatusCode::BAD_REQUEST, "BadRequest", "not a TokenReview".into());
+    };
+    let mut inner = shared.inner.lock().unwrap();
+    inner.token_reviews.push(review.clone());
+    let token = review["spec"]["token"].as_str().unwrap_or_default();
+    let wanted: Vec<String> = review["spec"]["audiences"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a.as_str().map(String::from))
+        .collect();
+    let status = match inner.tokens.get(token) {
+        Some(id) => {
+            let matching: Vec<&String> =
+                id.audiences.iter().filter(|a| wanted.is_empty() || wanted.contains(a)).collect();
+            if matching.is_empty() {
+                // kube-apiserver: "token audiences ... is invalid for the target audiences".
+                json!({"authenticated": false, "error": "[invalid bearer token, token audiences is invalid for the target audiences]"})
+            } else {
+                json!({"authenticated": true, "audiences": matching,
+                       "user": {"username": format!("system:serviceaccount:{}:{}", id.namespace, id.service_account),
+                                "uid": "sa-uid",
+                                "groups": ["system:serviceaccounts", format!("system:serviceaccounts:{}", id.namespace), "system:authenticated"],
+                                "extra": {"authentication.kubernetes.io/pod-name": [id.pod_name],
+                                          "authentication.kubernetes.io/pod-uid": [id.pod_uid]}}})
+            }
+        }
+        None => {
+            json!({"authenticated": false, "error": "[invalid bearer token, square/go-jose: error in cryptographic primitive]"})
+        }
+    };
+    let mut answer = review;
+    answer["status"] = status;
+    json_reply(StatusCode::CREATED, answer)
+}
