@@ -7,6 +7,7 @@
 
 pub mod certs;
 pub mod contract;
+pub mod exit_status;
 pub mod exposition;
 pub mod gateway;
 pub mod go_duration;

@@ -69,6 +69,13 @@ pub struct WebhookArgs {
     /// The webhook's own namespace, from the Downward API.
     #[arg(long, env = "POD_NAMESPACE")]
     pub own_namespace: Option<String>,
+    /// The longest a sidecar may wait at the relay for its Pod's containers to end; a sidecar
+    /// asks for what is left of its own deadline, up to this.
+    #[arg(long, env = "CRONPUSH_RELAY_MAX_WAIT", default_value = "2m", value_parser = go_duration::flag)]
+    pub relay_max_wait: Duration,
+    /// How many sidecars may wait at the relay at once; each holds one watch on the API server.
+    #[arg(long, env = "CRONPUSH_RELAY_MAX_WAITING", default_value_t = 2000)]
+    pub relay_max_waiting: usize,
     /// How long admission waits for the Kubernetes API before falling back to the Job's name.
     #[arg(long, env = "CRONPUSH_RESOLVE_TIMEOUT", default_value = "2s", value_parser = go_duration::flag)]
     pub resolve_timeout: Duration,

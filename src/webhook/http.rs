@@ -1,31 +1,35 @@
 //! The webhook's HTTP routes (served over TLS only, see `server`): `POST /mutate` for the API
-//! server, `/healthz` and `/readyz` for the kubelet, `/metrics` for Prometheus.
+//! server, `GET /v1/exit-status` for the sidecars (the relay), `/healthz` and `/readyz` for the
+//! kubelet, `/metrics` for Prometheus.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{DefaultBodyLimit, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use super::admission;
 use super::admit::Admitter;
 use super::metrics::WebhookMetrics;
+use super::relay::{Relay, RelayError, RelayQuery};
 
 /// An AdmissionReview carries one Pod; the API server itself refuses objects over ~3 MiB.
 const MAX_REVIEW_BYTES: usize = 8 << 20;
 
 pub struct WebhookState {
     pub admitter: Admitter,
+    pub relay: Relay,
     pub metrics: WebhookMetrics,
 }
 
 pub fn app(state: Arc<WebhookState>) -> Router {
     Router::new()
         .route("/mutate", post(mutate))
+        .route("/v1/exit-status", get(exit_status))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
@@ -53,6 +57,67 @@ async fn mutate(State(state): State<Arc<WebhookState>>, body: Bytes) -> Response
     ([(header::CONTENT_TYPE, "application/json")], admission::respond(&request.uid, &answer)).into_response()
 }
 
+/// The relay: `Authorization: Bearer <projected token>`, and the query `namespace`, `pod`
+/// (both optional, checked against the token) and `wait` (seconds, what is left of the sidecar's
+/// own deadline).
+async fn exit_status(State(state): State<Arc<WebhookState>>, headers: HeaderMap, query: RawQuery) -> Response {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim);
+    let answer = match relay_query(query.0.as_deref().unwrap_or_default()) {
+        Ok(query) => state.relay.exit_status(token, query).await,
+        Err(e) => Err(e),
+    };
+    match answer {
+        Ok(report) => {
+            state.metrics.observe_relay(if report.complete { "complete" } else { "incomplete" });
+            tracing::info!(namespace = %report.namespace, pod = %report.pod, complete = report.complete, "relayed an exit status");
+            let body = serde_json::to_string(&report).unwrap_or_default();
+            ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+        }
+        Err(e) => {
+            state.metrics.observe_relay(e.outcome());
+            tracing::warn!(outcome = e.outcome(), "relay refused: {e}");
+            let status = match e {
+                RelayError::BadRequest(_) => StatusCode::BAD_REQUEST,
+                RelayError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+                RelayError::Forbidden(_) => StatusCode::FORBIDDEN,
+                RelayError::NotFound(_) => StatusCode::NOT_FOUND,
+                RelayError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            let mut response = (status, format!("{e}\n")).into_response();
+            if status == StatusCode::UNAUTHORIZED {
+                response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            }
+            response
+        }
+    }
+}
+
+fn relay_query(raw: &str) -> Result<RelayQuery, RelayError> {
+    let mut query = RelayQuery::default();
+    for (key, value) in raw.split('&').filter(|p| !p.is_empty()).map(|p| p.split_once('=').unwrap_or((p, ""))) {
+        let value = percent_encoding::percent_decode_str(value).decode_utf8_lossy().into_owned();
+        match key {
+            "namespace" => query.namespace = Some(value),
+            "pod" => query.pod = Some(value),
+            "wait" => {
+                let seconds: f64 = value
+                    .parse()
+                    .ok()
+                    .filter(|s: &f64| s.is_finite() && *s >= 0.0)
+                    .ok_or_else(|| RelayError::BadRequest(format!("wait={value:?} is not a number of seconds")))?;
+                query.wait = Some(Duration::from_secs_f64(seconds.min(86_400.0)));
+            }
+            _ => {}
+        }
+    }
+    Ok(query)
+}
+
 async fn metrics(State(state): State<Arc<WebhookState>>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.text()).into_response()
+    let text = state.metrics.text(state.relay.waiting());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }

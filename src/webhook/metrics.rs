@@ -7,7 +7,7 @@ use parking_lot::Mutex;
 
 use super::admit::Outcome;
 use crate::exposition::text_write;
-use crate::proto::client::{Bucket, Counter, Histogram, LabelPair, Metric, MetricFamily, MetricType};
+use crate::proto::client::{Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType};
 
 /// Upper bounds of the latency histogram, in seconds: admission must stay far below the
 /// webhook configuration's timeout.
@@ -22,6 +22,8 @@ pub struct WebhookMetrics {
 struct Inner {
     /// (outcome, reason) → count.
     admissions: BTreeMap<(&'static str, &'static str), u64>,
+    /// Relay answers by outcome.
+    relayed: BTreeMap<&'static str, u64>,
     bucket_counts: [u64; BUCKETS.len()],
     count: u64,
     sum: f64,
@@ -46,7 +48,12 @@ impl WebhookMetrics {
         inner.sum += seconds;
     }
 
-    pub fn text(&self) -> String {
+    pub fn observe_relay(&self, outcome: &'static str) {
+        *self.inner.lock().relayed.entry(outcome).or_default() += 1;
+    }
+
+    /// The metrics text; `relay_waiting` is the relay's current count of waiting sidecars.
+    pub fn text(&self, relay_waiting: usize) -> String {
         let inner = self.inner.lock();
         let label = |n: &str, v: &str| LabelPair { name: Some(n.into()), value: Some(v.into()) };
         let admissions = inner
@@ -68,6 +75,16 @@ impl WebhookMetrics {
                 .collect(),
             ..Default::default()
         };
+        let relayed = inner
+            .relayed
+            .iter()
+            .map(|(outcome, n)| Metric {
+                label: vec![label("outcome", outcome)],
+                counter: Some(Counter { value: Some(*n as f64), ..Default::default() }),
+                ..Default::default()
+            })
+            .collect();
+        let waiting = Metric { gauge: Some(Gauge { value: Some(relay_waiting as f64) }), ..Default::default() };
         let families = [
             family(
                 "cronpush_webhook_admission_duration_seconds",
@@ -80,6 +97,18 @@ impl WebhookMetrics {
                 "AdmissionReviews answered, by outcome (injected, skipped, malformed) and reason.",
                 MetricType::Counter,
                 admissions,
+            ),
+            family(
+                "cronpush_webhook_relay_requests_total",
+                "Exit-status requests of sidecars answered by the relay, by outcome.",
+                MetricType::Counter,
+                relayed,
+            ),
+            family(
+                "cronpush_webhook_relay_waiting",
+                "Sidecars waiting at the relay for their Pod's containers to end.",
+                MetricType::Gauge,
+                vec![waiting],
             ),
         ];
         text_write::to_text(&families)

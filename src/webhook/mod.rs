@@ -8,6 +8,7 @@ pub mod http;
 pub mod injection;
 pub mod kube_resolver;
 pub mod metrics;
+pub mod relay;
 pub mod resolve;
 pub mod selection;
 pub mod server;

@@ -10,6 +10,7 @@ use super::config::{WebhookArgs, WebhookConfigError};
 use super::http::{WebhookState, app};
 use super::kube_resolver::KubeResolver;
 use super::metrics::WebhookMetrics;
+use super::relay::Relay;
 use super::resolve::{NoApi, Resolve};
 use crate::tls::{self, ReloadingCert, TlsError};
 
@@ -29,13 +30,18 @@ pub async fn run(args: WebhookArgs) -> Result<(), WebhookError> {
     tls::install_crypto_provider();
     let injection = args.injection()?;
     let (tls_config, _reloading) = ReloadingCert::spawn(&args.tls_cert_file, &args.tls_key_file)?;
-    let resolver: Box<dyn Resolve> = match kube::Client::try_default().await {
-        Ok(client) => Box::new(KubeResolver::start(client)),
+    let client = match kube::Client::try_default().await {
+        Ok(client) => Some(client),
         Err(e) => {
-            tracing::warn!(error = %e, "no Kubernetes configuration; CronJobs will be taken from Job names");
-            Box::new(NoApi(e.to_string()))
+            tracing::warn!(error = %e, "no Kubernetes configuration: CronJobs will be taken from Job names, the relay is off");
+            None
         }
     };
+    let resolver: Box<dyn Resolve> = match &client {
+        Some(client) => Box::new(KubeResolver::start(client.clone())),
+        None => Box::new(NoApi("no Kubernetes configuration".into())),
+    };
+    let relay = Relay::new(client, args.token_audience.clone(), args.relay_max_wait, args.relay_max_waiting);
     let state = Arc::new(WebhookState {
         admitter: Admitter {
             injection,
@@ -43,6 +49,7 @@ pub async fn run(args: WebhookArgs) -> Result<(), WebhookError> {
             resolver,
             resolve_timeout: args.resolve_timeout,
         },
+        relay,
         metrics: WebhookMetrics::default(),
     });
     let listener = TcpListener::bind(&args.listen_address)

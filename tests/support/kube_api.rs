@@ -30,6 +30,7 @@ use serde_json::{Value, json};
 pub struct TokenIdentity {
     pub namespace: String,
     pub service_account: String,
+    /// Empty: a legacy token bound to no Pod.
     pub pod_name: String,
     pub pod_uid: String,
     /// The audiences the token was issued for.
@@ -350,12 +351,18 @@ fn token_review(shared: &Shared, body: &[u8]) -> Response {
                 // kube-apiserver: "token audiences ... is invalid for the target audiences".
                 json!({"authenticated": false, "error": "[invalid bearer token, token audiences is invalid for the target audiences]"})
             } else {
+                // A legacy Secret-based token is bound to no Pod and carries no pod extras.
+                let extra = if id.pod_name.is_empty() {
+                    json!({})
+                } else {
+                    json!({"authentication.kubernetes.io/pod-name": [id.pod_name],
+                           "authentication.kubernetes.io/pod-uid": [id.pod_uid]})
+                };
                 json!({"authenticated": true, "audiences": matching,
                        "user": {"username": format!("system:serviceaccount:{}:{}", id.namespace, id.service_account),
                                 "uid": "sa-uid",
                                 "groups": ["system:serviceaccounts", format!("system:serviceaccounts:{}", id.namespace), "system:authenticated"],
-                                "extra": {"authentication.kubernetes.io/pod-name": [id.pod_name],
-                                          "authentication.kubernetes.io/pod-uid": [id.pod_uid]}}})
+                                "extra": extra}})
             }
         }
         None => {

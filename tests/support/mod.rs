@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod kube_api;
+pub mod webhook;
 
 use std::io::Read;
 use std::net::TcpListener;

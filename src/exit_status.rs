@@ -1,0 +1,157 @@
+//! How a run's main containers ended, as the kubelet reports it in the Pod's status. The relay
+//! (in `cronpush webhook`) answers it, and the sidecar reads it either from the relay or, in
+//! `--exit-status-source=api` mode, from its own Pod: one form and one reading of the Pod for
+//! both, so that the two sources cannot disagree.
+
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use serde::{Deserialize, Serialize};
+
+/// The relay's answer and the sidecar's input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExitReport {
+    pub namespace: String,
+    pub pod: String,
+    pub uid: String,
+    /// Whether every main container has terminated. When false (the wait ran out), the
+    /// containers still running or waiting are listed without `terminated`.
+    pub complete: bool,
+    /// The main containers (`spec.containers`, not init containers or sidecars), in spec order.
+    pub containers: Vec<ContainerExit>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerExit {
+    pub name: String,
+    /// `None` while the container has not terminated (or no status was reported yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terminated: Option<Terminated>,
+}
+
+/// `status.containerStatuses[].state.terminated`, as the kubelet writes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Terminated {
+    pub exit_code: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+    /// E.g. `Completed`, `Error`, `OOMKilled`, `DeadlineExceeded`, `ContainerCannotRun`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// RFC 3339, as in the Pod's status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+}
+
+impl ExitReport {
+    /// Reads the main containers' states out of a Pod.
+    pub fn from_pod(pod: &Pod) -> ExitReport {
+        let statuses = pod.status.as_ref().and_then(|s| s.container_statuses.as_deref()).unwrap_or_default();
+        let containers: Vec<ContainerExit> = pod
+            .spec
+            .as_ref()
+            .map(|spec| spec.containers.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .map(|c| ContainerExit {
+                name: c.name.clone(),
+                terminated: statuses.iter().find(|s| s.name == c.name).and_then(terminated),
+            })
+            .collect();
+        ExitReport {
+            namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+            pod: pod.metadata.name.clone().unwrap_or_default(),
+            uid: pod.metadata.uid.clone().unwrap_or_default(),
+            complete: !containers.is_empty() && containers.iter().all(|c| c.terminated.is_some()),
+            containers,
+        }
+    }
+}
+
+/// The terminated state of a container. A main container restarted under `restartPolicy:
+/// OnFailure` shows its previous run in `lastState` while the new one waits; that is a run that
+/// failed, but the Job goes on, so only the current state counts.
+fn terminated(status: &ContainerStatus) -> Option<Terminated> {
+    let t = status.state.as_ref()?.terminated.as_ref()?;
+    Some(Terminated {
+        exit_code: t.exit_code,
+        signal: t.signal,
+        reason: t.reason.clone(),
+        message: t.message.clone(),
+        started_at: t.started_at.as_ref().map(|time| time.0.to_string()),
+        finished_at: t.finished_at.as_ref().map(|time| time.0.to_string()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(statuses: serde_json::Value) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": "backup-29396160-x7k2p", "namespace": "ops", "uid": "pod-uid"},
+            "spec": {"initContainers": [{"name": "cronpush-start"}, {"name": "cronpush-sidecar", "restartPolicy": "Always"}],
+                     "containers": [{"name": "main"}, {"name": "helper"}]},
+            "status": {"initContainerStatuses": [{"name": "cronpush-sidecar", "image": "", "imageID": "", "ready": true, "restartCount": 0,
+                                                  "state": {"running": {"startedAt": "2025-11-22T00:00:01Z"}}}],
+                       "containerStatuses": statuses}
+        }))
+        .unwrap()
+    }
+
+    fn status(name: &str, state: serde_json::Value) -> serde_json::Value {
+        json!({"name": name, "image": "", "imageID": "", "ready": false, "restartCount": 0, "state": state})
+    }
+
+    #[test]
+    fn reads_every_main_container_and_ignores_the_sidecars() {
+        let report = ExitReport::from_pod(&pod(json!([
+            status(
+                "helper",
+                json!({"terminated": {"exitCode": 137, "reason": "OOMKilled",
+                                                   "startedAt": "2025-11-22T00:00:02Z", "finishedAt": "2025-11-22T00:01:00Z"}})
+            ),
+            status("main", json!({"terminated": {"exitCode": 0, "reason": "Completed"}})),
+        ])));
+        assert!(report.complete);
+        assert_eq!(
+            (report.namespace.as_str(), report.pod.as_str(), report.uid.as_str()),
+            ("ops", "backup-29396160-x7k2p", "pod-uid")
+        );
+        let names: Vec<&str> = report.containers.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["main", "helper"], "spec order, main containers only");
+        let helper = report.containers[1].terminated.as_ref().unwrap();
+        assert_eq!((helper.exit_code, helper.reason.as_deref()), (137, Some("OOMKilled")));
+        assert_eq!(helper.finished_at.as_deref(), Some("2025-11-22T00:01:00Z"));
+    }
+
+    #[test]
+    fn a_running_or_unreported_container_makes_the_report_incomplete() {
+        let running = pod(json!([
+            status("main", json!({"terminated": {"exitCode": 0}})),
+            status("helper", json!({"running": {"startedAt": "2025-11-22T00:00:02Z"}}))
+        ]));
+        assert!(!ExitReport::from_pod(&running).complete);
+        let unreported = pod(json!([status("main", json!({"terminated": {"exitCode": 0}}))]));
+        let report = ExitReport::from_pod(&unreported);
+        assert!(!report.complete);
+        assert_eq!(report.containers[1].terminated, None);
+    }
+
+    #[test]
+    fn the_wire_form_round_trips() {
+        let report = ExitReport::from_pod(&pod(json!([
+            status("main", json!({"terminated": {"exitCode": 143, "signal": 15, "reason": "Error"}})),
+            status("helper", json!({"terminated": {"exitCode": 0}})),
+        ])));
+        let text = serde_json::to_string(&report).unwrap();
+        assert!(text.contains("\"exitCode\":143") && text.contains("\"signal\":15"), "{text}");
+        assert_eq!(serde_json::from_str::<ExitReport>(&text).unwrap(), report);
+    }
+}

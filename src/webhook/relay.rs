@@ -1,0 +1,235 @@
+//! The relay: tells a sidecar how its Pod's main containers ended, without giving Job Pods any
+//! RBAC. The sidecar presents its projected service-account token (audience-bound, pod-bound);
+//! a TokenReview proves it and names the Pod (the `authentication.kubernetes.io/pod-name` and
+//! `pod-uid` extras, as Istio reads them); the relay then reads that one Pod with its own RBAC
+//! and watches it until every main container has terminated, since the kubelet's status update
+//! can arrive after it has signalled the sidecar. A token proves one Pod; it can never ask
+//! about another.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, PostParams, WatchEvent, WatchParams};
+use tokio::time::Instant;
+
+use crate::exit_status::ExitReport;
+
+const POD_NAME_EXTRA: &str = "authentication.kubernetes.io/pod-name";
+const POD_UID_EXTRA: &str = "authentication.kubernetes.io/pod-uid";
+const SERVICE_ACCOUNT_PREFIX: &str = "system:serviceaccount:";
+/// The API server ends a watch after at most this long (it must be under ~5 minutes); the relay
+/// starts another from where it was.
+const WATCH_SECONDS: u32 = 60;
+
+/// What a sidecar asks: its own Pod, and how long it can wait.
+#[derive(Debug, Default)]
+pub struct RelayQuery {
+    pub namespace: Option<String>,
+    pub pod: Option<String>,
+    pub wait: Option<Duration>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl RelayError {
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            RelayError::BadRequest(_) => "bad_request",
+            RelayError::Unauthenticated(_) => "unauthenticated",
+            RelayError::Forbidden(_) => "forbidden",
+            RelayError::NotFound(_) => "not_found",
+            RelayError::Unavailable(_) => "unavailable",
+        }
+    }
+}
+
+pub struct Relay {
+    client: Option<kube::Client>,
+    audience: String,
+    max_wait: Duration,
+    max_waiting: usize,
+    waiting: AtomicUsize,
+}
+
+/// The Pod a token was issued to.
+struct TokenPod {
+    namespace: String,
+    name: String,
+    uid: String,
+}
+
+impl Relay {
+    pub fn new(client: Option<kube::Client>, audience: String, max_wait: Duration, max_waiting: usize) -> Relay {
+        Relay { client, audience, max_wait, max_waiting, waiting: AtomicUsize::new(0) }
+    }
+
+    /// Sidecars waiting right now.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
+    /// The exit report of the token's Pod: at once when every main container has terminated,
+    /// else when they have or the wait runs out (then `complete` is false).
+    pub async fn exit_status(&self, token: Option<&str>, query: RelayQuery) -> Result<ExitReport, RelayError> {
+        let client = self.client.clone().ok_or_else(|| {
+            RelayError::Unavailable("the webhook has no Kubernetes configuration to verify tokens with".into())
+        })?;
+        let token = token.filter(|t| !t.is_empty()).ok_or_else(|| {
+            RelayError::Unauthenticated(
+                "a bearer token (the sidecar's projected service-account token) is required".into(),
+            )
+        })?;
+        let owner = self.review(&client, token).await?;
+        if query.namespace.as_ref().is_some_and(|ns| *ns != owner.namespace)
+            || query.pod.as_ref().is_some_and(|pod| *pod != owner.name)
+        {
+            return Err(RelayError::Forbidden(format!(
+                "the token belongs to Pod {}/{}, not to the Pod asked about",
+                owner.namespace, owner.name
+            )));
+        }
+        let wait = query.wait.unwrap_or(self.max_wait).min(self.max_wait);
+        let deadline = Instant::now() + wait;
+        let _waiting = self.enter()?;
+        let pods: Api<Pod> = Api::namespaced(client, &owner.namespace);
+        let pod = match tokio::time::timeout_at(deadline, pods.get(&owner.name)).await {
+            Ok(Ok(pod)) => pod,
+            Ok(Err(kube::Error::Api(e))) if e.code == 404 => {
+                return Err(RelayError::NotFound(format!("Pod {}/{} no longer exists", owner.namespace, owner.name)));
+            }
+            Ok(Err(e)) => {
+                return Err(RelayError::Unavailable(format!("reading Pod {}/{}: {e}", owner.namespace, owner.name)));
+            }
+            Err(_) => return Err(RelayError::Unavailable("the API server did not answer in time".into())),
+        };
+        // A token outlives nothing: a Pod re-created under the same name is another run.
+        if pod.metadata.uid.as_deref() != Some(owner.uid.as_str()) {
+            return Err(RelayError::Forbidden(format!(
+                "the token was issued to an earlier Pod named {}/{}",
+                owner.namespace, owner.name
+            )));
+        }
+        Ok(wait_for_exit(&pods, pod, deadline).await)
+    }
+
+    /// Verifies the token with a TokenReview for the relay's audience and reads the Pod it is
+    /// bound to.
+    async fn review(&self, client: &kube::Client, token: &str) -> Result<TokenPod, RelayError> {
+        let review = TokenReview {
+            spec: TokenReviewSpec { token: Some(token.to_string()), audiences: Some(vec![self.audience.clone()]) },
+            ..TokenReview::default()
+        };
+        let reviewed = Api::<TokenReview>::all(client.clone())
+            .create(&PostParams::default(), &review)
+            .await
+            .map_err(|e| RelayError::Unavailable(format!("the TokenReview failed: {e}")))?;
+        let status = reviewed.status.unwrap_or_default();
+        if status.authenticated != Some(true) {
+            let why = status.error.unwrap_or_else(|| "not authenticated".into());
+            return Err(RelayError::Unauthenticated(format!("the token was refused: {why}")));
+        }
+        // The API server answers the audiences it checked; an answer without ours is a token
+        // for someone else, whatever an older server might say.
+        if !status.audiences.iter().flatten().any(|a| *a == self.audience) {
+            return Err(RelayError::Unauthenticated(format!("the token is not for the audience {:?}", self.audience)));
+        }
+        let user = status.user.unwrap_or_default();
+        let namespace = user
+            .username
+            .as_deref()
+            .and_then(|u| u.strip_prefix(SERVICE_ACCOUNT_PREFIX))
+            .and_then(|rest| rest.split_once(':'))
+            .map(|(ns, _)| ns.to_string())
+            .ok_or_else(|| RelayError::Forbidden("the token is not a service account's".into()))?;
+        let extra = |key: &str| user.extra.as_ref().and_then(|e| e.get(key)).and_then(|v| v.first()).cloned();
+        match (extra(POD_NAME_EXTRA), extra(POD_UID_EXTRA)) {
+            (Some(name), Some(uid)) => Ok(TokenPod { namespace, name, uid }),
+            _ => Err(RelayError::Forbidden("the token is not bound to a Pod (use a projected token)".into())),
+        }
+    }
+
+    /// Counts a waiting sidecar, refusing when too many wait: each holds a watch on the API
+    /// server, and admission shares this process.
+    fn enter(&self) -> Result<WaitingGuard<'_>, RelayError> {
+        let now = self.waiting.fetch_add(1, Ordering::Relaxed) + 1;
+        let guard = WaitingGuard(&self.waiting);
+        if now > self.max_waiting {
+            return Err(RelayError::Unavailable(format!(
+                "{} sidecars are already waiting; try again",
+                self.max_waiting
+            )));
+        }
+        Ok(guard)
+    }
+}
+
+struct WaitingGuard<'a>(&'a AtomicUsize);
+
+impl Drop for WaitingGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Watches one Pod from `pod`'s resourceVersion until its main containers have all terminated
+/// or the deadline passes, and reports the last state seen.
+async fn wait_for_exit(pods: &Api<Pod>, pod: Pod, deadline: Instant) -> ExitReport {
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let mut report = ExitReport::from_pod(&pod);
+    let mut version = pod.metadata.resource_version.clone().unwrap_or_default();
+    let params = WatchParams::default().fields(&format!("metadata.name={name}")).timeout(WATCH_SECONDS);
+    let mut gone = false;
+    while !report.complete && !gone && Instant::now() < deadline {
+        let watched = async {
+            let mut events = pods.watch(&params, &version).await?.boxed();
+            while let Some(event) = events.try_next().await? {
+                match event {
+                    WatchEvent::Added(pod) | WatchEvent::Modified(pod) => {
+                        version = pod.metadata.resource_version.clone().unwrap_or_default();
+                        report = ExitReport::from_pod(&pod);
+                        if report.complete {
+                            return Ok(());
+                        }
+                    }
+                    WatchEvent::Deleted(pod) => {
+                        report = ExitReport::from_pod(&pod);
+                        gone = true;
+                        return Ok(());
+                    }
+                    WatchEvent::Bookmark(b) => version = b.metadata.resource_version,
+                    // 410 Gone: the version is too old; read the Pod afresh.
+                    WatchEvent::Error(e) => return Err(kube::Error::Api(e)),
+                }
+            }
+            Ok::<(), kube::Error>(())
+        };
+        match tokio::time::timeout_at(deadline, watched).await {
+            Err(_) => break,
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(pod = %name, error = %e, "watching the Pod failed; reading it again");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                if let Ok(Ok(pod)) = tokio::time::timeout_at(deadline, pods.get(&name)).await {
+                    version = pod.metadata.resource_version.clone().unwrap_or_default();
+                    report = ExitReport::from_pod(&pod);
+                }
+            }
+        }
+    }
+    report
+}

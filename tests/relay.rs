@@ -1,0 +1,169 @@
+//! The relay inside the real `cronpush webhook` binary, over verified TLS as the sidecar reaches
+//! it. The fake API server (tests/support/kube_api.rs) plays kube-apiserver: TokenReview of
+//! projected tokens with the pod-bound extras, the Pod GET and the one-Pod watch; the test plays
+//! the kubelet by writing the containers' terminated states into the Pod's status, sometimes
+//! after the sidecar has already asked (the kubelet's status sync is asynchronous).
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::kube_api::{FakeApi, TokenIdentity};
+use support::webhook::{HOST, Webhook};
+
+const POD: &str = "backup-29396160-x7k2p";
+const POD_UID: &str = "3c1f0d9e-pod";
+
+/// A running Job Pod with two main containers and the injected sidecar.
+fn running_pod() -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": POD, "namespace": "ops", "uid": POD_UID},
+           "spec": {"initContainers": [{"name": "cronpush-start", "image": "cronpush"},
+                                       {"name": "cronpush-sidecar", "image": "cronpush", "restartPolicy": "Always"}],
+                    "containers": [{"name": "main", "image": "busybox"}, {"name": "uploader", "image": "busybox"}]},
+           "status": {"phase": "Running", "containerStatuses": [
+               container_status("main", json!({"running": {"startedAt": "2025-11-22T00:00:03Z"}})),
+               container_status("uploader", json!({"running": {"startedAt": "2025-11-22T00:00:03Z"}}))]}})
+}
+
+fn container_status(name: &str, state: Value) -> Value {
+    json!({"name": name, "image": "busybox", "imageID": "", "ready": false, "restartCount": 0, "state": state})
+}
+
+fn terminated(exit_code: i32, reason: &str) -> Value {
+    json!({"terminated": {"exitCode": exit_code, "reason": reason,
+                          "startedAt": "2025-11-22T00:00:03Z", "finishedAt": "2025-11-22T00:04:10Z"}})
+}
+
+/// The kubelet reporting that both main containers ended.
+fn finish(api: &FakeApi, main: Value, uploader: Value) {
+    api.modify("pods", "ops", POD, |pod| {
+        pod["status"]["containerStatuses"] =
+            json!([container_status("main", main), container_status("uploader", uploader)]);
+    });
+}
+
+fn identity(pod: &str, uid: &str, audience: &str) -> TokenIdentity {
+    TokenIdentity {
+        namespace: "ops".into(),
+        service_account: "default".into(),
+        pod_name: pod.into(),
+        pod_uid: uid.into(),
+        audiences: vec![audience.into()],
+    }
+}
+
+/// A cluster with the Pod and the sidecar's token, and the webhook pointed at it.
+fn setup() -> (FakeApi, Webhook) {
+    let api = FakeApi::start();
+    api.put(running_pod());
+    api.add_token("sidecar-token", identity(POD, POD_UID, "cronpush"));
+    let webhook = Webhook::start(&api.url());
+    (api, webhook)
+}
+
+fn ask(webhook: &Webhook, token: Option<&str>, query: &str) -> (u16, String) {
+    let mut request = webhook.client(HOST).get(webhook.url(&format!("/v1/exit-status{query}")));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let reply = request.send().unwrap();
+    (reply.status().as_u16(), reply.text().unwrap())
+}
+
+#[test]
+fn a_finished_pod_is_answered_at_once_with_every_main_container() {
+    let (api, webhook) = setup();
+    finish(&api, terminated(0, "Completed"), terminated(137, "OOMKilled"));
+    let (status, body) = ask(&webhook, Some("sidecar-token"), &format!("?namespace=ops&pod={POD}&wait=10"));
+    assert_eq!(status, 200, "{body}");
+    let report: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(report["complete"], true);
+    assert_eq!(report["uid"], POD_UID);
+    assert_eq!(report["containers"][0]["name"], "main");
+    assert_eq!(report["containers"][0]["terminated"]["exitCode"], 0);
+    assert_eq!(report["containers"][1]["terminated"]["reason"], "OOMKilled");
+    assert_eq!(report["containers"][1]["terminated"]["finishedAt"], "2025-11-22T00:04:10Z");
+    // The relay asked for its own audience, so a token for the API server is refused upstream.
+    let reviews = api.token_reviews();
+    assert_eq!(reviews.last().unwrap()["spec"]["audiences"], json!(["cronpush"]));
+}
+
+#[test]
+fn a_status_that_arrives_after_the_question_is_waited_for() {
+    let (api, webhook) = setup();
+    let started = Instant::now();
+    let asking = std::thread::spawn(move || {
+        let answer = ask(&webhook, Some("sidecar-token"), "?wait=20");
+        (answer, webhook)
+    });
+    // The sidecar is waiting at the relay (it holds a watch) before the kubelet's update lands.
+    assert!(support::eventually(Duration::from_secs(10), || api.requests("/api/v1/namespaces/ops/pods") >= 1));
+    std::thread::sleep(Duration::from_millis(300));
+    finish(&api, terminated(3, "Error"), terminated(0, "Completed"));
+    let ((status, body), webhook) = asking.join().unwrap();
+    assert_eq!(status, 200, "{body}");
+    let report: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (report["complete"].clone(), report["containers"][0]["terminated"]["exitCode"].clone()),
+        (json!(true), json!(3))
+    );
+    assert!(started.elapsed() < Duration::from_secs(10), "answered when the status arrived, not at the deadline");
+    let metrics = webhook.client(HOST).get(webhook.url("/metrics")).send().unwrap().text().unwrap();
+    assert!(metrics.contains("cronpush_webhook_relay_requests_total{outcome=\"complete\"} 1"), "{metrics}");
+    assert!(metrics.contains("cronpush_webhook_relay_waiting 0"), "{metrics}");
+}
+
+#[test]
+fn when_the_wait_runs_out_the_answer_says_incomplete() {
+    let (api, webhook) = setup();
+    finish(&api, terminated(0, "Completed"), json!({"running": {"startedAt": "2025-11-22T00:00:03Z"}}));
+    let started = Instant::now();
+    let (status, body) = ask(&webhook, Some("sidecar-token"), "?wait=1");
+    assert_eq!(status, 200, "{body}");
+    let report: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(report["complete"], false);
+    assert_eq!(report["containers"][0]["terminated"]["exitCode"], 0);
+    assert!(report["containers"][1].get("terminated").is_none(), "{report}");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(4), "waited {took:?}");
+}
+
+#[test]
+fn wrong_missing_or_foreign_tokens_get_no_pod_data() {
+    let (api, webhook) = setup();
+    finish(&api, terminated(0, "Completed"), terminated(0, "Completed"));
+    api.add_token("api-server-token", identity(POD, POD_UID, "https://kubernetes.default.svc"));
+    api.add_token("other-pod-token", identity("other-29396160-abcde", "other-uid", "cronpush"));
+    api.add_token("earlier-pod-token", identity(POD, "uid-of-an-earlier-pod", "cronpush"));
+    let unbound = TokenIdentity { pod_name: String::new(), ..identity(POD, POD_UID, "cronpush") };
+    api.add_token("unbound-token", unbound);
+    let cases: [(Option<&str>, String, u16, &str); 8] = [
+        (None, String::new(), 401, "bearer token"),
+        (Some("forged"), String::new(), 401, "refused"),
+        (Some("api-server-token"), String::new(), 401, "refused"),
+        (Some("other-pod-token"), format!("?namespace=ops&pod={POD}"), 403, "not to the Pod asked about"),
+        (Some("sidecar-token"), "?namespace=ops&pod=other-29396160-abcde".into(), 403, "not to the Pod asked about"),
+        (Some("earlier-pod-token"), String::new(), 403, "earlier Pod"),
+        (Some("unbound-token"), String::new(), 403, "not bound to a Pod"),
+        (Some("sidecar-token"), "?wait=soon".into(), 400, "not a number"),
+    ];
+    for (token, query, want, message) in cases {
+        let (status, body) = ask(&webhook, token, &query);
+        assert_eq!(status, want, "token {token:?} query {query:?}: {body}");
+        assert!(body.contains(message), "token {token:?}: {body}");
+        assert!(!body.contains("exitCode") && !body.contains("Completed"), "no pod data leaks: {body}");
+    }
+    let reply = webhook.client(HOST).get(webhook.url("/v1/exit-status")).send().unwrap();
+    assert_eq!(reply.headers()["www-authenticate"], "Bearer");
+}
+
+#[test]
+fn without_an_api_server_the_relay_says_unavailable() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let webhook = Webhook::start(&format!("http://{closed}"));
+    let (status, body) = ask(&webhook, Some("sidecar-token"), "?wait=1");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("TokenReview"), "{body}");
+}

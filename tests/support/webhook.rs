@@ -1,0 +1,171 @@
+//! The real `cronpush webhook` binary, started as its Deployment runs it: certificates from the
+//! real `cronpush certs`, a kubeconfig naming a (fake or unreachable) API server, and clients
+//! that reach it as kube-apiserver reaches the Service, verifying the certificate against the
+//! generated CA for the Service's DNS name.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use k8s_openapi::api::core::v1::Pod;
+use serde_json::{Value, json};
+
+use super::kube_api::kubeconfig;
+
+pub const SERVICE: &str = "cronpush-webhook";
+pub const NAMESPACE: &str = "cronpush";
+pub const HOST: &str = "cronpush-webhook.cronpush.svc";
+
+pub struct Webhook {
+    child: Child,
+    pub address: SocketAddr,
+    /// The generated CA (PEM): the caBundle.
+    pub ca: Vec<u8>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Webhook {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Webhook {
+    /// Generates certificates with `cronpush certs` and starts `cronpush webhook` with a
+    /// kubeconfig naming `api_server`.
+    pub fn start(api_server: &str) -> Webhook {
+        let dir = tempfile::tempdir().unwrap();
+        let certs = dir.path().join("certs");
+        let status = Command::new(env!("CARGO_BIN_EXE_cronpush"))
+            .args(["certs", "--service", SERVICE, "--namespace", NAMESPACE, "--out"])
+            .arg(&certs)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_cronpush"))
+            .arg("webhook")
+            .arg(format!("--tls-cert-file={}", certs.join("tls.crt").display()))
+            .arg(format!("--tls-key-file={}", certs.join("tls.key").display()))
+            .arg(format!("--tls-ca-file={}", certs.join("ca.crt").display()))
+            .arg(format!("--listen-address={address}"))
+            .args(["--gateway-url=http://pi:8080/pushgateway", "--image=cronpush:test", "--resolve-timeout=1s"])
+            .env("KUBECONFIG", kubeconfig(dir.path(), api_server))
+            .env("POD_NAMESPACE", NAMESPACE)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let ca = std::fs::read(certs.join("ca.crt")).unwrap();
+        let webhook = Webhook { child, address, ca, _dir: dir };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while webhook.client(HOST).get(format!("https://{HOST}:{port}/healthz")).send().is_err() {
+            assert!(Instant::now() < deadline, "the webhook did not come up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        webhook
+    }
+
+    /// A client that trusts only the caBundle and reaches the webhook under `host`, as the API
+    /// server reaches the Service.
+    pub fn client(&self, host: &str) -> reqwest::blocking::Client {
+        cronpush::tls::install_crypto_provider();
+        reqwest::blocking::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(&self.ca).unwrap())
+            .resolve(host, self.address)
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("https://{HOST}:{}{path}", self.address.port())
+    }
+
+    /// POSTs a review as kube-apiserver does (with its `?timeout=` query) and returns the
+    /// response object.
+    pub fn review(&self, body: &Value) -> Value {
+        let reply = self
+            .client(HOST)
+            .post(self.url("/mutate?timeout=5s"))
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
+            .send()
+            .unwrap();
+        assert_eq!(reply.status(), 200);
+        let review: Value = serde_json::from_slice(&reply.bytes().unwrap()).unwrap();
+        assert_eq!(review["apiVersion"], "admission.k8s.io/v1");
+        assert_eq!(review["response"]["uid"], body["request"]["uid"], "the uid is echoed");
+        assert_eq!(review["response"]["allowed"], true, "cronpush never denies a Pod");
+        review["response"].clone()
+    }
+}
+
+// ---- Fixtures: the article's CronJob and the Pod its Job controller creates ----------------
+
+pub fn job(name: &str, owner: Option<Value>, annotations: Value) -> Value {
+    json!({"apiVersion": "batch/v1", "kind": "Job",
+           "metadata": {"name": name, "namespace": "batch", "uid": "job-uid", "annotations": annotations,
+                        "ownerReferences": owner.into_iter().collect::<Vec<_>>()},
+           "spec": {"template": {"spec": {"containers": [{"name": "main-batch", "image": "busybox"}]}}}})
+}
+
+pub fn cronjob_owner(controller: bool) -> Value {
+    json!({"apiVersion": "batch/v1", "kind": "CronJob", "name": "sample-cronjob", "uid": "cj-uid", "controller": controller})
+}
+
+pub fn sample_cronjob() -> Value {
+    json!({"apiVersion": "batch/v1", "kind": "CronJob",
+           "metadata": {"name": "sample-cronjob", "namespace": "batch", "uid": "cj-uid"},
+           "spec": {"schedule": "*/1 * * * *", "concurrencyPolicy": "Allow", "startingDeadlineSeconds": 30,
+                    "jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "main-batch", "image": "busybox"}]}}}}}})
+}
+
+pub fn pod_review(job: &str) -> Value {
+    json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {
+            "uid": format!("uid-{job}"),
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "name": "", "namespace": "batch", "operation": "CREATE",
+            "userInfo": {"username": "system:serviceaccount:kube-system:job-controller"},
+            "object": {
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"generateName": format!("{job}-"), "labels": {"batch.kubernetes.io/job-name": job, "job-name": job},
+                             "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": job, "uid": "job-uid",
+                                                  "controller": true, "blockOwnerDeletion": true}],
+                             "finalizers": ["batch.kubernetes.io/job-tracking"]},
+                "spec": {"containers": [{"name": "main-batch", "image": "busybox"}], "restartPolicy": "Never"}
+            },
+            "oldObject": null, "dryRun": false
+        }
+    })
+}
+
+/// The Pod after the response's patch, decoded from base64 and applied with json-patch.
+pub fn patched(review: &Value, response: &Value) -> Pod {
+    assert_eq!(response["patchType"], "JSONPatch", "{response}");
+    let bytes = base64::engine::general_purpose::STANDARD.decode(response["patch"].as_str().unwrap()).unwrap();
+    let patch: json_patch::Patch = serde_json::from_slice(&bytes).unwrap();
+    let mut pod = review["request"]["object"].clone();
+    json_patch::patch(&mut pod, &patch).unwrap();
+    serde_json::from_value(pod).unwrap()
+}
+
+pub fn env_of(pod: &Pod, container: &str, name: &str) -> Option<String> {
+    let c = pod.spec.as_ref()?.init_containers.as_ref()?.iter().find(|c| c.name == container)?;
+    c.env.as_ref()?.iter().find(|e| e.name == name)?.value.clone()
+}
+
+pub fn status_annotation(pod: &Pod) -> Value {
+    serde_json::from_str(&pod.metadata.annotations.as_ref().unwrap()["cronpush.io/status"]).unwrap()
+}
