@@ -63,6 +63,11 @@ pub struct CertsArgs {
     /// caBundle stays the same, so only the Secret needs updating.
     #[arg(long)]
     pub renew: bool,
+    /// A further name the serving certificate is valid for, a DNS name or an IP address
+    /// (repeatable): for a webhook or relay reached by another name, such as an address outside
+    /// the cluster while developing.
+    #[arg(long = "extra-name", value_name = "NAME")]
+    pub extra_names: Vec<String>,
 }
 
 /// What `run` wrote.
@@ -112,10 +117,12 @@ fn display_paths(paths: &[PathBuf]) -> String {
 pub fn run(args: &CertsArgs) -> Result<Written, CertsError> {
     check_service_name(&args.service)?;
     check_namespace(&args.namespace)?;
-    let subject = Subject {
-        common_name: format!("{}.{}.svc", args.service, args.namespace),
-        names: service_dns_names(&args.service, &args.namespace),
-    };
+    let mut names = service_dns_names(&args.service, &args.namespace);
+    for name in &args.extra_names {
+        check_extra_name(name)?;
+        names.push(name.clone());
+    }
+    let subject = Subject { common_name: format!("{}.{}.svc", args.service, args.namespace), names };
     if args.renew { renew(args, &subject) } else { issue_new(args, &subject) }
 }
 
@@ -159,6 +166,19 @@ fn check_namespace(namespace: &str) -> Result<(), CertsError> {
         value: namespace.to_owned(),
         rule: "a namespace must be a DNS-1123 label: at most 63 lower case alphanumeric characters or '-', \
                starting and ending with a letter or digit (e.g. 'cronpush')",
+    })
+}
+
+/// An IP address, or a DNS name made of DNS-1123 labels (a leading `*.` wildcard allowed).
+fn check_extra_name(name: &str) -> Result<(), CertsError> {
+    let dns = name.len() <= 253 && name.strip_prefix("*.").unwrap_or(name).split('.').all(is_dns_label);
+    if name.parse::<std::net::IpAddr>().is_ok() || dns {
+        return Ok(());
+    }
+    Err(CertsError::InvalidName {
+        flag: "--extra-name",
+        value: name.to_owned(),
+        rule: "a further name must be an IP address or a DNS name of lower case labels (e.g. 'webhook.example.com')",
     })
 }
 

@@ -207,6 +207,23 @@ fn force_and_renew_do_not_go_together() {
 }
 
 #[test]
+fn extra_names_and_addresses_are_added_and_bad_ones_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    succeeded(&certs(tmp.path(), &["--extra-name", "127.0.0.1", "--extra-name", "webhook.dev.example.com"]));
+    let (ca, leaf) = (read(tmp.path(), "ca.crt"), read(tmp.path(), "tls.crt"));
+    for name in ["127.0.0.1", "webhook.dev.example.com", "x.y.svc"] {
+        verify(&ca, &leaf, name, UnixTime::now()).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    assert!(verify(&ca, &leaf, "127.0.0.2", UnixTime::now()).is_err());
+    let out = tmp.path().join("never");
+    for bad in ["", "Upper.example.com", "under_score.example", "a..b"] {
+        let stderr = failed(&certs(&out, &["--extra-name", bad]));
+        assert!(stderr.contains("invalid --extra-name"), "{bad:?}: {stderr}");
+        assert!(!out.exists(), "{bad:?} wrote nothing");
+    }
+}
+
+#[test]
 fn bad_names_are_refused_with_the_rule_and_nothing_is_written() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let out = tmp.path().join("never");
