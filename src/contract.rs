@@ -11,6 +11,9 @@ pub const STATUS_ANNOTATION: &str = "cronpush.io/status";
 /// CronJob annotations that override the derived grace and maximum run time, in seconds.
 pub const GRACE_ANNOTATION: &str = "cronpush.io/grace-seconds";
 pub const MAX_RUN_ANNOTATION: &str = "cronpush.io/max-run-seconds";
+/// Pod (template) annotation: the absolute path of a Prometheus text file that the Job writes
+/// on a volume mounted into a main container; the sidecar pushes it after the end metrics.
+pub const METRICS_FILE_ANNOTATION: &str = "cronpush.io/metrics-file";
 /// The Job annotation the CronJob controller sets to the run's scheduled time (RFC 3339).
 pub const SCHEDULED_TIMESTAMP_ANNOTATION: &str = "batch.kubernetes.io/cronjob-scheduled-timestamp";
 
@@ -44,4 +47,8 @@ pub mod env {
     pub const TOKEN_FILE: &str = "CRONPUSH_TOKEN_FILE";
     pub const METRICS_FILE: &str = "CRONPUSH_METRICS_FILE";
     pub const TIMEOUT_SECONDS: &str = "CRONPUSH_TIMEOUT_SECONDS";
+    /// Beyond DESIGN.md's list: the sidecar's source of exit states (`relay` or `api`) and the
+    /// Pod's grace period, which bounds the sidecar's work after SIGTERM.
+    pub const EXIT_STATUS_SOURCE: &str = "CRONPUSH_EXIT_STATUS_SOURCE";
+    pub const TERMINATION_GRACE_SECONDS: &str = "CRONPUSH_TERMINATION_GRACE_SECONDS";
 }

@@ -126,7 +126,7 @@ proptest! {
             Ok(_) => {}
         }
         let ops = match injection::patch(&typed, &facts(), &config()) {
-            Ok(ops) => ops,
+            Ok(injection) => injection.ops,
             Err(injection::InjectionError::VolumeNameTaken) => {
                 let volumes = typed.spec.as_ref().unwrap().volumes.iter().flatten();
                 prop_assert!(volumes.map(|v| v.name.as_str()).any(|n| n == "cronpush-token"));

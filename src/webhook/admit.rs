@@ -60,7 +60,10 @@ impl Admitter {
         };
         let pod = request.object.as_ref().expect("selection passed only requests with a Pod");
         match injection::patch(pod, &facts, &self.injection) {
-            Ok(ops) => (Answer { patch: Some(ops), warnings }, Outcome::Injected(facts.source)),
+            Ok(injection) => {
+                warnings.extend(injection.warnings);
+                (Answer { patch: Some(injection.ops), warnings }, Outcome::Injected(facts.source))
+            }
             Err(e) => {
                 warnings.push(format!("cronpush: not injected: {e}"));
                 (Answer { patch: None, warnings }, Outcome::Skipped(SkipReason::NameCollision))

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, PatchOperation};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EnvVar, EnvVarSource, ObjectFieldSelector, Pod, ProjectedVolumeSource,
+    Capabilities, Container, EnvVar, EnvVarSource, ObjectFieldSelector, Pod, PodSpec, ProjectedVolumeSource,
     ResourceRequirements, SeccompProfile, SecurityContext, ServiceAccountTokenProjection, Volume, VolumeMount,
     VolumeProjection,
 };
@@ -21,8 +21,12 @@ use serde_json::{Value, json};
 
 use super::resolve::RunFacts;
 use crate::contract::{
-    SIDECAR_CONTAINER, START_CONTAINER, STATUS_ANNOTATION, TOKEN_DIR, TOKEN_FILE, TOKEN_VOLUME, env,
+    METRICS_FILE_ANNOTATION, SIDECAR_CONTAINER, START_CONTAINER, STATUS_ANNOTATION, TOKEN_DIR, TOKEN_FILE,
+    TOKEN_VOLUME, env,
 };
+
+/// The API's default `terminationGracePeriodSeconds`.
+const DEFAULT_TERMINATION_GRACE_SECONDS: i64 = 30;
 
 /// Everything about the injected containers that the cluster operator chooses.
 #[derive(Debug, Clone)]
@@ -53,13 +57,39 @@ pub enum InjectionError {
     NoSpec,
 }
 
+/// The patch, and what the Pod's owner should hear about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Injection {
+    pub ops: Vec<PatchOperation>,
+    pub warnings: Vec<String>,
+}
+
 /// The JSON patch that injects `facts`' run into `pod`.
-pub fn patch(pod: &Pod, facts: &RunFacts, config: &InjectionConfig) -> Result<Vec<PatchOperation>, InjectionError> {
+pub fn patch(pod: &Pod, facts: &RunFacts, config: &InjectionConfig) -> Result<Injection, InjectionError> {
     let spec = pod.spec.as_ref().ok_or(InjectionError::NoSpec)?;
     if spec.volumes.iter().flatten().any(|v| v.name == TOKEN_VOLUME) {
         return Err(InjectionError::VolumeNameTaken);
     }
-    let containers = [start_container(facts, config), sidecar_container(facts, config)];
+    let mut warnings = Vec::new();
+    let mut sidecar = sidecar_container(facts, config);
+    let sidecar_env = sidecar.env.get_or_insert_with(Vec::new);
+    // The kubelet gives the sidecar the Pod's grace period after SIGTERM; it must finish within.
+    let grace = spec.termination_grace_period_seconds.unwrap_or(DEFAULT_TERMINATION_GRACE_SECONDS);
+    sidecar_env.push(value_env(env::TERMINATION_GRACE_SECONDS, &grace.to_string()));
+    let metrics_file = pod.metadata.annotations.as_ref().and_then(|a| a.get(METRICS_FILE_ANNOTATION));
+    if let Some(path) = metrics_file {
+        match shared_mount(spec, path) {
+            Some(mount) => {
+                sidecar_env.push(value_env(env::METRICS_FILE, path));
+                sidecar.volume_mounts.get_or_insert_with(Vec::new).push(mount);
+            }
+            None => warnings.push(format!(
+                "cronpush: {METRICS_FILE_ANNOTATION}={path:?} is on no volume mounted into a main container; \
+                 the custom metrics will not be pushed"
+            )),
+        }
+    }
+    let containers = [start_container(facts, config), sidecar];
     let mut ops = Vec::new();
     append_all(&mut ops, &["spec", "initContainers"], spec.init_containers.is_some(), &containers);
     append_all(&mut ops, &["spec", "volumes"], spec.volumes.is_some(), &[token_volume(config)]);
@@ -69,7 +99,23 @@ pub fn patch(pod: &Pod, facts: &RunFacts, config: &InjectionConfig) -> Result<Ve
     } else {
         ops.push(add(&["metadata", "annotations"], json!({ STATUS_ANNOTATION: status })));
     }
-    Ok(ops)
+    Ok(Injection { ops, warnings })
+}
+
+/// The main container's volume that holds `path`, mounted the same way but read-only, so the
+/// sidecar finds the file where the Job wrote it. The deepest mount wins, as in the container.
+fn shared_mount(spec: &PodSpec, path: &str) -> Option<VolumeMount> {
+    let covers = |mount: &VolumeMount| {
+        let dir = mount.mount_path.trim_end_matches('/');
+        path.strip_prefix(dir).is_some_and(|rest| rest.starts_with('/') && rest.len() > 1)
+    };
+    let mount = spec
+        .containers
+        .iter()
+        .flat_map(|c| c.volume_mounts.iter().flatten())
+        .filter(|m| covers(m))
+        .max_by_key(|m| m.mount_path.trim_end_matches('/').len())?;
+    Some(VolumeMount { read_only: Some(true), recursive_read_only: None, ..mount.clone() })
 }
 
 /// Appends `items` to the array at `path`, creating it when the Pod has none: `add` to `-`

@@ -9,20 +9,16 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, PostParams, WatchEvent, WatchParams};
+use kube::api::{Api, PostParams};
 use tokio::time::Instant;
 
-use crate::exit_status::ExitReport;
+use crate::exit_status::{ExitReport, watch_until_exited};
 
 const POD_NAME_EXTRA: &str = "authentication.kubernetes.io/pod-name";
 const POD_UID_EXTRA: &str = "authentication.kubernetes.io/pod-uid";
 const SERVICE_ACCOUNT_PREFIX: &str = "system:serviceaccount:";
-/// The API server ends a watch after at most this long (it must be under ~5 minutes); the relay
-/// starts another from where it was.
-const WATCH_SECONDS: u32 = 60;
 
 /// What a sidecar asks: its own Pod, and how long it can wait.
 #[derive(Debug, Default)]
@@ -124,7 +120,7 @@ impl Relay {
                 owner.namespace, owner.name
             )));
         }
-        Ok(wait_for_exit(&pods, pod, deadline).await)
+        Ok(watch_until_exited(&pods, pod, deadline).await)
     }
 
     /// Verifies the token with a TokenReview for the relay's audience and reads the Pod it is
@@ -184,52 +180,4 @@ impl Drop for WaitingGuard<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
     }
-}
-
-/// Watches one Pod from `pod`'s resourceVersion until its main containers have all terminated
-/// or the deadline passes, and reports the last state seen.
-async fn wait_for_exit(pods: &Api<Pod>, pod: Pod, deadline: Instant) -> ExitReport {
-    let name = pod.metadata.name.clone().unwrap_or_default();
-    let mut report = ExitReport::from_pod(&pod);
-    let mut version = pod.metadata.resource_version.clone().unwrap_or_default();
-    let params = WatchParams::default().fields(&format!("metadata.name={name}")).timeout(WATCH_SECONDS);
-    let mut gone = false;
-    while !report.complete && !gone && Instant::now() < deadline {
-        let watched = async {
-            let mut events = pods.watch(&params, &version).await?.boxed();
-            while let Some(event) = events.try_next().await? {
-                match event {
-                    WatchEvent::Added(pod) | WatchEvent::Modified(pod) => {
-                        version = pod.metadata.resource_version.clone().unwrap_or_default();
-                        report = ExitReport::from_pod(&pod);
-                        if report.complete {
-                            return Ok(());
-                        }
-                    }
-                    WatchEvent::Deleted(pod) => {
-                        report = ExitReport::from_pod(&pod);
-                        gone = true;
-                        return Ok(());
-                    }
-                    WatchEvent::Bookmark(b) => version = b.metadata.resource_version,
-                    // 410 Gone: the version is too old; read the Pod afresh.
-                    WatchEvent::Error(e) => return Err(kube::Error::Api(e)),
-                }
-            }
-            Ok::<(), kube::Error>(())
-        };
-        match tokio::time::timeout_at(deadline, watched).await {
-            Err(_) => break,
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::debug!(pod = %name, error = %e, "watching the Pod failed; reading it again");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                if let Ok(Ok(pod)) = tokio::time::timeout_at(deadline, pods.get(&name)).await {
-                    version = pod.metadata.resource_version.clone().unwrap_or_default();
-                    report = ExitReport::from_pod(&pod);
-                }
-            }
-        }
-    }
-    report
 }

@@ -116,8 +116,8 @@ fn apply(pod: &Value, answer: &Answer) -> Value {
 
 fn inject(pod: &Value) -> Value {
     let typed: Pod = serde_json::from_value(pod.clone()).unwrap();
-    let ops = injection::patch(&typed, &facts(), &config()).unwrap();
-    apply(pod, &Answer { patch: Some(ops), warnings: vec![] })
+    let injection = injection::patch(&typed, &facts(), &config()).unwrap();
+    apply(pod, &Answer { patch: Some(injection.ops), warnings: injection.warnings })
 }
 
 #[test]
@@ -254,4 +254,35 @@ fn malformed_reviews_are_errors_not_panics() {
     for body in [&b""[..], b"{", b"{}", b"[]", b"{\"request\": 5}", b"\xff\xfe"] {
         assert!(admission::parse(body).is_err(), "{:?}", String::from_utf8_lossy(body));
     }
+}
+
+fn sidecar_env(pod: &Value, name: &str) -> Option<String> {
+    let sidecar = pod["spec"]["initContainers"].as_array()?.iter().find(|c| c["name"] == "cronpush-sidecar")?;
+    sidecar["env"].as_array()?.iter().find(|e| e["name"] == name)?["value"].as_str().map(String::from)
+}
+
+#[test]
+fn the_sidecar_learns_the_grace_period_and_mounts_the_custom_metrics_volume_read_only() {
+    let mut pod = article_pod(29_396_160);
+    assert_eq!(sidecar_env(&inject(&pod), "CRONPUSH_TERMINATION_GRACE_SECONDS").as_deref(), Some("30"), "the default");
+    pod["spec"]["terminationGracePeriodSeconds"] = json!(90);
+    pod["metadata"]["annotations"] = json!({"cronpush.io/metrics-file": "/out/metrics/job.prom"});
+    pod["spec"]["volumes"] = json!([{"name": "out", "emptyDir": {}}, {"name": "deeper", "emptyDir": {}}]);
+    pod["spec"]["containers"][0]["volumeMounts"] =
+        json!([{"name": "out", "mountPath": "/out"}, {"name": "deeper", "mountPath": "/out/metrics/", "subPath": "m"}]);
+    let patched = inject(&pod);
+    assert_eq!(sidecar_env(&patched, "CRONPUSH_TERMINATION_GRACE_SECONDS").as_deref(), Some("90"));
+    assert_eq!(sidecar_env(&patched, "CRONPUSH_METRICS_FILE").as_deref(), Some("/out/metrics/job.prom"));
+    let sidecar =
+        patched["spec"]["initContainers"].as_array().unwrap().iter().find(|c| c["name"] == "cronpush-sidecar");
+    let mounts = &sidecar.unwrap()["volumeMounts"];
+    assert_eq!(mounts[1], json!({"name": "deeper", "mountPath": "/out/metrics/", "subPath": "m", "readOnly": true}));
+    assert_eq!(patched["spec"]["containers"], pod["spec"]["containers"], "the main container is not touched");
+    // A file on no shared volume: injected all the same, with a warning and no file to push.
+    pod["metadata"]["annotations"] = json!({"cronpush.io/metrics-file": "/tmp/job.prom"});
+    let typed: Pod = serde_json::from_value(pod.clone()).unwrap();
+    let injection = injection::patch(&typed, &facts(), &config()).unwrap();
+    assert!(injection.warnings[0].contains("on no volume mounted into a main container"), "{:?}", injection.warnings);
+    let patched = apply(&pod, &Answer { patch: Some(injection.ops), warnings: vec![] });
+    assert_eq!(sidecar_env(&patched, "CRONPUSH_METRICS_FILE"), None);
 }
