@@ -13,6 +13,7 @@ pub mod gateway;
 pub mod go_duration;
 pub mod logging;
 pub mod proto;
+pub mod pushers;
 pub mod schedule;
 pub mod tls;
 pub mod webhook;

@@ -9,6 +9,8 @@ use clap::{Parser, Subcommand};
 use cronpush::certs::CertsArgs;
 use cronpush::gateway::config::GatewayArgs;
 use cronpush::gateway::server;
+use cronpush::pushers::run::RunArgs;
+use cronpush::pushers::sidecar::SidecarArgs;
 use cronpush::webhook::config::WebhookArgs;
 
 #[derive(Parser)]
@@ -36,10 +38,21 @@ enum Role {
     /// Run the mutating admission webhook (HTTPS only): adds the start pusher and the
     /// exit-status sidecar to the Pods of Jobs that CronJobs create.
     Webhook(Box<WebhookArgs>),
+    /// Push the start metrics of a CronJob's run (the injected init container). Always exits
+    /// 0, within --timeout-seconds: nothing here may fail the Job.
+    #[command(args_override_self = true)]
+    Start(RunArgs),
+    /// Push how a CronJob's run ended (the injected native sidecar): idles until SIGTERM, learns
+    /// the main containers' exit states from the relay (or the API), pushes, and exits 0.
+    #[command(args_override_self = true)]
+    Sidecar(Box<SidecarArgs>),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     match cli.role {
         Role::Certs(args) => match cronpush::certs::run(&args) {
             Ok(written) => {
@@ -71,6 +84,37 @@ fn main() -> ExitCode {
             };
             block_on("gateway", server::run(config))
         }
+        Role::Start(args) => {
+            cronpush::pushers::start::main(args);
+            ExitCode::SUCCESS
+        }
+        Role::Sidecar(args) => {
+            cronpush::pushers::sidecar::main(*args);
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// The command line, as clap reads it, except for the pushers: they run inside the user's Pod,
+/// where exiting non-zero fails the Job, so their command-line errors are printed and the
+/// environment alone (what the webhook sets) is used instead.
+fn parse() -> Result<Cli, ExitCode> {
+    let error = match Cli::try_parse() {
+        Ok(cli) => return Ok(cli),
+        Err(error) => error,
+    };
+    let role = std::env::args_os().nth(1).and_then(|role| role.into_string().ok());
+    let role = role.filter(|role| matches!(role.as_str(), "start" | "sidecar"));
+    match role {
+        Some(role) if error.use_stderr() => {
+            let _ = error.print();
+            eprintln!("cronpush {role}: ignoring the command line; reading the environment only");
+            Cli::try_parse_from(["cronpush", role.as_str()]).map_err(|error| {
+                let _ = error.print();
+                ExitCode::SUCCESS
+            })
+        }
+        _ => error.exit(),
     }
 }
 

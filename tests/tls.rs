@@ -69,7 +69,14 @@ impl Pki {
 }
 
 fn args(out: &Path, renew: bool) -> CertsArgs {
-    CertsArgs { service: "x".into(), namespace: "y".into(), out: out.to_owned(), force: false, renew, extra_names: vec![] }
+    CertsArgs {
+        service: "x".into(),
+        namespace: "y".into(),
+        out: out.to_owned(),
+        force: false,
+        renew,
+        extra_names: vec![],
+    }
 }
 
 fn leaf_der(pair: &Pair) -> Vec<u8> {

@@ -27,8 +27,7 @@ pub struct Webhook {
 
 impl Drop for Webhook {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 
@@ -36,10 +35,17 @@ impl Webhook {
     /// Generates certificates with `cronpush certs` and starts `cronpush webhook` with a
     /// kubeconfig naming `api_server`.
     pub fn start(api_server: &str) -> Webhook {
+        Webhook::start_with(api_server, "http://pi:8080/pushgateway")
+    }
+
+    /// As `start`, injecting pushes to `gateway_url`. The relay URL handed to the sidecars is
+    /// the loopback address the webhook listens on (the certificate also names it), since a
+    /// test process cannot resolve the Service's DNS name.
+    pub fn start_with(api_server: &str, gateway_url: &str) -> Webhook {
         let dir = tempfile::tempdir().unwrap();
         let certs = dir.path().join("certs");
         let status = Command::new(env!("CARGO_BIN_EXE_cronpush"))
-            .args(["certs", "--service", SERVICE, "--namespace", NAMESPACE, "--out"])
+            .args(["certs", "--service", SERVICE, "--namespace", NAMESPACE, "--extra-name", "127.0.0.1", "--out"])
             .arg(&certs)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -54,7 +60,9 @@ impl Webhook {
             .arg(format!("--tls-key-file={}", certs.join("tls.key").display()))
             .arg(format!("--tls-ca-file={}", certs.join("ca.crt").display()))
             .arg(format!("--listen-address={address}"))
-            .args(["--gateway-url=http://pi:8080/pushgateway", "--image=cronpush:test", "--resolve-timeout=1s"])
+            .arg(format!("--gateway-url={gateway_url}"))
+            .arg(format!("--relay-url=https://{address}/v1/exit-status"))
+            .args(["--image=cronpush:test", "--resolve-timeout=1s"])
             .env("KUBECONFIG", kubeconfig(dir.path(), api_server))
             .env("POD_NAMESPACE", NAMESPACE)
             .stdin(Stdio::null())
@@ -70,6 +78,12 @@ impl Webhook {
             std::thread::sleep(Duration::from_millis(50));
         }
         webhook
+    }
+
+    /// Kills the webhook: its port then refuses connections.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// A client that trusts only the caBundle and reaches the webhook under `host`, as the API

@@ -1,0 +1,133 @@
+//! Where the sidecar learns how the main containers ended: from the relay (the default; Job
+//! Pods need no RBAC) or, with `--exit-status-source=api`, by reading its own Pod through the
+//! Kubernetes API when its service account may.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use reqwest::{StatusCode, Url};
+use tokio::time::Instant;
+
+use super::push::causes;
+use crate::exit_status::{ExitReport, watch_until_exited};
+
+/// Left for the relay's answer to travel back after its wait ends.
+const ANSWER_MARGIN: Duration = Duration::from_millis(500);
+const RETRY_DELAY: Duration = Duration::from_millis(250);
+
+pub enum ExitSource {
+    Relay {
+        url: Url,
+        /// The CA bundle (PEM) that signed the relay's certificate: the only roots trusted.
+        ca_pem: String,
+        /// The projected token, read at each attempt since the kubelet rotates it.
+        token_file: PathBuf,
+    },
+    Api,
+}
+
+/// The Pod the sidecar runs in.
+pub struct OwnPod {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ExitSource {
+    pub fn describe(&self) -> String {
+        match self {
+            ExitSource::Relay { url, .. } => format!("the relay at {url}"),
+            ExitSource::Api => "the Kubernetes API".into(),
+        }
+    }
+
+    /// The main containers' ends, waited for until `deadline`. An incomplete report (the wait
+    /// ran out) is still an answer; an error means nothing was learned.
+    pub async fn learn(&self, pod: &OwnPod, deadline: Instant) -> Result<ExitReport, String> {
+        match self {
+            ExitSource::Relay { url, ca_pem, token_file } => from_relay(url, ca_pem, token_file, pod, deadline).await,
+            ExitSource::Api => from_api(pod, deadline).await,
+        }
+    }
+}
+
+async fn from_relay(
+    url: &Url,
+    ca_pem: &str,
+    token_file: &PathBuf,
+    pod: &OwnPod,
+    deadline: Instant,
+) -> Result<ExitReport, String> {
+    crate::tls::install_crypto_provider();
+    let roots = reqwest::Certificate::from_pem_bundle(ca_pem.as_bytes())
+        .map_err(|e| format!("the relay's CA (CRONPUSH_RELAY_CA) is not PEM: {e}"))?;
+    if roots.is_empty() {
+        return Err("no relay CA (CRONPUSH_RELAY_CA) to verify the relay with".into());
+    }
+    let client = roots
+        .into_iter()
+        .fold(reqwest::Client::builder().use_rustls_tls().tls_built_in_root_certs(false), |b, root| {
+            b.add_root_certificate(root)
+        })
+        .connect_timeout(Duration::from_secs(2))
+        .build()
+        .map_err(|e| format!("cannot build the relay client: {e}"))?;
+    let mut last_error = String::from("no attempt fit before the deadline");
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left <= ANSWER_MARGIN {
+            return Err(last_error);
+        }
+        let token = match std::fs::read_to_string(token_file) {
+            Ok(token) => token.trim().to_string(),
+            Err(e) => return Err(format!("cannot read the token {}: {e}", token_file.display())),
+        };
+        let wait = left - ANSWER_MARGIN;
+        let mut asked = url.clone();
+        asked
+            .query_pairs_mut()
+            .append_pair("namespace", &pod.namespace)
+            .append_pair("pod", &pod.name)
+            .append_pair("wait", &format!("{:.3}", wait.as_secs_f64()));
+        let attempt = client.get(asked).bearer_auth(token).timeout(left).send().await;
+        match attempt {
+            Ok(reply) if reply.status() == StatusCode::OK => {
+                let body = reply.bytes().await.map_err(|e| format!("reading the relay's answer: {e}"))?;
+                return serde_json::from_slice(&body)
+                    .map_err(|e| format!("the relay's answer is not an exit report: {e}"));
+            }
+            Ok(reply) => {
+                let status = reply.status();
+                let message = reply.text().await.unwrap_or_default();
+                let why = format!("the relay answered {status}: {}", message.trim());
+                // A refused token or a malformed question stays refused; an overloaded or
+                // restarting relay may answer the next time.
+                if !(status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS) {
+                    return Err(why);
+                }
+                last_error = why;
+            }
+            Err(e) => last_error = format!("cannot reach the relay: {}", causes(&e)),
+        }
+        tokio::time::sleep(RETRY_DELAY.min(deadline.saturating_duration_since(Instant::now()))).await;
+    }
+}
+
+async fn from_api(pod: &OwnPod, deadline: Instant) -> Result<ExitReport, String> {
+    let client = kube::Client::try_default().await.map_err(|e| format!("no Kubernetes client: {e}"))?;
+    let pods: Api<Pod> = Api::namespaced(client, &pod.namespace);
+    let mut last_error = String::from("no attempt fit before the deadline");
+    while Instant::now() < deadline {
+        match tokio::time::timeout_at(deadline, pods.get(&pod.name)).await {
+            Ok(Ok(own)) => return Ok(watch_until_exited(&pods, own, deadline).await),
+            Ok(Err(kube::Error::Api(e))) if matches!(e.code, 401 | 403 | 404) => {
+                return Err(format!("reading Pod {}/{}: {e}", pod.namespace, pod.name));
+            }
+            Ok(Err(e)) => last_error = format!("reading Pod {}/{}: {e}", pod.namespace, pod.name),
+            Err(_) => break,
+        }
+        tokio::time::sleep(RETRY_DELAY.min(deadline.saturating_duration_since(Instant::now()))).await;
+    }
+    Err(last_error)
+}

@@ -1,0 +1,18 @@
+//! The pushers: the two containers the webhook injects into a CronJob's Pod. `cronpush start`
+//! (an init container) pushes the run's start metrics; `cronpush sidecar` (a native sidecar)
+//! pushes how it ended, learned from the relay ([`exit_source`]).
+//!
+//! They run inside someone else's Job, so they share one rule: nothing they meet, from a
+//! missing gateway to a garbled environment, may fail or hold up that Job. Every input is read
+//! leniently ([`run`]), every push is bounded by a deadline ([`push`]), and the process always
+//! exits 0 ([`process`]).
+
+pub mod end_metrics;
+pub mod exit_source;
+pub mod group;
+pub mod process;
+pub mod push;
+pub mod run;
+pub mod sidecar;
+pub mod start;
+pub mod start_metrics;

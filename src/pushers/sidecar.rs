@@ -1,0 +1,226 @@
+//! `cronpush sidecar`, the native sidecar: idles until the kubelet's SIGTERM, which comes once
+//! every main container has exited (kubernetes.md §3), then learns how they ended, pushes the
+//! end metrics and the Job's own custom metrics, and exits 0, all before the Pod's grace period
+//! runs out. What it cannot learn in time it pushes as `unknown`, never as a success.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use jiff::Timestamp;
+use reqwest::Url;
+use tokio::time::Instant;
+
+use super::end_metrics::EndMetrics;
+use super::exit_source::{ExitSource, OwnPod};
+use super::process::run_contained;
+use super::push::Pusher;
+use super::run::{Run, RunArgs, non_negative_seconds};
+use crate::contract::env;
+
+/// The Pod's `terminationGracePeriodSeconds` when the webhook did not say: the API default.
+const DEFAULT_GRACE: Duration = Duration::from_secs(30);
+/// A longer grace period is taken as this: the Pod's own limit is a day.
+const MAX_GRACE: Duration = Duration::from_secs(86_400);
+/// Kept back from the grace period: the kubelet kills at its end, and the push must be done.
+const GRACE_MARGIN: Duration = Duration::from_secs(3);
+/// The least the sidecar gives itself, even when the grace period is tiny.
+const MIN_BUDGET: Duration = Duration::from_secs(1);
+/// The push's share of the time when `CRONPUSH_TIMEOUT_SECONDS` is not given.
+const DEFAULT_PUSH_TIME: Duration = Duration::from_secs(5);
+/// A custom metrics file larger than this is not pushed: it is a mistake, not metrics.
+const MAX_METRICS_FILE: u64 = 4 << 20;
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct SidecarArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// The relay to learn the exit status from (the webhook's /v1/exit-status).
+    #[arg(long, env = env::RELAY_URL)]
+    pub relay_url: Option<String>,
+    /// The CA bundle (PEM text, not a path) that signed the relay's certificate.
+    #[arg(long, env = env::RELAY_CA)]
+    pub relay_ca: Option<String>,
+    /// The projected service-account token presented to the relay.
+    #[arg(long, env = env::TOKEN_FILE)]
+    pub token_file: Option<String>,
+    /// A file of Prometheus text that the Job wrote on a shared volume; pushed into the same
+    /// group after the end metrics.
+    #[arg(long, env = env::METRICS_FILE)]
+    pub metrics_file: Option<String>,
+    /// `relay` (default), or `api` to read the own Pod through the Kubernetes API, for clusters
+    /// that let the Pod's service account get and watch its Pod.
+    #[arg(long, env = env::EXIT_STATUS_SOURCE)]
+    pub exit_status_source: Option<String>,
+    /// The Pod's terminationGracePeriodSeconds: the sidecar is done before it runs out.
+    #[arg(long, env = env::TERMINATION_GRACE_SECONDS)]
+    pub termination_grace_seconds: Option<String>,
+}
+
+/// The role's whole process; returns, never exits or panics, so that the caller exits 0.
+pub fn main(args: SidecarArgs) {
+    crate::logging::init(args.run.log_level(), args.run.log_format());
+    run_contained("sidecar", run(args));
+}
+
+pub async fn run(args: SidecarArgs) {
+    let (run, ignored) = args.run.resolve();
+    for input in &ignored {
+        tracing::warn!("{input}");
+    }
+    let grace = match args.termination_grace_seconds.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
+        None => DEFAULT_GRACE,
+        Some(text) => match non_negative_seconds(text) {
+            Ok(seconds) => Duration::from_secs_f64(seconds.min(MAX_GRACE.as_secs_f64())),
+            Err(why) => {
+                tracing::warn!("ignoring {}={text:?}: {why}", env::TERMINATION_GRACE_SECONDS);
+                DEFAULT_GRACE
+            }
+        },
+    };
+    if !end_of_run(run.pod_name.as_deref()).await {
+        return;
+    }
+    let now = Instant::now();
+    let budget = grace.saturating_sub(GRACE_MARGIN).max(MIN_BUDGET);
+    let deadline = now + budget;
+    // Learning may take what the push does not need; the push always keeps its share.
+    let push_time = run.timeout.unwrap_or(DEFAULT_PUSH_TIME).min(budget / 2);
+    let learn_by = deadline - push_time;
+    let report = match exit_source(&args) {
+        Ok(source) => {
+            let pod = OwnPod { namespace: run.group.namespace.clone(), name: run.pod_name.clone().unwrap_or_default() };
+            match source.learn(&pod, learn_by).await {
+                Ok(report) => {
+                    if !report.complete {
+                        tracing::warn!(
+                            source = source.describe(),
+                            "not every main container had ended when time ran out"
+                        );
+                    }
+                    Some(report)
+                }
+                Err(why) => {
+                    tracing::error!(source = source.describe(), "cannot learn how the run ended: {why}");
+                    None
+                }
+            }
+        }
+        Err(why) => {
+            tracing::error!("cannot learn how the run ended: {why}");
+            None
+        }
+    };
+    let end = EndMetrics::new(report.as_ref(), Timestamp::now());
+    push_end(&run, &end, deadline).await;
+    if let Some(path) = args.metrics_file.as_deref().filter(|p| !p.is_empty()) {
+        push_custom(&run, PathBuf::from(path), deadline).await;
+    }
+}
+
+/// Waits for SIGTERM (the kubelet) or SIGINT. The handlers are in place before the log line
+/// says so. False when they cannot be installed: then the end cannot be noticed.
+async fn end_of_run(pod: Option<&str>) -> bool {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tracing::info!(pod, "waiting for the end of the run (SIGTERM)");
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM: the main containers have ended"),
+                _ = int.recv() => tracing::info!("SIGINT: pushing the end of the run"),
+            }
+            true
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!(error = %e, "cannot install the signal handlers; the end of the run will not be pushed");
+            std::future::pending::<()>().await;
+            false
+        }
+    }
+}
+
+fn exit_source(args: &SidecarArgs) -> Result<ExitSource, String> {
+    match args.exit_status_source.as_deref().map(str::trim).unwrap_or("relay") {
+        "api" => Ok(ExitSource::Api),
+        "relay" | "" => {
+            let url =
+                args.relay_url.as_deref().filter(|u| !u.is_empty()).ok_or(format!("{} is not set", env::RELAY_URL))?;
+            let url = Url::parse(url).map_err(|e| format!("{}={url:?} is not a URL: {e}", env::RELAY_URL))?;
+            if url.scheme() != "https" {
+                return Err(format!("{}={url} is not https: the token never travels in clear", env::RELAY_URL));
+            }
+            let ca_pem = args
+                .relay_ca
+                .clone()
+                .filter(|c| !c.trim().is_empty())
+                .ok_or(format!("{} is not set", env::RELAY_CA))?;
+            let token_file =
+                args.token_file.clone().filter(|t| !t.is_empty()).ok_or(format!("{} is not set", env::TOKEN_FILE))?;
+            Ok(ExitSource::Relay { url, ca_pem, token_file: token_file.into() })
+        }
+        other => Err(format!("{}={other:?} is neither relay nor api", env::EXIT_STATUS_SOURCE)),
+    }
+}
+
+async fn push_end(run: &Run, end: &EndMetrics, deadline: Instant) {
+    let body = end.to_text();
+    tracing::debug!(body, "end metrics");
+    match post(run, body, deadline).await {
+        Ok((target, attempts)) => {
+            tracing::info!(
+                url = target,
+                attempts,
+                result = end.result.as_str(),
+                pod = run.pod_name,
+                "pushed the end metrics"
+            )
+        }
+        Err(why) => tracing::error!(result = end.result.as_str(), "could not push the end metrics: {why}"),
+    }
+}
+
+/// The Job's own metrics, if it wrote any; a missing file is the common case, not an error.
+async fn push_custom(run: &Run, path: PathBuf, deadline: Instant) {
+    let body = match read_metrics_file(&path) {
+        Ok(Some(body)) => body,
+        Ok(None) => {
+            tracing::info!(path = %path.display(), "no custom metrics written");
+            return;
+        }
+        Err(why) => {
+            tracing::warn!(path = %path.display(), "not pushing the custom metrics: {why}");
+            return;
+        }
+    };
+    match post(run, body, deadline).await {
+        Ok((target, attempts)) => {
+            tracing::info!(url = target, attempts, path = %path.display(), "pushed the custom metrics")
+        }
+        Err(why) => tracing::error!(path = %path.display(), "could not push the custom metrics: {why}"),
+    }
+}
+
+fn read_metrics_file(path: &PathBuf) -> Result<Option<String>, String> {
+    let metadata = match std::fs::metadata(path) {
+        Ok(metadata) => metadata,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
+    if metadata.len() > MAX_METRICS_FILE {
+        return Err(format!("{} bytes, more than the {MAX_METRICS_FILE} allowed", metadata.len()));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    Ok((!text.trim().is_empty()).then_some(text))
+}
+
+/// POSTs to the run's group before the deadline: the redacted URL and the attempts, or why not.
+async fn post(run: &Run, body: String, deadline: Instant) -> Result<(String, u32), String> {
+    let url = run.group.url(run.gateway_url.as_deref()).map_err(|e| e.to_string())?;
+    let target = super::group::redacted(&url);
+    let pusher = Pusher::new().map_err(|e| format!("{e} ({target})"))?;
+    match tokio::time::timeout_at(deadline, pusher.post(&url, body, deadline)).await {
+        Ok(Ok(attempts)) => Ok((target, attempts.0)),
+        Ok(Err(e)) => Err(format!("{e} after {} attempts ({target})", e.attempts().0)),
+        Err(_) => Err(format!("the deadline passed ({target})")),
+    }
+}
