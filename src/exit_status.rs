@@ -3,8 +3,17 @@
 //! `--exit-status-source=api` mode, from its own Pod: one form and one reading of the Pod for
 //! both, so that the two sources cannot disagree.
 
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use kube::api::{Api, WatchEvent, WatchParams};
 use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+/// The API server ends a watch after at most this long (it must be under ~5 minutes); the
+/// watcher starts another from where it was.
+const WATCH_SECONDS: u32 = 60;
 
 /// The relay's answer and the sidecar's input.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,6 +80,54 @@ impl ExitReport {
             containers,
         }
     }
+}
+
+/// Watches one Pod from `pod`'s resourceVersion until its main containers have all terminated
+/// or the deadline passes, and reports the last state seen.
+pub async fn watch_until_exited(pods: &Api<Pod>, pod: Pod, deadline: Instant) -> ExitReport {
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let mut report = ExitReport::from_pod(&pod);
+    let mut version = pod.metadata.resource_version.clone().unwrap_or_default();
+    let params = WatchParams::default().fields(&format!("metadata.name={name}")).timeout(WATCH_SECONDS);
+    let mut gone = false;
+    while !report.complete && !gone && Instant::now() < deadline {
+        let watched = async {
+            let mut events = pods.watch(&params, &version).await?.boxed();
+            while let Some(event) = events.try_next().await? {
+                match event {
+                    WatchEvent::Added(pod) | WatchEvent::Modified(pod) => {
+                        version = pod.metadata.resource_version.clone().unwrap_or_default();
+                        report = ExitReport::from_pod(&pod);
+                        if report.complete {
+                            return Ok(());
+                        }
+                    }
+                    WatchEvent::Deleted(pod) => {
+                        report = ExitReport::from_pod(&pod);
+                        gone = true;
+                        return Ok(());
+                    }
+                    WatchEvent::Bookmark(b) => version = b.metadata.resource_version,
+                    // 410 Gone: the version is too old; read the Pod afresh.
+                    WatchEvent::Error(e) => return Err(kube::Error::Api(e)),
+                }
+            }
+            Ok::<(), kube::Error>(())
+        };
+        match tokio::time::timeout_at(deadline, watched).await {
+            Err(_) => break,
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(pod = %name, error = %e, "watching the Pod failed; reading it again");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                if let Ok(Ok(pod)) = tokio::time::timeout_at(deadline, pods.get(&name)).await {
+                    version = pod.metadata.resource_version.clone().unwrap_or_default();
+                    report = ExitReport::from_pod(&pod);
+                }
+            }
+        }
+    }
+    report
 }
 
 /// The terminated state of a container. A main container restarted under `restartPolicy:
