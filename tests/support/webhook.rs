@@ -80,6 +80,10 @@ impl Webhook {
         webhook
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Kills the webhook: its port then refuses connections.
     pub fn stop(&mut self) {
         let _ = self.child.kill();
