@@ -123,6 +123,11 @@ struct Connection {
 
 impl Connection {
     async fn serve(self, tcp: TcpStream, mut draining: watch::Receiver<bool>) {
+        // An HTTP/2 answer is several writes (HEADERS, DATA, the TLS records around them);
+        // with Nagle's algorithm the later ones wait for the client's delayed ACK, tens of ms.
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(peer = %self.peer, %error, "cannot disable Nagle's algorithm");
+        }
         let handshake = tokio::time::timeout(self.options.handshake_timeout, self.acceptor.accept(tcp));
         let tls = tokio::select! {
             biased;
