@@ -11,6 +11,7 @@
 
 mod support;
 
+use base64::Engine as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -273,6 +274,24 @@ impl Http {
         tokio::time::timeout(PATIENCE, exchange).await.unwrap_or_else(|_| Err("no answer".into()))
     }
 
+    /// The CA bundle the webhook hands to the sidecar of a Pod it admits now.
+    async fn injected_relay_ca(&mut self) -> Result<String, String> {
+        let (_, body) = self.send(Method::POST, "/mutate?timeout=10s", pod_review("ca-probe")).await?;
+        let review: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+        let patch = base64::engine::general_purpose::STANDARD
+            .decode(review["response"]["patch"].as_str().ok_or("no patch")?)
+            .map_err(|e| e.to_string())?;
+        let text = String::from_utf8(patch).map_err(|e| e.to_string())?;
+        let ops: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+        let env = ops.as_array().into_iter().flatten().flat_map(|op| match &op["value"] {
+            Value::Array(containers) => containers.clone(),
+            container => vec![container.clone()],
+        });
+        let sidecar = env.into_iter().find(|c| c["name"] == "cronpush-sidecar").ok_or("no sidecar")?;
+        let ca = sidecar["env"].as_array().into_iter().flatten().find(|e| e["name"] == "CRONPUSH_RELAY_CA");
+        Ok(ca.and_then(|e| e["value"].as_str()).ok_or("no CRONPUSH_RELAY_CA")?.to_string())
+    }
+
     /// One review of a CronJob's Pod, as kube-apiserver sends it: answered 200, for this uid,
     /// allowed, with a patch.
     async fn review(&mut self, uid: &str) -> Result<(), String> {
@@ -499,5 +518,17 @@ async fn a_new_ca_swapped_into_the_secret_volume_is_served_without_a_failed_revi
     assert_eq!(failures, 0, "no handshake, review or connection may fail: {diagnosis}");
     assert!(went_on, "traffic did not go on after the rotation ({counts:?}): {diagnosis}");
     assert_eq!(served_leaf(&only_new.connect(b"h2").await.unwrap()), leaves.new, "the new CA alone now suffices");
+    // Pods admitted from now on get the new CA for their sidecars, which will meet the relay
+    // with the new certificate (it is reread within a second).
+    let mut http = Http::over(only_new.connect(b"http/1.1").await.unwrap()).await.unwrap();
+    let mut injected = String::new();
+    for _ in 0..30 {
+        injected = http.injected_relay_ca().await.unwrap();
+        if injected.as_bytes() == new.ca.as_slice() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(injected.as_bytes(), new.ca.as_slice(), "sidecars admitted after the rotation trust the new CA");
     eprintln!("the new certificate was served {took:?} after the swap; reviews answered: {counts:?}");
 }

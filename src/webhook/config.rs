@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::injection::InjectionConfig;
+use super::relay_ca::RelayCa;
 use crate::go_duration;
 
 #[derive(Args, Debug, Clone)]
@@ -92,8 +93,8 @@ pub enum WebhookConfigError {
     GatewayUrl(String),
     #[error("--relay-url {0:?} must be an https URL: the sidecar's token never travels in clear")]
     RelayUrl(String),
-    #[error("cannot read the CA file {path}: {source}")]
-    Ca { path: PathBuf, source: std::io::Error },
+    #[error("{0}")]
+    Ca(String),
     #[error("--image must not be empty")]
     Image,
 }
@@ -110,8 +111,7 @@ impl WebhookArgs {
         if self.image.trim().is_empty() {
             return Err(WebhookConfigError::Image);
         }
-        let relay_ca_pem = std::fs::read_to_string(&self.tls_ca_file)
-            .map_err(|source| WebhookConfigError::Ca { path: self.tls_ca_file.clone(), source })?;
+        let relay_ca_pem = RelayCa::load(&self.tls_ca_file).map_err(WebhookConfigError::Ca)?;
         Ok(InjectionConfig {
             image: self.image.clone(),
             image_pull_policy: Some(self.image_pull_policy.clone()),

@@ -19,6 +19,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde_json::{Value, json};
 
+use super::relay_ca::RelayCa;
 use super::resolve::RunFacts;
 use crate::contract::{
     METRICS_FILE_ANNOTATION, SIDECAR_CONTAINER, START_CONTAINER, STATUS_ANNOTATION, TOKEN_DIR, TOKEN_FILE,
@@ -37,8 +38,8 @@ pub struct InjectionConfig {
     /// The grouping key's `job` value.
     pub job_label: String,
     pub relay_url: String,
-    /// The CA the sidecar trusts for the relay, PEM.
-    pub relay_ca_pem: String,
+    /// The CA bundle the sidecar trusts for the relay, PEM, following `--tls-ca-file`.
+    pub relay_ca_pem: RelayCa,
     pub token_audience: String,
     pub token_expiration_seconds: i64,
     pub cpu_request: String,
@@ -162,7 +163,7 @@ fn sidecar_container(facts: &RunFacts, config: &InjectionConfig) -> Container {
     let mut env = run_env(facts, config);
     env.extend([
         value_env(env::RELAY_URL, &config.relay_url),
-        value_env(env::RELAY_CA, &config.relay_ca_pem),
+        value_env(env::RELAY_CA, &config.relay_ca_pem.current()),
         value_env(env::TOKEN_FILE, TOKEN_FILE),
     ]);
     Container {

@@ -9,6 +9,7 @@ pub mod injection;
 pub mod kube_resolver;
 pub mod metrics;
 pub mod relay;
+pub mod relay_ca;
 pub mod resolve;
 pub mod selection;
 pub mod server;
