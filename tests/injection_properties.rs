@@ -3,31 +3,16 @@
 //! patch always applies, nothing the user wrote is changed or lost, our containers come last,
 //! and a second admission of the result injects nothing.
 
+mod support;
+
 use cronpush::webhook::admission;
-use cronpush::webhook::injection::{self, InjectionConfig};
+use cronpush::webhook::injection;
 use cronpush::webhook::resolve::{FactsSource, RunFacts};
 use cronpush::webhook::selection::{self, SkipReason};
 use k8s_openapi::api::core::v1::Pod;
 use proptest::prelude::*;
 use serde_json::{Value, json};
-
-fn config() -> InjectionConfig {
-    InjectionConfig {
-        image: "cronpush:test".into(),
-        image_pull_policy: None,
-        gateway_url: "http://gateway:9091".into(),
-        job_label: "cronpush".into(),
-        relay_url: "https://cronpush-webhook.cronpush.svc/v1/exit-status".into(),
-        relay_ca_pem: "PEM".into(),
-        token_audience: "cronpush".into(),
-        token_expiration_seconds: 3600,
-        cpu_request: "10m".into(),
-        memory_request: "16Mi".into(),
-        cpu_limit: Some("100m".into()),
-        memory_limit: "32Mi".into(),
-        start_timeout_seconds: 5,
-    }
-}
+use support::webhook::injection_config;
 
 fn facts() -> RunFacts {
     RunFacts {
@@ -125,7 +110,7 @@ proptest! {
             Err(other) => return Err(TestCaseError::fail(format!("unexpected skip {other:?}"))),
             Ok(_) => {}
         }
-        let ops = match injection::patch(&typed, &facts(), &config()) {
+        let ops = match injection::patch(&typed, &facts(), &injection_config()) {
             Ok(injection) => injection.ops,
             Err(injection::InjectionError::VolumeNameTaken) => {
                 let volumes = typed.spec.as_ref().unwrap().volumes.iter().flatten();

@@ -15,8 +15,9 @@ use k8s_openapi::api::core::v1::Pod;
 use serde_json::json;
 
 use cronpush::contract::{START_CONTAINER, env};
-use cronpush::webhook::injection::{self, InjectionConfig};
+use cronpush::webhook::injection;
 use cronpush::webhook::resolve::{FactsSource, RunFacts};
+use support::webhook::injection_config;
 use support::{Server, eventually, free_port, pushed_series};
 
 /// The group every case pushes to: job `cronpush`, namespace `prod`, CronJob `backup`.
@@ -58,25 +59,6 @@ fn facts() -> RunFacts {
     }
 }
 
-fn config() -> InjectionConfig {
-    InjectionConfig {
-        image: "cronpush:test".into(),
-        image_pull_policy: None,
-        // Replaced per gateway by `Start::gateway`.
-        gateway_url: "http://cronpush-gateway.cronpush.svc:9091".into(),
-        job_label: "cronpush".into(),
-        relay_url: "https://cronpush-webhook.cronpush.svc/v1/exit-status".into(),
-        relay_ca_pem: "PEM".into(),
-        token_audience: "cronpush".into(),
-        token_expiration_seconds: 3600,
-        cpu_request: "10m".into(),
-        memory_request: "16Mi".into(),
-        cpu_limit: None,
-        memory_limit: "32Mi".into(),
-        start_timeout_seconds: 5,
-    }
-}
-
 impl Start {
     /// The environment the webhook gives `cronpush-start` for `facts`, in a Pod of namespace
     /// `prod`, with the Downward API fields resolved as the kubelet resolves them.
@@ -88,7 +70,7 @@ impl Start {
             "spec": {"containers": [{"name": "app", "image": "busybox"}], "restartPolicy": "Never"}
         });
         let typed: Pod = serde_json::from_value(pod.clone()).unwrap();
-        let ops = injection::patch(&typed, &facts, &config()).expect("injection").ops;
+        let ops = injection::patch(&typed, &facts, &injection_config()).expect("injection").ops;
         let mut patched = pod.clone();
         json_patch::patch(&mut patched, &ops).expect("the patch applies");
         let patched: Pod = serde_json::from_value(patched).unwrap();

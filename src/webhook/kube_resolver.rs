@@ -31,35 +31,18 @@ pub struct KubeResolver {
 impl KubeResolver {
     /// Starts watching Jobs and CronJobs in every namespace, in the background.
     pub fn start(client: Client) -> KubeResolver {
-        let (jobs, writer) = reflector::store();
-        // Only the metadata and the deadline are read: the Pod template is dropped, since Jobs
-        // can be many and their templates large.
-        let stream =
-            watcher(Api::<Job>::all(client.clone()), watcher::Config::default()).default_backoff().modify(|job| {
-                job.metadata.managed_fields = None;
-                if let Some(spec) = job.spec.as_mut() {
-                    spec.template = Default::default();
-                }
-            });
-        tokio::spawn(reflector::reflector(writer, stream).for_each(|event| async move {
-            if let Err(e) = event {
-                tracing::warn!(error = %e, "watching Jobs failed; retrying");
+        // Only metadata and a few spec fields are read: the templates are dropped, since Jobs
+        // can be many and their Pod templates large.
+        let jobs = watch_into_cache(Api::<Job>::all(client.clone()), "Jobs", |job: &mut Job| {
+            if let Some(spec) = job.spec.as_mut() {
+                spec.template = Default::default();
             }
-        }));
-        let (cronjobs, writer) = reflector::store();
-        let stream = watcher(Api::<CronJob>::all(client.clone()), watcher::Config::default()).default_backoff().modify(
-            |cronjob| {
-                cronjob.metadata.managed_fields = None;
-                if let Some(spec) = cronjob.spec.as_mut() {
-                    spec.job_template = Default::default();
-                }
-            },
-        );
-        tokio::spawn(reflector::reflector(writer, stream).for_each(|event| async move {
-            if let Err(e) = event {
-                tracing::warn!(error = %e, "watching CronJobs failed; retrying");
+        });
+        let cronjobs = watch_into_cache(Api::<CronJob>::all(client.clone()), "CronJobs", |cronjob: &mut CronJob| {
+            if let Some(spec) = cronjob.spec.as_mut() {
+                spec.job_template = Default::default();
             }
-        }));
+        });
         let unsupported = Arc::new(OnceLock::new());
         tokio::spawn(learn_version(client.clone(), unsupported.clone()));
         KubeResolver { client, jobs, cronjobs, unsupported }
@@ -101,6 +84,25 @@ impl Resolve for KubeResolver {
     fn unsupported(&self) -> Option<String> {
         self.unsupported.get().cloned().flatten()
     }
+}
+
+/// A cache of every `K`, fed by a watch that retries with backoff forever; `slim` drops what
+/// the resolver never reads before an object is stored.
+fn watch_into_cache<K>(api: Api<K>, what: &'static str, slim: impl Fn(&mut K) + Send + 'static) -> Store<K>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+{
+    let (store, writer) = reflector::store();
+    let stream = watcher(api, watcher::Config::default()).default_backoff().modify(move |object| {
+        object.meta_mut().managed_fields = None;
+        slim(object);
+    });
+    tokio::spawn(reflector::reflector(writer, stream).for_each(move |event| async move {
+        if let Err(e) = event {
+            tracing::warn!(error = %e, "watching {what} failed; retrying");
+        }
+    }));
+    store
 }
 
 /// Asks the API server for its version until it answers; until then nothing is refused.

@@ -187,3 +187,23 @@ pub fn env_of(pod: &Pod, container: &str, name: &str) -> Option<String> {
 pub fn status_annotation(pod: &Pod) -> Value {
     serde_json::from_str(&pod.metadata.annotations.as_ref().unwrap()["cronpush.io/status"]).unwrap()
 }
+
+/// The injection settings the webhook's flag defaults give, for tests that call the injection
+/// directly. The gateway URL is what the tests' Pods push to unless a test replaces it.
+pub fn injection_config() -> cronpush::webhook::injection::InjectionConfig {
+    cronpush::webhook::injection::InjectionConfig {
+        image: "cronpush:test".into(),
+        image_pull_policy: None,
+        gateway_url: "http://cronpush-gateway.cronpush.svc:9091".into(),
+        job_label: "cronpush".into(),
+        relay_url: "https://cronpush-webhook.cronpush.svc/v1/exit-status".into(),
+        relay_ca_pem: "PEM".into(),
+        token_audience: "cronpush".into(),
+        token_expiration_seconds: 3600,
+        cpu_request: "10m".into(),
+        memory_request: "16Mi".into(),
+        cpu_limit: None,
+        memory_limit: "32Mi".into(),
+        start_timeout_seconds: 5,
+    }
+}
