@@ -20,17 +20,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full};
-use hyper::client::conn::{http1, http2};
+use http_body_util::Full;
 use hyper::{Method, Request};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
-use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
+
+use support::https;
 
 const SERVICE: &str = "cronpush-webhook";
 const NAMESPACE: &str = "cronpush";
@@ -182,39 +181,18 @@ impl Webhook {
 
 // ---- The client: kube-apiserver with a caBundle ---------------------------------------------------
 
+/// Dials the webhook's address under the Service's name, trusting the CAs given; a handshake
+/// that takes longer than PATIENCE fails.
 #[derive(Clone)]
-struct Client {
-    address: SocketAddr,
-    roots: Arc<rustls::RootCertStore>,
-}
+struct Client(https::Client);
 
 impl Client {
     fn trusting(address: SocketAddr, cas: &[&[u8]]) -> Client {
-        let mut roots = rustls::RootCertStore::empty();
-        for ca in cas {
-            for cert in CertificateDer::pem_slice_iter(ca) {
-                roots.add(cert.expect("a PEM CA")).expect("a usable CA");
-            }
-        }
-        Client { address, roots: Arc::new(roots) }
+        Client(https::Client::trusting(address, SERVICE_HOST, cas))
     }
 
     async fn connect(&self, alpn: &[u8]) -> Result<TlsStream<TcpStream>, String> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("protocol versions")
-            .with_root_certificates(self.roots.clone())
-            .with_no_client_auth();
-        config.alpn_protocols = vec![alpn.to_vec()];
-        let handshake = async {
-            let tcp = TcpStream::connect(self.address).await?;
-            // As Go's net/http, kube-apiserver's client: no Nagle delay on small writes.
-            tcp.set_nodelay(true)?;
-            let name = ServerName::try_from(SERVICE_HOST).expect("a DNS name");
-            TlsConnector::from(Arc::new(config)).connect(name, tcp).await
-        };
-        match tokio::time::timeout(PATIENCE, handshake).await {
+        match tokio::time::timeout(PATIENCE, self.0.handshake(alpn)).await {
             Ok(Ok(tls)) => Ok(tls),
             Ok(Err(e)) => Err(format!("handshake failed: {e}")),
             Err(_) => Err("handshake timed out".into()),
@@ -227,24 +205,11 @@ fn served_leaf(tls: &TlsStream<TcpStream>) -> Vec<u8> {
 }
 
 /// An HTTP connection over TLS: HTTP/1.1 or HTTP/2, as ALPN settled.
-enum Http {
-    One(http1::SendRequest<Full<Bytes>>),
-    Two(http2::SendRequest<Full<Bytes>>),
-}
+struct Http(https::Connection);
 
 impl Http {
     async fn over(tls: TlsStream<TcpStream>) -> Result<Http, String> {
-        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-        let io = TokioIo::new(tls);
-        if h2 {
-            let (sender, connection) = http2::handshake(TokioExecutor::new(), io).await.map_err(|e| e.to_string())?;
-            tokio::spawn(connection);
-            Ok(Http::Two(sender))
-        } else {
-            let (sender, connection) = http1::handshake(io).await.map_err(|e| e.to_string())?;
-            tokio::spawn(connection);
-            Ok(Http::One(sender))
-        }
+        https::Connection::over(tls).await.map(Http)
     }
 
     async fn send(&mut self, method: Method, path: &str, body: Bytes) -> Result<(u16, Bytes), String> {
@@ -255,23 +220,7 @@ impl Http {
             .header("content-type", "application/json")
             .body(Full::new(body))
             .map_err(|e| e.to_string())?;
-        let exchange = async {
-            let response = match self {
-                Http::One(sender) => {
-                    sender.ready().await.map_err(|e| e.to_string())?;
-                    sender.send_request(request).await
-                }
-                Http::Two(sender) => {
-                    sender.ready().await.map_err(|e| e.to_string())?;
-                    sender.send_request(request).await
-                }
-            }
-            .map_err(|e| e.to_string())?;
-            let status = response.status().as_u16();
-            let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
-            Ok((status, body))
-        };
-        tokio::time::timeout(PATIENCE, exchange).await.unwrap_or_else(|_| Err("no answer".into()))
+        tokio::time::timeout(PATIENCE, self.0.send(request)).await.unwrap_or_else(|_| Err("no answer".into()))
     }
 
     /// The CA bundle the webhook hands to the sidecar of a Pod it admits now.

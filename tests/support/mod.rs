@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod https;
 pub mod kube_api;
 pub mod webhook;
 
