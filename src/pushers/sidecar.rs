@@ -112,9 +112,13 @@ pub async fn run(args: SidecarArgs) {
         }
     };
     let end = EndMetrics::new(report.as_ref(), Timestamp::now());
-    push_end(&run, &end, deadline).await;
+    let pusher = match Pusher::new() {
+        Ok(pusher) => pusher,
+        Err(e) => return tracing::error!(result = end.result.as_str(), "cannot push the end metrics: {e}"),
+    };
+    push_end(&pusher, &run, &end, deadline).await;
     if let Some(path) = args.metrics_file.as_deref().filter(|p| !p.is_empty()) {
-        push_custom(&run, PathBuf::from(path), deadline).await;
+        push_custom(&pusher, &run, PathBuf::from(path), deadline).await;
     }
 }
 
@@ -162,10 +166,10 @@ fn exit_source(args: &SidecarArgs) -> Result<ExitSource, String> {
     }
 }
 
-async fn push_end(run: &Run, end: &EndMetrics, deadline: Instant) {
+async fn push_end(pusher: &Pusher, run: &Run, end: &EndMetrics, deadline: Instant) {
     let body = end.to_text();
     tracing::debug!(body, "end metrics");
-    match post(run, body, deadline).await {
+    match post(pusher, run, body, deadline).await {
         Ok((target, attempts)) => {
             tracing::info!(
                 url = target,
@@ -180,7 +184,7 @@ async fn push_end(run: &Run, end: &EndMetrics, deadline: Instant) {
 }
 
 /// The Job's own metrics, if it wrote any; a missing file is the common case, not an error.
-async fn push_custom(run: &Run, path: PathBuf, deadline: Instant) {
+async fn push_custom(pusher: &Pusher, run: &Run, path: PathBuf, deadline: Instant) {
     let body = match read_metrics_file(&path) {
         Ok(Some(body)) => body,
         Ok(None) => {
@@ -192,7 +196,7 @@ async fn push_custom(run: &Run, path: PathBuf, deadline: Instant) {
             return;
         }
     };
-    match post(run, body, deadline).await {
+    match post(pusher, run, body, deadline).await {
         Ok((target, attempts)) => {
             tracing::info!(url = target, attempts, path = %path.display(), "pushed the custom metrics")
         }
@@ -214,10 +218,9 @@ fn read_metrics_file(path: &PathBuf) -> Result<Option<String>, String> {
 }
 
 /// POSTs to the run's group before the deadline: the redacted URL and the attempts, or why not.
-async fn post(run: &Run, body: String, deadline: Instant) -> Result<(String, u32), String> {
+async fn post(pusher: &Pusher, run: &Run, body: String, deadline: Instant) -> Result<(String, u32), String> {
     let url = run.group.url(run.gateway_url.as_deref()).map_err(|e| e.to_string())?;
     let target = super::group::redacted(&url);
-    let pusher = Pusher::new().map_err(|e| format!("{e} ({target})"))?;
     match tokio::time::timeout_at(deadline, pusher.post(&url, body, deadline)).await {
         Ok(Ok(attempts)) => Ok((target, attempts.0)),
         Ok(Err(e)) => Err(format!("{e} after {} attempts ({target})", e.attempts().0)),

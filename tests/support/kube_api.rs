@@ -142,11 +142,6 @@ impl FakeApi {
     pub fn kubeconfig(&self, dir: &Path) -> PathBuf {
         kubeconfig(dir, &self.url())
     }
-
-    /// Stops serving: later requests are refused, as by an API server that went away.
-    pub fn stop(self) {
-        self.runtime.shutdown_background();
-    }
 }
 
 /// A kubeconfig naming `server` (reachable or not), written into `dir`; no credentials.
