@@ -58,7 +58,8 @@ struct Shared {
 pub struct FakeApi {
     pub address: SocketAddr,
     shared: Arc<Shared>,
-    runtime: tokio::runtime::Runtime,
+    /// Serves for as long as the FakeApi lives.
+    _runtime: tokio::runtime::Runtime,
 }
 
 impl FakeApi {
@@ -70,7 +71,7 @@ impl FakeApi {
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
         let address = listener.local_addr().unwrap();
         runtime.spawn(async move { axum::serve(listener, app).await });
-        FakeApi { address, shared, runtime }
+        FakeApi { address, shared, _runtime: runtime }
     }
 
     pub fn url(&self) -> String {
