@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use support::Server;
 
 /// The scrape job's name: pushed series must keep their own `job`, not get this one.
-const SCRAPE_JOB: &str = "cronpush";
+const SCRAPE_JOB: &str = "cronpush-gateway";
 
 /// How long Prometheus may take to show a push: a 1 s scrape interval, on a loaded 2-core box.
 const SCRAPE_WAIT: Duration = Duration::from_secs(30);
