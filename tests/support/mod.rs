@@ -7,6 +7,7 @@
 
 pub mod https;
 pub mod kube_api;
+pub mod kubelet;
 pub mod webhook;
 
 use std::io::Read;

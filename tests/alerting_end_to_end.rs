@@ -1,0 +1,469 @@
+//! The shipped alert rules, end to end: a real cronpush gateway, a real Prometheus (Debian's
+//! `prometheus` 2.42) loading `manifests/prometheus/rules.yml` byte for byte, with a 1 s scrape
+//! and evaluation interval and `honor_labels: true`, and CronJob runs played by the kubelet
+//! emulation of tests/support/kubelet.rs with the real webhook, `cronpush start` and
+//! `cronpush sidecar`. Every assertion goes through Prometheus' HTTP API.
+//!
+//! The article's CronJob runs every minute (`*/1 * * * *`). Time is compressed by choosing each
+//! run's schedule slot (the Job's `batch.kubernetes.io/cronjob-scheduled-timestamp`) and the
+//! CronJob's `cronpush.io/grace-seconds` and `cronpush.io/max-run-seconds`; the rules and their
+//! `for:` are the shipped ones. Four CronJobs, each in its own namespace, run side by side
+//! against the one Prometheus:
+//! - a successful run: no alert, not even once its (3 s) maximum run time is long past;
+//! - a failing run (exit 3): CronJobFailed fires with the container, reason Error and value 3,
+//!   and resolves when the next run succeeds;
+//! - a run that never finishes (its Pod vanishes: the sidecar is killed, never pushes the end):
+//!   CronJobRunningTooLong, pending once the maximum run time is over, firing 30 s later;
+//! - a schedule that stops after a success (the article's CronJob suspended): CronJobNotScheduled,
+//!   pending once the next slot plus the 2 s grace is over, firing 30 s later.
+//!
+//! The first three have a 600 s grace, since nothing plays their later slots. At every poll, any
+//! alert active (pending or firing) beyond the expected ones fails the test, CronpushGatewayDown
+//! included.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::Server;
+use support::kubelet::{CronJobRun, MAIN, Run, run_start, run_to_end, wait};
+
+const SCRAPE_JOB: &str = "cronpush-gateway";
+const SHIPPED_ALERTS: [&str; 7] = [
+    "CronJobExitStatusUnknown",
+    "CronJobFailed",
+    "CronJobNotScheduled",
+    "CronJobNotSucceededRecently",
+    "CronJobPushFailing",
+    "CronJobRunningTooLong",
+    "CronpushGatewayDown",
+];
+/// The shipped `for:` of the timing alerts.
+const FOR_SECONDS: f64 = 30.0;
+/// How long after its condition holds an alert may take to show: a scrape (1 s), an evaluation
+/// (1 s) and the API, on a loaded 2-core box.
+const SLACK: f64 = 15.0;
+
+const SUCCESS_NS: &str = "alerting-success";
+const FAILURE_NS: &str = "alerting-failure";
+const STUCK_NS: &str = "alerting-stuck";
+const SUSPENDED_NS: &str = "alerting-suspended";
+const CRONJOB: &str = "report";
+
+/// Prometheus with the shipped rules, scraping one gateway every second, killed when dropped.
+struct Prometheus {
+    child: Child,
+    base: String,
+    dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    fn start(gateway: &Server) -> Prometheus {
+        let program = support::peer("prometheus");
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/prometheus/rules.yml");
+        let rules = dir.path().join("rules.yml");
+        std::fs::copy(&shipped, &rules).expect("copy the shipped rules");
+        assert_eq!(std::fs::read(&rules).unwrap(), std::fs::read(&shipped).unwrap(), "the rules, byte for byte");
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+                 rule_files:\n  - {}\n\
+                 scrape_configs:\n  - job_name: {SCRAPE_JOB}\n    honor_labels: true\n    \
+                 static_configs:\n      - targets: ['127.0.0.1:{}']\n",
+                rules.display(),
+                gateway.port
+            ),
+        )
+        .expect("prometheus.yml");
+        let port = support::free_port();
+        let child = Command::new(program)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("log")).expect("log file"))
+            .spawn()
+            .expect("cannot start prometheus");
+        let mut prometheus = Prometheus { child, base: format!("http://127.0.0.1:{port}"), dir };
+        let client = support::client();
+        let ready = support::eventually(Duration::from_secs(30), || {
+            if let Ok(Some(status)) = prometheus.child.try_wait() {
+                panic!("prometheus exited with {status} before it was ready:\n{}", prometheus.log());
+            }
+            client.get(format!("{}/-/ready", prometheus.base)).send().is_ok_and(|r| r.status().is_success())
+        });
+        assert!(ready, "prometheus was not ready within 30 s:\n{}", prometheus.log());
+        prometheus
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
+    }
+
+    fn api(&self, path: &str, query: &[(&str, &str)]) -> Value {
+        let url = format!("{}{path}", self.base);
+        let reply = support::client().get(&url).query(query).send().unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        let text = reply.text().unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        let json: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("GET {url}: not JSON ({e}): {text}"));
+        assert_eq!(json["status"], "success", "GET {url} {query:?} failed: {json}");
+        json["data"].clone()
+    }
+
+    /// The active (pending or firing) alerts, from `/api/v1/alerts`.
+    fn alerts(&self) -> Vec<Alert> {
+        let data = self.api("/api/v1/alerts", &[]);
+        data["alerts"].as_array().expect("alerts").iter().map(Alert::from_json).collect()
+    }
+
+    /// An instant query's result count.
+    fn count(&self, expr: &str) -> usize {
+        self.api("/api/v1/query", &[("query", expr)])["result"].as_array().map_or(0, |r| r.len())
+    }
+
+    fn value(&self, expr: &str) -> Option<f64> {
+        let data = self.api("/api/v1/query", &[("query", expr)]);
+        data["result"][0]["value"][1].as_str().map(|v| v.parse().expect("a number"))
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Alert {
+    name: String,
+    state: String,
+    labels: BTreeMap<String, String>,
+    value: f64,
+    /// When the alert became pending, Unix seconds.
+    active_at: f64,
+}
+
+impl Alert {
+    fn from_json(a: &Value) -> Alert {
+        let labels: BTreeMap<String, String> = serde_json::from_value(a["labels"].clone()).expect("labels");
+        let active_at: jiff::Timestamp = a["activeAt"].as_str().expect("activeAt").parse().expect("a time");
+        Alert {
+            name: labels["alertname"].clone(),
+            state: a["state"].as_str().expect("state").to_string(),
+            value: a["value"].as_str().expect("value").parse().expect("a number"),
+            active_at: active_at.as_nanosecond() as f64 / 1e9,
+            labels,
+        }
+    }
+
+    fn namespace(&self) -> &str {
+        self.labels.get("namespace").map_or("", String::as_str)
+    }
+
+    fn is(&self, name: &str, namespace: &str) -> bool {
+        self.name == name && self.namespace() == namespace
+    }
+
+    /// The labels but `instance` (the gateway's address, which `honor_labels` keeps when the
+    /// push has none).
+    fn labels_but_instance(&self) -> BTreeMap<String, String> {
+        self.labels.iter().filter(|(k, _)| *k != "instance").map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+}
+
+/// The test's shared state: Prometheus, and which (alert, namespace) may be active right now.
+struct Watch {
+    prometheus: Prometheus,
+    allowed: Mutex<BTreeSet<(String, String)>>,
+}
+
+impl Watch {
+    /// The active alerts, failing on any that is not allowed at this moment.
+    fn alerts(&self) -> Vec<Alert> {
+        let alerts = self.prometheus.alerts();
+        let allowed = self.allowed.lock().unwrap().clone();
+        for alert in &alerts {
+            assert!(
+                allowed.contains(&(alert.name.clone(), alert.namespace().to_string())),
+                "an unexpected alert is {}: {alert:?}\nallowed: {allowed:?}\nall: {alerts:#?}",
+                alert.state
+            );
+        }
+        alerts
+    }
+
+    /// Polls the alerts until `found` returns something, failing after `deadline`.
+    fn until<T>(&self, what: &str, deadline: f64, mut found: impl FnMut(&[Alert]) -> Option<T>) -> T {
+        loop {
+            let alerts = self.alerts();
+            if let Some(t) = found(&alerts) {
+                return t;
+            }
+            assert!(now() < deadline, "{what} did not happen in time; active alerts: {alerts:#?}");
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    fn disallow(&self, name: &str, namespace: &str) {
+        self.allowed.lock().unwrap().remove(&(name.to_string(), namespace.to_string()));
+    }
+
+    /// Waits until Prometheus has scraped `series`.
+    fn wait_for_series(&self, series: &str) {
+        let deadline = now() + SLACK;
+        while self.prometheus.count(series) == 0 {
+            assert!(now() < deadline, "Prometheus did not show {series}");
+            self.alerts();
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// Waits for `name` in `namespace` to fire after its condition began to hold at
+    /// `condition_from` (or once the series were scraped, if later: `pushed`), and checks the
+    /// shipped `for:`: pending from the first evaluation after `condition_from`, firing no
+    /// earlier than 30 s after that.
+    fn fires_after_for(&self, name: &str, namespace: &str, condition_from: f64, pushed: f64) -> Alert {
+        let latest_start = condition_from.max(pushed) + SLACK;
+        let deadline = latest_start + FOR_SECONDS + SLACK;
+        let alert = self.until(&format!("{name} for {namespace} firing"), deadline, |alerts| {
+            let alert = alerts.iter().find(|a| a.is(name, namespace))?;
+            // Firing no earlier than the `for:` after it became pending (same clock).
+            let at = now();
+            if alert.state == "pending" {
+                assert!(at < alert.active_at + FOR_SECONDS + SLACK, "{name} stayed pending: {alert:?}");
+            }
+            (alert.state == "firing").then(|| {
+                assert!(at >= alert.active_at + FOR_SECONDS, "{name} fired before its for: {alert:?} at {at}");
+                alert.clone()
+            })
+        });
+        assert!(
+            alert.active_at > condition_from && alert.active_at <= latest_start,
+            "{name} for {namespace} became pending at {}, its condition held from {condition_from} (pushed at \
+             {pushed})",
+            alert.active_at
+        );
+        alert
+    }
+}
+
+fn now() -> f64 {
+    jiff::Timestamp::now().as_nanosecond() as f64 / 1e9
+}
+
+/// The minute slot at or before `t` (Unix seconds).
+fn slot_at_or_before(t: f64) -> i64 {
+    (t.floor() as i64).div_euclid(60) * 60
+}
+
+fn timestamp(seconds: i64) -> jiff::Timestamp {
+    jiff::Timestamp::from_second(seconds).unwrap()
+}
+
+fn annotations(grace: &str, max_run: Option<&str>) -> Value {
+    let mut a = json!({"cronpush.io/grace-seconds": grace});
+    if let Some(max_run) = max_run {
+        a["cronpush.io/max-run-seconds"] = json!(max_run);
+    }
+    a
+}
+
+fn expected_labels(name: &str, severity: &str, namespace: &str, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
+    let mut labels: BTreeMap<String, String> = [
+        ("alertname", name),
+        ("severity", severity),
+        ("job", "cronpush"),
+        ("namespace", namespace),
+        ("cronjob", CRONJOB),
+    ]
+    .iter()
+    .chain(extra)
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    labels.retain(|_, v| !v.is_empty());
+    labels
+}
+
+/// A successful run with a 3 s maximum run time: nothing fires, even well past the time at
+/// which CronJobRunningTooLong would fire were the completion not seen.
+fn successful_run(watch: &Watch, gateway: &Server) {
+    let spec = CronJobRun::at(SUCCESS_NS, CRONJOB, annotations("600", Some("3")), timestamp(slot_at_or_before(now())));
+    let run = Run::admit_run(spec, &gateway.base, |_| {});
+    let started = now();
+    run_to_end(&run, "exit 0");
+    watch.wait_for_series(&format!(
+        r#"cronjob_last_result{{namespace="{SUCCESS_NS}",cronjob="{CRONJOB}",result="success"}} == 1"#
+    ));
+    let quiet_until = started + 3.0 + FOR_SECONDS + SLACK;
+    while now() < quiet_until {
+        let alerts = watch.alerts();
+        assert!(!alerts.iter().any(|a| a.namespace() == SUCCESS_NS), "{alerts:#?}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// A run that exits 3: CronJobFailed fires at once (no `for:`) with the container, reason and
+/// code; the next slot's run succeeds and it resolves.
+fn failing_then_succeeding_run(watch: &Watch, gateway: &Server) {
+    let slot = slot_at_or_before(now());
+    let failing = Run::admit_run(
+        CronJobRun::at(FAILURE_NS, CRONJOB, annotations("600", None), timestamp(slot)),
+        &gateway.base,
+        |_| {},
+    );
+    let terminated = run_to_end(&failing, "exit 3");
+    assert_eq!(terminated["exitCode"], 3);
+    let failed_at = now();
+    let alert = watch.until("CronJobFailed firing", failed_at + SLACK, |alerts| {
+        alerts.iter().find(|a| a.is("CronJobFailed", FAILURE_NS) && a.state == "firing").cloned()
+    });
+    let expected = expected_labels("CronJobFailed", "warning", FAILURE_NS, &[("container", MAIN), ("reason", "Error")]);
+    assert_eq!(alert.labels_but_instance(), expected, "{alert:?}");
+    assert_eq!(alert.value, 3.0, "the exit code: {alert:?}");
+    let fired = now();
+    assert_eq!(watch.prometheus.count("cronjob_last_success_timestamp_seconds{namespace=\"alerting-failure\"}"), 0);
+
+    let succeeding = Run::admit_run(
+        CronJobRun::at(FAILURE_NS, CRONJOB, annotations("600", None), timestamp(slot + 60)),
+        &gateway.base,
+        |_| {},
+    );
+    run_start(&succeeding);
+    // Between the next run's start and its end, the last finished run is still the failed one.
+    watch.wait_for_series(&format!(
+        "cronjob_last_scheduled_timestamp_seconds{{namespace=\"{FAILURE_NS}\"}} == {}",
+        slot + 60
+    ));
+    let alerts = watch.alerts();
+    assert!(alerts.iter().any(|a| a.is("CronJobFailed", FAILURE_NS) && a.state == "firing"), "{alerts:#?}");
+    let mut sidecar = succeeding.start_sidecar();
+    succeeding.report_main(&support::kubelet::run_main("exit 0"));
+    support::kubelet::stop_sidecar(&succeeding, &mut sidecar, Duration::from_secs(30));
+    let ended = now();
+    watch.until("CronJobFailed resolved", ended + SLACK, |alerts| {
+        (!alerts.iter().any(|a| a.is("CronJobFailed", FAILURE_NS))).then_some(())
+    });
+    watch.disallow("CronJobFailed", FAILURE_NS);
+    eprintln!(
+        "failure: firing {:.1} s after the failed run ended, resolved {:.1} s after the success",
+        fired - failed_at,
+        now() - ended
+    );
+    assert_eq!(
+        watch.prometheus.count(&format!(r#"cronjob_last_result{{namespace="{FAILURE_NS}",result="success"}} == 1"#)),
+        1,
+        "resolved by the success"
+    );
+}
+
+/// A run that starts and whose Pod vanishes (the sidecar killed, nothing pushed at the end):
+/// CronJobRunningTooLong once the 3 s maximum run time is over, after its `for:`.
+fn run_that_never_finishes(watch: &Watch, gateway: &Server) {
+    let spec = CronJobRun::at(STUCK_NS, CRONJOB, annotations("600", Some("3")), timestamp(slot_at_or_before(now())));
+    let run = Run::admit_run(spec, &gateway.base, |_| {});
+    run_start(&run);
+    let mut sidecar = run.start_sidecar();
+    // The main container runs; then the node is lost: no SIGTERM, no status, no end push.
+    sidecar.kill().unwrap();
+    assert!(wait(&mut sidecar, Duration::from_secs(5)).is_some());
+    let killed = now();
+    let series = format!(r#"cronjob_last_start_timestamp_seconds{{namespace="{STUCK_NS}"}}"#);
+    watch.wait_for_series(&series);
+    let started = watch.prometheus.value(&series).expect("the start");
+    assert!(started <= killed, "{started} {killed}");
+    let alert = watch.fires_after_for("CronJobRunningTooLong", STUCK_NS, started + 3.0, killed);
+    assert_eq!(alert.labels_but_instance(), expected_labels("CronJobRunningTooLong", "warning", STUCK_NS, &[]));
+    assert!(alert.value > 3.0 + FOR_SECONDS && alert.value <= now() - started + 1.0, "running for: {alert:?}");
+    eprintln!(
+        "never finishes: pending {:.1} s and firing by {:.1} s after the start",
+        alert.active_at - started,
+        now() - started
+    );
+    assert_eq!(watch.prometheus.count("cronjob_last_result{namespace=\"alerting-stuck\"}"), 0, "nothing at the end");
+}
+
+/// A successful run, then its CronJob suspended (no more starts): CronJobNotScheduled once the
+/// next slot plus the 2 s grace has passed, after its `for:`. The run's slot is the one before
+/// the first minute at least 2 s ahead, so the next slot is 2 to 62 s away.
+fn schedule_that_stops(watch: &Watch, gateway: &Server) {
+    let next = slot_at_or_before(now() + 2.0 + 59.999);
+    let spec = CronJobRun::at(SUSPENDED_NS, CRONJOB, annotations("2", None), timestamp(next - 60));
+    let run = Run::admit_run(spec, &gateway.base, |_| {});
+    run_to_end(&run, "exit 0");
+    let pushed = now();
+    assert!((next as f64) > pushed - 10.0, "the run took long: next slot {next}, now {pushed}");
+    watch.wait_for_series(&format!(
+        "cronjob_next_scheduled_timestamp_seconds{{namespace=\"{SUSPENDED_NS}\"}} == {next}"
+    ));
+    let alert = watch.fires_after_for("CronJobNotScheduled", SUSPENDED_NS, next as f64 + 2.0, pushed);
+    assert_eq!(alert.labels_but_instance(), expected_labels("CronJobNotScheduled", "warning", SUSPENDED_NS, &[]));
+    assert!(alert.value > 2.0 + FOR_SECONDS && alert.value <= now() - next as f64 + 1.0, "seconds late: {alert:?}");
+    eprintln!(
+        "schedule stops: next slot {:.1} s after the end push; pending {:.1} s and firing by {:.1} s after the slot",
+        next as f64 - pushed,
+        alert.active_at - next as f64,
+        now() - next as f64
+    );
+}
+
+#[test]
+fn the_shipped_rules_fire_and_resolve_for_real_runs() {
+    let gateway = Server::cronpush(&[]);
+    let prometheus = Prometheus::start(&gateway);
+
+    // The shipped rule file is loaded, whole, and evaluates without error.
+    let loaded = support::eventually(Duration::from_secs(30), || {
+        let groups = prometheus.api("/api/v1/rules", &[]);
+        let rules: Vec<&Value> =
+            groups["groups"].as_array().into_iter().flatten().flat_map(|g| g["rules"].as_array().unwrap()).collect();
+        let names: BTreeSet<&str> = rules.iter().filter_map(|r| r["name"].as_str()).collect();
+        rules.len() == SHIPPED_ALERTS.len()
+            && names == SHIPPED_ALERTS.into_iter().collect()
+            && rules.iter().all(|r| r["type"] == "alerting" && r["health"] == "ok")
+    });
+    assert!(loaded, "the rules: {}\n{}", prometheus.api("/api/v1/rules", &[]), prometheus.log());
+    // The gateway is up, and nothing is active (CronpushGatewayDown may be pending for a moment
+    // before the first scrape).
+    let up = format!(r#"up{{job="{SCRAPE_JOB}"}} == 1"#);
+    let quiet =
+        support::eventually(Duration::from_secs(30), || prometheus.count(&up) == 1 && prometheus.alerts().is_empty());
+    assert!(quiet, "the gateway is not up, or alerts are active: {:?}", prometheus.alerts());
+
+    let allowed =
+        [("CronJobFailed", FAILURE_NS), ("CronJobRunningTooLong", STUCK_NS), ("CronJobNotScheduled", SUSPENDED_NS)];
+    let watch = Watch {
+        prometheus,
+        allowed: Mutex::new(allowed.iter().map(|(a, n)| (a.to_string(), n.to_string())).collect()),
+    };
+    let began = Instant::now();
+    std::thread::scope(|scope| {
+        let watch = &watch;
+        let gateway = &gateway;
+        scope.spawn(move || schedule_that_stops(watch, gateway));
+        scope.spawn(move || run_that_never_finishes(watch, gateway));
+        scope.spawn(move || failing_then_succeeding_run(watch, gateway));
+        scope.spawn(move || successful_run(watch, gateway));
+    });
+
+    // Exactly the two that must still fire: the stuck run and the stopped schedule.
+    let firing: BTreeSet<(String, String)> =
+        watch.alerts().iter().map(|a| (a.name.clone(), a.namespace().to_string())).collect();
+    let expected: BTreeSet<(String, String)> =
+        [("CronJobNotScheduled", SUSPENDED_NS), ("CronJobRunningTooLong", STUCK_NS)]
+            .iter()
+            .map(|(a, n)| (a.to_string(), n.to_string()))
+            .collect();
+    assert_eq!(firing, expected);
+    assert!(watch.alerts().iter().all(|a| a.state == "firing"));
+    assert_eq!(watch.prometheus.count(&up), 1, "the gateway stayed up");
+    eprintln!("scenarios took {:?}", began.elapsed());
+}

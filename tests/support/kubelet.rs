@@ -1,0 +1,308 @@
+//! A kubelet emulation for one CronJob run, with every cronpush part real: the real webhook
+//! admits the Job's Pod (resolving the Job and CronJob through the fake API server of
+//! `kube_api.rs`), and the real `cronpush start` and `cronpush sidecar` run as the kubelet
+//! would run the containers it injected.
+//!
+//! What each piece mirrors, as kubernetes.md §3 describes the kubelet:
+//! - [`Run::admit_run`]: kube-apiserver's part. The Job (with the CronJob controller's
+//!   `batch.kubernetes.io/cronjob-scheduled-timestamp` annotation) and its CronJob are stored,
+//!   the Pod is sent through the mutating webhook, stored with the name, namespace and uid the
+//!   API server gives it, and its projected service-account token is issued (a file in a
+//!   temporary directory, which the TokenReview answers for);
+//! - [`Run::environment`] and [`Run::spawn`]: the container runtime. Each injected container's
+//!   environment is resolved (plain values, and the Downward API's `metadata.namespace` and
+//!   `metadata.name`), its volumes are mounted (paths under a mountPath map to the host
+//!   directory standing in for the volume), and the image's entrypoint (this binary) runs with
+//!   the container's args and nothing else in the environment;
+//! - [`run_start`]: the last init container runs to completion before anything else starts;
+//! - [`Run::start_sidecar`]: the native sidecar starts, and the main containers only once it
+//!   has started;
+//! - [`run_main`]: the main "container", a shell command whose end becomes the terminated state
+//!   containerd reports (a signal N is exit code 128 + N with reason Error);
+//! - [`Run::report_main`]: the kubelet's status manager writes that state into the Pod's status,
+//!   asynchronously, so a caller may do it before or after the SIGTERM to the sidecar;
+//! - [`stop_sidecar`]: once the main containers have exited, the sidecar gets SIGTERM and is
+//!   waited for no longer than the Pod's termination grace period. A Pod that vanishes (node
+//!   lost, eviction) is a sidecar killed without SIGTERM: `Child::kill`.
+
+use std::collections::HashMap;
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::kube_api::{FakeApi, TokenIdentity};
+use super::webhook::{Webhook, cronjob_owner, job, pod_review, sample_cronjob};
+
+/// The main container of the fixtures' Job template.
+pub const MAIN: &str = "main-batch";
+
+/// Which CronJob run to admit: the objects the API server holds for it and the Pod's identity.
+#[derive(Clone, Debug)]
+pub struct CronJobRun {
+    pub namespace: String,
+    pub cronjob: String,
+    /// The CronJob's annotations, e.g. `cronpush.io/grace-seconds` and
+    /// `cronpush.io/max-run-seconds`, which set the pushed grace and maximum run time.
+    pub cronjob_annotations: Value,
+    pub job: String,
+    /// The Job's schedule slot, as the CronJob controller annotates it.
+    pub scheduled: jiff::Timestamp,
+    pub pod: String,
+    pub pod_uid: String,
+    /// The Pod's `terminationGracePeriodSeconds`.
+    pub termination_grace_seconds: i64,
+}
+
+impl CronJobRun {
+    /// The article's run: `batch/sample-cronjob` (`*/1 * * * *`, startingDeadlineSeconds 30),
+    /// its Job for the slot 2025-11-22T00:00:00Z.
+    pub fn article() -> CronJobRun {
+        CronJobRun {
+            namespace: "batch".into(),
+            cronjob: "sample-cronjob".into(),
+            cronjob_annotations: json!({}),
+            job: "sample-cronjob-29396160".into(),
+            scheduled: "2025-11-22T00:00:00Z".parse().unwrap(),
+            pod: "sample-cronjob-29396160-x7k2p".into(),
+            pod_uid: "9b1e7c4a-run".into(),
+            termination_grace_seconds: 30,
+        }
+    }
+
+    /// The run of the article's CronJob (schedule and spec) as `namespace/cronjob` for the slot
+    /// `scheduled`, with the Job named as the CronJob controller names it (`<cronjob>-<minutes>`).
+    pub fn at(namespace: &str, cronjob: &str, annotations: Value, scheduled: jiff::Timestamp) -> CronJobRun {
+        let job = format!("{cronjob}-{}", scheduled.as_second() / 60);
+        CronJobRun {
+            namespace: namespace.into(),
+            cronjob: cronjob.into(),
+            cronjob_annotations: annotations,
+            pod: format!("{job}-x7k2p"),
+            pod_uid: format!("uid-{namespace}-{job}"),
+            job,
+            scheduled,
+            termination_grace_seconds: 30,
+        }
+    }
+}
+
+/// A Job Pod of a CronJob, admitted by the real webhook and then "scheduled".
+pub struct Run {
+    pub api: FakeApi,
+    pub webhook: Webhook,
+    pub spec: CronJobRun,
+    /// The Pod as stored after admission, with the name, namespace and uid the API server gave.
+    pub pod: Value,
+    /// Host directories standing in for the Pod's volumes, by volume name.
+    pub mounts: HashMap<String, PathBuf>,
+    pub dir: tempfile::TempDir,
+}
+
+impl Run {
+    /// Admits the article's Pod with the webhook pushing to `gateway_url`, then stores it as the
+    /// API server would, and issues its projected token as the kubelet would.
+    pub fn admit(gateway_url: &str, grace_seconds: i64) -> Run {
+        Run::admit_with(gateway_url, grace_seconds, |_| {})
+    }
+
+    /// As `admit`, with the Job's Pod template changed by `customize` first.
+    pub fn admit_with(gateway_url: &str, grace_seconds: i64, customize: impl FnOnce(&mut Value)) -> Run {
+        let spec = CronJobRun { termination_grace_seconds: grace_seconds, ..CronJobRun::article() };
+        Run::admit_run(spec, gateway_url, customize)
+    }
+
+    /// Admits the Pod of `spec`'s run (its own fake API server and webhook), with the Pod
+    /// changed by `customize` before admission.
+    pub fn admit_run(spec: CronJobRun, gateway_url: &str, customize: impl FnOnce(&mut Value)) -> Run {
+        let api = FakeApi::start();
+        let namespace = spec.namespace.as_str();
+        let scheduled = json!({"batch.kubernetes.io/cronjob-scheduled-timestamp": spec.scheduled.to_string()});
+        let mut owner = cronjob_owner(true);
+        owner["name"] = json!(spec.cronjob);
+        let mut job_object = job(&spec.job, Some(owner), scheduled);
+        job_object["metadata"]["namespace"] = json!(namespace);
+        api.put(job_object);
+        let mut cronjob = sample_cronjob();
+        cronjob["metadata"]["name"] = json!(spec.cronjob);
+        cronjob["metadata"]["namespace"] = json!(namespace);
+        cronjob["metadata"]["annotations"] = spec.cronjob_annotations.clone();
+        api.put(cronjob);
+        let webhook = Webhook::start_with(&api.url(), gateway_url);
+        let mut review = pod_review(&spec.job);
+        review["request"]["namespace"] = json!(namespace);
+        review["request"]["object"]["spec"]["terminationGracePeriodSeconds"] = json!(spec.termination_grace_seconds);
+        customize(&mut review["request"]["object"]);
+        let response = webhook.review(&review);
+        let mut pod = review["request"]["object"].clone();
+        let patch: json_patch::Patch = {
+            use base64::Engine;
+            let bytes = base64::engine::general_purpose::STANDARD.decode(response["patch"].as_str().unwrap()).unwrap();
+            serde_json::from_slice(&bytes).unwrap()
+        };
+        json_patch::patch(&mut pod, &patch).unwrap();
+        pod["metadata"]["name"] = json!(spec.pod);
+        pod["metadata"]["namespace"] = json!(namespace);
+        pod["metadata"]["uid"] = json!(spec.pod_uid);
+        pod["status"] = json!({"phase": "Pending"});
+        api.put(pod.clone());
+
+        let dir = tempfile::tempdir().unwrap();
+        let mut mounts = HashMap::new();
+        let token_volume = pod["spec"]["volumes"].as_array().unwrap().iter().find(|v| v["name"] == "cronpush-token");
+        let projection = &token_volume.expect("the token volume")["projected"]["sources"][0]["serviceAccountToken"];
+        let token_dir = dir.path().join("cronpush-token");
+        std::fs::create_dir(&token_dir).unwrap();
+        std::fs::write(token_dir.join(projection["path"].as_str().unwrap()), "projected-token-of-the-pod").unwrap();
+        let identity = TokenIdentity {
+            namespace: namespace.into(),
+            service_account: "default".into(),
+            pod_name: spec.pod.clone(),
+            pod_uid: spec.pod_uid.clone(),
+            audiences: vec![projection["audience"].as_str().unwrap().into()],
+        };
+        api.add_token("projected-token-of-the-pod", identity);
+        mounts.insert("cronpush-token".to_string(), token_dir);
+        Run { api, webhook, spec, pod, mounts, dir }
+    }
+
+    pub fn container(&self, name: &str) -> &Value {
+        let init = self.pod["spec"]["initContainers"].as_array().unwrap();
+        init.iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("no container {name}"))
+    }
+
+    /// The container's environment as the kubelet builds it, with mounted paths mapped to
+    /// their host directories.
+    pub fn environment(&self, name: &str) -> Vec<(String, String)> {
+        let container = self.container(name);
+        let mut mapped: Vec<(String, PathBuf)> = Vec::new();
+        for mount in container["volumeMounts"].as_array().into_iter().flatten() {
+            let host = &self.mounts[mount["name"].as_str().unwrap()];
+            mapped.push((mount["mountPath"].as_str().unwrap().to_string(), host.clone()));
+        }
+        let field = |path: &str| match path {
+            "metadata.namespace" => self.pod["metadata"]["namespace"].as_str().unwrap().to_string(),
+            "metadata.name" => self.pod["metadata"]["name"].as_str().unwrap().to_string(),
+            other => panic!("the kubelet emulation does not know the field {other}"),
+        };
+        let mut env = Vec::new();
+        for var in container["env"].as_array().unwrap() {
+            let name = var["name"].as_str().unwrap().to_string();
+            let value = match var.get("value") {
+                Some(v) => v.as_str().unwrap().to_string(),
+                None => field(var["valueFrom"]["fieldRef"]["fieldPath"].as_str().unwrap()),
+            };
+            // A path inside a mounted volume is, on the host, inside the volume's directory.
+            let value = mapped
+                .iter()
+                .find_map(|(at, host)| value.strip_prefix(at.as_str()).map(|rest| format!("{}{rest}", host.display())))
+                .unwrap_or(value);
+            env.push((name, value));
+        }
+        env
+    }
+
+    /// Starts a container's process: the image's entrypoint with the container's args.
+    pub fn spawn(&self, name: &str) -> Child {
+        let args: Vec<String> =
+            self.container(name)["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect();
+        Command::new(env!("CARGO_BIN_EXE_cronpush"))
+            .args(&args)
+            .env_clear()
+            .envs(self.environment(name))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.dir.path().join(format!("{name}.log"))).unwrap())
+            .spawn()
+            .unwrap()
+    }
+
+    /// Starts the native sidecar and waits until it listens for SIGTERM. The kubelet starts
+    /// the main containers once the sidecar has started, and notices their exit only at its
+    /// next status pass (PLEG), so a real sidecar always has this moment; a test must wait for
+    /// it explicitly.
+    pub fn start_sidecar(&self) -> Child {
+        let sidecar = self.spawn("cronpush-sidecar");
+        let ready = super::eventually(Duration::from_secs(10), || {
+            self.log("cronpush-sidecar").contains("waiting for the end of the run")
+        });
+        assert!(ready, "the sidecar did not start: {}", self.log("cronpush-sidecar"));
+        sidecar
+    }
+
+    /// What a container wrote to stderr.
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default()
+    }
+
+    /// The kubelet's status update for the main container, as kube-apiserver stores it.
+    pub fn report_main(&self, terminated: &Value) {
+        self.api.modify("pods", &self.spec.namespace, &self.spec.pod, |pod| {
+            pod["status"] = json!({"phase": if terminated["exitCode"] == 0 { "Succeeded" } else { "Failed" },
+                "containerStatuses": [{"name": MAIN, "image": "busybox", "imageID": "", "ready": false,
+                                       "restartCount": 0, "state": {"terminated": terminated}}]});
+        });
+    }
+}
+
+/// Runs a main "container" command and returns its terminated state as the kubelet reports it:
+/// a signal becomes exit code 128 + N with reason Error, as containerd reports it.
+pub fn run_main(command: &str) -> Value {
+    let started = jiff::Timestamp::now();
+    let status = Command::new("sh").args(["-c", command]).status().unwrap();
+    let finished = jiff::Timestamp::now();
+    let (exit_code, reason) = match (status.code(), status.signal()) {
+        (Some(0), _) => (0, "Completed"),
+        (Some(code), _) => (code, "Error"),
+        (None, Some(signal)) => (128 + signal, "Error"),
+        (None, None) => unreachable!("a process ends by exit or by signal"),
+    };
+    json!({"exitCode": exit_code, "reason": reason, "startedAt": started.to_string(), "finishedAt": finished.to_string()})
+}
+
+/// Waits for `child` to exit, at most `within`; kills it and returns `None` when it does not.
+pub fn wait(child: &mut Child, within: Duration) -> Option<(ExitStatus, Duration)> {
+    let started = Instant::now();
+    while started.elapsed() < within {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some((status, started.elapsed()));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    None
+}
+
+pub fn sigterm(child: &Child) {
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+}
+
+/// The init container: it must end, with 0, within its timeout (a few seconds).
+pub fn run_start(run: &Run) -> Duration {
+    let mut start = run.spawn("cronpush-start");
+    let (status, took) = wait(&mut start, Duration::from_secs(10)).expect("cronpush start ended");
+    assert_eq!(status.code(), Some(0), "start must never fail the Pod: {}", run.log("cronpush-start"));
+    took
+}
+
+/// SIGTERM to the sidecar; it must exit 0 within the Pod's grace period.
+pub fn stop_sidecar(run: &Run, sidecar: &mut Child, grace: Duration) -> Duration {
+    sigterm(sidecar);
+    let (status, took) = wait(sidecar, grace).unwrap_or_else(|| panic!("the sidecar outlived its grace period"));
+    assert_eq!(status.code(), Some(0), "{}", run.log("cronpush-sidecar"));
+    took
+}
+
+/// A whole run the way the kubelet runs it: start, sidecar, the main command, its status
+/// reported, the sidecar stopped. Returns the main container's terminated state.
+pub fn run_to_end(run: &Run, command: &str) -> Value {
+    run_start(run);
+    let mut sidecar = run.start_sidecar();
+    let terminated = run_main(command);
+    run.report_main(&terminated);
+    stop_sidecar(run, &mut sidecar, Duration::from_secs(run.spec.termination_grace_seconds as u64));
+    terminated
+}
