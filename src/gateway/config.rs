@@ -66,6 +66,10 @@ pub struct Config {
     pub telemetry_path: String,
     /// `""` or `/something`, never with a trailing slash.
     pub route_prefix: String,
+    /// Where browsers reach the routes: the path of --web.external-url, else the route prefix.
+    /// Behind a proxy that strips a path (nginx's `location /pushgateway/`), the two differ and
+    /// the UI's links must use this one, as the reference's do. Same form as `route_prefix`.
+    pub external_prefix: String,
     pub enable_lifecycle: bool,
     pub enable_admin_api: bool,
     pub persistence_file: Option<PathBuf>,
@@ -98,7 +102,8 @@ impl GatewayArgs {
         if self.listen_address.is_empty() {
             return Err(ConfigError::NoListenAddress);
         }
-        let prefix = if self.route_prefix.is_empty() { external_path } else { self.route_prefix.clone() };
+        let prefix = if self.route_prefix.is_empty() { external_path.clone() } else { self.route_prefix.clone() };
+        let external_prefix = if self.external_url.is_empty() { prefix.clone() } else { external_path };
         let flags = BTreeMap::from([
             ("log.format".into(), self.log_format.clone()),
             ("log.level".into(), self.log_level.clone()),
@@ -116,6 +121,7 @@ impl GatewayArgs {
             listen_addresses: self.listen_address,
             telemetry_path: self.telemetry_path,
             route_prefix: normalize_prefix(&prefix),
+            external_prefix: normalize_prefix(&external_prefix),
             enable_lifecycle: self.enable_lifecycle,
             enable_admin_api: self.enable_admin_api,
             persistence_file: (!self.persistence_file.is_empty()).then(|| PathBuf::from(self.persistence_file)),
@@ -155,5 +161,26 @@ mod tests {
         assert_eq!(url_path("http://localhost:8080/pushgateway/").unwrap(), "/pushgateway/");
         assert_eq!(url_path("http://localhost:8080").unwrap(), "/");
         assert!(url_path("localhost:8080").is_none());
+    }
+
+    #[test]
+    fn links_follow_the_external_url_even_when_the_routes_do_not() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            gateway: GatewayArgs,
+        }
+        let config = |args: &[&str]| {
+            let mut argv = vec!["gateway"];
+            argv.extend_from_slice(args);
+            <Cli as clap::Parser>::try_parse_from(argv).unwrap().gateway.validate().unwrap()
+        };
+        // The article behind nginx: the proxy strips /pushgateway/, the links must keep it.
+        let behind = config(&["--web.external-url=http://localhost:8080/pushgateway/", "--web.route-prefix=/"]);
+        assert_eq!((behind.route_prefix.as_str(), behind.external_prefix.as_str()), ("", "/pushgateway"));
+        let plain = config(&["--web.route-prefix=/pg"]);
+        assert_eq!((plain.route_prefix.as_str(), plain.external_prefix.as_str()), ("/pg", "/pg"));
+        let default = config(&["--web.external-url=http://pi:9091/pg/"]);
+        assert_eq!((default.route_prefix.as_str(), default.external_prefix.as_str()), ("/pg", "/pg"));
     }
 }

@@ -100,11 +100,11 @@ async fn dispatch(gw: &Arc<Gateway>, route: Route, method: &Method, headers: &He
         }
         Route::UiGroups => {
             gw.own.count_request(200, "static", lower_method);
-            html(ui::groups_page(&gw.store(), &gw.config.route_prefix))
+            html(ui::groups_page(&gw.store(), &gw.config.external_prefix))
         }
         Route::UiStatus => {
             gw.own.count_request(200, "status", lower_method);
-            html(ui::status_page(&api::status(&gw.config, gw.started), &gw.config.route_prefix))
+            html(ui::status_page(&api::status(&gw.config, gw.started), &gw.config.external_prefix))
         }
     }
 }
