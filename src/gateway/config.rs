@@ -3,11 +3,13 @@
 //! any port is bound.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
 
+use super::limits::{DEFAULT_MAX_BODY_BYTES, Limits};
+use super::web_config::{WebConfig, WebConfigError};
 use crate::go_duration;
 
 #[derive(Args, Debug, Clone)]
@@ -50,6 +52,31 @@ pub struct GatewayArgs {
     #[arg(long = "push.disable-consistency-check")]
     pub disable_consistency_check: bool,
 
+    /// Largest push body in bytes, as received and again after gunzipping; larger gets 413.
+    /// 0: no limit. Not in the reference.
+    #[arg(long = "push.max-body-bytes", default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+
+    /// Most series one push may hold, over all its families; more gets 413. 0: no limit. Not in
+    /// the reference.
+    #[arg(long = "push.max-series", default_value_t = 0)]
+    pub max_series: usize,
+
+    /// Longest label value in bytes, in the pushed series and the grouping key; longer gets 400.
+    /// 0: no limit. Not in the reference.
+    #[arg(long = "push.max-label-value-length", default_value_t = 0)]
+    pub max_label_value_length: usize,
+
+    /// Most groups the gateway holds; a push that would create one more gets 507, while pushes
+    /// to existing groups go on. 0: no limit. Not in the reference.
+    #[arg(long = "push.max-groups", default_value_t = 0)]
+    pub max_groups: usize,
+
+    /// Path to a configuration file that enables TLS or basic authentication (the Prometheus
+    /// exporter-toolkit format, as the reference Pushgateway reads it).
+    #[arg(long = "web.config.file", default_value = "")]
+    pub web_config_file: String,
+
     /// Only log messages with the given severity or above.
     #[arg(long = "log.level", default_value = "info", value_parser = ["debug", "info", "warn", "error"])]
     pub log_level: String,
@@ -75,6 +102,10 @@ pub struct Config {
     pub persistence_file: Option<PathBuf>,
     pub persistence_interval: Duration,
     pub consistency_check: bool,
+    /// Not listed in `flags`: `/api/v1/status` shows the reference's flags with its defaults.
+    pub limits: Limits,
+    /// TLS, headers and basic auth from --web.config.file.
+    pub web: WebConfig,
     /// Every flag as `/api/v1/status` shows it.
     pub flags: BTreeMap<String, String>,
 }
@@ -87,6 +118,8 @@ pub enum ConfigError {
     TelemetryPath(String),
     #[error("--web.listen-address needs at least one address")]
     NoListenAddress,
+    #[error(transparent)]
+    WebConfig(#[from] WebConfigError),
 }
 
 impl GatewayArgs {
@@ -102,6 +135,11 @@ impl GatewayArgs {
         if self.listen_address.is_empty() {
             return Err(ConfigError::NoListenAddress);
         }
+        let web = if self.web_config_file.is_empty() {
+            WebConfig::default()
+        } else {
+            WebConfig::load(Path::new(&self.web_config_file))?
+        };
         let prefix = if self.route_prefix.is_empty() { external_path.clone() } else { self.route_prefix.clone() };
         let external_prefix = if self.external_url.is_empty() { prefix.clone() } else { external_path };
         let flags = BTreeMap::from([
@@ -114,6 +152,7 @@ impl GatewayArgs {
             ("web.enable-lifecycle".into(), self.enable_lifecycle.to_string()),
             ("web.external-url".into(), self.external_url.clone()),
             ("web.listen-address".into(), self.listen_address.join(",")),
+            ("web.config.file".into(), self.web_config_file.clone()),
             ("web.route-prefix".into(), self.route_prefix.clone()),
             ("web.telemetry-path".into(), self.telemetry_path.clone()),
         ]);
@@ -127,6 +166,13 @@ impl GatewayArgs {
             persistence_file: (!self.persistence_file.is_empty()).then(|| PathBuf::from(self.persistence_file)),
             persistence_interval: self.persistence_interval,
             consistency_check: !self.disable_consistency_check,
+            limits: Limits {
+                max_body_bytes: self.max_body_bytes,
+                max_series: self.max_series,
+                max_label_value_length: self.max_label_value_length,
+                max_groups: self.max_groups,
+            },
+            web,
             flags,
         })
     }

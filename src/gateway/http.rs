@@ -17,15 +17,12 @@ use flate2::write::GzEncoder;
 use super::Gateway;
 use super::api::{self, CORS_HEADERS, nanos_since_epoch};
 use super::grouping::GroupingKey;
+use super::limits::LimitError;
 use super::push::{PreparedPush, PushMethod};
 use super::router::{PushPath, Route, RouteTable, Routing};
 use super::{scrape, ui};
 use crate::exposition::protobuf::{self, MediaType};
 use crate::exposition::text_parse;
-
-/// The largest push body taken, before and after decompression. The reference has no limit;
-/// one is needed so that a gzip bomb cannot exhaust the memory of a small device.
-pub const MAX_BODY_BYTES: usize = 64 << 20;
 
 const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 const PROTOBUF_FORMAT: &str =
@@ -141,7 +138,7 @@ async fn push_outcome(
 ) -> Result<StatusCode, (StatusCode, String)> {
     let bad = |msg: String| (StatusCode::BAD_REQUEST, msg);
     let key = GroupingKey::from_path(&path.job, path.job_is_base64, &path.labels).map_err(|e| bad(e.to_string()))?;
-    let body = read_body(headers, body, size).await?;
+    let body = read_body(headers, body, gw.config.limits.body_bytes(), size).await?;
     if *method == Method::DELETE {
         gw.store().delete(&key);
         gw.changed.notify_one();
@@ -155,9 +152,15 @@ async fn push_outcome(
         text_parse::parse(&body).map_err(|e| bad(e.to_string()))?
     };
     let mut prepared = PreparedPush::new(&gw.hasher, key.clone(), push_method, families);
+    let limits = &gw.config.limits;
+    limits.check_push(&prepared).map_err(refused)?;
     let now = nanos_since_epoch(SystemTime::now());
-    // The lock is held for the check and the bookkeeping only; `prepared` is dropped after it.
-    let result = gw.store().apply_prepared(&mut prepared, now);
+    // The lock is held for the checks and the bookkeeping only; `prepared` is dropped after it.
+    let result = {
+        let mut store = gw.store();
+        limits.check_groups(&store, &key).map_err(refused)?;
+        store.apply_prepared(&mut prepared, now)
+    };
     gw.changed.notify_one();
     match result {
         Ok(()) if gw.config.consistency_check => Ok(StatusCode::OK),
@@ -171,10 +174,30 @@ async fn push_outcome(
     }
 }
 
-/// Reads a push body, gunzipping it when the client says so, within [`MAX_BODY_BYTES`].
-async fn read_body(headers: &HeaderMap, body: Body, size: &mut usize) -> Result<Bytes, (StatusCode, String)> {
-    let too_large = || (StatusCode::PAYLOAD_TOO_LARGE, format!("request body is larger than {MAX_BODY_BYTES} bytes"));
-    let raw = axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|e| {
+/// The answer to a push a limit refuses; the store has not been touched.
+fn refused(e: LimitError) -> (StatusCode, String) {
+    let status = match e {
+        LimitError::BodyTooLarge { .. } | LimitError::TooManySeries { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        LimitError::LabelValueTooLong { .. } => StatusCode::BAD_REQUEST,
+        // Not 429: no rate is exceeded and waiting does not help. Not 403: nothing is
+        // forbidden to this client. The push is valid and the gateway has no room for another
+        // group until an operator deletes one or raises the limit, which is what 507
+        // Insufficient Storage says; as a 5xx it also shows in the error-rate alerts that
+        // should wake that operator.
+        LimitError::TooManyGroups { .. } => StatusCode::INSUFFICIENT_STORAGE,
+    };
+    (status, e.to_string())
+}
+
+/// Reads a push body, gunzipping it when the client says so, within `limit` bytes both ways.
+async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    size: &mut usize,
+) -> Result<Bytes, (StatusCode, String)> {
+    let too_large = || refused(LimitError::BodyTooLarge { limit });
+    let raw = axum::body::to_bytes(body, limit).await.map_err(|e| {
         let over_limit = std::error::Error::source(&e)
             .is_some_and(|s| s.downcast_ref::<http_body_util::LengthLimitError>().is_some());
         if over_limit { too_large() } else { (StatusCode::BAD_REQUEST, format!("reading request body: {e}")) }
@@ -199,10 +222,10 @@ async fn read_body(headers: &HeaderMap, body: Body, size: &mut usize) -> Result<
     }
     let mut decoded = Vec::new();
     MultiGzDecoder::new(&raw[..])
-        .take(MAX_BODY_BYTES as u64 + 1)
+        .take((limit as u64).saturating_add(1))
         .read_to_end(&mut decoded)
         .map_err(|e| (StatusCode::BAD_REQUEST, format!("gzip: {e}")))?;
-    if decoded.len() > MAX_BODY_BYTES {
+    if decoded.len() > limit {
         return Err(too_large());
     }
     Ok(decoded.into())

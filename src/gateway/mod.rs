@@ -6,6 +6,7 @@ pub mod consistency;
 pub mod family;
 pub mod grouping;
 pub mod http;
+pub mod limits;
 pub mod own_metrics;
 pub mod persistence;
 pub mod push;
@@ -14,6 +15,7 @@ pub mod scrape;
 pub mod server;
 pub mod store;
 pub mod ui;
+pub mod web_config;
 
 use std::sync::{Mutex, MutexGuard};
 use std::time::SystemTime;

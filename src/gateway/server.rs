@@ -15,6 +15,7 @@ use super::http::app;
 use super::own_metrics::BUILTIN;
 use super::persistence::{self, PersistError, Persistence, SnapshotFile};
 use super::store::Store;
+use super::web_config::{self, WebConfigError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -24,6 +25,8 @@ pub enum ServeError {
     Listen { address: String, source: std::io::Error },
     #[error("cannot install the signal handlers: {0}")]
     Signals(std::io::Error),
+    #[error(transparent)]
+    Tls(#[from] WebConfigError),
 }
 
 pub async fn run(config: Config) -> Result<(), ServeError> {
@@ -45,6 +48,8 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
             tracing::info!(groups = store.group_count(), "restored the saved groups");
         }
     }
+    // The handle keeps the certificate reloading until the servers are done.
+    let (tls, _reloading) = web_config::start_tls(&config.web)?.unzip();
     let gateway = Arc::new(Gateway::new(config, store));
     let mut listeners = Vec::new();
     for address in &gateway.config.listen_addresses {
@@ -57,13 +62,16 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     let mut servers = Vec::new();
     for listener in listeners {
         let mut stop = gateway.shutdown_requested();
-        let service = app(gateway.clone());
+        let service = web_config::protect(app(gateway.clone()), &gateway.config.web);
+        let stopped = async move {
+            let _ = stop.wait_for(|stopping| *stopping).await;
+        };
+        let tls = tls.clone();
         servers.push(tokio::spawn(async move {
-            let _ = axum::serve(listener, service)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|stopping| *stopping).await;
-                })
-                .await;
+            let _ = match tls {
+                Some(tls) => crate::tls::serve(listener, tls, service, stopped).await,
+                None => axum::serve(listener, service).with_graceful_shutdown(stopped).await,
+            };
         }));
     }
     let _ = gateway.shutdown_requested().wait_for(|stopping| *stopping).await;
