@@ -72,6 +72,11 @@ pub struct GatewayArgs {
     #[arg(long = "push.max-groups", default_value_t = 0)]
     pub max_groups: usize,
 
+    /// Delete a group once its last successful push is older than this (Go duration, h the
+    /// largest unit: 72h). 0: never, as the reference keeps every group. Not in the reference.
+    #[arg(long = "push.expire-after", default_value = "0s", value_parser = go_duration::flag)]
+    pub expire_after: Duration,
+
     /// Path to a configuration file that enables TLS or basic authentication (the Prometheus
     /// exporter-toolkit format, as the reference Pushgateway reads it).
     #[arg(long = "web.config.file", default_value = "")]
@@ -104,6 +109,8 @@ pub struct Config {
     pub consistency_check: bool,
     /// Not listed in `flags`: `/api/v1/status` shows the reference's flags with its defaults.
     pub limits: Limits,
+    /// --push.expire-after, `None` when 0. Not in `flags`, for the same reason as `limits`.
+    pub expire_after: Option<Duration>,
     /// TLS, headers and basic auth from --web.config.file.
     pub web: WebConfig,
     /// Every flag as `/api/v1/status` shows it.
@@ -172,6 +179,7 @@ impl GatewayArgs {
                 max_label_value_length: self.max_label_value_length,
                 max_groups: self.max_groups,
             },
+            expire_after: (!self.expire_after.is_zero()).then_some(self.expire_after),
             web,
             flags,
         })

@@ -3,6 +3,7 @@
 pub mod api;
 pub mod config;
 pub mod consistency;
+pub mod expiry;
 pub mod family;
 pub mod grouping;
 pub mod http;

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use super::Gateway;
 use super::api::nanos_since_epoch;
 use super::config::Config;
+use super::expiry;
 use super::http::app;
 use super::own_metrics::BUILTIN;
 use super::persistence::{self, PersistError, Persistence, SnapshotFile};
@@ -59,6 +60,9 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     }
     tokio::spawn(watch_signals(gateway.clone()));
     let saver = persistence.clone().map(|p| tokio::spawn(save_periodically(gateway.clone(), p)));
+    // Only now, with the store restored, may groups expire.
+    let expirer =
+        gateway.config.expire_after.map(|after| tokio::spawn(expiry::expire_periodically(gateway.clone(), after)));
     let mut servers = Vec::new();
     for listener in listeners {
         let mut stop = gateway.shutdown_requested();
@@ -79,9 +83,9 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         // In-flight requests finish; a stuck client does not hold the shutdown forever.
         let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
     }
-    if let Some(saver) = saver {
-        saver.abort();
-        let _ = saver.await;
+    for task in expirer.into_iter().chain(saver) {
+        task.abort();
+        let _ = task.await;
     }
     if let Some(p) = persistence {
         save(&gateway, p).await;

@@ -68,6 +68,12 @@ impl Group {
     pub fn last_push_successful(&self) -> bool {
         self.last_failure <= self.last_push
     }
+
+    /// When the group was last changed by a successful push; its creation when it never was
+    /// (a group created by a refused push), so that such a group is not old from birth.
+    pub fn last_success(&self) -> Nanos {
+        if self.last_push != 0 { self.last_push } else { self.created }
+    }
 }
 
 /// What a family name stands for across the store.
@@ -181,6 +187,17 @@ impl Store {
             self.free.push(slot);
             self.generation += 1;
         }
+    }
+
+    /// Removes every group whose last successful push is before `cutoff`, as `delete` would,
+    /// and returns their keys. Only push times are read until a group is found stale.
+    pub fn expire(&mut self, cutoff: Nanos) -> Vec<GroupingKey> {
+        let stale: Vec<GroupingKey> =
+            self.groups().filter(|g| g.last_success() < cutoff).map(|g| g.key.clone()).collect();
+        for key in &stale {
+            self.delete(key);
+        }
+        stale
     }
 
     /// Removes every group.
@@ -535,5 +552,26 @@ mod tests {
         assert_eq!(store.group_count(), 1);
         store.wipe();
         assert_eq!(store.group_count(), 0);
+    }
+
+    #[test]
+    fn expire_removes_only_groups_pushed_before_the_cutoff() {
+        let mut store = Store::new(&[]);
+        let at = |store: &mut Store, job: &str, text: &str, now: Nanos| {
+            store.push(key(job, ""), PushMethod::Replace, parse(text.as_bytes()).unwrap(), now)
+        };
+        at(&mut store, "old", "# TYPE m counter\nm{x=\"1\"} 1\n", 10).unwrap();
+        at(&mut store, "new", "n 1\n", 30).unwrap();
+        at(&mut store, "repushed", "r 1\n", 10).unwrap();
+        at(&mut store, "repushed", "r 2\n", 30).unwrap();
+        // Created by a refused push at 25: judged by its creation, not by a push time of 0.
+        assert!(at(&mut store, "refused", "t 1 5\n", 25).is_err());
+        let generation = store.generation();
+        assert!(store.expire(10).is_empty(), "pushed at the cutoff is not before it");
+        assert_eq!(store.generation(), generation, "nothing expired, nothing changed");
+        assert_eq!(store.expire(20), [key("old", "")]);
+        assert_eq!(store.group_count(), 3);
+        // Its names and series are free again, as after a DELETE.
+        at(&mut store, "other", "# TYPE m gauge\nm{x=\"1\"} 1\n", 40).unwrap();
     }
 }
