@@ -25,15 +25,14 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::Server;
 use support::kubelet::{CronJobRun, MAIN, Run, run_start, run_to_end, wait};
+use support::prometheus::SCRAPE_JOB;
 
-const SCRAPE_JOB: &str = "cronpush-gateway";
 const SHIPPED_ALERTS: [&str; 7] = [
     "CronJobExitStatusUnknown",
     "CronJobFailed",
@@ -55,66 +54,25 @@ const STUCK_NS: &str = "alerting-stuck";
 const SUSPENDED_NS: &str = "alerting-suspended";
 const CRONJOB: &str = "report";
 
-/// Prometheus with the shipped rules, scraping one gateway every second, killed when dropped.
-struct Prometheus {
-    child: Child,
-    base: String,
-    dir: tempfile::TempDir,
-}
+/// The shared Prometheus (tests/support/prometheus.rs) evaluating the shipped rules.
+struct Prometheus(support::prometheus::Prometheus);
 
 impl Prometheus {
     fn start(gateway: &Server) -> Prometheus {
-        let program = support::peer("prometheus");
-        let dir = tempfile::tempdir().expect("temporary directory");
         let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/prometheus/rules.yml");
-        let rules = dir.path().join("rules.yml");
-        std::fs::copy(&shipped, &rules).expect("copy the shipped rules");
+        let prometheus = support::prometheus::Prometheus::start(gateway, Some(&shipped), &[]);
+        let rules = prometheus.rules_copy();
         assert_eq!(std::fs::read(&rules).unwrap(), std::fs::read(&shipped).unwrap(), "the rules, byte for byte");
-        let config = dir.path().join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-                 rule_files:\n  - {}\n\
-                 scrape_configs:\n  - job_name: {SCRAPE_JOB}\n    honor_labels: true\n    \
-                 static_configs:\n      - targets: ['127.0.0.1:{}']\n",
-                rules.display(),
-                gateway.port
-            ),
-        )
-        .expect("prometheus.yml");
-        let port = support::free_port();
-        let child = Command::new(program)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("log")).expect("log file"))
-            .spawn()
-            .expect("cannot start prometheus");
-        let mut prometheus = Prometheus { child, base: format!("http://127.0.0.1:{port}"), dir };
-        let client = support::client();
-        let ready = support::eventually(Duration::from_secs(30), || {
-            if let Ok(Some(status)) = prometheus.child.try_wait() {
-                panic!("prometheus exited with {status} before it was ready:\n{}", prometheus.log());
-            }
-            client.get(format!("{}/-/ready", prometheus.base)).send().is_ok_and(|r| r.status().is_success())
-        });
-        assert!(ready, "prometheus was not ready within 30 s:\n{}", prometheus.log());
-        prometheus
+        Prometheus(prometheus)
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
+        self.0.log()
     }
 
     fn api(&self, path: &str, query: &[(&str, &str)]) -> Value {
-        let url = format!("{}{path}", self.base);
-        let reply = support::client().get(&url).query(query).send().unwrap_or_else(|e| panic!("GET {url}: {e}"));
-        let text = reply.text().unwrap_or_else(|e| panic!("GET {url}: {e}"));
-        let json: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("GET {url}: not JSON ({e}): {text}"));
-        assert_eq!(json["status"], "success", "GET {url} {query:?} failed: {json}");
+        let (_, json) = self.0.get(path, query);
+        assert_eq!(json["status"], "success", "GET {path} {query:?} failed: {json}");
         json["data"].clone()
     }
 
@@ -132,13 +90,6 @@ impl Prometheus {
     fn value(&self, expr: &str) -> Option<f64> {
         let data = self.api("/api/v1/query", &[("query", expr)]);
         data["result"][0]["value"][1].as_str().map(|v| v.parse().expect("a number"))
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -8,14 +8,10 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 use support::Server;
-
-/// The scrape job's name, as in manifests/prometheus/prometheus.yml.
-const SCRAPE_JOB: &str = "cronpush-gateway";
 
 /// How long Prometheus may take to show a push (1 s scrape and rule intervals, loaded box).
 const SCRAPE_WAIT: Duration = Duration::from_secs(60);
@@ -362,69 +358,23 @@ fn metric_names_skip_functions_keywords_labels_strings_and_durations() {
     );
 }
 
-/// Prometheus scraping one gateway every second and evaluating rules.yml, killed when dropped.
-struct Prometheus {
-    child: Child,
-    base: String,
-    dir: tempfile::TempDir,
-}
+/// The shared Prometheus (tests/support/prometheus.rs) evaluating rules.yml, with this file's
+/// queries.
+struct Prometheus(support::prometheus::Prometheus);
 
 impl Prometheus {
     fn start(gateway: &Server) -> Prometheus {
-        let program = support::peer("prometheus");
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let config = dir.path().join("prometheus.yml");
         let rules = repo("manifests/prometheus/rules.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-                 rule_files:\n  - '{}'\n\
-                 scrape_configs:\n  - job_name: {SCRAPE_JOB}\n    honor_labels: true\n    \
-                 static_configs:\n      - targets: ['127.0.0.1:{}']\n",
-                rules.display(),
-                gateway.port
-            ),
-        )
-        .expect("prometheus.yml");
-        let port = support::free_port();
-        let child = Command::new(program)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("log")).expect("log file"))
-            .spawn()
-            .expect("cannot start prometheus");
-        let mut prometheus = Prometheus { child, base: format!("http://127.0.0.1:{port}"), dir };
-        let client = support::client();
-        let ready = support::eventually(SCRAPE_WAIT, || {
-            if let Ok(Some(status)) = prometheus.child.try_wait() {
-                panic!("prometheus exited with {status} before it was ready:\n{}", prometheus.log());
-            }
-            client.get(format!("{}/-/ready", prometheus.base)).send().is_ok_and(|r| r.status().is_success())
-        });
-        assert!(ready, "prometheus was not ready within {SCRAPE_WAIT:?}:\n{}", prometheus.log());
-        prometheus
+        Prometheus(support::prometheus::Prometheus::start(gateway, Some(&rules), &[]))
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
+        self.0.log()
     }
 
     /// A GET on the HTTP API: the status code and the JSON answer.
     fn api(&self, path: &str, params: &[(&str, &str)]) -> (u16, Value) {
-        let reply = support::client()
-            .get(format!("{}{path}", self.base))
-            .query(params)
-            .send()
-            .unwrap_or_else(|e| panic!("GET {path} {params:?}: {e}"));
-        let status = reply.status().as_u16();
-        let text = reply.text().unwrap_or_else(|e| panic!("GET {path} {params:?}: {e}"));
-        let json =
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("GET {path} {params:?}: not JSON ({e}): {text}"));
-        (status, json)
+        self.0.get(path, params)
     }
 
     /// How many series an instant query returns, or why Prometheus refused it.
@@ -443,13 +393,6 @@ impl Prometheus {
             return Err(format!("HTTP {status}: {} {}", json["errorType"], json["error"]));
         }
         Ok(array(&json["data"]).len())
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -8,71 +8,28 @@ mod support;
 mod programs;
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::Server;
-
-/// The scrape job's name: pushed series must keep their own `job`, not get this one.
-const SCRAPE_JOB: &str = "cronpush-gateway";
+use support::prometheus::SCRAPE_JOB;
 
 /// How long Prometheus may take to show a push: a 1 s scrape interval, on a loaded 2-core box.
 const SCRAPE_WAIT: Duration = Duration::from_secs(30);
 
-/// A Prometheus server scraping one gateway every second, killed when dropped.
-struct Prometheus {
-    child: Child,
-    base: String,
-    dir: tempfile::TempDir,
-}
+/// The shared Prometheus (tests/support/prometheus.rs), with this file's queries.
+struct Prometheus(support::prometheus::Prometheus);
 
 impl Prometheus {
     fn start(gateway: &Server, features: &[&str]) -> Prometheus {
-        let program = support::peer("prometheus");
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let config = dir.path().join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-                 scrape_configs:\n  - job_name: {SCRAPE_JOB}\n    honor_labels: true\n    \
-                 static_configs:\n      - targets: ['127.0.0.1:{}']\n",
-                gateway.port
-            ),
-        )
-        .expect("prometheus.yml");
-        let port = support::free_port();
-        let child = Command::new(program)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .args(features.iter().map(|f| format!("--enable-feature={f}")))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("log")).expect("log file"))
-            .spawn()
-            .expect("cannot start prometheus");
-        let mut prometheus = Prometheus { child, base: format!("http://127.0.0.1:{port}"), dir };
-        let client = support::client();
-        let ready = support::eventually(SCRAPE_WAIT, || {
-            if let Ok(Some(status)) = prometheus.child.try_wait() {
-                panic!("prometheus exited with {status} before it was ready:\n{}", prometheus.log());
-            }
-            client.get(format!("{}/-/ready", prometheus.base)).send().is_ok_and(|r| r.status().is_success())
-        });
-        assert!(ready, "prometheus was not ready within {SCRAPE_WAIT:?}:\n{}", prometheus.log());
-        prometheus
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
+        Prometheus(support::prometheus::Prometheus::start(gateway, None, features))
     }
 
     /// An instant query through the HTTP API: each series' labels and value (as Prometheus
     /// prints it).
     fn query(&self, expr: &str) -> Vec<(BTreeMap<String, String>, String)> {
         let reply = support::client()
-            .get(format!("{}/api/v1/query", self.base))
+            .get(format!("{}/api/v1/query", self.0.base))
             .query(&[("query", expr)])
             .send()
             .unwrap_or_else(|e| panic!("query {expr}: {e}"));
@@ -107,7 +64,7 @@ impl Prometheus {
             }
             if Instant::now() > deadline {
                 let targets = support::client()
-                    .get(format!("{}/api/v1/targets", self.base))
+                    .get(format!("{}/api/v1/targets", self.0.base))
                     .send()
                     .and_then(|r| r.text())
                     .unwrap_or_else(|e| e.to_string());
@@ -117,13 +74,6 @@ impl Prometheus {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

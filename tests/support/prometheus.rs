@@ -1,0 +1,100 @@
+//! A real Prometheus (Debian's package) scraping one gateway every second, as the README's scrape
+//! configuration has it (`honor_labels: true`, job `cronpush-gateway`), optionally evaluating a
+//! rule file; killed when dropped. The tests that talk to it add their own queries on top.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::Server;
+
+/// The scrape job the shipped rules and the README name.
+pub const SCRAPE_JOB: &str = "cronpush-gateway";
+const READY_WAIT: Duration = Duration::from_secs(30);
+
+pub struct Prometheus {
+    child: Child,
+    pub base: String,
+    dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    /// Starts Prometheus with 1 s scrape and evaluation intervals; `rules` is copied next to its
+    /// configuration (see `rules_copy`); `features` go to `--enable-feature`.
+    pub fn start(gateway: &Server, rules: Option<&Path>, features: &[&str]) -> Prometheus {
+        let program = super::peer("prometheus");
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let rule_files = match rules {
+            Some(rules) => {
+                let copy = dir.path().join("rules.yml");
+                std::fs::copy(rules, &copy).expect("copy the rules");
+                format!("rule_files:\n  - '{}'\n", copy.display())
+            }
+            None => String::new(),
+        };
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n{rule_files}\
+                 scrape_configs:\n  - job_name: {SCRAPE_JOB}\n    honor_labels: true\n    \
+                 static_configs:\n      - targets: ['127.0.0.1:{}']\n",
+                gateway.port
+            ),
+        )
+        .expect("prometheus.yml");
+        let port = super::free_port();
+        let child = Command::new(program)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .args(features.iter().map(|f| format!("--enable-feature={f}")))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("log")).expect("log file"))
+            .spawn()
+            .expect("cannot start prometheus");
+        let mut prometheus = Prometheus { child, base: format!("http://127.0.0.1:{port}"), dir };
+        let client = super::client();
+        let ready = super::eventually(READY_WAIT, || {
+            if let Ok(Some(status)) = prometheus.child.try_wait() {
+                panic!("prometheus exited with {status} before it was ready:\n{}", prometheus.log());
+            }
+            client.get(format!("{}/-/ready", prometheus.base)).send().is_ok_and(|r| r.status().is_success())
+        });
+        assert!(ready, "prometheus was not ready within {READY_WAIT:?}:\n{}", prometheus.log());
+        prometheus
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
+    }
+
+    /// The rule file Prometheus reads: the copy of what `start` was given.
+    pub fn rules_copy(&self) -> PathBuf {
+        self.dir.path().join("rules.yml")
+    }
+
+    /// A GET on the HTTP API: the status code and the JSON answer.
+    pub fn get(&self, path: &str, params: &[(&str, &str)]) -> (u16, Value) {
+        let reply = super::client()
+            .get(format!("{}{path}", self.base))
+            .query(params)
+            .send()
+            .unwrap_or_else(|e| panic!("GET {path} {params:?}: {e}"));
+        let status = reply.status().as_u16();
+        let text = reply.text().unwrap_or_else(|e| panic!("GET {path} {params:?}: {e}"));
+        let json =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("GET {path} {params:?}: not JSON ({e}): {text}"));
+        (status, json)
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
