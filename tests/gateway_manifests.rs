@@ -7,21 +7,17 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Container, HTTPGetAction, PodSpec, Probe, Service};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use support::Server;
+use support::kustomize::{self, one, typed};
 
-/// Where ./scripts/test unpacks Debian's kubernetes-client.
-const KUBECTL: &str = "target/peers/kubernetes-client/usr/bin/kubectl";
 const GATEWAY: &str = "manifests/gateway/kubernetes";
 const SERVICE_MONITOR: &str = include_str!("../manifests/prometheus/kubernetes/servicemonitor.yml");
 const DOCKERFILE: &str = include_str!("../Dockerfile");
@@ -42,28 +38,15 @@ struct Rendered {
     stateful_sets: Vec<StatefulSet>,
 }
 
-fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
-
 fn render() -> Rendered {
-    let kubectl = repo(KUBECTL);
-    assert!(
-        kubectl.is_file(),
-        "Debian's kubectl is missing at {}: run ./scripts/test, which unpacks it there",
-        kubectl.display()
-    );
-    let output = Command::new(&kubectl).arg("kustomize").arg(repo(GATEWAY)).output().expect("run kubectl kustomize");
-    assert!(output.status.success(), "kubectl kustomize {GATEWAY} failed: {}", String::from_utf8_lossy(&output.stderr));
-    parse(&String::from_utf8(output.stdout).expect("UTF-8 YAML")).unwrap_or_else(|e| panic!("{GATEWAY}: {e}"))
+    parse(&kustomize::render(GATEWAY)).unwrap_or_else(|e| panic!("{GATEWAY}: {e}"))
 }
 
 /// Any kind not listed here fails: a Namespace in particular would conflict with the webhook
 /// base's, which creates `cronpush`.
 fn parse(yaml: &str) -> Result<Rendered, String> {
     let mut rendered = Rendered::default();
-    for document in yaml.split("\n---\n").filter(|d| !d.trim().is_empty()) {
-        let raw: Value = serde_saphyr::from_str(document).map_err(|e| format!("not YAML: {e}\n{document}"))?;
+    for (document, raw) in kustomize::documents(yaml)? {
         match (raw["apiVersion"].as_str().unwrap_or_default(), raw["kind"].as_str().unwrap_or_default()) {
             ("v1", "Service") => rendered.services.push(typed(document, &raw)?),
             ("apps/v1", "StatefulSet") => rendered.stateful_sets.push(typed(document, &raw)?),
@@ -71,46 +54,6 @@ fn parse(yaml: &str) -> Result<Rendered, String> {
         }
     }
     Ok(rendered)
-}
-
-/// The document as its API type, refusing any field the type does not know: `kubectl apply`
-/// (strict field validation) rejects those, and a misspelt field would otherwise just vanish.
-fn typed<T: DeserializeOwned + Serialize>(document: &str, raw: &Value) -> Result<T, String> {
-    let object: T = serde_saphyr::from_str(document).map_err(|e| format!("{e}\n{document}"))?;
-    let round_trip = serde_json::to_value(&object).expect("API objects serialize");
-    let mut differences = Vec::new();
-    differ(raw, &round_trip, String::new(), &mut differences);
-    if differences.is_empty() {
-        Ok(object)
-    } else {
-        Err(format!("fields unknown to the Kubernetes 1.33 API or mistyped: {differences:?}\n{document}"))
-    }
-}
-
-/// The JSON paths where `raw` holds something that `parsed` does not.
-fn differ(raw: &Value, parsed: &Value, path: String, out: &mut Vec<String>) {
-    match (raw, parsed) {
-        (Value::Object(raw), Value::Object(parsed)) => {
-            for (key, value) in raw {
-                match parsed.get(key) {
-                    Some(other) => differ(value, other, format!("{path}.{key}"), out),
-                    None => out.push(format!("{path}.{key}")),
-                }
-            }
-        }
-        (Value::Array(raw), Value::Array(parsed)) if raw.len() == parsed.len() => {
-            for (i, (value, other)) in raw.iter().zip(parsed).enumerate() {
-                differ(value, other, format!("{path}[{i}]"), out);
-            }
-        }
-        _ if raw != parsed => out.push(path),
-        _ => {}
-    }
-}
-
-fn one<'a, T>(objects: &'a [T], what: &str) -> &'a T {
-    assert_eq!(objects.len(), 1, "exactly one {what}");
-    &objects[0]
 }
 
 impl Rendered {

@@ -4,8 +4,10 @@
 //! kube-apiserver, the kubelet and the scheduler will do with them. The last test runs the
 //! deploy steps of manifests/README.md with the real `cronpush certs`.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use k8s_openapi::api::admissionregistration::v1::{MutatingWebhook, MutatingWebhookConfiguration};
@@ -16,12 +18,9 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
+use support::kustomize::{self, one, repo, typed};
 
-/// Where ./scripts/test unpacks Debian's kubernetes-client.
-const KUBECTL: &str = "target/peers/kubernetes-client/usr/bin/kubectl";
 const BASE: &str = "manifests/webhook/base";
 const CLUSTER: &str = "manifests/webhook/overlays/cluster";
 const NAMESPACE_OVERLAY: &str = "manifests/webhook/overlays/namespace";
@@ -67,20 +66,9 @@ struct Rendered {
     cert_manager: Vec<Value>,
 }
 
-fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
-
 /// The YAML `kubectl kustomize <dir>` prints, with the kubectl users of Debian have.
 fn render_text(dir: &str) -> String {
-    let kubectl = repo(KUBECTL);
-    assert!(
-        kubectl.is_file(),
-        "Debian's kubectl is missing at {}: run ./scripts/test, which unpacks it there",
-        kubectl.display()
-    );
-    let output = Command::new(&kubectl).arg("kustomize").arg(repo(dir)).output().expect("run kubectl kustomize");
-    String::from_utf8(succeeded(&output, &format!("kubectl kustomize {dir}"))).expect("UTF-8 YAML")
+    kustomize::render(dir)
 }
 
 fn render(dir: &str) -> Rendered {
@@ -96,9 +84,7 @@ fn succeeded(output: &Output, what: &str) -> Vec<u8> {
 /// not listed here fails: a new object needs its own checks.
 fn parse(yaml: &str) -> Result<Rendered, String> {
     let mut rendered = Rendered::default();
-    let documents = yaml.split("\n---\n").filter(|d| !d.trim().is_empty());
-    for document in documents {
-        let raw: Value = serde_saphyr::from_str(document).map_err(|e| format!("not YAML: {e}\n{document}"))?;
+    for (document, raw) in kustomize::documents(yaml)? {
         let api_version = raw["apiVersion"].as_str().unwrap_or_default();
         let kind = raw["kind"].as_str().unwrap_or_default();
         match (api_version, kind) {
@@ -119,47 +105,6 @@ fn parse(yaml: &str) -> Result<Rendered, String> {
         }
     }
     Ok(rendered)
-}
-
-/// The document as its API type, refusing any field the type does not know: `kubectl apply`
-/// (strict field validation) rejects those, and a misspelt field would otherwise just vanish.
-fn typed<T: DeserializeOwned + Serialize>(document: &str, raw: &Value) -> Result<T, String> {
-    let object: T = serde_saphyr::from_str(document).map_err(|e| format!("{e}\n{document}"))?;
-    let round_trip = serde_json::to_value(&object).expect("API objects serialize");
-    let mut differences = Vec::new();
-    differ(raw, &round_trip, String::new(), &mut differences);
-    if differences.is_empty() {
-        Ok(object)
-    } else {
-        Err(format!("fields unknown to the Kubernetes 1.33 API or mistyped: {differences:?}\n{document}"))
-    }
-}
-
-/// The JSON paths where `raw` holds something that `parsed` does not.
-fn differ(raw: &Value, parsed: &Value, path: String, out: &mut Vec<String>) {
-    match (raw, parsed) {
-        (Value::Object(raw), Value::Object(parsed)) => {
-            for (key, value) in raw {
-                match parsed.get(key) {
-                    Some(other) => differ(value, other, format!("{path}.{key}"), out),
-                    None => out.push(format!("{path}.{key}")),
-                }
-            }
-        }
-        (Value::Array(raw), Value::Array(parsed)) if raw.len() == parsed.len() => {
-            for (i, (value, other)) in raw.iter().zip(parsed).enumerate() {
-                differ(value, other, format!("{path}[{i}]"), out);
-            }
-        }
-        _ if raw != parsed => out.push(path),
-        _ => {}
-    }
-}
-
-/// The single object of a kind, which every rendering has exactly one of.
-fn one<'a, T>(objects: &'a [T], what: &str) -> &'a T {
-    assert_eq!(objects.len(), 1, "exactly one {what}");
-    &objects[0]
 }
 
 impl Rendered {

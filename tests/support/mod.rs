@@ -8,6 +8,7 @@
 pub mod https;
 pub mod kube_api;
 pub mod kubelet;
+pub mod kustomize;
 pub mod prometheus;
 pub mod webhook;
 
