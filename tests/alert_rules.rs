@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
+use support::prometheus::{GATEWAY_SERIES, PUSHED_SERIES};
 
 const RULES: &str = "rules.yml";
 const KSM_RULES: &str = "rules-kube-state-metrics.yml";
@@ -20,25 +21,6 @@ const PROMETHEUS_RULE: &str = "kubernetes/prometheusrule.yml";
 const SERVICE_MONITOR: &str = "kubernetes/servicemonitor.yml";
 const UNIT_TESTS: &str = "tests";
 
-/// What `cronpush start` and `cronpush sidecar` push (README, "What a CronJob run pushes").
-const PUSHED: [&str; 14] = [
-    "cronjob_info",
-    "cronjob_last_start_timestamp_seconds",
-    "cronjob_last_scheduled_timestamp_seconds",
-    "cronjob_next_scheduled_timestamp_seconds",
-    "cronjob_schedule_period_seconds",
-    "cronjob_schedule_grace_seconds",
-    "cronjob_max_run_duration_seconds",
-    "cronjob_last_completion_timestamp_seconds",
-    "cronjob_last_result",
-    "cronjob_last_exit_code",
-    "cronjob_last_termination_info",
-    "cronjob_last_duration_seconds",
-    "cronjob_last_success_timestamp_seconds",
-    "cronjob_last_failure_timestamp_seconds",
-];
-/// What the gateway adds to every group.
-const GATEWAY: [&str; 2] = ["push_time_seconds", "push_failure_time_seconds"];
 /// What Prometheus writes for every target.
 const SCRAPE: [&str; 1] = ["up"];
 /// kube-state-metrics' CronJob series (its docs/cronjob-metrics.md): for KSM_RULES only.
@@ -247,7 +229,7 @@ fn the_kube_state_metrics_rules_are_rules_yml_joined() {
 /// kube-state-metrics exports; and the pushers' series are still spelt so in the source.
 #[test]
 fn expressions_read_only_exported_series() {
-    let ours: BTreeSet<&str> = PUSHED.iter().chain(&GATEWAY).chain(&SCRAPE).copied().collect();
+    let ours: BTreeSet<&str> = PUSHED_SERIES.iter().chain(&GATEWAY_SERIES).chain(&SCRAPE).copied().collect();
     let with_ksm: BTreeSet<&str> = ours.iter().chain(&KUBE_STATE_METRICS).copied().collect();
     for (file, allowed) in [(RULES, &ours), (PROMETHEUS_RULE, &ours), (KSM_RULES, &with_ksm)] {
         let document = yaml(file);
@@ -261,7 +243,7 @@ fn expressions_read_only_exported_series() {
         }
     }
     let source = rust_sources(&repo("src"));
-    for name in PUSHED.iter().chain(&GATEWAY) {
+    for name in PUSHED_SERIES.iter().chain(&GATEWAY_SERIES) {
         assert!(source.contains(&format!("\"{name}\"")), "no \"{name}\" in src/: renamed? Update the rules too");
     }
 }

@@ -12,6 +12,25 @@ use super::Server;
 
 /// The scrape job the shipped rules and the README name.
 pub const SCRAPE_JOB: &str = "cronpush-gateway";
+/// What `cronpush start` and `cronpush sidecar` push (README, "What a CronJob run pushes").
+pub const PUSHED_SERIES: [&str; 14] = [
+    "cronjob_info",
+    "cronjob_last_start_timestamp_seconds",
+    "cronjob_last_scheduled_timestamp_seconds",
+    "cronjob_next_scheduled_timestamp_seconds",
+    "cronjob_schedule_period_seconds",
+    "cronjob_schedule_grace_seconds",
+    "cronjob_max_run_duration_seconds",
+    "cronjob_last_completion_timestamp_seconds",
+    "cronjob_last_result",
+    "cronjob_last_exit_code",
+    "cronjob_last_termination_info",
+    "cronjob_last_duration_seconds",
+    "cronjob_last_success_timestamp_seconds",
+    "cronjob_last_failure_timestamp_seconds",
+];
+/// What the gateway adds to every group.
+pub const GATEWAY_SERIES: [&str; 2] = ["push_time_seconds", "push_failure_time_seconds"];
 const READY_WAIT: Duration = Duration::from_secs(30);
 
 pub struct Prometheus {
