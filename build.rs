@@ -1,7 +1,7 @@
 //! Generates the protobuf types with protox (pure Rust): there is no `protoc` to rely on.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/metrics.proto", "proto/snapshot.proto"];
+    let protos = ["proto/metrics.proto", "proto/store.proto"];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");
     }

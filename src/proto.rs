@@ -1,8 +1,8 @@
 //! Protobuf types generated at build time from `proto/` (see build.rs).
 //!
 //! `client` is the Prometheus exposition model that pushes and scrapes speak; the gateway keeps
-//! families in this very shape, as the reference Pushgateway does. `snapshot` is our own
-//! persistence format, built on the same types.
+//! families in this very shape, as the reference Pushgateway does. `store` is the format of
+//! the gateway's store file, built on the same types.
 
 #![allow(clippy::all, missing_docs)]
 
@@ -15,10 +15,10 @@ pub mod io {
 }
 
 pub mod cronpush {
-    pub mod snapshot {
-        include!(concat!(env!("OUT_DIR"), "/cronpush.snapshot.rs"));
+    pub mod store {
+        include!(concat!(env!("OUT_DIR"), "/cronpush.store.rs"));
     }
 }
 
-pub use cronpush::snapshot;
+pub use cronpush::store;
 pub use io::prometheus::client;

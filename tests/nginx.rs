@@ -59,10 +59,10 @@ impl Nginx {
         let deadline = Instant::now() + Duration::from_secs(20);
         let client = client();
         while Instant::now() < deadline {
-            if let Ok(r) = client.get(self.url("/pushgateway/-/ready")).send() {
-                if r.status().is_success() {
-                    return;
-                }
+            if let Ok(r) = client.get(self.url("/pushgateway/-/ready")).send()
+                && r.status().is_success()
+            {
+                return;
             }
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 panic!("nginx exited with {status} before it answered:\n{}", self.logs());

@@ -163,12 +163,11 @@ impl Webhook {
     async fn wait_ready(&mut self, client: &Client) {
         let deadline = Instant::now() + PATIENCE;
         loop {
-            if let Ok(tls) = client.connect(b"http/1.1").await {
-                if let Ok(mut http) = Http::over(tls).await {
-                    if http.send(Method::GET, "/healthz", Bytes::new()).await.is_ok_and(|(status, _)| status == 200) {
-                        return;
-                    }
-                }
+            if let Ok(tls) = client.connect(b"http/1.1").await
+                && let Ok(mut http) = Http::over(tls).await
+                && http.send(Method::GET, "/healthz", Bytes::new()).await.is_ok_and(|(status, _)| status == 200)
+            {
+                return;
             }
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("the webhook exited with {status}:\n{}", self.log());

@@ -76,7 +76,7 @@ impl Reviewer {
                 self.answered.fetch_add(1, Ordering::Relaxed);
                 self.answer_bytes.store(body.len() as u64, Ordering::Relaxed);
             }
-            let deep = (seq % DEEP_CHECK_EVERY == 0).then(|| (&self.bodies.pods[job], job));
+            let deep = seq.is_multiple_of(DEEP_CHECK_EVERY).then(|| (&self.bodies.pods[job], job));
             check_answer(status, &body, &uid, deep)
         });
         match checked {

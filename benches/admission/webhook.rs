@@ -83,10 +83,10 @@ impl Webhook {
     pub async fn wait_ready(&mut self, client: &Client, log: &Path) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Ok(mut connection) = client.connect(Protocol::Http1).await {
-                if connection.get("/healthz").await.is_ok_and(|(status, _)| status == 200) {
-                    return Ok(());
-                }
+            if let Ok(mut connection) = client.connect(Protocol::Http1).await
+                && connection.get("/healthz").await.is_ok_and(|(status, _)| status == 200)
+            {
+                return Ok(());
             }
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Err(format!("the webhook exited with {status}; see {}", log.display()));

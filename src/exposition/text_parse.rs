@@ -363,10 +363,11 @@ impl<'a> Parser<'a> {
             }
             _ => {}
         }
-        if let Some(last) = self.pending.label.last_mut() {
-            if last.name.as_deref() == Some(name.as_str()) && last.value.is_none() {
-                last.value = Some(value.clone());
-            }
+        if let Some(last) = self.pending.label.last_mut()
+            && last.name.as_deref() == Some(name.as_str())
+            && last.value.is_none()
+        {
+            last.value = Some(value.clone());
         }
         self.skip_blank_tab();
         if self.failed() {
@@ -630,12 +631,12 @@ impl<'a> Parser<'a> {
             (base(&["_count", "_sum", "_bucket"]), MetricType::Histogram),
         ];
         for (base_name, wanted) in candidates {
-            if let Some(&i) = self.by_name.get(base_name) {
-                if self.families[i].r#type == Some(wanted as i32) {
-                    self.family = i;
-                    self.suffix = suffix;
-                    return;
-                }
+            if let Some(&i) = self.by_name.get(base_name)
+                && self.families[i].r#type == Some(wanted as i32)
+            {
+                self.family = i;
+                self.suffix = suffix;
+                return;
             }
         }
         let name = name.to_string();

@@ -39,13 +39,21 @@ pub struct GatewayArgs {
     #[arg(long = "web.enable-admin-api")]
     pub enable_admin_api: bool,
 
-    /// File to keep pushed metrics in across restarts; empty keeps them in memory only.
+    /// The store file: every change is written to it before it is acknowledged, so pushes
+    /// survive a crash or power loss. Empty keeps pushed metrics in memory only.
     #[arg(long = "persistence.file", default_value = "", env = "CRONPUSH_PERSISTENCE_FILE")]
     pub persistence_file: String,
 
-    /// Least time between two writes of the persistence file (Go duration: 30s, 5m, 1h).
+    /// Accepted for compatibility with the reference, which writes its file at this interval;
+    /// cronpush writes every change as it happens, so the value does not matter.
     #[arg(long = "persistence.interval", default_value = "5m", value_parser = go_duration::flag)]
     pub persistence_interval: Duration,
+
+    /// When the store file is damaged or not a cronpush store, move it aside (renamed to
+    /// `<file>.damaged-<unix time>`) and start empty, instead of refusing to start. Not in the
+    /// reference.
+    #[arg(long = "persistence.start-empty-if-damaged")]
+    pub start_empty_if_damaged: bool,
 
     /// Answer pushes with 202 before checking them against the store. cronpush still refuses
     /// an inconsistent push (it is logged and its failure time set), so scrapes never break.
@@ -105,7 +113,7 @@ pub struct Config {
     pub enable_lifecycle: bool,
     pub enable_admin_api: bool,
     pub persistence_file: Option<PathBuf>,
-    pub persistence_interval: Duration,
+    pub start_empty_if_damaged: bool,
     pub consistency_check: bool,
     /// Not listed in `flags`: `/api/v1/status` shows the reference's flags with its defaults.
     pub limits: Limits,
@@ -171,7 +179,7 @@ impl GatewayArgs {
             enable_lifecycle: self.enable_lifecycle,
             enable_admin_api: self.enable_admin_api,
             persistence_file: (!self.persistence_file.is_empty()).then(|| PathBuf::from(self.persistence_file)),
-            persistence_interval: self.persistence_interval,
+            start_empty_if_damaged: self.start_empty_if_damaged,
             consistency_check: !self.disable_consistency_check,
             limits: Limits {
                 max_body_bytes: self.max_body_bytes,

@@ -128,10 +128,10 @@ pub fn check_family(
         return;
     }
     let ty = family.r#type();
-    if let Some(existing) = remaining_type(name).filter(|t| *t != ty) {
-        if let Some(metric) = family.metric.first() {
-            problems.push(Problem::WrongType { name: name.into(), metric: metric.clone(), expected: existing });
-        }
+    if let Some(existing) = remaining_type(name).filter(|t| *t != ty)
+        && let Some(metric) = family.metric.first()
+    {
+        problems.push(Problem::WrongType { name: name.into(), metric: metric.clone(), expected: existing });
     }
     let resulting_type = |n: &str| pushed_type(n).or_else(|| remaining_type(n));
     for suffix in ["_count", "_sum", "_bucket"] {

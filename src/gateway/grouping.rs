@@ -123,7 +123,7 @@ fn split_labels(labels: &str) -> Result<Vec<(String, String)>, KeyError> {
         return Ok(Vec::new());
     }
     let components: Vec<&str> = labels.split('/').collect();
-    if components.len() % 2 == 0 {
+    if components.len().is_multiple_of(2) {
         return Err(KeyError::OddComponents(labels.to_string()));
     }
     let mut pairs: Vec<(String, String)> = Vec::new();

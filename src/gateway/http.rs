@@ -89,8 +89,15 @@ async fn dispatch(gw: &Arc<Gateway>, route: Route, method: &Method, headers: &He
             with_cors(StatusCode::OK.into_response())
         }
         Route::ApiWipe => {
-            gw.store().wipe();
+            let generation = {
+                let mut store = gw.store();
+                store.wipe();
+                store.generation()
+            };
             gw.changed.notify_one();
+            if let Err(why) = gw.written(generation).await {
+                return plain_error(StatusCode::SERVICE_UNAVAILABLE, not_written("wipe", &why));
+            }
             tracing::info!("wiped every group through the admin API");
             gw.own.count_request(202, "wipe", lower_method);
             with_cors(StatusCode::ACCEPTED.into_response())
@@ -140,8 +147,13 @@ async fn push_outcome(
     let key = GroupingKey::from_path(&path.job, path.job_is_base64, &path.labels).map_err(|e| bad(e.to_string()))?;
     let body = read_body(headers, body, gw.config.limits.body_bytes(), size).await?;
     if *method == Method::DELETE {
-        gw.store().delete(&key);
+        let generation = {
+            let mut store = gw.store();
+            store.delete(&key);
+            store.generation()
+        };
         gw.changed.notify_one();
+        gw.written(generation).await.map_err(|why| (StatusCode::SERVICE_UNAVAILABLE, not_written("delete", &why)))?;
         return Ok(StatusCode::ACCEPTED);
     }
     let push_method = if *method == Method::PUT { PushMethod::Replace } else { PushMethod::Update };
@@ -156,12 +168,17 @@ async fn push_outcome(
     limits.check_push(&prepared).map_err(refused)?;
     let now = nanos_since_epoch(SystemTime::now());
     // The lock is held for the checks and the bookkeeping only; `prepared` is dropped after it.
-    let result = {
+    let (result, generation) = {
         let mut store = gw.store();
         limits.check_groups(&store, &key).map_err(refused)?;
-        store.apply_prepared(&mut prepared, now)
+        (store.apply_prepared(&mut prepared, now), store.generation())
     };
     gw.changed.notify_one();
+    // Acknowledged only once on disk. A refused push is answered at once: what it changed
+    // (the group's failure time) is written with the next batch.
+    if result.is_ok() {
+        gw.written(generation).await.map_err(|why| (StatusCode::SERVICE_UNAVAILABLE, not_written("push", &why)))?;
+    }
     match result {
         Ok(()) if gw.config.consistency_check => Ok(StatusCode::OK),
         Ok(()) => Ok(StatusCode::ACCEPTED),
@@ -172,6 +189,12 @@ async fn push_outcome(
             Ok(StatusCode::ACCEPTED)
         }
     }
+}
+
+/// Why a change was applied but not acknowledged: the store file could not be written. It is
+/// retried in the background; the client should send the change again.
+fn not_written(what: &str, why: &str) -> String {
+    format!("the {what} could not be saved to the store file and is not acknowledged ({why}); send it again")
 }
 
 /// The answer to a push a limit refuses; the store has not been touched.
@@ -250,11 +273,11 @@ fn scrape(gw: &Arc<Gateway>, headers: &HeaderMap) -> Response {
     if gzip {
         use std::io::Write;
         let mut encoder = GzEncoder::new(Vec::with_capacity(body.len() / 4), Compression::fast());
-        if encoder.write_all(&body).is_ok() {
-            if let Ok(compressed) = encoder.finish() {
-                return ([(header::CONTENT_TYPE, content_type), (header::CONTENT_ENCODING, "gzip")], compressed)
-                    .into_response();
-            }
+        if encoder.write_all(&body).is_ok()
+            && let Ok(compressed) = encoder.finish()
+        {
+            return ([(header::CONTENT_TYPE, content_type), (header::CONTENT_ENCODING, "gzip")], compressed)
+                .into_response();
         }
     }
     ([(header::CONTENT_TYPE, content_type)], body).into_response()

@@ -7,6 +7,7 @@ pub mod expiry;
 pub mod family;
 pub mod grouping;
 pub mod http;
+pub mod journal;
 pub mod limits;
 pub mod own_metrics;
 pub mod persistence;
@@ -24,6 +25,7 @@ use std::time::SystemTime;
 use tokio::sync::{Notify, watch};
 
 use config::Config;
+use journal::Journal;
 use own_metrics::OwnMetrics;
 use push::SeriesHasher;
 use store::Store;
@@ -35,8 +37,10 @@ pub struct Gateway {
     /// The store's series hasher, so that pushes are prepared before taking its lock.
     pub hasher: SeriesHasher,
     pub own: OwnMetrics,
-    /// Signalled after every change, for the persistence loop.
+    /// Signalled after every change, for the journal's writer.
     pub changed: Notify,
+    /// Present when the store is kept in a file: handlers wait on it before answering.
+    pub journal: Option<Journal>,
     shutdown: watch::Sender<bool>,
     pub started: SystemTime,
 }
@@ -49,8 +53,27 @@ impl Gateway {
             store: Mutex::new(store),
             own: OwnMetrics::default(),
             changed: Notify::new(),
+            journal: None,
             shutdown: watch::Sender::new(false),
             started: SystemTime::now(),
+        }
+    }
+
+    /// Keeps the store in a file from now on: changes are tracked, and handlers wait until
+    /// theirs are written before answering.
+    pub fn with_journal(mut self) -> Gateway {
+        let store = self.store.get_mut().unwrap_or_else(|e| e.into_inner());
+        store.track_changes();
+        self.journal = Some(Journal::new(store.generation()));
+        self
+    }
+
+    /// Waits until the store's changes up to `generation` are on disk (at once without a
+    /// file). The error says why they could not be written.
+    pub async fn written(&self, generation: u64) -> Result<(), std::sync::Arc<str>> {
+        match &self.journal {
+            Some(journal) => journal.written(generation).await,
+            None => Ok(()),
         }
     }
 

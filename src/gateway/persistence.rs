@@ -1,131 +1,175 @@
-//! Keeping the store across restarts. The store is written whole to one file, atomically
-//! (temporary file, fsync, rename, fsync of the directory), as the reference does at its
-//! `--persistence.interval` and on shutdown.
+//! The gateway's store on disk: one redb file (a crash-safe, copy-on-write B-tree) holding
+//! every group, one record per group, keyed by its grouping key. A commit is on disk (fsync)
+//! when `write` returns, so a push acknowledged after it survives `kill -9` and power loss.
+//! The journal (journal.rs) decides when to write; this file only knows the file.
 //!
-//! The file holds a protobuf `Snapshot` (proto/snapshot.proto) behind a magic line and a
-//! CRC-32, so that a truncated or foreign file is recognised and never taken for an empty store.
+//! A record is a protobuf `Group` (proto/store.proto). A file that is not a cronpush store, or
+//! is damaged, is an error, never an empty gateway: the caller stops, or moves the file aside
+//! when the operator asked to start empty (`--persistence.start-empty-if-damaged`).
 
-use std::fs::{self, File};
-use std::io::Write;
+use std::io::ErrorKind;
+use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
 
 use prost::Message;
+use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 
 use super::grouping::GroupingKey;
-use super::store::{Nanos, Store};
+use super::store::{Group as StoreGroup, Nanos, Store};
 use crate::proto::client::{LabelPair, MetricFamily};
-use crate::proto::snapshot::{Group, Snapshot, StoredFamily};
+use crate::proto::store::{Group, StoredFamily};
 
-const MAGIC: &[u8] = b"cronpush-snapshot-v1\n";
+/// Every group, by `GroupingKey`'s display form (`{instance="i",job="j"}`), which is unique.
+const GROUPS: TableDefinition<&str, &[u8]> = TableDefinition::new("cronpush.groups.v1");
+
+/// redb's page cache. The gateway keeps every group in memory anyway; the cache only has to
+/// hold the pages a commit touches, and the default (1 GiB) is more than a Pi has.
+const CACHE_BYTES: usize = 16 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PersistError {
-    #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("cannot write {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
-    #[error("{path} is not a cronpush snapshot or is damaged: {why}")]
-    Corrupt { path: PathBuf, why: String },
+    #[error("cannot open {path}: {source}")]
+    Open { path: PathBuf, source: std::io::Error },
+    #[error("{path} is in use by another process (is another gateway running on it?)")]
+    InUse { path: PathBuf },
+    #[error(
+        "{path} is not a cronpush store or is damaged: {why}. Nothing was changed. To start with an \
+         empty store on purpose, pass --persistence.start-empty-if-damaged: the file is then \
+         moved aside, not deleted"
+    )]
+    Damaged { path: PathBuf, why: String },
+    #[error("cannot move the damaged {path} aside: {source}")]
+    MoveAside { path: PathBuf, source: std::io::Error },
+    #[error("cannot write to {path}: {why}")]
+    Write { path: PathBuf, why: String },
 }
 
-/// Where the store is kept between runs. One small interface, so that a durable per-push
-/// store can take the place of the snapshot file.
-pub trait Persistence: Send + Sync {
-    /// What was saved last, or nothing on a first start.
-    fn load(&self) -> Result<Option<Snapshot>, PersistError>;
-    fn save(&self, snapshot: &Snapshot) -> Result<(), PersistError>;
-}
+/// A group's record as the journal hands it over: its key and its state, or `None` when the
+/// group is gone.
+pub type Change = (String, Option<Vec<u8>>);
 
-pub struct SnapshotFile {
+pub struct StoreFile {
     path: PathBuf,
+    db: Database,
 }
 
-impl SnapshotFile {
-    pub fn new(path: impl Into<PathBuf>) -> SnapshotFile {
-        SnapshotFile { path: path.into() }
+impl StoreFile {
+    /// Opens the store at `path`, creating it (and its directory) on a first start, and reads
+    /// every group. When the file is damaged and `start_empty_if_damaged` is set, the file is
+    /// renamed to `<path>.damaged-<unix seconds>` and an empty store takes its place; the new
+    /// name is returned with it.
+    pub fn open(
+        path: &Path,
+        start_empty_if_damaged: bool,
+    ) -> Result<(StoreFile, Vec<Group>, Option<PathBuf>), PersistError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| PersistError::Open { path: path.into(), source })?;
+        }
+        match open_and_read(path) {
+            Err(PersistError::Damaged { why, .. }) if start_empty_if_damaged => {
+                let seconds = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                let aside = PathBuf::from(format!("{}.damaged-{seconds}", path.display()));
+                std::fs::rename(path, &aside)
+                    .map_err(|source| PersistError::MoveAside { path: path.into(), source })?;
+                tracing::warn!(file = %path.display(), moved_to = %aside.display(), reason = %why,
+                    "the store file was damaged; moved it aside and started empty, as asked");
+                let (file, groups) = open_and_read(path)?;
+                Ok((file, groups, Some(aside)))
+            }
+            other => other.map(|(file, groups)| (file, groups, None)),
+        }
+    }
+
+    /// Writes a batch of changes in one transaction, on disk when this returns.
+    pub fn write(&self, changes: &[Change]) -> Result<(), PersistError> {
+        let failed = |e: &dyn std::fmt::Display| PersistError::Write { path: self.path.clone(), why: e.to_string() };
+        let tx = self.db.begin_write().map_err(|e| failed(&e))?;
+        {
+            let mut table = tx.open_table(GROUPS).map_err(|e| failed(&e))?;
+            for (key, record) in changes {
+                match record {
+                    Some(bytes) => table.insert(key.as_str(), bytes.as_slice()).map(drop),
+                    None => table.remove(key.as_str()).map(drop),
+                }
+                .map_err(|e| failed(&e))?;
+            }
+        }
+        tx.commit().map_err(|e| failed(&e))
     }
 }
 
-impl Persistence for SnapshotFile {
-    fn load(&self) -> Result<Option<Snapshot>, PersistError> {
-        let bytes = match fs::read(&self.path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(PersistError::Read { path: self.path.clone(), source }),
+fn open_and_read(path: &Path) -> Result<(StoreFile, Vec<Group>), PersistError> {
+    let damaged = |why: String| PersistError::Damaged { path: path.into(), why };
+    // redb checks every page's checksum on open; in a debug build it may also panic on a file
+    // it cannot have written. Either way the file is damaged, not the gateway.
+    let opened = panic::catch_unwind(AssertUnwindSafe(|| {
+        Database::builder().set_cache_size(CACHE_BYTES).set_check_integrity_on_open(true).create(path)
+    }))
+    .map_err(|_| damaged("reading it failed".into()))?;
+    let db = match opened {
+        Ok(db) => db,
+        Err(DatabaseError::DatabaseAlreadyOpen) => return Err(PersistError::InUse { path: path.into() }),
+        // redb reports a foreign or truncated file as an I/O error of these kinds.
+        Err(DatabaseError::Storage(redb::StorageError::Io(source)))
+            if !matches!(source.kind(), ErrorKind::InvalidData | ErrorKind::UnexpectedEof) =>
+        {
+            return Err(PersistError::Open { path: path.into(), source });
+        }
+        Err(e) => return Err(damaged(e.to_string())),
+    };
+    let groups = panic::catch_unwind(AssertUnwindSafe(|| read_groups(&db)))
+        .map_err(|_| damaged("reading its groups failed".into()))?
+        .map_err(damaged)?;
+    Ok((StoreFile { path: path.into(), db }, groups))
+}
+
+fn read_groups(db: &Database) -> Result<Vec<Group>, String> {
+    let tx = db.begin_read().map_err(|e| e.to_string())?;
+    let tables: Vec<String> = tx.list_tables().map_err(|e| e.to_string())?.map(|t| t.name().to_string()).collect();
+    if !tables.iter().any(|t| t == GROUPS.name()) {
+        // A new file, or a redb database of some other program.
+        return match tables.first() {
+            None => Ok(Vec::new()),
+            Some(other) => Err(format!("it is a redb database without cronpush's groups (it has {other:?})")),
         };
-        let corrupt = |why: &str| PersistError::Corrupt { path: self.path.clone(), why: why.into() };
-        let rest = bytes.strip_prefix(MAGIC).ok_or_else(|| corrupt("it does not start with the snapshot header"))?;
-        if rest.len() < 4 {
-            return Err(corrupt("it ends before its checksum"));
-        }
-        let (crc, body) = rest.split_at(4);
-        if u32::from_le_bytes(crc.try_into().expect("4 bytes")) != crc32fast::hash(body) {
-            return Err(corrupt("its checksum does not match (truncated or overwritten)"));
-        }
-        Snapshot::decode(body).map(Some).map_err(|e| corrupt(&e.to_string()))
     }
-
-    fn save(&self, snapshot: &Snapshot) -> Result<(), PersistError> {
-        let body = snapshot.encode_to_vec();
-        let write_err = |source| PersistError::Write { path: self.path.clone(), source };
-        let dir = self.path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let name = self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        static SAVES: AtomicU64 = AtomicU64::new(0);
-        let attempt = SAVES.fetch_add(1, Ordering::Relaxed);
-        let temp = dir.join(format!(".{name}.in_progress.{}.{attempt}", std::process::id()));
-        let result = (|| {
-            let mut file = File::options().write(true).create(true).truncate(true).open(&temp)?;
-            set_private(&file)?;
-            file.write_all(MAGIC)?;
-            file.write_all(&crc32fast::hash(&body).to_le_bytes())?;
-            file.write_all(&body)?;
-            file.sync_all()?;
-            fs::rename(&temp, &self.path)?;
-            // The rename itself is durable only once the directory is.
-            File::open(dir)?.sync_all()
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&temp);
-        }
-        result.map_err(write_err)
+    let table = tx.open_table(GROUPS).map_err(|e| e.to_string())?;
+    let mut groups = Vec::new();
+    for entry in table.iter().map_err(|e| e.to_string())? {
+        let (key, value) = entry.map_err(|e| e.to_string())?;
+        let group = Group::decode(value.value()).map_err(|e| format!("the record of group {}: {e}", key.value()))?;
+        groups.push(group);
     }
+    Ok(groups)
 }
 
-#[cfg(unix)]
-fn set_private(file: &File) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    file.set_permissions(fs::Permissions::from_mode(0o600))
+/// The record of a group: what `restore` needs to put it back as it was.
+pub fn record(group: &StoreGroup) -> Vec<u8> {
+    Group {
+        grouping_key: group
+            .key
+            .labels()
+            .iter()
+            .map(|(n, v)| LabelPair { name: Some(n.clone()), value: Some(v.clone()) })
+            .collect(),
+        families: group
+            .families
+            .iter()
+            .map(|(name, f)| StoredFamily { family: f.encode(name), written_unix_nanos: f.written })
+            .collect(),
+        last_push_unix_nanos: group.last_push,
+        last_failure_unix_nanos: group.last_failure,
+        created_unix_nanos: group.created,
+    }
+    .encode_to_vec()
 }
 
-#[cfg(not(unix))]
-fn set_private(_: &File) -> std::io::Result<()> {
-    Ok(())
-}
-
-/// Everything the store holds, as it will be saved.
-pub fn snapshot(store: &Store) -> Snapshot {
-    let groups = store
-        .groups()
-        .map(|g| Group {
-            grouping_key: pairs(g.key.labels()),
-            families: g
-                .families
-                .iter()
-                .map(|(name, f)| StoredFamily { family: f.encode(name), written_unix_nanos: f.written })
-                .collect(),
-            last_push_unix_nanos: g.last_push,
-            last_failure_unix_nanos: g.last_failure,
-        })
-        .collect();
-    Snapshot { groups }
-}
-
-/// Puts a saved snapshot into a fresh store. Groups that no longer pass the store's checks
-/// are left out and reported, rather than making the store unscrapable.
-pub fn restore(store: &mut Store, snapshot: Snapshot, now: Nanos) -> Vec<String> {
+/// Puts groups read from disk into a fresh store. Groups that no longer pass the store's
+/// checks are left out and reported, rather than making the store unscrapable.
+pub fn restore(store: &mut Store, groups: Vec<Group>, now: Nanos) -> Vec<String> {
     let mut skipped = Vec::new();
-    for group in snapshot.groups {
+    for group in groups {
         let key_pairs = group.grouping_key.iter().map(|l| (l.name().to_string(), l.value().to_string()));
         let Some(key) = GroupingKey::from_pairs(key_pairs) else {
             skipped.push("a group without a job label".to_string());
@@ -138,11 +182,7 @@ pub fn restore(store: &mut Store, snapshot: Snapshot, now: Nanos) -> Vec<String>
                 Err(e) => skipped.push(format!("a family of group {key}: {e}")),
             }
         }
-        let created = [group.last_push_unix_nanos, group.last_failure_unix_nanos]
-            .into_iter()
-            .filter(|t| *t > 0)
-            .min()
-            .unwrap_or(now);
+        let created = if group.created_unix_nanos > 0 { group.created_unix_nanos } else { now };
         if let Err(e) =
             store.restore(key.clone(), families, group.last_push_unix_nanos, group.last_failure_unix_nanos, created)
         {
@@ -152,10 +192,6 @@ pub fn restore(store: &mut Store, snapshot: Snapshot, now: Nanos) -> Vec<String>
     skipped
 }
 
-fn pairs(labels: &[(String, String)]) -> Vec<LabelPair> {
-    labels.iter().map(|(n, v)| LabelPair { name: Some(n.clone()), value: Some(v.clone()) }).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,41 +199,54 @@ mod tests {
     use crate::gateway::scrape::write_text;
     use crate::gateway::store::PushMethod;
 
+    fn changes(store: &mut Store) -> Vec<Change> {
+        store.take_changes().into_iter().map(|k| (k.to_string(), store.group(&k).map(record))).collect()
+    }
+
     #[test]
-    fn a_saved_store_comes_back_the_same() {
+    fn written_groups_come_back_the_same() {
         let dir = tempfile::tempdir().unwrap();
-        let file = SnapshotFile::new(dir.path().join("state"));
-        assert!(file.load().unwrap().is_none(), "a first start finds nothing");
+        let path = dir.path().join("state/gateway.redb");
+        let (file, groups, _) = StoreFile::open(&path, false).unwrap();
+        assert!(groups.is_empty(), "a first start finds nothing");
         let mut store = Store::new(&[]);
+        store.track_changes();
         let key = GroupingKey::from_path("j", false, "/path@base64/L3Zhci90bXA").unwrap();
         store
             .push(key.clone(), PushMethod::Replace, parse(b"# HELP a x\n# TYPE a counter\na{l=\"v\"} 1\n").unwrap(), 5)
             .unwrap();
         store.push(key, PushMethod::Update, parse(b"b 1 123\n").unwrap(), 7).unwrap_err();
-        file.save(&snapshot(&store)).unwrap();
+        let gone = GroupingKey::from_path("gone", false, "").unwrap();
+        store.push(gone.clone(), PushMethod::Replace, parse(b"g 1\n").unwrap(), 8).unwrap();
+        file.write(&changes(&mut store)).unwrap();
+        store.delete(&gone);
+        file.write(&changes(&mut store)).unwrap();
+        drop(file);
+
+        let (_file, groups, _) = StoreFile::open(&path, false).unwrap();
         let mut back = Store::new(&[]);
-        assert!(restore(&mut back, file.load().unwrap().unwrap(), 9).is_empty());
+        assert!(restore(&mut back, groups, 9).is_empty());
         let (mut before, mut after) = (String::new(), String::new());
         write_text(&store, &[], &mut before);
         write_text(&back, &[], &mut after);
         assert_eq!(before, after);
         assert!(after.contains("push_failure_time_seconds{instance=\"\",job=\"j\",path=\"/var/tmp\"} 7e-09"));
+        assert!(!after.contains("gone"), "a deleted group stays deleted");
     }
 
     #[test]
-    fn a_damaged_file_is_an_error_not_an_empty_store() {
+    fn a_damaged_file_is_an_error_until_the_operator_asks_to_start_empty() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state");
-        let file = SnapshotFile::new(&path);
-        let mut store = Store::new(&[]);
-        store
-            .push(GroupingKey::from_path("j", false, "").unwrap(), PushMethod::Replace, parse(b"a 1\n").unwrap(), 5)
-            .unwrap();
-        file.save(&snapshot(&store)).unwrap();
-        let bytes = fs::read(&path).unwrap();
-        fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
-        assert!(matches!(file.load(), Err(PersistError::Corrupt { .. })));
-        fs::write(&path, b"gob data from the reference").unwrap();
-        assert!(matches!(file.load(), Err(PersistError::Corrupt { .. })));
+        let path = dir.path().join("gateway.redb");
+        std::fs::write(&path, b"gob data from the reference Pushgateway").unwrap();
+        let Err(e) = StoreFile::open(&path, false) else { panic!("opened a damaged file") };
+        assert!(matches!(e, PersistError::Damaged { .. }), "{e}");
+        assert!(e.to_string().contains("--persistence.start-empty-if-damaged"), "{e}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"gob data from the reference Pushgateway");
+
+        let (_file, groups, aside) = StoreFile::open(&path, true).unwrap();
+        assert!(groups.is_empty());
+        let aside = aside.expect("moved aside");
+        assert_eq!(std::fs::read(aside).unwrap(), b"gob data from the reference Pushgateway");
     }
 }

@@ -1,20 +1,23 @@
-//! Running the gateway: restore the store, bind every listen address, serve until SIGTERM,
-//! SIGINT or `/-/quit`, drain, and save.
+//! Running the gateway: restore the store from its file, bind every listen address, serve
+//! until SIGTERM, SIGINT or `/-/quit`, drain (in-flight pushes are answered once written), and
+//! close the file.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::net::TcpListener;
-use tokio::time::Instant;
+use tokio::sync::oneshot;
 
 use super::Gateway;
 use super::api::nanos_since_epoch;
 use super::config::Config;
 use super::expiry;
 use super::http::app;
+use super::journal;
 use super::own_metrics::BUILTIN;
-use super::persistence::{self, PersistError, Persistence, SnapshotFile};
+use super::persistence::{self, PersistError, StoreFile};
 use super::store::Store;
 use super::web_config::{self, WebConfigError};
 
@@ -28,30 +31,20 @@ pub enum ServeError {
     Signals(std::io::Error),
     #[error(transparent)]
     Tls(#[from] WebConfigError),
+    #[error("cannot start: {0}")]
+    Start(String),
 }
 
 pub async fn run(config: Config) -> Result<(), ServeError> {
-    let persistence: Option<Arc<dyn Persistence>> =
-        config.persistence_file.as_ref().map(|p| Arc::new(SnapshotFile::new(p)) as Arc<dyn Persistence>);
-    if let Some(dir) = config.persistence_file.as_ref().and_then(|f| f.parent()).filter(|d| !d.as_os_str().is_empty()) {
-        // The README's run command keeps its file under data/; a first start creates it.
-        if let Err(e) = std::fs::create_dir_all(dir) {
-            tracing::error!(error = %e, dir = %dir.display(), "cannot create the persistence directory");
-        }
-    }
     let mut store = Store::new(BUILTIN);
-    if let Some(p) = &persistence {
-        if let Some(snapshot) = p.load()? {
-            let skipped = persistence::restore(&mut store, snapshot, nanos_since_epoch(SystemTime::now()));
-            for why in skipped {
-                tracing::warn!(reason = %why, "left a saved group out");
-            }
-            tracing::info!(groups = store.group_count(), "restored the saved groups");
-        }
-    }
+    let file = match config.persistence_file.clone() {
+        Some(path) => Some(open_store_file(path, config.start_empty_if_damaged, &mut store).await?),
+        None => None,
+    };
     // The handle keeps the certificate reloading until the servers are done.
     let (tls, _reloading) = web_config::start_tls(&config.web)?.unzip();
-    let gateway = Arc::new(Gateway::new(config, store));
+    let gateway = Gateway::new(config, store);
+    let gateway = Arc::new(if file.is_some() { gateway.with_journal() } else { gateway });
     let mut listeners = Vec::new();
     for address in &gateway.config.listen_addresses {
         let listener = bind(address).await.map_err(|source| ServeError::Listen { address: address.clone(), source })?;
@@ -59,7 +52,8 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         listeners.push(listener);
     }
     tokio::spawn(watch_signals(gateway.clone()));
-    let saver = persistence.clone().map(|p| tokio::spawn(save_periodically(gateway.clone(), p)));
+    let (stop_writer, writer_stop) = oneshot::channel();
+    let writer = file.map(|file| tokio::spawn(journal::write_changes(gateway.clone(), file, writer_stop)));
     // Only now, with the store restored, may groups expire.
     let expirer =
         gateway.config.expire_after.map(|after| tokio::spawn(expiry::expire_periodically(gateway.clone(), after)));
@@ -80,18 +74,40 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     }
     let _ = gateway.shutdown_requested().wait_for(|stopping| *stopping).await;
     for server in servers {
-        // In-flight requests finish; a stuck client does not hold the shutdown forever.
+        // In-flight requests finish (a push is answered once it is on disk); a stuck client
+        // does not hold the shutdown forever.
         let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
     }
-    for task in expirer.into_iter().chain(saver) {
+    if let Some(task) = expirer {
         task.abort();
         let _ = task.await;
     }
-    if let Some(p) = persistence {
-        save(&gateway, p).await;
+    if let Some(writer) = writer {
+        // The writer writes whatever is left, then the file is closed.
+        let _ = stop_writer.send(());
+        let _ = writer.await;
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Opens the store file and puts its groups into `store`.
+async fn open_store_file(
+    path: PathBuf,
+    start_empty_if_damaged: bool,
+    store: &mut Store,
+) -> Result<Arc<StoreFile>, ServeError> {
+    // Opening checks every page of the file: a blocking read, off the async threads.
+    let (file, groups, _moved_aside) =
+        tokio::task::spawn_blocking(move || StoreFile::open(&path, start_empty_if_damaged))
+            .await
+            .map_err(|e| ServeError::Start(e.to_string()))??;
+    let skipped = persistence::restore(store, groups, nanos_since_epoch(SystemTime::now()));
+    for why in skipped {
+        tracing::warn!(reason = %why, "left a stored group out");
+    }
+    tracing::info!(groups = store.group_count(), "restored the stored groups");
+    Ok(Arc::new(file))
 }
 
 /// Binds `host:port`, where an empty host (`:9091`) means every interface, IPv6 and IPv4.
@@ -125,27 +141,4 @@ async fn watch_signals(gateway: Arc<Gateway>) {
         }
     }
     gateway.shutdown();
-}
-
-/// Saves after changes, at most once per `--persistence.interval`, as the reference does.
-async fn save_periodically(gateway: Arc<Gateway>, persistence: Arc<dyn Persistence>) {
-    let interval = gateway.config.persistence_interval;
-    let mut last = Instant::now();
-    loop {
-        gateway.changed.notified().await;
-        tokio::time::sleep_until(last + interval).await;
-        save(&gateway, persistence.clone()).await;
-        last = Instant::now();
-    }
-}
-
-async fn save(gateway: &Gateway, persistence: Arc<dyn Persistence>) {
-    let snapshot = persistence::snapshot(&gateway.store());
-    let groups = snapshot.groups.len();
-    // The file is written outside the store's lock, on a thread that may block on the disk.
-    match tokio::task::spawn_blocking(move || persistence.save(&snapshot)).await {
-        Ok(Ok(())) => tracing::debug!(groups, "saved the store"),
-        Ok(Err(e)) => tracing::error!(error = %e, "could not save the store"),
-        Err(e) => tracing::error!(error = %e, "the save was interrupted"),
-    }
 }

@@ -6,7 +6,7 @@
 //! scraped. A push that would break that is refused and changes nothing but the group's
 //! failure time.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use super::consistency::{self, Problem};
 pub use super::family::StoredFamily;
@@ -100,6 +100,8 @@ pub struct Store {
     hasher: SeriesHasher,
     /// Bumped by every change, so that callers can tell whether anything happened.
     generation: u64,
+    /// The groups changed since they were last taken, when a durable store asks to know.
+    changed: Option<HashSet<GroupingKey>>,
 }
 
 impl Store {
@@ -118,6 +120,32 @@ impl Store {
             series: HashMap::new(),
             hasher: SeriesHasher::default(),
             generation: 0,
+            changed: None,
+        }
+    }
+
+    /// From now on, remembers which groups change, for `take_changes`.
+    pub fn track_changes(&mut self) {
+        self.changed.get_or_insert_with(HashSet::new);
+    }
+
+    /// The groups created, changed or removed since the last call, as of `generation()`.
+    pub fn take_changes(&mut self) -> Vec<GroupingKey> {
+        self.changed.as_mut().map(|c| c.drain().collect()).unwrap_or_default()
+    }
+
+    /// Puts groups back among the changed ones, when writing them out failed.
+    pub fn mark_changed(&mut self, keys: impl IntoIterator<Item = GroupingKey>) {
+        if let Some(changed) = self.changed.as_mut() {
+            changed.extend(keys);
+        }
+    }
+
+    fn note_change(&mut self, key: &GroupingKey) {
+        if let Some(changed) = self.changed.as_mut()
+            && !changed.contains(key)
+        {
+            changed.insert(key.clone());
         }
     }
 
@@ -174,6 +202,9 @@ impl Store {
             Err(_) => self.record_failure(slot, &push.key, now),
         }
         self.generation += 1;
+        if self.by_key.contains_key(&push.key) {
+            self.note_change(&push.key);
+        }
         result
     }
 
@@ -186,6 +217,7 @@ impl Store {
             }
             self.free.push(slot);
             self.generation += 1;
+            self.note_change(key);
         }
     }
 
@@ -244,10 +276,10 @@ impl Store {
         };
         let pushed_type = |name: &str| push.families.get(name).map(|p| p.family.r#type());
         let mut problems = Vec::new();
-        if group.is_none() {
-            if let Some(twin) = push.key.twin().filter(|t| self.by_key.contains_key(t)) {
-                problems.push(Problem::TwinGroup { key: push.key.with_default_instance(), twin });
-            }
+        if group.is_none()
+            && let Some(twin) = push.key.twin().filter(|t| self.by_key.contains_key(t))
+        {
+            problems.push(Problem::TwinGroup { key: push.key.with_default_instance(), twin });
         }
         for (name, prepared) in &push.families {
             let family = &prepared.family;
@@ -573,5 +605,26 @@ mod tests {
         assert_eq!(store.group_count(), 3);
         // Its names and series are free again, as after a DELETE.
         at(&mut store, "other", "# TYPE m gauge\nm{x=\"1\"} 1\n", 40).unwrap();
+    }
+
+    #[test]
+    fn changed_groups_are_tracked_only_when_asked() {
+        let mut store = Store::new(&[]);
+        push(&mut store, &key("untracked", ""), PushMethod::Replace, "a 1\n").unwrap();
+        store.track_changes();
+        assert!(store.take_changes().is_empty(), "nothing before tracking began");
+        push(&mut store, &key("a", ""), PushMethod::Replace, "x 1\n").unwrap();
+        push(&mut store, &key("b", ""), PushMethod::Replace, "y 1 5\n").unwrap_err();
+        store.delete(&key("untracked", ""));
+        store.delete(&key("never-existed", ""));
+        let mut changed = store.take_changes();
+        changed.sort();
+        assert_eq!(changed, [key("a", ""), key("b", ""), key("untracked", "")]);
+        assert!(store.take_changes().is_empty(), "taken once");
+        store.mark_changed([key("a", "")]);
+        store.wipe();
+        let mut changed = store.take_changes();
+        changed.sort();
+        assert_eq!(changed, [key("a", ""), key("b", "")]);
     }
 }

@@ -82,10 +82,10 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(20);
         let client = client();
         while Instant::now() < deadline {
-            if let Ok(r) = client.get(format!("{}{}", self.base, self.ready_path)).send() {
-                if r.status().is_success() {
-                    return;
-                }
+            if let Ok(r) = client.get(format!("{}{}", self.base, self.ready_path)).send()
+                && r.status().is_success()
+            {
+                return;
             }
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 panic!("the server exited with {status} before it was ready:\n{}", self.stderr());
