@@ -290,6 +290,30 @@ async fn get_once(client: &Client, alpn: &[&[u8]], path: &str) -> io::Result<(u1
     Http::over(client.connect(alpn).await?).await?.get(path).await
 }
 
+/// One GET over HTTP/2 with the h2 crate itself. hyper's HTTP/2 client cannot tell whether an
+/// in-flight request survives a graceful shutdown: right after handing a request to h2 it
+/// checks the connection again, and if the server's GOAWAY arrived in between it fails that
+/// request, although the stream was sent and the server answers it (hyper 1.x,
+/// proto/h2/client.rs, "Check poll_ready() again"). h2 fails a stream only when the server
+/// refuses or resets it.
+async fn h2_get_once(client: &Client, path: &str) -> io::Result<(u16, String)> {
+    let (mut sender, connection) =
+        h2::client::handshake(client.connect(&[b"h2"]).await?).await.map_err(io::Error::other)?;
+    tokio::spawn(connection);
+    let request = Request::get(format!("https://{SERVICE_NAME}{path}")).body(()).map_err(io::Error::other)?;
+    let (response, _) = sender.send_request(request, true).map_err(io::Error::other)?;
+    let response = response.await.map_err(io::Error::other)?;
+    let status = response.status().as_u16();
+    let mut body = response.into_body();
+    let mut text = Vec::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.map_err(io::Error::other)?;
+        let _ = body.flow_control().release_capacity(chunk.len());
+        text.extend_from_slice(&chunk);
+    }
+    Ok((status, String::from_utf8_lossy(&text).into_owned()))
+}
+
 // ---------------------------------------------------------------------------------------------
 // Traffic that must not notice a rotation
 
@@ -641,13 +665,16 @@ async fn shutdown_lets_in_flight_requests_finish_and_refuses_new_connections() {
         Server::start_with_app(&dir.join("tls.crt"), &dir.join("tls.key"), events_only(), ServeOptions::default(), app)
             .await;
     let client = Client { ca_pem: Arc::new(pki.ca_pem.clone()), addr: server.addr };
-    let in_flight: Vec<_> = [&b"http/1.1"[..], b"h2"]
-        .into_iter()
-        .map(|protocol| {
+    let in_flight = [
+        tokio::spawn({
             let client = client.clone();
-            tokio::spawn(async move { get_once(&client, &[protocol], "/slow").await })
-        })
-        .collect();
+            async move { get_once(&client, &[b"http/1.1"], "/slow").await }
+        }),
+        tokio::spawn({
+            let client = client.clone();
+            async move { h2_get_once(&client, "/slow").await }
+        }),
+    ];
     for _ in 0..2 {
         tokio::time::timeout(PATIENCE, requests.recv()).await.expect("the slow requests started");
     }
