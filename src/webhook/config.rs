@@ -78,6 +78,11 @@ pub struct WebhookArgs {
     /// and costs about 70 KiB (benches/relay.rs), so 1000 fit the manifests' 128 MiB limit.
     #[arg(long, env = "CRONPUSH_RELAY_MAX_WAITING", default_value_t = 1000)]
     pub relay_max_waiting: usize,
+    /// Delete a CronJob's group from the gateway (--gateway-url) when the CronJob is deleted,
+    /// and, after each complete list of CronJobs, the groups of CronJobs that no longer exist.
+    /// Off by default: the Pushgateway keeps groups until they are deleted.
+    #[arg(long, env = "CRONPUSH_DELETE_GROUPS_OF_DELETED_CRONJOBS")]
+    pub delete_groups_of_deleted_cronjobs: bool,
     /// How long admission waits for the Kubernetes API before falling back to the Job's name.
     #[arg(long, env = "CRONPUSH_RESOLVE_TIMEOUT", default_value = "2s", value_parser = go_duration::flag)]
     pub resolve_timeout: Duration,

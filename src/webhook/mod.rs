@@ -3,6 +3,7 @@
 
 pub mod admission;
 pub mod admit;
+pub mod cleanup;
 pub mod config;
 pub mod http;
 pub mod injection;

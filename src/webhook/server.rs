@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use super::admit::Admitter;
+use super::cleanup::Cleanup;
 use super::config::{WebhookArgs, WebhookConfigError};
 use super::http::{WebhookState, app};
 use super::kube_resolver::KubeResolver;
@@ -24,6 +25,8 @@ pub enum WebhookError {
     Listen { address: String, source: std::io::Error },
     #[error("serving failed: {0}")]
     Serve(std::io::Error),
+    #[error("cannot make the HTTP client that deletes groups: {0}")]
+    Cleanup(String),
 }
 
 pub async fn run(args: WebhookArgs) -> Result<(), WebhookError> {
@@ -41,6 +44,17 @@ pub async fn run(args: WebhookArgs) -> Result<(), WebhookError> {
         Some(client) => Box::new(KubeResolver::start(client.clone())),
         None => Box::new(NoApi("no Kubernetes configuration".into())),
     };
+    if let (true, Some(client)) = (args.delete_groups_of_deleted_cronjobs, &client) {
+        let cleanup = Cleanup {
+            gateway_url: args.gateway_url.clone(),
+            job_label: args.job_label.clone(),
+            http: reqwest::Client::builder()
+                .user_agent(concat!("cronpush/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| WebhookError::Cleanup(e.to_string()))?,
+        };
+        tokio::spawn(cleanup.run(client.clone()));
+    }
     let relay = Relay::new(client, args.token_audience.clone(), args.relay_max_wait, args.relay_max_waiting);
     let state = Arc::new(WebhookState {
         admitter: Admitter {

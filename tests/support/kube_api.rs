@@ -124,6 +124,20 @@ impl FakeApi {
         self.put(object);
     }
 
+    /// Deletes an object (DELETED for watchers, with the object as it was last), as
+    /// `kubectl delete` does once finalizers are done.
+    pub fn remove(&self, resource: &str, namespace: &str, name: &str) {
+        let mut inner = self.shared.inner.lock().unwrap();
+        let key = (resource.to_string(), namespace.to_string(), name.to_string());
+        let mut object = inner.objects.remove(&key).expect("the object exists");
+        inner.revision += 1;
+        let revision = inner.revision;
+        object["metadata"]["resourceVersion"] = json!(revision.to_string());
+        inner.log.push((revision, key.0, key.1, key.2, "DELETED", object));
+        drop(inner);
+        self.shared.changed.notify_waiters();
+    }
+
     /// Registers a bearer token that TokenReview will authenticate.
     pub fn add_token(&self, token: &str, identity: TokenIdentity) {
         self.shared.inner.lock().unwrap().tokens.insert(token.into(), identity);

@@ -42,6 +42,11 @@ impl Webhook {
     /// the loopback address the webhook listens on (the certificate also names it), since a
     /// test process cannot resolve the Service's DNS name.
     pub fn start_with(api_server: &str, gateway_url: &str) -> Webhook {
+        Webhook::start_with_flags(api_server, gateway_url, &[])
+    }
+
+    /// As `start_with`, with more flags.
+    pub fn start_with_flags(api_server: &str, gateway_url: &str, flags: &[&str]) -> Webhook {
         let dir = tempfile::tempdir().unwrap();
         let certs = dir.path().join("certs");
         let status = Command::new(env!("CARGO_BIN_EXE_cronpush"))
@@ -63,6 +68,7 @@ impl Webhook {
             .arg(format!("--gateway-url={gateway_url}"))
             .arg(format!("--relay-url=https://{address}/v1/exit-status"))
             .args(["--image=cronpush:test", "--resolve-timeout=1s"])
+            .args(flags)
             .env("KUBECONFIG", kubeconfig(dir.path(), api_server))
             .env("POD_NAMESPACE", NAMESPACE)
             .stdin(Stdio::null())

@@ -1,0 +1,94 @@
+//! `cronpush webhook --delete-groups-of-deleted-cronjobs`, with the real webhook and gateway
+//! binaries and the fake API server of tests/support/kube_api.rs, whose watch sends DELETED
+//! events as kube-apiserver does. A deleted CronJob's group goes from the gateway; so do the
+//! groups of CronJobs deleted while no webhook ran, found once the webhook has listed every
+//! CronJob. Nothing else is touched, and without the flag nothing is deleted at all.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::json;
+use support::Server;
+use support::kube_api::FakeApi;
+use support::webhook::Webhook;
+
+fn cronjob(namespace: &str, name: &str) -> serde_json::Value {
+    json!({"apiVersion": "batch/v1", "kind": "CronJob",
+           "metadata": {"name": name, "namespace": namespace, "uid": format!("uid-{namespace}-{name}")},
+           "spec": {"schedule": "*/5 * * * *",
+                    "jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "main", "image": "busybox"}]}}}}}})
+}
+
+/// The gateway's groups as `job/namespace/cronjob`.
+fn groups(gateway: &Server) -> Vec<String> {
+    let body: serde_json::Value = serde_json::from_str(&gateway.get("/api/v1/metrics").body).unwrap();
+    let mut groups: Vec<String> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            let label = |n: &str| g["labels"][n].as_str().unwrap_or("-").to_string();
+            format!("{}/{}/{}", label("job"), label("namespace"), label("cronjob"))
+        })
+        .collect();
+    groups.sort();
+    groups
+}
+
+fn push(gateway: &Server, path: &str) {
+    assert_eq!(gateway.post(path, "cronjob_last_start_time_seconds 1\n").status, 200, "{path}");
+}
+
+/// A gateway holding the groups of two live CronJobs, of one deleted while no webhook ran, and
+/// a group of another job with the same labels.
+fn setup() -> (FakeApi, Server) {
+    let api = FakeApi::start();
+    api.put(cronjob("batch", "nightly"));
+    api.put(cronjob("batch", "hourly"));
+    let gateway = Server::cronpush(&[]);
+    for path in [
+        "/metrics/job/cronpush/namespace/batch/cronjob/nightly",
+        "/metrics/job/cronpush/namespace/batch/cronjob/hourly",
+        "/metrics/job/cronpush/namespace/batch/cronjob/gone-before",
+        "/metrics/job/backup/namespace/batch/cronjob/gone-before",
+    ] {
+        push(&gateway, path);
+    }
+    (api, gateway)
+}
+
+#[test]
+fn the_groups_of_deleted_cronjobs_are_deleted_and_nothing_else() {
+    let (api, gateway) = setup();
+    let _webhook = Webhook::start_with_flags(&api.url(), &gateway.base, &["--delete-groups-of-deleted-cronjobs"]);
+    let caught_up = support::eventually(Duration::from_secs(20), || {
+        !groups(&gateway).contains(&"cronpush/batch/gone-before".to_string())
+    });
+    assert!(caught_up, "the group of a CronJob deleted before the webhook started stayed: {:?}", groups(&gateway));
+    assert_eq!(groups(&gateway), ["backup/batch/gone-before", "cronpush/batch/hourly", "cronpush/batch/nightly"]);
+
+    api.remove("cronjobs", "batch", "nightly");
+    let deleted = support::eventually(Duration::from_secs(20), || {
+        !groups(&gateway).contains(&"cronpush/batch/nightly".to_string())
+    });
+    assert!(deleted, "the deleted CronJob's group stayed: {:?}", groups(&gateway));
+    assert_eq!(groups(&gateway), ["backup/batch/gone-before", "cronpush/batch/hourly"]);
+
+    // A CronJob created now pushes to a group that stays.
+    api.put(cronjob("batch", "new"));
+    push(&gateway, "/metrics/job/cronpush/namespace/batch/cronjob/new");
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(groups(&gateway).contains(&"cronpush/batch/new".to_string()));
+}
+
+#[test]
+fn without_the_flag_no_group_is_deleted() {
+    let (api, gateway) = setup();
+    let _webhook = Webhook::start_with(&api.url(), &gateway.base);
+    // The webhook has listed the CronJobs (its resolver's cache) and heard of the deletion.
+    assert!(support::eventually(Duration::from_secs(20), || api.requests("/apis/batch/v1/cronjobs") > 0));
+    api.remove("cronjobs", "batch", "nightly");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(groups(&gateway).len(), 4, "{:?}", groups(&gateway));
+}
