@@ -9,6 +9,7 @@ pub mod certs;
 pub mod contract;
 pub mod exit_status;
 pub mod exposition;
+pub mod fuzzing;
 pub mod gateway;
 pub mod go_duration;
 pub mod logging;

@@ -63,8 +63,9 @@ impl StoreFile {
         path: &Path,
         start_empty_if_damaged: bool,
     ) -> Result<(StoreFile, Vec<Group>, Option<PathBuf>), PersistError> {
+        let cannot_open = |source| PersistError::Open { path: path.into(), source };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| PersistError::Open { path: path.into(), source })?;
+            std::fs::create_dir_all(dir).map_err(cannot_open)?;
         }
         match open_and_read(path) {
             Err(PersistError::Damaged { why, .. }) if start_empty_if_damaged => {
@@ -99,7 +100,21 @@ impl StoreFile {
     }
 }
 
+/// Creates the store file, readable by its owner only (it holds whatever was pushed), unless it
+/// exists. redb makes a new store in an empty file.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Err(e) if e.kind() != ErrorKind::AlreadyExists => Err(e),
+        _ => Ok(()),
+    }
+}
+
 fn open_and_read(path: &Path) -> Result<(StoreFile, Vec<Group>), PersistError> {
+    create_private(path).map_err(|source| PersistError::Open { path: path.into(), source })?;
     let damaged = |why: String| PersistError::Damaged { path: path.into(), why };
     // redb checks every page's checksum on open; in a debug build it may also panic on a file
     // it cannot have written. Either way the file is damaged, not the gateway.
@@ -209,6 +224,11 @@ mod tests {
         let path = dir.path().join("state/gateway.redb");
         let (file, groups, _) = StoreFile::open(&path, false).unwrap();
         assert!(groups.is_empty(), "a first start finds nothing");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
         let mut store = Store::new(&[]);
         store.track_changes();
         let key = GroupingKey::from_path("j", false, "/path@base64/L3Zhci90bXA").unwrap();
