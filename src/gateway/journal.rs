@@ -67,9 +67,12 @@ pub async fn write_changes(gateway: Arc<Gateway>, file: Arc<StoreFile>, mut stop
                 Flushed::Nothing => break,
                 Flushed::Batch => retry_after = Duration::ZERO,
                 Flushed::Failed => {
-                    // A full or failing disk: try again, less and less often, without spinning.
+                    // A full or failing disk: try again, less and less often, without spinning,
+                    // and without holding up a shutdown.
                     retry_after = (retry_after * 2).clamp(Duration::from_millis(100), Duration::from_secs(5));
                     tokio::time::sleep(retry_after).await;
+                    gateway.changed.notify_one();
+                    break;
                 }
             }
         }
