@@ -35,7 +35,7 @@ pub fn sweep(gateway: &Gateway, expire_after: Duration, now: SystemTime) -> usiz
     let cutoff = nanos_since_epoch(now).saturating_sub(limit);
     let expired = gateway.store().expire(cutoff);
     if !expired.is_empty() {
-        // As after a DELETE: the persistence file is rewritten at the next save.
+        // As after a DELETE: the journal writes the removals to the store file.
         gateway.changed.notify_one();
     }
     for key in &expired {
