@@ -621,15 +621,7 @@ fn documented_deploy_flow_fills_the_ca_bundle_with_the_generated_ca() {
     }
 
     let out = tempfile::tempdir().expect("tempdir");
-    let output = Command::new(env!("CARGO_BIN_EXE_cronpush"))
-        .args(["certs", "--service", "cronpush-webhook", "--namespace", "cronpush", "--out"])
-        .arg(out.path())
-        .env_remove("CRONPUSH_SERVICE")
-        .env_remove("CRONPUSH_NAMESPACE")
-        .env_remove("CRONPUSH_CERTS_OUT")
-        .output()
-        .expect("run cronpush certs");
-    let stdout = String::from_utf8(succeeded(&output, "cronpush certs")).expect("UTF-8");
+    let stdout = support::issue_certs(out.path(), &["--service", "cronpush-webhook", "--namespace", "cronpush"]);
     // `$(cat certs/ca-bundle)` drops the trailing newline.
     let ca_bundle = stdout.trim_end_matches('\n');
 

@@ -16,14 +16,7 @@ const PASSWORD: &str = "s3cret";
 
 /// A CA and a serving pair for 127.0.0.1 from `cronpush certs`.
 fn issue(out: &Path) -> Vec<u8> {
-    let status = Command::new(env!("CARGO_BIN_EXE_cronpush"))
-        .args(["certs", "--extra-name", "127.0.0.1", "--out"])
-        .arg(out)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("cronpush certs");
-    assert!(status.success(), "cronpush certs failed");
+    support::issue_certs(out, &["--extra-name", "127.0.0.1"]);
     std::fs::read(out.join("ca.crt")).expect("ca.crt")
 }
 

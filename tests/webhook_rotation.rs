@@ -57,14 +57,7 @@ struct Issued {
 
 impl Issued {
     fn generate(out: &Path) -> Issued {
-        let status = Command::new(env!("CARGO_BIN_EXE_cronpush"))
-            .args(["certs", "--service", SERVICE, "--namespace", NAMESPACE, "--out"])
-            .arg(out)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("run cronpush certs");
-        assert!(status.success(), "cronpush certs failed");
+        support::issue_certs(out, &["--service", SERVICE, "--namespace", NAMESPACE]);
         let read = |name: &str| std::fs::read(out.join(name)).expect("a generated file");
         Issued { ca: read("ca.crt"), cert: read("tls.crt"), key: read("tls.key") }
     }

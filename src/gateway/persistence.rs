@@ -63,9 +63,8 @@ impl StoreFile {
         path: &Path,
         start_empty_if_damaged: bool,
     ) -> Result<(StoreFile, Vec<Group>, Option<PathBuf>), PersistError> {
-        let cannot_open = |source| PersistError::Open { path: path.into(), source };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(cannot_open)?;
+            std::fs::create_dir_all(dir).map_err(|source| PersistError::Open { path: path.into(), source })?;
         }
         match open_and_read(path) {
             Err(PersistError::Damaged { why, .. }) if start_empty_if_damaged => {

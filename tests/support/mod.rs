@@ -261,6 +261,24 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
+/// Runs `cronpush certs --out <out>` with `args`, as a user would (without the CRONPUSH_*
+/// defaults the environment may hold), and returns what it printed: the caBundle. A failure
+/// panics with what the command said.
+pub fn issue_certs(out: &Path, args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_cronpush"))
+        .arg("certs")
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .env_remove("CRONPUSH_SERVICE")
+        .env_remove("CRONPUSH_NAMESPACE")
+        .env_remove("CRONPUSH_CERTS_OUT")
+        .output()
+        .expect("run cronpush certs");
+    assert!(output.status.success(), "cronpush certs failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).expect("UTF-8 caBundle")
+}
+
 /// The path of a peer program that `scripts/test` installs; a clear failure when it is missing.
 pub fn peer(name: &str) -> PathBuf {
     let found = std::env::var_os("PATH")

@@ -49,14 +49,7 @@ impl Webhook {
     pub fn start_with_flags(api_server: &str, gateway_url: &str, flags: &[&str]) -> Webhook {
         let dir = tempfile::tempdir().unwrap();
         let certs = dir.path().join("certs");
-        let status = Command::new(env!("CARGO_BIN_EXE_cronpush"))
-            .args(["certs", "--service", SERVICE, "--namespace", NAMESPACE, "--extra-name", "127.0.0.1", "--out"])
-            .arg(&certs)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success());
+        super::issue_certs(&certs, &["--service", SERVICE, "--namespace", NAMESPACE, "--extra-name", "127.0.0.1"]);
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_cronpush"))
