@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use support::kube_api::FakeApi;
 use support::webhook::{
-    HOST, Webhook, cronjob_owner, env_of, job, patched, pod_review, sample_cronjob, status_annotation,
+    HOST, Webhook, article_pod_review, cronjob_owner, env_of, job, patched, pod_review, sample_cronjob,
+    status_annotation,
 };
 
 // ---- The tests ----------------------------------------------------------------------------
@@ -90,11 +91,8 @@ fn a_job_without_a_cronjob_is_left_alone() {
     let webhook = Webhook::start(&api.url());
     let response = webhook.review(&pod_review("plain"));
     assert!(response.get("patch").is_none() && response.get("patchType").is_none(), "{response}");
-    let metrics = webhook.client(HOST).get(webhook.url("/metrics")).send().unwrap().text().unwrap();
-    assert!(
-        metrics.contains("cronpush_webhook_admissions_total{outcome=\"skipped\",reason=\"not_cronjob_pod\"} 1"),
-        "{metrics}"
-    );
+    let metrics = webhook.metrics();
+    assert!(metrics.contains(&admissions("skipped", "not_cronjob_pod", 1)), "{metrics}");
 }
 
 #[test]
@@ -109,9 +107,134 @@ fn with_the_api_down_the_job_name_decides_and_a_warning_says_so() {
     assert_eq!(status_annotation(&pod)["facts"], "job-name");
     assert_eq!(env_of(&pod, "cronpush-start", "CRONPUSH_CRONJOB").as_deref(), Some("sample-cronjob"));
     assert!(response["warnings"][0].as_str().unwrap().contains("unreachable"), "{response}");
-    // A Job name that no CronJob makes is not guessed at.
+    // A Job name that no CronJob makes is not guessed at: allowed unchanged, and said why.
     let response = webhook.review(&pod_review("hand-made"));
     assert!(response.get("patch").is_none());
+    let warning = response["warnings"][0].as_str().unwrap();
+    assert!(warning.starts_with("cronpush: not injected: Kubernetes API unreachable"), "{response}");
+    let metrics = webhook.metrics();
+    assert!(metrics.contains(&admissions("injected", "job-name", 1)), "{metrics}");
+    assert!(metrics.contains(&admissions("skipped", "api_unreachable", 1)), "{metrics}");
+}
+
+#[test]
+fn a_pod_that_is_no_valid_pod_is_allowed_unchanged_with_a_warning_and_counted() {
+    let api = FakeApi::start();
+    let name = "sample-cronjob-29396160";
+    api.put(job(name, Some(cronjob_owner(true)), json!({})));
+    api.put(sample_cronjob());
+    let webhook = Webhook::start(&api.url());
+    // `spec.containers` a string: no Pod of k8s-openapi's, but a well-formed review.
+    let mut review = pod_review(name);
+    review["request"]["object"]["spec"]["containers"] = json!("main-batch");
+    let response = webhook.review(&review);
+    assert!(response.get("patch").is_none() && response.get("patchType").is_none(), "{response}");
+    let warning = response["warnings"][0].as_str().unwrap();
+    assert!(warning.starts_with("cronpush: not injected: the Pod does not decode"), "{response}");
+    // A Pod without a spec decodes, and cannot be injected either.
+    let mut review = pod_review(name);
+    review["request"]["object"].as_object_mut().unwrap().remove("spec");
+    let response = webhook.review(&review);
+    assert!(response.get("patch").is_none(), "{response}");
+    assert!(response["warnings"][0].as_str().unwrap().contains("no spec"), "{response}");
+    let metrics = webhook.metrics();
+    assert!(metrics.contains(&admissions("skipped", "malformed_pod", 2)), "{metrics}");
+    assert!(!metrics.contains("outcome=\"malformed\""), "a review that parsed is no malformed review: {metrics}");
+    // The webhook is still well: a good Pod after them is injected.
+    let review = pod_review(name);
+    assert_eq!(status_annotation(&patched(&review, &webhook.review(&review)))["facts"], "api");
+}
+
+#[test]
+fn a_job_or_cronjob_the_api_does_not_know_gets_no_injection_and_a_warning() {
+    let api = FakeApi::start();
+    let webhook = Webhook::start(&api.url());
+    // The Job is gone (404): its name looks like a CronJob's run, but the API, which answered,
+    // is believed over the name; the Pod is allowed unchanged.
+    let gone = "sample-cronjob-29396160";
+    let response = webhook.review(&pod_review(gone));
+    assert!(response.get("patch").is_none() && response.get("patchType").is_none(), "{response}");
+    assert_eq!(response["warnings"], json!([format!("cronpush: not injected: Job batch/{gone} not found")]));
+    assert!(api.requests(&format!("/apis/batch/v1/namespaces/batch/jobs/{gone}")) >= 1, "the Job was asked for");
+    // The Job is there and names a CronJob that is gone (404).
+    let orphan = "sample-cronjob-29396161";
+    api.put(job(orphan, Some(cronjob_owner(true)), json!({})));
+    let response = webhook.review(&pod_review(orphan));
+    assert!(response.get("patch").is_none() && response.get("patchType").is_none(), "{response}");
+    assert_eq!(response["warnings"], json!(["cronpush: not injected: CronJob batch/sample-cronjob not found"]));
+    assert!(api.requests("/apis/batch/v1/namespaces/batch/cronjobs/sample-cronjob") >= 1, "the CronJob was asked for");
+    let metrics = webhook.metrics();
+    assert!(metrics.contains(&admissions("skipped", "unknown_owner", 2)), "{metrics}");
+    assert!(!metrics.contains("outcome=\"injected\""), "{metrics}");
+}
+
+#[test]
+fn the_articles_pod_keeps_its_pusher_first_and_only_the_sidecar_gets_the_token() {
+    let api = FakeApi::start();
+    let name = "sample-cronjob-29396160";
+    api.put(job(name, Some(cronjob_owner(true)), json!({})));
+    api.put(sample_cronjob());
+    let webhook = Webhook::start(&api.url());
+    for automount in [true, false] {
+        let review = article_pod_review(name, automount);
+        let original = &review["request"]["object"];
+        let response = webhook.review(&review);
+        let pod = patched(&review, &response);
+        let raw = serde_json::to_value(&pod).unwrap();
+        let spec = pod.spec.as_ref().unwrap();
+        let init = spec.init_containers.as_ref().unwrap();
+        let names: Vec<&str> = init.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["push-metrics", "cronpush-start", "cronpush-sidecar"], "automount {automount}");
+        assert_eq!(raw["spec"]["initContainers"][0], original["spec"]["initContainers"][0], "push-metrics unchanged");
+        assert_eq!(raw["spec"]["containers"], original["spec"]["containers"], "main-batch unchanged");
+        assert_eq!(spec.automount_service_account_token, (!automount).then_some(false));
+        let (start, sidecar) = (&init[1], &init[2]);
+        assert_eq!(sidecar.restart_policy.as_deref(), Some("Always"), "a native sidecar");
+        assert_eq!(start.restart_policy, None, "a regular init container");
+        for ours in [start, sidecar] {
+            let sc = ours.security_context.as_ref().unwrap();
+            assert_eq!(sc.run_as_non_root, Some(true), "{}", ours.name);
+            assert!(sc.run_as_user.is_some_and(|uid| uid != 0), "{}", ours.name);
+            assert_eq!(sc.allow_privilege_escalation, Some(false), "{}", ours.name);
+            assert_eq!(sc.privileged, None, "{}", ours.name);
+            let capabilities = sc.capabilities.as_ref().unwrap();
+            assert_eq!((capabilities.drop.as_deref(), capabilities.add.as_ref()), (Some(&["ALL".into()][..]), None));
+            assert_eq!(sc.seccomp_profile.as_ref().unwrap().type_, "RuntimeDefault", "{}", ours.name);
+            assert_eq!(sc.read_only_root_filesystem, Some(true), "{}", ours.name);
+            assert_eq!(ours.image.as_deref(), Some("cronpush:test"));
+        }
+        // The projected token of our audience, mounted into the sidecar and nowhere else.
+        let volumes = spec.volumes.as_ref().unwrap();
+        let tokens: Vec<_> = volumes
+            .iter()
+            .filter(|v| {
+                let sources = v.projected.iter().flat_map(|p| p.sources.iter().flatten());
+                sources
+                    .filter_map(|s| s.service_account_token.as_ref())
+                    .any(|t| t.audience.as_deref() == Some("cronpush"))
+            })
+            .collect();
+        assert_eq!(tokens.len(), 1, "one token volume of our audience: {volumes:?}");
+        let token = &tokens[0].name;
+        let mounting: Vec<&str> = init
+            .iter()
+            .chain(&spec.containers)
+            .filter(|c| c.volume_mounts.iter().flatten().any(|m| &m.name == token))
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(mounting, ["cronpush-sidecar"], "automount {automount}");
+        let mount = sidecar.volume_mounts.iter().flatten().find(|m| &m.name == token).unwrap();
+        assert_eq!(mount.read_only, Some(true));
+        let token_file = env_of(&pod, "cronpush-sidecar", "CRONPUSH_TOKEN_FILE").unwrap();
+        assert!(token_file.starts_with(&format!("{}/", mount.mount_path.trim_end_matches('/'))), "{token_file}");
+        // The cluster's own API token is none of ours: our containers mount nothing else.
+        assert!(start.volume_mounts.is_none(), "{:?}", start.volume_mounts);
+        assert_eq!(sidecar.volume_mounts.as_ref().unwrap().len(), 1);
+        // Reinvoked on its own result, it changes nothing.
+        let mut again = review.clone();
+        again["request"]["object"] = raw;
+        assert!(webhook.review(&again).get("patch").is_none());
+    }
 }
 
 #[test]
@@ -133,7 +256,7 @@ fn an_api_server_older_than_1_29_gets_no_injection_and_a_reason() {
     };
     assert!(response.get("patch").is_none(), "a 1.28 cluster must not get native sidecars: {response}");
     assert!(response["warnings"][0].as_str().unwrap().contains("1.28+"), "{response}");
-    let metrics = webhook.client(HOST).get(webhook.url("/metrics")).send().unwrap().text().unwrap();
+    let metrics = webhook.metrics();
     assert!(metrics.contains("reason=\"unsupported_kubernetes\""), "{metrics}");
 }
 
@@ -144,9 +267,27 @@ fn bad_reviews_get_400_and_the_certificate_is_checked_for_the_service_name() {
     let reply = webhook.client(HOST).post(webhook.url("/mutate")).body("{not json").send().unwrap();
     assert_eq!(reply.status(), 400);
     assert!(reply.text().unwrap().contains("malformed AdmissionReview"));
+    let mut no_uid = pod_review("x");
+    no_uid["request"].as_object_mut().unwrap().remove("uid");
+    let mut v1beta1 = pod_review("x");
+    v1beta1["apiVersion"] = json!("admission.k8s.io/v1beta1");
+    let mut no_request = pod_review("x");
+    no_request.as_object_mut().unwrap().remove("request");
+    for (body, says) in [(no_uid, "uid"), (v1beta1, "admission.k8s.io/v1beta1"), (no_request, "no request")] {
+        let reply = webhook.client(HOST).post(webhook.url("/mutate")).body(body.to_string()).send().unwrap();
+        assert_eq!(reply.status(), 400, "{body}");
+        let text = reply.text().unwrap();
+        assert!(text.starts_with("malformed AdmissionReview: ") && text.contains(says), "{text}");
+    }
+    assert!(webhook.metrics().contains(&admissions("malformed", "", 4)));
     let wrong =
         webhook.client("evil.example.com").get(format!("https://evil.example.com:{}/healthz", webhook.address.port()));
     assert!(wrong.send().is_err(), "a name outside the certificate must fail verification");
     let plain = reqwest::blocking::get(format!("http://{}/healthz", webhook.address));
     assert!(plain.is_err() || !plain.unwrap().status().is_success(), "no plain HTTP");
+}
+
+/// The series of `cronpush_webhook_admissions_total` for an outcome and reason, with its count.
+fn admissions(outcome: &str, reason: &str, count: u64) -> String {
+    format!("cronpush_webhook_admissions_total{{outcome=\"{outcome}\",reason=\"{reason}\"}} {count}\n")
 }

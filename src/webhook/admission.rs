@@ -1,28 +1,71 @@
 //! AdmissionReview `admission.k8s.io/v1` on the wire: the request read with kube's types, the
 //! response written here, because kube's `AdmissionResponse` serializes `patch` as an array of
 //! numbers (kube-rs#1781) where the API server wants a base64 string.
+//!
+//! The review and the Pod it carries are read apart: a body that is no AdmissionReview is the
+//! caller's mistake (HTTP 400), but a Pod this build's types cannot read is an internal error,
+//! answered like every other one, allowed and unchanged (see `admit`).
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use json_patch::PatchOperation;
 use k8s_openapi::api::core::v1::Pod;
-use kube::core::admission::{AdmissionRequest, AdmissionReview};
-use serde_json::json;
+use kube::core::TypeMeta;
+use kube::core::admission::{AdmissionRequest, META_API_VERSION_V1, META_KIND};
+use serde_json::{Value, json};
 
 /// The API server shows warnings to the client; it asks for fewer than 120 characters each.
 const WARNING_LIMIT: usize = 120;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReviewError {
-    #[error("malformed AdmissionReview: {0}")]
-    Malformed(#[from] serde_json::Error),
-    #[error("the AdmissionReview carries no request")]
+    #[error("malformed AdmissionReview: not JSON: {0}")]
+    NotJson(serde_json::Error),
+    #[error("malformed AdmissionReview: {api_version:?} {kind:?} is not {META_API_VERSION_V1} {META_KIND}")]
+    WrongType { api_version: String, kind: String },
+    #[error("malformed AdmissionReview: it carries no request")]
     NoRequest,
+    #[error("malformed AdmissionReview: unreadable request: {0}")]
+    BadRequest(serde_json::Error),
+    #[error("malformed AdmissionReview: the request has no uid")]
+    NoUid,
 }
 
-pub fn parse(body: &[u8]) -> Result<AdmissionRequest<Pod>, ReviewError> {
-    let review: AdmissionReview<Pod> = serde_json::from_slice(body)?;
-    review.try_into().map_err(|_| ReviewError::NoRequest)
+/// A review as read off the wire.
+#[derive(Debug)]
+pub struct Review {
+    /// The request; its `object` is the Pod when the Pod decodes, and `old_object` is never
+    /// read (only CREATE is admitted).
+    pub request: AdmissionRequest<Pod>,
+    /// Why `request.object` is empty although the review carried an object.
+    pub undecodable_pod: Option<serde_json::Error>,
+}
+
+pub fn parse(body: &[u8]) -> Result<Review, ReviewError> {
+    let mut review: Value = serde_json::from_slice(body).map_err(ReviewError::NotJson)?;
+    let text = |key: &str| review.get(key).and_then(Value::as_str).unwrap_or_default().to_string();
+    let (api_version, kind) = (text("apiVersion"), text("kind"));
+    if api_version != META_API_VERSION_V1 || kind != META_KIND {
+        return Err(ReviewError::WrongType { api_version, kind });
+    }
+    let mut raw = review.get_mut("request").map(Value::take).filter(|r| !r.is_null()).ok_or(ReviewError::NoRequest)?;
+    // Taken out before the typed read, so that an object that is no Pod fails alone.
+    let object = raw.get_mut("object").map(Value::take).filter(|o| !o.is_null());
+    if let Some(old) = raw.get_mut("oldObject") {
+        *old = Value::Null;
+    }
+    let mut request: AdmissionRequest<Pod> = serde_json::from_value(raw).map_err(ReviewError::BadRequest)?;
+    if request.uid.is_empty() {
+        return Err(ReviewError::NoUid);
+    }
+    request.types = TypeMeta { api_version, kind };
+    let mut undecodable_pod = None;
+    match object.map(serde_json::from_value::<Pod>) {
+        Some(Ok(pod)) => request.object = Some(pod),
+        Some(Err(e)) => undecodable_pod = Some(e),
+        None => {}
+    }
+    Ok(Review { request, undecodable_pod })
 }
 
 /// The answer to one review: always allowed, with a patch or without.

@@ -4,11 +4,8 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Pod;
-use kube::core::admission::AdmissionRequest;
-
-use super::admission::Answer;
-use super::injection::{self, InjectionConfig};
+use super::admission::{Answer, Review};
+use super::injection::{self, InjectionConfig, InjectionError};
 use super::resolve::{self, FactsSource, Resolution, Resolve};
 use super::selection::{self, SkipReason};
 
@@ -28,14 +25,21 @@ pub enum Outcome {
 }
 
 impl Admitter {
-    pub async fn admit(&self, request: &AdmissionRequest<Pod>) -> (Answer, Outcome) {
+    pub async fn admit(&self, review: &Review) -> (Answer, Outcome) {
+        let request = &review.request;
         let candidate = match selection::select(request, &self.excluded_namespaces) {
             Ok(candidate) => candidate,
+            Err(SkipReason::MalformedPod) => {
+                let why = match &review.undecodable_pod {
+                    Some(e) => format!("the Pod does not decode: {e}"),
+                    None => "the review carries no Pod".to_string(),
+                };
+                return not_injected(vec![], why, SkipReason::MalformedPod);
+            }
             Err(reason) => return (Answer::default(), Outcome::Skipped(reason)),
         };
         if let Some(why) = self.resolver.unsupported() {
-            let answer = Answer { patch: None, warnings: vec![format!("cronpush: not injected: {why}")] };
-            return (answer, Outcome::Skipped(SkipReason::UnsupportedKubernetes));
+            return not_injected(vec![], why, SkipReason::UnsupportedKubernetes);
         }
         let mut warnings = Vec::new();
         let resolution = tokio::time::timeout(self.resolve_timeout, self.resolver.resolve(&candidate))
@@ -44,6 +48,7 @@ impl Admitter {
         let facts = match resolution {
             Resolution::Run(facts) => facts,
             Resolution::NotCronJob => return (Answer::default(), Outcome::Skipped(SkipReason::NotCronJobPod)),
+            Resolution::UnknownOwner(why) => return not_injected(warnings, why, SkipReason::UnknownOwner),
             Resolution::Unreachable(why) => match resolve::from_job_name(&candidate.job_name) {
                 Some(facts) => {
                     warnings
@@ -51,10 +56,8 @@ impl Admitter {
                     facts
                 }
                 None => {
-                    return (
-                        Answer { patch: None, warnings: vec![format!("cronpush: not injected: {why}")] },
-                        Outcome::Skipped(SkipReason::NotCronJobPod),
-                    );
+                    let why = format!("Kubernetes API unreachable ({why}) and the Job name names no CronJob run");
+                    return not_injected(warnings, why, SkipReason::ApiUnreachable);
                 }
             },
         };
@@ -65,9 +68,18 @@ impl Admitter {
                 (Answer { patch: Some(injection.ops), warnings }, Outcome::Injected(facts.source))
             }
             Err(e) => {
-                warnings.push(format!("cronpush: not injected: {e}"));
-                (Answer { patch: None, warnings }, Outcome::Skipped(SkipReason::NameCollision))
+                let reason = match e {
+                    InjectionError::VolumeNameTaken => SkipReason::NameCollision,
+                    InjectionError::NoSpec => SkipReason::MalformedPod,
+                };
+                not_injected(warnings, e.to_string(), reason)
             }
         }
     }
+}
+
+/// The Pod allowed unchanged, with the warnings so far and one saying why nothing was injected.
+fn not_injected(mut warnings: Vec<String>, why: impl std::fmt::Display, reason: SkipReason) -> (Answer, Outcome) {
+    warnings.push(format!("cronpush: not injected: {why}"));
+    (Answer { patch: None, warnings }, Outcome::Skipped(reason))
 }

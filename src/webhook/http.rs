@@ -39,20 +39,21 @@ pub fn app(state: Arc<WebhookState>) -> Router {
 
 async fn mutate(State(state): State<Arc<WebhookState>>, body: Bytes) -> Response {
     let started = Instant::now();
-    let request = match admission::parse(&body) {
-        Ok(request) => request,
+    let review = match admission::parse(&body) {
+        Ok(review) => review,
         Err(e) => {
             state.metrics.observe(None, started.elapsed());
             tracing::warn!(error = %e, "refused a malformed AdmissionReview");
             return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response();
         }
     };
-    let (answer, outcome) = state.admitter.admit(&request).await;
+    let (answer, outcome) = state.admitter.admit(&review).await;
     state.metrics.observe(Some(outcome), started.elapsed());
+    let request = &review.request;
     let pod = request.object.as_ref().and_then(|p| p.metadata.generate_name.clone()).unwrap_or_default();
     tracing::debug!(uid = %request.uid, namespace = ?request.namespace, pod = %pod, ?outcome, "admitted");
     for warning in &answer.warnings {
-        tracing::warn!(uid = %request.uid, pod = %pod, "{warning}");
+        tracing::warn!(uid = %request.uid, pod = %pod, ?outcome, "{warning}");
     }
     ([(header::CONTENT_TYPE, "application/json")], admission::respond(&request.uid, &answer)).into_response()
 }

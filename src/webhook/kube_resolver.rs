@@ -53,8 +53,13 @@ impl KubeResolver {
         let job = match self.jobs.get(&key) {
             Some(job) => job,
             None => {
-                match Api::<Job>::namespaced(self.client.clone(), &candidate.namespace).get(&candidate.job_name).await {
-                    Ok(job) => Arc::new(job),
+                let api = Api::<Job>::namespaced(self.client.clone(), &candidate.namespace);
+                match api.get_opt(&candidate.job_name).await {
+                    Ok(Some(job)) => Arc::new(job),
+                    Ok(None) => {
+                        let why = format!("Job {}/{} not found", candidate.namespace, candidate.job_name);
+                        return Resolution::UnknownOwner(why);
+                    }
                     Err(e) => return Resolution::Unreachable(format!("reading Job {}: {e}", candidate.job_name)),
                 }
             }
@@ -66,8 +71,12 @@ impl KubeResolver {
         let cronjob = match self.cronjobs.get(&key) {
             Some(cronjob) => cronjob,
             None => {
-                match Api::<CronJob>::namespaced(self.client.clone(), &candidate.namespace).get(&owner.name).await {
-                    Ok(cronjob) => Arc::new(cronjob),
+                match Api::<CronJob>::namespaced(self.client.clone(), &candidate.namespace).get_opt(&owner.name).await {
+                    Ok(Some(cronjob)) => Arc::new(cronjob),
+                    Ok(None) => {
+                        let why = format!("CronJob {}/{} not found", candidate.namespace, owner.name);
+                        return Resolution::UnknownOwner(why);
+                    }
                     Err(e) => return Resolution::Unreachable(format!("reading CronJob {}: {e}", owner.name)),
                 }
             }

@@ -94,7 +94,8 @@ impl WebhookMetrics {
             ),
             family(
                 "cronpush_webhook_admissions_total",
-                "AdmissionReviews answered, by outcome (injected, skipped, malformed) and reason.",
+                "AdmissionReviews answered, by outcome (injected, skipped, malformed) and reason; \
+                 the reasons malformed_pod, api_unreachable and unknown_owner are internal errors, answered open.",
                 MetricType::Counter,
                 admissions,
             ),

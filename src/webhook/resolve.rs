@@ -45,6 +45,9 @@ pub enum Resolution {
     Run(RunFacts),
     /// The Job exists and no CronJob owns it.
     NotCronJob,
+    /// The API answered that the Job or its CronJob does not exist (deleted meanwhile); no
+    /// fallback, since the Job's name would describe a run that is gone.
+    UnknownOwner(String),
     /// The API could not answer; the reason goes into a warning and the log.
     Unreachable(String),
 }

@@ -15,7 +15,8 @@ pub struct Candidate {
     pub job_uid: String,
 }
 
-/// Why a Pod was left alone; each is a label value of the webhook's own metrics.
+/// Why a Pod was left alone; each is a label value of the webhook's own metrics. The last three
+/// are internal errors, answered open (allowed, unchanged, with a warning).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SkipReason {
     NotPodCreate,
@@ -24,8 +25,15 @@ pub enum SkipReason {
     OptedOut,
     AlreadyInjected,
     ExcludedNamespace,
+    /// The Pod already has a volume of our name.
     NameCollision,
     UnsupportedKubernetes,
+    /// The review's Pod is missing, does not decode, or has no spec.
+    MalformedPod,
+    /// The API could not be asked, and the Job's name gives nothing to fall back on.
+    ApiUnreachable,
+    /// The API answered that the Pod's Job, or the Job's CronJob, does not exist.
+    UnknownOwner,
 }
 
 impl SkipReason {
@@ -39,6 +47,9 @@ impl SkipReason {
             SkipReason::ExcludedNamespace => "excluded_namespace",
             SkipReason::NameCollision => "name_collision",
             SkipReason::UnsupportedKubernetes => "unsupported_kubernetes",
+            SkipReason::MalformedPod => "malformed_pod",
+            SkipReason::ApiUnreachable => "api_unreachable",
+            SkipReason::UnknownOwner => "unknown_owner",
         }
     }
 }
@@ -48,7 +59,7 @@ pub fn select(request: &AdmissionRequest<Pod>, excluded_namespaces: &[String]) -
     if !is_pod || request.operation != Operation::Create || !request.sub_resource.as_deref().unwrap_or("").is_empty() {
         return Err(SkipReason::NotPodCreate);
     }
-    let pod = request.object.as_ref().ok_or(SkipReason::NotPodCreate)?;
+    let pod = request.object.as_ref().ok_or(SkipReason::MalformedPod)?;
     // Job pods are created with generateName and often without metadata.namespace; the
     // request's namespace is the one that counts.
     let namespace = request.namespace.clone().or_else(|| pod.metadata.namespace.clone()).unwrap_or_default();

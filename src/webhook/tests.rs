@@ -122,7 +122,7 @@ fn inject(pod: &Value) -> Value {
 
 #[test]
 fn selects_job_pods_from_the_request() {
-    let request = admission::parse(&review(article_pod(29_396_160))).unwrap();
+    let request = admission::parse(&review(article_pod(29_396_160))).unwrap().request;
     let candidate = selection::select(&request, &[]).unwrap();
     assert_eq!(candidate.namespace, "batch", "taken from the request: the object has none");
     assert_eq!(candidate.job_name, "sample-cronjob-29396160");
@@ -133,21 +133,27 @@ fn selects_job_pods_from_the_request() {
 fn leaves_other_pods_alone() {
     let mut plain = article_pod(1);
     plain["metadata"].as_object_mut().unwrap().remove("ownerReferences");
-    let request = admission::parse(&review(plain)).unwrap();
+    let request = admission::parse(&review(plain)).unwrap().request;
     assert_eq!(selection::select(&request, &[]), Err(SkipReason::NotJobPod));
 
     let mut replica_set = article_pod(1);
     replica_set["metadata"]["ownerReferences"][0]["kind"] = json!("ReplicaSet");
     replica_set["metadata"]["ownerReferences"][0]["apiVersion"] = json!("apps/v1");
-    assert_eq!(selection::select(&admission::parse(&review(replica_set)).unwrap(), &[]), Err(SkipReason::NotJobPod));
+    assert_eq!(
+        selection::select(&admission::parse(&review(replica_set)).unwrap().request, &[]),
+        Err(SkipReason::NotJobPod)
+    );
 
     let mut opted_out = article_pod(1);
     opted_out["metadata"]["labels"]["cronpush.io/inject"] = json!("disabled");
-    assert_eq!(selection::select(&admission::parse(&review(opted_out)).unwrap(), &[]), Err(SkipReason::OptedOut));
+    assert_eq!(
+        selection::select(&admission::parse(&review(opted_out)).unwrap().request, &[]),
+        Err(SkipReason::OptedOut)
+    );
 
     let mut update: Value = serde_json::from_slice(&review(article_pod(1))).unwrap();
     update["request"]["operation"] = json!("UPDATE");
-    let request = admission::parse(&serde_json::to_vec(&update).unwrap()).unwrap();
+    let request = admission::parse(&serde_json::to_vec(&update).unwrap()).unwrap().request;
     assert_eq!(selection::select(&request, &[]), Err(SkipReason::NotPodCreate));
 }
 
@@ -208,7 +214,7 @@ fn injected_containers_pass_the_restricted_profile() {
 #[test]
 fn injection_is_idempotent() {
     let once = inject(&article_pod(1));
-    let request = admission::parse(&review(once)).unwrap();
+    let request = admission::parse(&review(once)).unwrap().request;
     assert_eq!(selection::select(&request, &[]), Err(SkipReason::AlreadyInjected));
 }
 
@@ -251,9 +257,50 @@ fn the_answer_is_a_v1_review_with_a_base64_patch_and_short_warnings() {
 
 #[test]
 fn malformed_reviews_are_errors_not_panics() {
-    for body in [&b""[..], b"{", b"{}", b"[]", b"{\"request\": 5}", b"\xff\xfe"] {
-        assert!(admission::parse(body).is_err(), "{:?}", String::from_utf8_lossy(body));
+    let v1 = r#""apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview""#;
+    let no_uid = format!(
+        r#"{{{v1}, "request": {{"uid": "", "kind": {{"group": "", "version": "v1", "kind": "Pod"}},
+        "resource": {{"group": "", "version": "v1", "resource": "pods"}}, "operation": "CREATE", "userInfo": {{}}}}}}"#
+    );
+    let bodies: Vec<Vec<u8>> = [
+        &b""[..],
+        b"{",
+        b"{}",
+        b"[]",
+        b"{\"request\": 5}",
+        b"\xff\xfe",
+        format!("{{{v1}}}").as_bytes(),
+        format!("{{{v1}, \"request\": null}}").as_bytes(),
+        format!("{{{v1}, \"request\": 5}}").as_bytes(),
+        no_uid.as_bytes(),
+    ]
+    .into_iter()
+    .map(<[u8]>::to_vec)
+    .collect();
+    for body in bodies {
+        let error = admission::parse(&body).unwrap_err();
+        assert!(error.to_string().starts_with("malformed AdmissionReview: "), "{error}");
     }
+    let mut old: Value = serde_json::from_slice(&review(article_pod(1))).unwrap();
+    old["apiVersion"] = json!("admission.k8s.io/v1beta1");
+    let error = admission::parse(&serde_json::to_vec(&old).unwrap()).unwrap_err();
+    assert!(error.to_string().contains("\"admission.k8s.io/v1beta1\""), "{error}");
+}
+
+#[test]
+fn a_pod_that_does_not_decode_still_leaves_a_review_to_answer() {
+    let mut pod = article_pod(1);
+    pod["spec"]["containers"] = json!("main-batch");
+    let parsed = admission::parse(&review(pod)).unwrap();
+    assert_eq!(parsed.request.uid, "705ab4f5-6393-11e8-b7cc-42010a800002");
+    assert!(parsed.request.object.is_none());
+    assert!(parsed.undecodable_pod.unwrap().to_string().contains("invalid type"));
+    assert_eq!(selection::select(&parsed.request, &[]), Err(SkipReason::MalformedPod));
+    // An unreadable old object does not matter: only the new one is admitted.
+    let mut update: Value = serde_json::from_slice(&review(article_pod(1))).unwrap();
+    update["request"]["oldObject"] = json!({"spec": 7});
+    let parsed = admission::parse(&serde_json::to_vec(&update).unwrap()).unwrap();
+    assert!(parsed.undecodable_pod.is_none() && parsed.request.object.is_some());
 }
 
 fn sidecar_env(pod: &Value, name: &str) -> Option<String> {

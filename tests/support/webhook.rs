@@ -103,6 +103,13 @@ impl Webhook {
             .unwrap()
     }
 
+    /// The webhook's own `/metrics` text.
+    pub fn metrics(&self) -> String {
+        let reply = self.client(HOST).get(self.url("/metrics")).send().unwrap();
+        assert_eq!(reply.status(), 200);
+        reply.text().unwrap()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("https://{HOST}:{}{path}", self.address.port())
     }
@@ -166,6 +173,49 @@ pub fn pod_review(job: &str) -> Value {
             "oldObject": null, "dryRun": false
         }
     })
+}
+
+/// The review of the Pod the Job controller creates from the article's cronjob.yaml (an init
+/// container `push-metrics` that pushes to the Pi, a busybox main container), as the webhook
+/// receives it: after defaulting and the ServiceAccount admission plugin, which mounts the
+/// `kube-api-access` token into every container unless the Pod sets
+/// `automountServiceAccountToken: false`.
+pub fn article_pod_review(job: &str, automount: bool) -> Value {
+    let mut review = pod_review(job);
+    let pod = &mut review["request"]["object"];
+    let api_access = json!({"name": "kube-api-access-7x2kq", "readOnly": true,
+                            "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"});
+    let container = |name: &str, image: &str, args: Value, pull: &str| {
+        let mut c = json!({"name": name, "image": image, "args": args, "resources": {},
+                           "terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "File",
+                           "imagePullPolicy": pull});
+        if automount {
+            c["volumeMounts"] = json!([api_access]);
+        }
+        c
+    };
+    pod["metadata"]["labels"]["batch.kubernetes.io/controller-uid"] = json!("job-uid");
+    pod["metadata"]["labels"]["controller-uid"] = json!("job-uid");
+    pod["spec"] = json!({
+        "initContainers": [container("push-metrics", "uzimihsr/golang-sample-job:latest",
+                                     json!(["--endpoint=192.168.3.200:9091"]), "IfNotPresent")],
+        "containers": [container("main-batch", "busybox",
+                                 json!(["/bin/sh", "-c", "date; echo Hello from the Kubernetes cluster"]), "Always")],
+        "restartPolicy": "Never", "terminationGracePeriodSeconds": 30, "dnsPolicy": "ClusterFirst",
+        "serviceAccountName": "default", "serviceAccount": "default", "securityContext": {},
+        "schedulerName": "default-scheduler", "priority": 0, "enableServiceLinks": true,
+        "preemptionPolicy": "PreemptLowerPriority"
+    });
+    if automount {
+        let namespace_field = json!({"apiVersion": "v1", "fieldPath": "metadata.namespace"});
+        pod["spec"]["volumes"] = json!([{"name": "kube-api-access-7x2kq", "projected": {"defaultMode": 420, "sources": [
+            {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+            {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+            {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": namespace_field}]}}]}}]);
+    } else {
+        pod["spec"]["automountServiceAccountToken"] = json!(false);
+    }
+    review
 }
 
 /// The Pod after the response's patch, decoded from base64 and applied with json-patch.
