@@ -27,6 +27,12 @@ pub struct ExitReport {
     pub complete: bool,
     /// The main containers (`spec.containers`, not init containers or sidecars), in spec order.
     pub containers: Vec<ContainerExit>,
+    /// The Pod's own `status.reason`, set when the Pod as a whole was ended: `DeadlineExceeded`
+    /// (its `activeDeadlineSeconds` passed), `Evicted`, a node shutdown. Its containers then
+    /// show only a generic `Error` or no end at all. Optional on the wire, so that sidecars and
+    /// relays from before it understand each other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,6 +84,7 @@ impl ExitReport {
             uid: pod.metadata.uid.clone().unwrap_or_default(),
             complete: !containers.is_empty() && containers.iter().all(|c| c.terminated.is_some()),
             containers,
+            reason: pod.status.as_ref().and_then(|s| s.reason.clone()).filter(|r| !r.is_empty()),
         }
     }
 }
@@ -151,13 +158,18 @@ mod tests {
     use serde_json::json;
 
     fn pod(statuses: serde_json::Value) -> Pod {
+        pod_ended_as(statuses, None)
+    }
+
+    /// A Pod with the main containers' statuses and the Pod's own `status.reason`.
+    fn pod_ended_as(statuses: serde_json::Value, reason: Option<&str>) -> Pod {
         serde_json::from_value(json!({
             "metadata": {"name": "backup-29396160-x7k2p", "namespace": "ops", "uid": "pod-uid"},
             "spec": {"initContainers": [{"name": "cronpush-start"}, {"name": "cronpush-sidecar", "restartPolicy": "Always"}],
                      "containers": [{"name": "main"}, {"name": "helper"}]},
             "status": {"initContainerStatuses": [{"name": "cronpush-sidecar", "image": "", "imageID": "", "ready": true, "restartCount": 0,
                                                   "state": {"running": {"startedAt": "2025-11-22T00:00:01Z"}}}],
-                       "containerStatuses": statuses}
+                       "containerStatuses": statuses, "reason": reason}
         }))
         .unwrap()
     }
@@ -210,5 +222,27 @@ mod tests {
         let text = serde_json::to_string(&report).unwrap();
         assert!(text.contains("\"exitCode\":143") && text.contains("\"signal\":15"), "{text}");
         assert_eq!(serde_json::from_str::<ExitReport>(&text).unwrap(), report);
+    }
+
+    #[test]
+    fn the_pods_own_reason_is_reported_and_optional_on_the_wire() {
+        let ended = json!([
+            status("main", json!({"terminated": {"exitCode": 137, "reason": "Error"}})),
+            status("helper", json!({"terminated": {"exitCode": 0, "reason": "Completed"}})),
+        ]);
+        let report = ExitReport::from_pod(&pod_ended_as(ended.clone(), Some("DeadlineExceeded")));
+        assert_eq!(report.reason.as_deref(), Some("DeadlineExceeded"));
+        let text = serde_json::to_string(&report).unwrap();
+        assert!(text.contains("\"reason\":\"DeadlineExceeded\""), "{text}");
+        assert_eq!(serde_json::from_str::<ExitReport>(&text).unwrap(), report);
+        // A Pod ended by its containers has no reason of its own, and says none.
+        let plain = ExitReport::from_pod(&pod(ended));
+        assert_eq!(plain.reason, None);
+        let text = serde_json::to_string(&plain).unwrap();
+        assert!(!text.contains("\"reason\":null"), "{text}");
+        // An answer of a relay from before the field reads as no reason.
+        let old: ExitReport =
+            serde_json::from_str(r#"{"namespace":"ops","pod":"p","uid":"u","complete":true,"containers":[]}"#).unwrap();
+        assert_eq!(old.reason, None);
     }
 }

@@ -139,9 +139,13 @@ fn wrong_missing_or_foreign_tokens_get_no_pod_data() {
     api.add_token("earlier-pod-token", identity(POD, "uid-of-an-earlier-pod", "cronpush"));
     let unbound = TokenIdentity { pod_name: String::new(), ..identity(POD, POD_UID, "cronpush") };
     api.add_token("unbound-token", unbound);
-    let cases: [(Option<&str>, String, u16, &str); 8] = [
+    // The Pod's own token, once its hour is over (the kubelet failed to rotate it).
+    api.add_token("expired-token", identity(POD, POD_UID, "cronpush"));
+    api.add_expired_token("expired-token");
+    let cases: [(Option<&str>, String, u16, &str); 9] = [
         (None, String::new(), 401, "bearer token"),
         (Some("forged"), String::new(), 401, "refused"),
+        (Some("expired-token"), format!("?namespace=ops&pod={POD}"), 401, "token has expired"),
         (Some("api-server-token"), String::new(), 401, "refused"),
         (Some("other-pod-token"), format!("?namespace=ops&pod={POD}"), 403, "not to the Pod asked about"),
         (Some("sidecar-token"), "?namespace=ops&pod=other-29396160-abcde".into(), 403, "not to the Pod asked about"),
@@ -157,6 +161,31 @@ fn wrong_missing_or_foreign_tokens_get_no_pod_data() {
     }
     let reply = webhook.client(HOST).get(webhook.url("/v1/exit-status")).send().unwrap();
     assert_eq!(reply.headers()["www-authenticate"], "Bearer");
+}
+
+#[test]
+fn a_pod_ended_whole_is_answered_with_its_own_reason() {
+    let (api, webhook) = setup();
+    // activeDeadlineSeconds passed: the kubelet kills the containers and marks the Pod.
+    api.modify("pods", "ops", POD, |pod| {
+        pod["status"]["phase"] = json!("Failed");
+        pod["status"]["reason"] = json!("DeadlineExceeded");
+        pod["status"]["message"] = json!("Pod was active on the node longer than the specified deadline");
+        pod["status"]["containerStatuses"] = json!([
+            container_status("main", terminated(137, "Error")),
+            container_status("uploader", terminated(137, "Error"))
+        ]);
+    });
+    let (status, body) = ask(&webhook, Some("sidecar-token"), "?wait=5");
+    assert_eq!(status, 200, "{body}");
+    let report: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((report["complete"].clone(), report["reason"].clone()), (json!(true), json!("DeadlineExceeded")));
+    assert_eq!(report["containers"][0]["terminated"]["reason"], "Error");
+    // A Pod whose containers ended by themselves has no reason of its own to answer.
+    let (api, webhook) = setup();
+    finish(&api, terminated(0, "Completed"), terminated(0, "Completed"));
+    let (_, body) = ask(&webhook, Some("sidecar-token"), "?wait=5");
+    assert!(serde_json::from_str::<Value>(&body).unwrap().get("reason").is_none(), "{body}");
 }
 
 #[test]

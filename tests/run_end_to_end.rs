@@ -24,7 +24,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::Server;
-use support::kubelet::{Run, run_main, run_start, sigterm, stop_sidecar, wait};
+use support::kubelet::{Run, run_main, run_start, run_to_end, sigterm, stop_sidecar, wait};
+use support::webhook::{NAMESPACE, SERVICE};
 
 /// The gateway's series of this CronJob's group, without the instance label's noise.
 fn group_series(gateway: &Server) -> Vec<String> {
@@ -124,29 +125,136 @@ fn with_the_gateway_down_the_job_still_succeeds_and_nothing_waits_long() {
     assert!(run.log("cronpush-start").contains("could not push the start metrics"));
 }
 
+/// The series of a group that one run of the fixture's CronJob cannot change: its schedule
+/// facts (every run here is the same slot's), the push times (reduced to `T`), and the last
+/// success, which a run that did not succeed leaves standing: it still is the last success.
+const NOT_PER_RUN: [&str; 9] = [
+    "cronjob_info{",
+    "cronjob_last_scheduled_timestamp_seconds{",
+    "cronjob_next_scheduled_timestamp_seconds{",
+    "cronjob_schedule_period_seconds{",
+    "cronjob_schedule_grace_seconds{",
+    "cronjob_max_run_duration_seconds{",
+    "cronjob_last_success_timestamp_seconds{",
+    "push_time_seconds{",
+    "push_failure_time_seconds{",
+];
+
+fn seconds(t: jiff::Timestamp) -> f64 {
+    t.as_millisecond() as f64 / 1000.0
+}
+
 #[test]
-fn with_the_relay_down_or_a_wrong_token_the_end_is_unknown_never_a_success() {
-    for broken in ["relay down", "wrong token"] {
+fn with_the_relay_down_a_wrong_token_or_an_untrusted_relay_the_end_is_unknown_never_a_success() {
+    for broken in ["relay down", "wrong token", "untrusted relay"] {
         let gateway = Server::cronpush(&[]);
+        // The previous run of the same CronJob succeeded, into the same group.
+        let earlier = Run::admit(&gateway.base, 30);
+        run_to_end(&earlier, "exit 0");
+        drop(earlier);
+        let before = group_series(&gateway);
+        assert!(has(&before, "cronjob_last_exit_code{container=\"main-batch\"", "0"), "{broken}: {before:#?}");
+        assert!(before.iter().any(|s| s.starts_with("cronjob_last_duration_seconds{")), "{broken}: {before:#?}");
+
         let grace = 6;
         let mut run = Run::admit(&gateway.base, grace);
+        if broken == "untrusted relay" {
+            // A CA of the same shape for the same names, but not the one that signed the relay's
+            // certificate: someone else's relay, as far as the sidecar can tell.
+            let other = run.dir.path().join("other-certs");
+            support::issue_certs(
+                &other,
+                &["--service", SERVICE, "--namespace", NAMESPACE, "--extra-name", "127.0.0.1"],
+            );
+            run.set_relay_ca(&std::fs::read_to_string(other.join("ca.crt")).unwrap());
+        }
         run_start(&run);
+        let sidecar_spawned = jiff::Timestamp::now();
         let mut sidecar = run.start_sidecar();
-        run.report_main(&run_main("exit 0"));
+        run.report_main(&run_main("sleep 1"));
         match broken {
             "relay down" => run.webhook.stop(),
-            _ => std::fs::write(run.mounts["cronpush-token"].join("token"), "a-token-nobody-issued").unwrap(),
+            "wrong token" => {
+                std::fs::write(run.mounts["cronpush-token"].join("token"), "a-token-nobody-issued").unwrap()
+            }
+            _ => {}
         }
         let took = stop_sidecar(&run, &mut sidecar, Duration::from_secs(grace as u64));
-        let series = group_series(&gateway);
-        assert!(
-            series.iter().any(|s| s.starts_with("cronjob_last_result{") && s.contains("result=\"unknown\"")),
-            "{broken}: {series:#?}\n{}",
-            run.log("cronpush-sidecar")
-        );
-        assert!(series.iter().all(|s| !s.starts_with("cronjob_last_success_timestamp_seconds")), "{broken}");
+        let sidecar_stopped = jiff::Timestamp::now();
+        let log = run.log("cronpush-sidecar");
+        let after = group_series(&gateway);
         assert!(took < Duration::from_secs(grace as u64), "{broken}: {took:?}");
+
+        // The end is unknown, for a container the sidecar could not even name.
+        let end = |name: &str| -> Vec<&String> { after.iter().filter(|s| s.starts_with(name)).collect() };
+        let results = end("cronjob_last_result{");
+        assert!(results.len() == 1 && results[0].contains("result=\"unknown\""), "{broken}: {after:#?}\n{log}");
+        let codes = end("cronjob_last_exit_code{");
+        assert!(
+            codes.len() == 1 && has(&after, "cronjob_last_exit_code{container=\"unknown\"", "-1"),
+            "{broken}: {codes:#?}"
+        );
+        let reasons = end("cronjob_last_termination_info{");
+        assert!(
+            reasons.len() == 1
+                && reasons[0].contains("container=\"unknown\"")
+                && reasons[0].contains("reason=\"Unknown\""),
+            "{broken}: {reasons:#?}"
+        );
+        assert!(end("cronjob_last_failure_timestamp_seconds{").is_empty(), "{broken}");
+        // No series of the earlier run stands for this one...
+        let standing: Vec<&String> =
+            after.iter().filter(|s| before.contains(s) && !NOT_PER_RUN.iter().any(|p| s.starts_with(p))).collect();
+        assert!(standing.is_empty(), "{broken}: the earlier run's {standing:#?} stand for the unknown one");
+        // ...neither its times: the completion and the duration are the sidecar's watch, which
+        // held the 1 s main container.
+        let completed = value_of(&after, "cronjob_last_completion_timestamp_seconds{");
+        assert!(
+            (seconds(sidecar_spawned)..=seconds(sidecar_stopped)).contains(&completed),
+            "{broken}: completion {completed} not within the run"
+        );
+        let duration = value_of(&after, "cronjob_last_duration_seconds{");
+        let window = (sidecar_stopped - sidecar_spawned).total(jiff::Unit::Second).unwrap();
+        assert!(duration >= 1.0 && duration <= window, "{broken}: duration {duration}, the run's window {window}");
+        // The last success stays the earlier run's: an unknown end is never a success.
+        let earlier_completed = value_of(&before, "cronjob_last_completion_timestamp_seconds{");
+        assert_eq!(value_of(&after, "cronjob_last_success_timestamp_seconds{"), earlier_completed, "{broken}");
+        assert!(
+            value_of(&after, "cronjob_last_start_timestamp_seconds{")
+                > value_of(&before, "cronjob_last_start_timestamp_seconds{")
+        );
+
+        if broken == "untrusted relay" {
+            // The handshake failed before any request: the token never left the sidecar, so the
+            // relay had nothing to review.
+            assert!(run.api.token_reviews().is_empty(), "the token reached the relay: {:#?}", run.api.token_reviews());
+            assert!(log.to_lowercase().contains("certificate"), "{log}");
+        }
     }
+}
+
+#[test]
+fn a_pod_past_its_active_deadline_says_deadline_exceeded() {
+    let gateway = Server::cronpush(&[]);
+    let run = Run::admit(&gateway.base, 30);
+    run_start(&run);
+    let mut sidecar = run.start_sidecar();
+    // At the Pod's activeDeadlineSeconds the kubelet stops the main container (SIGTERM: 143,
+    // reason Error) and marks the Pod DeadlineExceeded.
+    let terminated = run_main("kill -TERM $$");
+    assert_eq!(terminated["exitCode"], 143);
+    run.report_pod_ended(&terminated, Some("DeadlineExceeded"));
+    stop_sidecar(&run, &mut sidecar, Duration::from_secs(30));
+    let series = group_series(&gateway);
+    assert!(has(&series, "cronjob_last_exit_code{container=\"main-batch\"", "143"), "{series:#?}");
+    assert!(
+        series.iter().any(|s| s.starts_with("cronjob_last_termination_info{container=\"main-batch\"")
+            && s.contains("reason=\"DeadlineExceeded\",signal=\"SIGTERM\"")),
+        "{series:#?}\n{}",
+        run.log("cronpush-sidecar")
+    );
+    assert!(series.iter().any(|s| s.starts_with("cronjob_last_result{") && s.contains("result=\"failure\"")));
+    assert!(run.log("cronpush-sidecar").contains("DeadlineExceeded"), "{}", run.log("cronpush-sidecar"));
 }
 
 #[test]

@@ -1,9 +1,14 @@
 //! The series `cronpush sidecar` pushes when a run ends (DESIGN.md "Grouping key and metrics").
 //!
 //! The run succeeded only when every main container is known to have exited 0. When a
-//! container's end could not be learned, the run is `unknown`, never a success; its exit code
-//! is pushed as -1, so that the previous run's code cannot stand in for it (a POST replaces a
-//! metric's series in the group only when the push carries that metric).
+//! container's end could not be learned, the run is `unknown`, never a success.
+//!
+//! A POST replaces a metric's series in the group only when the push carries that metric, so
+//! every push carries every per-run metric, or the previous run's series would stand in for
+//! this one: a container whose end is not known gets exit code -1 and reason `Unknown`; when
+//! not even the containers are known (the relay unreachable, the token refused), one series
+//! for the container `unknown` says so; and the completion time and the duration, when the
+//! containers' own times are not known, are the sidecar's own view of the run ([`Watch`]).
 
 use jiff::Timestamp;
 
@@ -13,6 +18,14 @@ use crate::proto::client::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
 
 /// The exit code pushed for a container whose end is not known.
 pub const UNKNOWN_EXIT_CODE: f64 = -1.0;
+/// The `container` label when the sidecar learned nothing, not even the containers' names
+/// (the injection contract does not carry them).
+pub const UNKNOWN_CONTAINER: &str = "unknown";
+/// The termination reason of a container whose end is not known.
+pub const UNKNOWN_REASON: &str = "Unknown";
+/// The kubelet's reasons that tell that a container ended badly but not why: when the Pod was
+/// ended as a whole (`DeadlineExceeded`, `Evicted`), the Pod's reason says why.
+const GENERIC_REASONS: [&str; 2] = ["Error", "ContainerStatusUnknown"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunResult {
@@ -38,20 +51,39 @@ pub struct ContainerEnd {
     pub terminated: Option<Terminated>,
 }
 
+/// The run as the sidecar saw it by itself: the kubelet starts the main containers only once
+/// the sidecar has started, and sends it SIGTERM only once they have all exited (also when the
+/// Pod is deleted: main containers stop first, sidecars after). So `from..until` holds the run,
+/// give or take the kubelet's status loop (about a second; less of it if the sidecar was
+/// restarted mid-run); it stands in for the containers' own start and finish times when those
+/// are not known.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Watch {
+    /// When the sidecar started.
+    pub from: Timestamp,
+    /// When the end of the run reached it (SIGTERM).
+    pub until: Timestamp,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct EndMetrics {
     pub result: RunResult,
+    /// The last main container's finish, or the sidecar's SIGTERM when an end is not known.
     pub completed: Timestamp,
-    /// From the first main container's start to the last one's end, when both are known.
-    pub duration_seconds: Option<f64>,
+    /// From the first main container's start to the last one's end, or the sidecar's [`Watch`]
+    /// when an end is not known.
+    pub duration_seconds: f64,
+    /// Never empty: a single `unknown` container when nothing was learned.
     pub containers: Vec<ContainerEnd>,
+    /// The Pod's own termination reason (`DeadlineExceeded`, `Evicted`), if it was ended whole.
+    pub pod_reason: Option<String>,
 }
 
 impl EndMetrics {
     /// The end of a run from what was learned about its containers (`None`: nothing at all),
-    /// with `now` standing in for the completion time when no container reported one.
-    pub fn new(report: Option<&ExitReport>, now: Timestamp) -> EndMetrics {
-        let containers: Vec<ContainerEnd> = report
+    /// with what the sidecar saw by itself standing in for the times nobody reported.
+    pub fn new(report: Option<&ExitReport>, watch: Watch) -> EndMetrics {
+        let mut containers: Vec<ContainerEnd> = report
             .map(|r| {
                 r.containers
                     .iter()
@@ -59,8 +91,11 @@ impl EndMetrics {
                     .collect()
             })
             .unwrap_or_default();
+        if containers.is_empty() {
+            containers.push(ContainerEnd { name: UNKNOWN_CONTAINER.into(), terminated: None });
+        }
         let known: Vec<&Terminated> = containers.iter().filter_map(|c| c.terminated.as_ref()).collect();
-        let all_known = !containers.is_empty() && known.len() == containers.len();
+        let all_known = known.len() == containers.len();
         let result = if known.iter().any(|t| t.exit_code != 0) {
             // One known failure fails the run, whatever the others did.
             RunResult::Failure
@@ -72,14 +107,19 @@ impl EndMetrics {
         let time = |t: &Option<String>| t.as_deref().and_then(|t| t.parse::<Timestamp>().ok());
         let finished = known.iter().filter_map(|t| time(&t.finished_at)).max();
         let started = known.iter().filter_map(|t| time(&t.started_at)).min();
-        let completed = finished.unwrap_or(now);
-        let duration_seconds = match (started, finished, all_known) {
-            (Some(started), Some(finished), true) => {
-                Some((finished - started).total(jiff::Unit::Second).unwrap_or(0.0).max(0.0))
-            }
-            _ => None,
+        // While some end is not known, the containers' times tell only part of the run; the
+        // sidecar's watch holds the whole of it.
+        let first = match started {
+            Some(started) if all_known => started,
+            started => started.map_or(watch.from, |s| s.min(watch.from)),
         };
-        EndMetrics { result, completed, duration_seconds, containers }
+        let last = match finished {
+            Some(finished) if all_known => finished,
+            finished => finished.map_or(watch.until, |f| f.max(watch.until)),
+        };
+        let duration_seconds = (last - first).total(jiff::Unit::Second).unwrap_or(0.0).max(0.0);
+        let pod_reason = report.and_then(|r| r.reason.clone()).filter(|r| !r.is_empty());
+        EndMetrics { result, completed: last, duration_seconds, containers, pod_reason }
     }
 
     pub fn families(&self) -> Vec<MetricFamily> {
@@ -97,7 +137,7 @@ impl EndMetrics {
             ),
             family(
                 "cronjob_last_exit_code",
-                "Exit code of each main container in the CronJob's last run; -1 when not known.",
+                "Exit code of each main container in the CronJob's last run; -1 when not known (container \"unknown\" when not even the containers are).",
                 self.containers
                     .iter()
                     .map(|c| {
@@ -108,29 +148,28 @@ impl EndMetrics {
             ),
             family(
                 "cronjob_last_termination_info",
-                "Why each main container of the CronJob's last run ended (the kubelet's reason, and the signal that killed it); always 1.",
+                "Why each main container of the CronJob's last run ended (the kubelet's reason, or the Pod's when it was ended whole, and the signal that killed it); always 1.",
                 self.containers
                     .iter()
                     .map(|c| {
-                        let (reason, signal) =
-                            c.terminated.as_ref().map_or(("Unknown".to_string(), String::new()), |t| {
-                                (t.reason.clone().unwrap_or_else(|| default_reason(t.exit_code).into()), signal_name(t))
-                            });
+                        let signal = c.terminated.as_ref().map(signal_name).unwrap_or_default();
                         gauge(
-                            vec![label("container", &c.name), label("reason", &reason), label("signal", &signal)],
+                            vec![
+                                label("container", &c.name),
+                                label("reason", &self.termination_reason(c)),
+                                label("signal", &signal),
+                            ],
                             1.0,
                         )
                     })
                     .collect(),
             ),
-        ];
-        if let Some(duration) = self.duration_seconds {
-            families.push(family(
+            family(
                 "cronjob_last_duration_seconds",
-                "How long the CronJob's last run took, from its first main container's start to its last one's end.",
-                vec![gauge(Vec::new(), duration)],
-            ));
-        }
+                "How long the CronJob's last run took, from its first main container's start to its last one's end; when those are not known, from the cronpush sidecar's start to its SIGTERM, which holds the run.",
+                vec![gauge(Vec::new(), self.duration_seconds)],
+            ),
+        ];
         match self.result {
             RunResult::Success => families.push(family(
                 "cronjob_last_success_timestamp_seconds",
@@ -144,14 +183,29 @@ impl EndMetrics {
             )),
             RunResult::Unknown => {}
         }
-        // An empty family would render nothing and be refused by nobody, but it says nothing.
-        families.retain(|f| !f.metric.is_empty());
         families
     }
 
     /// The push body, text format 0.0.4.
     pub fn to_text(&self) -> String {
         text_write::to_text(&self.families())
+    }
+
+    /// The container's own reason, unless it only says that the container failed (or nothing)
+    /// and the Pod says why: a Pod past its `activeDeadlineSeconds` has its containers killed
+    /// with a plain `Error`, and the Pod's `DeadlineExceeded` is the news.
+    fn termination_reason(&self, end: &ContainerEnd) -> String {
+        let own = end.terminated.as_ref().map(|t| (t, t.reason.as_deref().filter(|r| !r.is_empty())));
+        match (own, self.pod_reason.as_deref()) {
+            (Some((t, reason)), Some(pod))
+                if t.exit_code != 0 && reason.is_none_or(|r| GENERIC_REASONS.contains(&r)) =>
+            {
+                pod.into()
+            }
+            (Some((t, reason)), _) => reason.unwrap_or(default_reason(t.exit_code)).into(),
+            (None, Some(pod)) => pod.into(),
+            (None, None) => UNKNOWN_REASON.into(),
+        }
     }
 }
 
@@ -228,16 +282,22 @@ mod tests {
                 .iter()
                 .map(|(name, t)| ContainerExit { name: name.to_string(), terminated: t.clone() })
                 .collect(),
+            reason: None,
         }
     }
 
-    fn now() -> Timestamp {
-        "2025-11-22T00:05:00Z".parse().unwrap()
+    /// The sidecar started at 00:00:01 and got SIGTERM at 00:05:00.
+    fn watch() -> Watch {
+        Watch { from: "2025-11-22T00:00:01Z".parse().unwrap(), until: "2025-11-22T00:05:00Z".parse().unwrap() }
+    }
+
+    fn has_line(text: &str, line: &str) -> bool {
+        text.lines().any(|l| l == line)
     }
 
     #[test]
     fn a_clean_exit_is_a_success_with_its_times() {
-        let text = EndMetrics::new(Some(&report(&[("main", ended(0, Some("Completed"), None))])), now()).to_text();
+        let text = EndMetrics::new(Some(&report(&[("main", ended(0, Some("Completed"), None))])), watch()).to_text();
         for line in [
             "cronjob_last_completion_timestamp_seconds 1.7637698505e+09",
             "cronjob_last_result{result=\"success\"} 1",
@@ -246,7 +306,7 @@ mod tests {
             "cronjob_last_duration_seconds 247.5",
             "cronjob_last_success_timestamp_seconds 1.7637698505e+09",
         ] {
-            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+            assert!(has_line(&text, line), "missing {line:?} in\n{text}");
         }
         assert!(!text.contains("failure_timestamp"));
     }
@@ -255,7 +315,7 @@ mod tests {
     fn any_failed_container_fails_the_run_and_says_which() {
         let r =
             report(&[("main", ended(0, Some("Completed"), None)), ("uploader", ended(137, Some("OOMKilled"), None))]);
-        let end = EndMetrics::new(Some(&r), now());
+        let end = EndMetrics::new(Some(&r), watch());
         assert_eq!(end.result, RunResult::Failure);
         let text = end.to_text();
         assert!(text.contains("cronjob_last_exit_code{container=\"uploader\"} 137"), "{text}");
@@ -267,24 +327,115 @@ mod tests {
     #[test]
     fn a_signal_is_named_from_the_field_or_the_exit_code() {
         let r = report(&[("main", ended(143, Some("Error"), None)), ("other", ended(2, None, Some(15)))]);
-        let text = EndMetrics::new(Some(&r), now()).to_text();
+        let text = EndMetrics::new(Some(&r), watch()).to_text();
         assert!(text.contains("{container=\"main\",reason=\"Error\",signal=\"SIGTERM\"}"), "{text}");
         assert!(text.contains("{container=\"other\",reason=\"Error\",signal=\"SIGTERM\"}"), "{text}");
     }
 
     #[test]
     fn an_unlearned_end_is_unknown_never_a_success() {
-        for end in [EndMetrics::new(None, now()), EndMetrics::new(Some(&report(&[("main", None)])), now())] {
+        let nothing = EndMetrics::new(None, watch());
+        let unreported = EndMetrics::new(Some(&report(&[("main", None)])), watch());
+        for (end, container) in [(nothing, UNKNOWN_CONTAINER), (unreported, "main")] {
             assert_eq!(end.result, RunResult::Unknown);
             let text = end.to_text();
-            assert!(text.contains("cronjob_last_result{result=\"unknown\"} 1"), "{text}");
+            for line in [
+                "cronjob_last_result{result=\"unknown\"} 1".to_string(),
+                format!("cronjob_last_exit_code{{container=\"{container}\"}} -1"),
+                format!("cronjob_last_termination_info{{container=\"{container}\",reason=\"Unknown\",signal=\"\"}} 1"),
+                // The SIGTERM stands in for the completion, the sidecar's watch for the duration.
+                "cronjob_last_completion_timestamp_seconds 1.7637699e+09".to_string(),
+                "cronjob_last_duration_seconds 299".to_string(),
+            ] {
+                assert!(has_line(&text, &line), "missing {line:?} in\n{text}");
+            }
             assert!(!text.contains("success_timestamp") && !text.contains("failure_timestamp"), "{text}");
-            assert!(text.contains("cronjob_last_completion_timestamp_seconds 1.7637699e+09"), "now stands in: {text}");
         }
         let partly = report(&[("main", ended(0, None, None)), ("uploader", None)]);
-        let text = EndMetrics::new(Some(&partly), now()).to_text();
-        assert!(text.contains("cronjob_last_exit_code{container=\"uploader\"} -1"), "{text}");
+        let end = EndMetrics::new(Some(&partly), watch());
+        let text = end.to_text();
+        assert!(has_line(&text, "cronjob_last_exit_code{container=\"uploader\"} -1"), "{text}");
         assert!(text.contains("{container=\"uploader\",reason=\"Unknown\",signal=\"\"}"), "{text}");
-        assert!(!text.contains("cronjob_last_duration_seconds"), "no duration from half the run: {text}");
+        // Not main's 247.5 s alone: the uploader may have run longer, up to the SIGTERM.
+        assert!(has_line(&text, "cronjob_last_duration_seconds 299"), "{text}");
+        assert_eq!(end.completed, watch().until);
+    }
+
+    /// A POST keeps the previous run's series of every metric it does not carry: each push
+    /// must carry every per-run metric, whatever was learned.
+    #[test]
+    fn every_push_replaces_every_series_of_the_previous_run() {
+        let per_run = [
+            "cronjob_last_completion_timestamp_seconds",
+            "cronjob_last_result",
+            "cronjob_last_exit_code",
+            "cronjob_last_termination_info",
+            "cronjob_last_duration_seconds",
+        ];
+        let mut timeless = report(&[("main", ended(0, Some("Completed"), None))]);
+        timeless.containers[0].terminated.as_mut().unwrap().started_at = None;
+        let reports = [
+            None,
+            Some(report(&[("main", ended(0, Some("Completed"), None))])),
+            Some(report(&[("main", ended(1, Some("Error"), None)), ("uploader", None)])),
+            Some(report(&[("main", None)])),
+            Some(report(&[])),
+            Some(timeless),
+        ];
+        for r in &reports {
+            let end = EndMetrics::new(r.as_ref(), watch());
+            let families = end.families();
+            for name in per_run {
+                let family = families.iter().find(|f| f.name.as_deref() == Some(name));
+                assert!(family.is_some_and(|f| !f.metric.is_empty()), "{name} missing for {r:?}");
+            }
+            assert!(end.duration_seconds.is_finite() && end.duration_seconds >= 0.0, "{r:?}");
+        }
+    }
+
+    #[test]
+    fn a_pod_ended_whole_gives_its_reason_to_containers_that_do_not_say_why() {
+        let mut r = report(&[
+            ("main", ended(137, Some("Error"), None)),
+            ("quiet", ended(143, None, None)),
+            ("oom", ended(137, Some("OOMKilled"), None)),
+            ("done", ended(0, Some("Completed"), None)),
+            ("waiting", None),
+        ]);
+        r.reason = Some("DeadlineExceeded".into());
+        let end = EndMetrics::new(Some(&r), watch());
+        assert_eq!(end.result, RunResult::Failure);
+        let text = end.to_text();
+        for line in [
+            "cronjob_last_termination_info{container=\"main\",reason=\"DeadlineExceeded\",signal=\"SIGKILL\"} 1",
+            "cronjob_last_termination_info{container=\"quiet\",reason=\"DeadlineExceeded\",signal=\"SIGTERM\"} 1",
+            "cronjob_last_termination_info{container=\"oom\",reason=\"OOMKilled\",signal=\"SIGKILL\"} 1",
+            "cronjob_last_termination_info{container=\"done\",reason=\"Completed\",signal=\"\"} 1",
+            "cronjob_last_termination_info{container=\"waiting\",reason=\"DeadlineExceeded\",signal=\"\"} 1",
+            "cronjob_last_exit_code{container=\"main\"} 137",
+            "cronjob_last_exit_code{container=\"waiting\"} -1",
+        ] {
+            assert!(has_line(&text, line), "missing {line:?} in\n{text}");
+        }
+        // Without the Pod's reason, the containers' own.
+        r.reason = None;
+        let text = EndMetrics::new(Some(&r), watch()).to_text();
+        assert!(text.contains("{container=\"main\",reason=\"Error\",signal=\"SIGKILL\"}"), "{text}");
+        assert!(text.contains("{container=\"quiet\",reason=\"Error\",signal=\"SIGTERM\"}"), "{text}");
+        assert!(text.contains("{container=\"waiting\",reason=\"Unknown\",signal=\"\"}"), "{text}");
+    }
+
+    #[test]
+    fn an_evicted_pod_whose_containers_went_unreported_is_unknown_and_says_evicted() {
+        let mut r = report(&[("main", None)]);
+        r.reason = Some("Evicted".into());
+        let end = EndMetrics::new(Some(&r), watch());
+        assert_eq!(end.result, RunResult::Unknown, "the Pod's reason is not an exit code");
+        let text = end.to_text();
+        assert!(
+            has_line(&text, "cronjob_last_termination_info{container=\"main\",reason=\"Evicted\",signal=\"\"} 1"),
+            "{text}"
+        );
+        assert!(has_line(&text, "cronjob_last_exit_code{container=\"main\"} -1"), "{text}");
     }
 }

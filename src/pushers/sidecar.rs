@@ -11,7 +11,7 @@ use jiff::Timestamp;
 use reqwest::Url;
 use tokio::time::Instant;
 
-use super::end_metrics::EndMetrics;
+use super::end_metrics::{EndMetrics, Watch};
 use super::exit_source::{ExitSource, OwnPod};
 use super::process::run_contained;
 use super::push::Pusher;
@@ -64,6 +64,8 @@ pub fn main(args: SidecarArgs) {
 }
 
 pub async fn run(args: SidecarArgs) {
+    // The kubelet starts the main containers only once the sidecar has started.
+    let started = Timestamp::now();
     let (run, ignored) = args.run.resolve();
     for input in &ignored {
         tracing::warn!("{input}");
@@ -81,6 +83,7 @@ pub async fn run(args: SidecarArgs) {
     if !end_of_run(run.pod_name.as_deref()).await {
         return;
     }
+    let watch = Watch { from: started, until: Timestamp::now() };
     let now = Instant::now();
     let budget = grace.saturating_sub(GRACE_MARGIN).max(MIN_BUDGET);
     let deadline = now + budget;
@@ -98,6 +101,9 @@ pub async fn run(args: SidecarArgs) {
                             "not every main container had ended when time ran out"
                         );
                     }
+                    if let Some(reason) = &report.reason {
+                        tracing::info!(reason, "the Pod was ended as a whole");
+                    }
                     Some(report)
                 }
                 Err(why) => {
@@ -111,7 +117,7 @@ pub async fn run(args: SidecarArgs) {
             None
         }
     };
-    let end = EndMetrics::new(report.as_ref(), Timestamp::now());
+    let end = EndMetrics::new(report.as_ref(), watch);
     let pusher = match Pusher::new() {
         Ok(pusher) => pusher,
         Err(e) => return tracing::error!(result = end.result.as_str(), "cannot push the end metrics: {e}"),

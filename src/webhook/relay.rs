@@ -3,8 +3,9 @@
 //! a TokenReview proves it and names the Pod (the `authentication.kubernetes.io/pod-name` and
 //! `pod-uid` extras, as Istio reads them); the relay then reads that one Pod with its own RBAC
 //! and watches it until every main container has terminated, since the kubelet's status update
-//! can arrive after it has signalled the sidecar. A token proves one Pod; it can never ask
-//! about another.
+//! can arrive after it has signalled the sidecar. The answer carries each main container's end
+//! and the Pod's own reason when it was ended as a whole (`DeadlineExceeded`, `Evicted`). A
+//! token proves one Pod; it can never ask about another.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;

@@ -7,13 +7,14 @@
 //!   every change after N, the connection held open while nothing changes, `fieldSelector=
 //!   metadata.name=<name>` honoured (the relay watches one Pod that way);
 //! - `POST .../tokenreviews`: the TokenReview of a token registered with `add_token`, with the
-//!   audiences and the pod-bound user extras of a projected service-account token;
+//!   audiences and the pod-bound user extras of a projected service-account token; a token
+//!   registered with `add_expired_token` is refused as expired;
 //! - `/version`, with a settable minor version.
 //!
 //! Every change bumps one resourceVersion counter, as etcd's revision does. Requests are counted
 //! by path, so a test can tell a cache hit from an API call.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -45,6 +46,8 @@ struct Inner {
     log: Vec<(u64, String, String, String, &'static str, Value)>,
     revision: u64,
     tokens: HashMap<String, TokenIdentity>,
+    /// Tokens that were issued once and whose `exp` has passed.
+    expired_tokens: HashSet<String>,
     minor: String,
     requests: HashMap<String, usize>,
     token_reviews: Vec<Value>,
@@ -141,6 +144,11 @@ impl FakeApi {
     /// Registers a bearer token that TokenReview will authenticate.
     pub fn add_token(&self, token: &str, identity: TokenIdentity) {
         self.shared.inner.lock().unwrap().tokens.insert(token.into(), identity);
+    }
+
+    /// Registers a token that was issued but has expired: TokenReview refuses it as expired.
+    pub fn add_expired_token(&self, token: &str) {
+        self.shared.inner.lock().unwrap().expired_tokens.insert(token.into());
     }
 
     /// How many requests reached `path` (without the query).
@@ -354,6 +362,10 @@ fn token_review(shared: &Shared, body: &[u8]) -> Response {
         .filter_map(|a| a.as_str().map(String::from))
         .collect();
     let status = match inner.tokens.get(token) {
+        // kube-apiserver's service-account authenticator checks `exp` before anything else.
+        _ if inner.expired_tokens.contains(token) => {
+            json!({"authenticated": false, "error": "[invalid bearer token, service account token has expired]"})
+        }
         Some(id) => {
             let matching: Vec<&String> =
                 id.audiences.iter().filter(|a| wanted.is_empty() || wanted.contains(a)).collect();

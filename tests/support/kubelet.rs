@@ -239,11 +239,40 @@ impl Run {
 
     /// The kubelet's status update for the main container, as kube-apiserver stores it.
     pub fn report_main(&self, terminated: &Value) {
+        self.report_pod_ended(terminated, None);
+    }
+
+    /// As `report_main`, for a Pod the kubelet ended as a whole and marked with `reason`:
+    /// `DeadlineExceeded` when its `activeDeadlineSeconds` passed (the kubelet then kills the
+    /// containers, which end with a plain `Error`), `Evicted` under node pressure.
+    pub fn report_pod_ended(&self, terminated: &Value, reason: Option<&str>) {
         self.api.modify("pods", &self.spec.namespace, &self.spec.pod, |pod| {
-            pod["status"] = json!({"phase": if terminated["exitCode"] == 0 { "Succeeded" } else { "Failed" },
+            pod["status"] = json!({"phase": if terminated["exitCode"] == 0 && reason.is_none() { "Succeeded" } else { "Failed" },
                 "containerStatuses": [{"name": MAIN, "image": "busybox", "imageID": "", "ready": false,
                                        "restartCount": 0, "state": {"terminated": terminated}}]});
+            if let Some(reason) = reason {
+                pod["status"]["reason"] = json!(reason);
+                pod["status"]["message"] = json!(format!("the kubelet ended the Pod: {reason}"));
+            }
         });
+    }
+
+    /// Hands the sidecar another relay CA (PEM) than the one the webhook injected, as a stale
+    /// or tampered `CRONPUSH_RELAY_CA` would.
+    pub fn set_relay_ca(&mut self, pem: &str) {
+        let sidecar = self.pod["spec"]["initContainers"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|c| c["name"] == "cronpush-sidecar")
+            .expect("the sidecar");
+        let var = sidecar["env"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|v| v["name"] == "CRONPUSH_RELAY_CA")
+            .expect("the sidecar gets the relay's CA");
+        var["value"] = json!(pem);
     }
 }
 
