@@ -102,14 +102,29 @@ async fn dispatch(gw: &Arc<Gateway>, route: Route, method: &Method, headers: &He
             gw.own.count_request(202, "wipe", lower_method);
             with_cors(StatusCode::ACCEPTED.into_response())
         }
+        Route::ApiCronJobs => {
+            gw.own.count_request(200, "api/v1/cronjobs", lower_method);
+            json(ui::board_json(&gw.store(), now()))
+        }
         Route::UiGroups => {
             gw.own.count_request(200, "static", lower_method);
-            html(ui::groups_page(&gw.store(), &gw.config.external_prefix))
+            html(ui::groups_page(&gw.store(), &gw.config, now()))
+        }
+        Route::UiCronJobs => {
+            gw.own.count_request(200, "cronjobs", lower_method);
+            html(ui::board_page(&gw.store(), &gw.config, now()))
         }
         Route::UiStatus => {
             gw.own.count_request(200, "status", lower_method);
-            html(ui::status_page(&api::status(&gw.config, gw.started), &gw.config.external_prefix))
+            html(ui::status_page(&gw.store(), &gw.config, nanos_since_epoch(gw.started), now()))
         }
+        Route::UiAsset(name) => match ui::asset(&name) {
+            Some((content_type, bytes)) => {
+                gw.own.count_request(200, "static", lower_method);
+                ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "max-age=300")], bytes).into_response()
+            }
+            None => plain_error(StatusCode::NOT_FOUND, "404 page not found".into()),
+        },
     }
 }
 
@@ -362,7 +377,20 @@ fn json(body: String) -> Response {
 }
 
 fn html(body: String) -> Response {
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CONTENT_SECURITY_POLICY, ui::CONTENT_SECURITY_POLICY),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+fn now() -> super::store::Nanos {
+    nanos_since_epoch(SystemTime::now())
 }
 
 fn with_cors(mut response: Response) -> Response {

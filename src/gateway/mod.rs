@@ -1,6 +1,7 @@
 //! `cronpush gateway`: a drop-in replacement for the Prometheus Pushgateway.
 
 pub mod api;
+pub mod board;
 pub mod config;
 pub mod consistency;
 pub mod expiry;

@@ -15,8 +15,12 @@ pub enum Route {
     ApiMetrics,
     ApiWipe,
     ApiOptions,
+    ApiCronJobs,
     UiGroups,
+    UiCronJobs,
     UiStatus,
+    /// An embedded asset under `/static/`, by file name.
+    UiAsset(String),
 }
 
 /// The parts of a push URL, percent-decoded: the job segment (base64url when the route was
@@ -76,16 +80,20 @@ impl RouteTable<'_> {
             match api {
                 "status" => (Route::ApiStatus, READ, "GET, HEAD, OPTIONS"),
                 "metrics" => (Route::ApiMetrics, READ, "GET, HEAD, OPTIONS"),
+                "cronjobs" => (Route::ApiCronJobs, READ, "GET, HEAD, OPTIONS"),
                 // Without the flag the route does not exist at all, as in the reference.
                 "admin/wipe" if self.admin_api => (Route::ApiWipe, &["PUT"], "OPTIONS, PUT"),
                 _ => return Routing::NotFound,
             }
+        } else if let Some(name) = rest.strip_prefix("/static/").filter(|n| !n.is_empty() && !n.contains('/')) {
+            (Route::UiAsset(name.into()), READ, "GET, HEAD, OPTIONS")
         } else {
             match rest {
                 "/-/healthy" => (Route::Healthy, READ, "GET, HEAD, OPTIONS"),
                 "/-/ready" => (Route::Ready, READ, "GET, HEAD, OPTIONS"),
                 "/-/quit" => (Route::Quit, &["PUT", "POST"], "OPTIONS, POST, PUT"),
                 "/" => (Route::UiGroups, READ, "GET, HEAD, OPTIONS"),
+                "/cronjobs" => (Route::UiCronJobs, READ, "GET, HEAD, OPTIONS"),
                 "/status" => (Route::UiStatus, READ, "GET, HEAD, OPTIONS"),
                 _ => return Routing::NotFound,
             }
@@ -175,6 +183,10 @@ mod tests {
         assert_eq!(t.route("PUT", "/pg/metrics/job/x"), push("x", false, ""));
         assert_eq!(t.route("PUT", "/pg/api/v1/admin/wipe"), Routing::Handle(Route::ApiWipe));
         assert_eq!(t.route("GET", "/pg/"), Routing::Handle(Route::UiGroups));
+        assert_eq!(t.route("GET", "/pg/cronjobs"), Routing::Handle(Route::UiCronJobs));
+        assert_eq!(t.route("GET", "/pg/api/v1/cronjobs"), Routing::Handle(Route::ApiCronJobs));
+        assert_eq!(t.route("GET", "/pg/static/cronpush.css"), Routing::Handle(Route::UiAsset("cronpush.css".into())));
+        assert_eq!(t.route("GET", "/pg/static/"), Routing::NotFound);
         assert_eq!(t.route("GET", "/pg"), Routing::Redirect("/pg/".into()));
         for outside in ["/metrics", "/prom", "/-/healthy", "/api/v1/status", "/pgx/prom"] {
             assert_eq!(t.route("GET", outside), Routing::NotFound, "{outside}");
