@@ -13,13 +13,15 @@
 //! - a failing run (exit 3): CronJobFailed fires with the container, reason Error and value 3,
 //!   and resolves when the next run succeeds;
 //! - a run that never finishes (its Pod vanishes: the sidecar is killed, never pushes the end):
-//!   CronJobRunningTooLong, pending once the maximum run time is over, firing 30 s later;
+//!   CronJobRunningTooLong, pending once the maximum run time is over, firing 30 s later, and
+//!   resolved when a later run of that CronJob completes;
 //! - a schedule that stops after a success (the article's CronJob suspended): CronJobNotScheduled,
-//!   pending once the next slot plus the 2 s grace is over, firing 30 s later.
+//!   pending once the next slot plus the 2 s grace is over, firing 30 s later, and resolved when
+//!   the schedule resumes (the CronJob unsuspended: a new run starts at the latest slot).
 //!
 //! The first three have a 600 s grace, since nothing plays their later slots. At every poll, any
 //! alert active (pending or firing) beyond the expected ones fails the test, CronpushGatewayDown
-//! included.
+//! included; each expected alert is allowed only until it is seen resolved, and none is left.
 
 mod support;
 
@@ -317,9 +319,11 @@ fn failing_then_succeeding_run(watch: &Watch, gateway: &Server) {
 }
 
 /// A run that starts and whose Pod vanishes (the sidecar killed, nothing pushed at the end):
-/// CronJobRunningTooLong once the 3 s maximum run time is over, after its `for:`.
+/// CronJobRunningTooLong once the 3 s maximum run time is over, after its `for:`. The next
+/// slot's run completes, and it resolves.
 fn run_that_never_finishes(watch: &Watch, gateway: &Server) {
-    let spec = CronJobRun::at(STUCK_NS, CRONJOB, annotations("600", Some("3")), timestamp(slot_at_or_before(now())));
+    let slot = slot_at_or_before(now());
+    let spec = CronJobRun::at(STUCK_NS, CRONJOB, annotations("600", Some("3")), timestamp(slot));
     let run = Run::admit_run(spec, &gateway.base, |_| {});
     run_start(&run);
     let mut sidecar = run.start_sidecar();
@@ -340,11 +344,28 @@ fn run_that_never_finishes(watch: &Watch, gateway: &Server) {
         now() - started
     );
     assert_eq!(watch.prometheus.count("cronjob_last_result{namespace=\"alerting-stuck\"}"), 0, "nothing at the end");
+
+    let later = Run::admit_run(
+        CronJobRun::at(STUCK_NS, CRONJOB, annotations("600", Some("3")), timestamp(slot + 60)),
+        &gateway.base,
+        |_| {},
+    );
+    let restarted = now();
+    run_to_end(&later, "exit 0");
+    watch.wait_for_series(&format!(
+        r#"cronjob_last_result{{namespace="{STUCK_NS}",cronjob="{CRONJOB}",result="success"}} == 1"#
+    ));
+    watch.until("CronJobRunningTooLong resolved", now() + SLACK, |alerts| {
+        (!alerts.iter().any(|a| a.is("CronJobRunningTooLong", STUCK_NS))).then_some(())
+    });
+    watch.disallow("CronJobRunningTooLong", STUCK_NS);
+    eprintln!("never finishes: resolved {:.1} s after the next run started", now() - restarted);
 }
 
 /// A successful run, then its CronJob suspended (no more starts): CronJobNotScheduled once the
 /// next slot plus the 2 s grace has passed, after its `for:`. The run's slot is the one before
-/// the first minute at least 2 s ahead, so the next slot is 2 to 62 s away.
+/// the first minute at least 2 s ahead, so the next slot is 2 to 62 s away. Then the CronJob is
+/// resumed: a run starts at the latest slot, which moves the next slot ahead, and it resolves.
 fn schedule_that_stops(watch: &Watch, gateway: &Server) {
     let next = slot_at_or_before(now() + 2.0 + 59.999);
     let spec = CronJobRun::at(SUSPENDED_NS, CRONJOB, annotations("2", None), timestamp(next - 60));
@@ -364,6 +385,31 @@ fn schedule_that_stops(watch: &Watch, gateway: &Server) {
         alert.active_at - next as f64,
         now() - next as f64
     );
+
+    let resumed_slot = slot_at_or_before(now());
+    let resumed = Run::admit_run(
+        CronJobRun::at(SUSPENDED_NS, CRONJOB, annotations("2", None), timestamp(resumed_slot)),
+        &gateway.base,
+        |_| {},
+    );
+    let resumed_at = now();
+    run_start(&resumed);
+    watch.wait_for_series(&format!(
+        "cronjob_next_scheduled_timestamp_seconds{{namespace=\"{SUSPENDED_NS}\"}} == {}",
+        resumed_slot + 60
+    ));
+    watch.until("CronJobNotScheduled resolved", now() + SLACK, |alerts| {
+        (!alerts.iter().any(|a| a.is("CronJobNotScheduled", SUSPENDED_NS))).then_some(())
+    });
+    watch.disallow("CronJobNotScheduled", SUSPENDED_NS);
+    eprintln!("schedule stops: resolved {:.1} s after the resumed run started", now() - resumed_at);
+    // The resumed run ends well, and nothing fires for it.
+    let mut sidecar = resumed.start_sidecar();
+    resumed.report_main(&support::kubelet::run_main("exit 0"));
+    support::kubelet::stop_sidecar(&resumed, &mut sidecar, Duration::from_secs(30));
+    watch.wait_for_series(&format!(
+        r#"cronjob_last_result{{namespace="{SUSPENDED_NS}",cronjob="{CRONJOB}",result="success"}} == 1"#
+    ));
 }
 
 #[test]
@@ -405,16 +451,9 @@ fn the_shipped_rules_fire_and_resolve_for_real_runs() {
         scope.spawn(move || successful_run(watch, gateway));
     });
 
-    // Exactly the two that must still fire: the stuck run and the stopped schedule.
-    let firing: BTreeSet<(String, String)> =
-        watch.alerts().iter().map(|a| (a.name.clone(), a.namespace().to_string())).collect();
-    let expected: BTreeSet<(String, String)> =
-        [("CronJobNotScheduled", SUSPENDED_NS), ("CronJobRunningTooLong", STUCK_NS)]
-            .iter()
-            .map(|(a, n)| (a.to_string(), n.to_string()))
-            .collect();
-    assert_eq!(firing, expected);
-    assert!(watch.alerts().iter().all(|a| a.state == "firing"));
+    // Every expected alert fired and resolved: nothing is allowed any more, and nothing is active.
+    assert!(watch.allowed.lock().unwrap().is_empty(), "not resolved: {:?}", watch.allowed.lock().unwrap());
+    assert!(watch.alerts().is_empty());
     assert_eq!(watch.prometheus.count(&up), 1, "the gateway stayed up");
     eprintln!("scenarios took {:?}", began.elapsed());
 }
