@@ -41,6 +41,9 @@ pub mod env {
     /// list, which predates the info series' label set).
     pub const CONCURRENCY_POLICY: &str = "CRONPUSH_CONCURRENCY_POLICY";
     pub const GRACE_SECONDS: &str = "CRONPUSH_GRACE_SECONDS";
+    /// Beyond DESIGN.md's list: the CronJob's `metadata.creationTimestamp`, Unix seconds. Until a
+    /// CronJob's first success, "not succeeded recently" counts from its creation.
+    pub const CRONJOB_CREATED: &str = "CRONPUSH_CRONJOB_CREATED";
     pub const MAX_RUN_SECONDS: &str = "CRONPUSH_MAX_RUN_SECONDS";
     pub const RELAY_URL: &str = "CRONPUSH_RELAY_URL";
     pub const RELAY_CA: &str = "CRONPUSH_RELAY_CA";

@@ -225,13 +225,15 @@ fn assert_pushes(start: Start, want: Vec<String>) {
 
 #[test]
 fn a_scheduled_run_pushes_its_slot() {
-    let facts = RunFacts { concurrency_policy: Some("Forbid".into()), ..facts() };
+    // The CronJob was created 2025-11-21T04:40:00Z (1763700000).
+    let facts = RunFacts { concurrency_policy: Some("Forbid".into()), cronjob_created: Some(1_763_700_000), ..facts() };
     // Slot 1772544600 = 2026-03-03T13:30:00Z; the next quarter hour, 13:45:00Z, is 1772545500.
     let want = expected(
         "Forbid",
         "*/15 * * * *",
         "UTC",
         &[
+            ("created_timestamp_seconds", "1.7637e+09"),
             ("last_scheduled_timestamp_seconds", "1.7725446e+09"),
             ("next_scheduled_timestamp_seconds", "1.7725455e+09"),
             ("schedule_period_seconds", "900"),

@@ -65,6 +65,9 @@ pub struct RunArgs {
     /// The CronJob's `spec.concurrencyPolicy` [default: Allow].
     #[arg(long, env = env::CONCURRENCY_POLICY)]
     pub concurrency_policy: Option<String>,
+    /// When the CronJob was created, in Unix seconds.
+    #[arg(long, env = env::CRONJOB_CREATED)]
+    pub cronjob_created: Option<String>,
     /// How long the pusher may try, in seconds, before it gives up (and still exits 0).
     #[arg(long, env = env::TIMEOUT_SECONDS)]
     pub timeout_seconds: Option<String>,
@@ -91,6 +94,7 @@ pub struct Run {
     /// whose slot nothing tells.
     pub scheduled_time: Option<Timestamp>,
     pub concurrency_policy: String,
+    pub cronjob_created: Option<Timestamp>,
     pub grace_seconds: Option<f64>,
     pub max_run_seconds: Option<f64>,
     /// `None` when not given: each pusher has its own default.
@@ -144,6 +148,7 @@ impl RunArgs {
             scheduled_time,
             concurrency_policy: non_empty(&self.concurrency_policy)
                 .unwrap_or_else(|| DEFAULT_CONCURRENCY_POLICY.to_string()),
+            cronjob_created: read(&mut ignored, env::CRONJOB_CREATED, &self.cronjob_created, unix_seconds),
             grace_seconds: read(&mut ignored, env::GRACE_SECONDS, &self.grace_seconds, non_negative_seconds),
             max_run_seconds: read(&mut ignored, env::MAX_RUN_SECONDS, &self.max_run_seconds, positive_seconds),
             timeout: read(&mut ignored, env::TIMEOUT_SECONDS, &self.timeout_seconds, timeout),

@@ -29,6 +29,8 @@ pub struct StartMetrics {
     pub period: Option<SignedDuration>,
     pub grace_seconds: f64,
     pub max_run_seconds: Option<f64>,
+    /// When the CronJob was created, if the webhook could tell.
+    pub cronjob_created: Option<Timestamp>,
 }
 
 impl StartMetrics {
@@ -56,6 +58,7 @@ impl StartMetrics {
             grace_seconds: run.grace_seconds.unwrap_or(DEFAULT_GRACE_SECONDS),
             // A run that takes longer than its period overlaps the next one: it is stuck.
             max_run_seconds: run.max_run_seconds.or(period.map(|p| p.as_secs_f64())),
+            cronjob_created: run.cronjob_created,
         }
     }
 
@@ -103,6 +106,11 @@ impl StartMetrics {
                 "cronjob_max_run_duration_seconds",
                 "How long a run may take before it counts as stuck.",
                 self.max_run_seconds,
+            ),
+            (
+                "cronjob_created_timestamp_seconds",
+                "When the CronJob was created, in Unix seconds: until its first success, the rules count from it.",
+                self.cronjob_created.map(seconds),
             ),
         ];
         families

@@ -164,6 +164,7 @@ pub fn facts(job: &Job, cronjob: &CronJob) -> RunFacts {
         time_zone: spec.and_then(|s| s.time_zone.clone()).filter(|z| !z.is_empty()),
         scheduled_time,
         concurrency_policy: spec.and_then(|s| s.concurrency_policy.clone()),
+        cronjob_created: cronjob.metadata.creation_timestamp.as_ref().map(|t| t.0.as_second()),
         grace_seconds: override_seconds(GRACE_ANNOTATION).or_else(|| spec.and_then(|s| s.starting_deadline_seconds)),
         max_run_seconds: override_seconds(MAX_RUN_ANNOTATION)
             .or_else(|| job.spec.as_ref().and_then(|s| s.active_deadline_seconds)),
@@ -187,7 +188,8 @@ mod tests {
 
     fn cronjob(annotations: serde_json::Value) -> CronJob {
         serde_json::from_value(json!({
-            "metadata": {"name": "backup", "namespace": "ops", "annotations": annotations},
+            "metadata": {"name": "backup", "namespace": "ops", "annotations": annotations,
+                         "creationTimestamp": "2025-11-01T08:00:00Z"},
             "spec": {"schedule": "0 3 * * *", "timeZone": "Europe/Berlin", "startingDeadlineSeconds": 120,
                      "concurrencyPolicy": "Forbid", "jobTemplate": {"spec": {"template": {"spec": {"containers": []}}}}}
         }))
@@ -203,6 +205,7 @@ mod tests {
         assert_eq!(f.scheduled_time, Some(1_763_604_000));
         assert_eq!((f.grace_seconds, f.max_run_seconds), (Some(120), Some(900)));
         assert_eq!(f.concurrency_policy.as_deref(), Some("Forbid"));
+        assert_eq!(f.cronjob_created, Some(1_761_984_000));
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub struct RunFacts {
     /// The run's scheduled time, Unix seconds; `None` for a run started by hand.
     pub scheduled_time: Option<i64>,
     pub concurrency_policy: Option<String>,
+    /// The CronJob's creation, Unix seconds.
+    pub cronjob_created: Option<i64>,
     pub grace_seconds: Option<i64>,
     pub max_run_seconds: Option<i64>,
     pub source: FactsSource,
