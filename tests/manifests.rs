@@ -195,6 +195,43 @@ fn selects(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool 
     by_labels && by_expressions
 }
 
+/// Evaluates the matchCondition as kube-apiserver does, with the Pod under admission as
+/// `object`, in an independent CEL implementation (cel-interpreter; the API server's is
+/// cel-go): exactly the Pods a Job controls are sent.
+fn assert_job_owned_condition(expression: &str) {
+    let program = cel_interpreter::Program::compile(expression).expect("the matchCondition is CEL");
+    let owner = |api_version: &str, kind: &str, controller: Option<bool>| {
+        let mut reference = serde_json::json!({"apiVersion": api_version, "kind": kind, "name": "x", "uid": "u"});
+        if let Some(controller) = controller {
+            reference["controller"] = controller.into();
+        }
+        reference
+    };
+    let cases = [
+        ("a Job's Pod", serde_json::json!([owner("batch/v1", "Job", Some(true))]), true),
+        (
+            "a Job's Pod among other owners",
+            serde_json::json!([owner("v1", "Node", None), owner("batch/v1", "Job", Some(true))]),
+            true,
+        ),
+        ("a ReplicaSet's Pod", serde_json::json!([owner("apps/v1", "ReplicaSet", Some(true))]), false),
+        ("a Job that does not control it", serde_json::json!([owner("batch/v1", "Job", Some(false))]), false),
+        ("a Job reference without controller", serde_json::json!([owner("batch/v1", "Job", None)]), false),
+        ("another group's Job", serde_json::json!([owner("example.com/v1", "Job", Some(true))]), false),
+        ("a Pod without owners", serde_json::Value::Null, false),
+    ];
+    for (what, owners, sent) in cases {
+        let mut pod = serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "p-"}});
+        if !owners.is_null() {
+            pod["metadata"]["ownerReferences"] = owners;
+        }
+        let mut context = cel_interpreter::Context::default();
+        context.add_variable("object", &pod).unwrap();
+        let value = program.execute(&context).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(value, cel_interpreter::Value::Bool(sent), "{what}: {pod}");
+    }
+}
+
 /// The expressions of a selector, as (key, operator, values), for exact comparisons.
 fn expressions(selector: &LabelSelector) -> BTreeSet<(String, String, BTreeSet<String>)> {
     assert!(selector.match_labels.as_ref().is_none_or(|l| l.is_empty()), "expressions only: {selector:?}");
@@ -497,6 +534,7 @@ fn webhook_configuration_fails_open_and_sees_only_job_pod_creations() {
         let condition = one(conditions, "matchCondition");
         assert_eq!(condition.name, "job-owned-pods", "{dir}");
         assert_eq!(condition.expression, JOB_OWNED_CONDITION, "{dir}");
+        assert_job_owned_condition(&condition.expression);
 
         // Never its own namespace, whatever labels someone puts on it.
         let never = namespace(OWN_NAMESPACE, &[(INJECT_LABEL, "enabled")]);
