@@ -290,10 +290,7 @@ fn row_view(row: &CronJobRow, now: Nanos) -> RowView {
         schedule: row.schedule.clone().unwrap_or_default(),
         timezone: row.timezone.clone().unwrap_or_default(),
         last_start: row.last_start.map(|s| When::seconds(s, now)),
-        last_end: row
-            .last_completion
-            .filter(|_| !row.running || row.last_result.is_some())
-            .map(|s| When::seconds(s, now)),
+        last_end: row.last_completion.map(|s| When::seconds(s, now)),
         running: row.running,
         duration,
         exit: if row.running && !exit.is_empty() { format!("previous run: {exit}") } else { exit },
