@@ -12,6 +12,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use parking_lot::Mutex;
 use prost::Message;
 use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 
@@ -51,7 +52,10 @@ pub type Change = (String, Option<Vec<u8>>);
 
 pub struct StoreFile {
     path: PathBuf,
-    db: Database,
+    /// `None` after a failed write: redb refuses every later write on a database that hit an
+    /// I/O error ("Previous I/O error occurred"), so the next write opens the file again, which
+    /// also repairs what the failed commit left.
+    db: Mutex<Option<Database>>,
 }
 
 impl StoreFile {
@@ -84,19 +88,36 @@ impl StoreFile {
     /// Writes a batch of changes in one transaction, on disk when this returns.
     pub fn write(&self, changes: &[Change]) -> Result<(), PersistError> {
         let failed = |e: &dyn std::fmt::Display| PersistError::Write { path: self.path.clone(), why: e.to_string() };
-        let tx = self.db.begin_write().map_err(|e| failed(&e))?;
-        {
-            let mut table = tx.open_table(GROUPS).map_err(|e| failed(&e))?;
-            for (key, record) in changes {
-                match record {
-                    Some(bytes) => table.insert(key.as_str(), bytes.as_slice()).map(drop),
-                    None => table.remove(key.as_str()).map(drop),
-                }
-                .map_err(|e| failed(&e))?;
+        let mut db = self.db.lock();
+        let open = match db.take() {
+            Some(open) => open,
+            None => database(&self.path).map_err(|e| failed(&e))?,
+        };
+        write_to(&open, changes).map_err(|e| failed(&e))?;
+        *db = Some(open);
+        Ok(())
+    }
+}
+
+/// One transaction holding every change; committed (fsync) when this returns `Ok`.
+fn write_to(db: &Database, changes: &[Change]) -> Result<(), redb::Error> {
+    let tx = db.begin_write()?;
+    {
+        let mut table = tx.open_table(GROUPS)?;
+        for (key, record) in changes {
+            match record {
+                Some(bytes) => table.insert(key.as_str(), bytes.as_slice()).map(drop)?,
+                None => table.remove(key.as_str()).map(drop)?,
             }
         }
-        tx.commit().map_err(|e| failed(&e))
     }
+    tx.commit()?;
+    Ok(())
+}
+
+/// The store file as redb opens it, with a cache sized for a Pi.
+fn database(path: &Path) -> Result<Database, DatabaseError> {
+    Database::builder().set_cache_size(CACHE_BYTES).create(path)
 }
 
 /// Creates the store file, readable by its owner only (it holds whatever was pushed), unless it
@@ -135,7 +156,7 @@ fn open_and_read(path: &Path) -> Result<(StoreFile, Vec<Group>), PersistError> {
     let groups = panic::catch_unwind(AssertUnwindSafe(|| read_groups(&db)))
         .map_err(|_| damaged("reading its groups failed".into()))?
         .map_err(damaged)?;
-    Ok((StoreFile { path: path.into(), db }, groups))
+    Ok((StoreFile { path: path.into(), db: Mutex::new(Some(db)) }, groups))
 }
 
 fn read_groups(db: &Database) -> Result<Vec<Group>, String> {
