@@ -3,14 +3,12 @@
 //! when a property users rely on does not hold. Input the parser refuses is not a failure;
 //! only a panic inside the parser, or a broken property of what it accepted, is.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-
 use crate::exposition::names::{is_reserved_label_name, is_valid_label_name, is_valid_metric_name};
 use crate::exposition::protobuf::{decode_delimited, encode_delimited};
 use crate::exposition::text_parse::parse;
 use crate::exposition::text_write::to_text;
-use crate::gateway::grouping::GroupingKey;
+use crate::gateway::grouping::{GroupingKey, base64_segment};
+use crate::gateway::router::{Route, RouteTable, Routing};
 use crate::proto::client::{LabelPair, MetricFamily, MetricType};
 
 /// A text push that parses is written back (as a scrape shows it) into text that parses to the
@@ -113,12 +111,17 @@ pub fn check_grouping_key_path(input: &[u8]) {
         assert!(is_valid_label_name(name) && !is_reserved_label_name(name), "accepted the label name {name:?}");
     }
 
+    // The all-@base64 path (the UI's delete buttons use it), through the route table.
+    let all_base64 = key.push_path();
+    let routes = RouteTable { prefix: "", telemetry_path: "/metrics", admin_api: false };
+    let Routing::Handle(Route::Push(push)) = routes.route("DELETE", &all_base64) else {
+        panic!("the all-@base64 path {all_base64:?} is not a push route");
+    };
+    let from_base64 = GroupingKey::from_path(&push.job, push.job_is_base64, &push.labels);
+    assert_eq!(from_base64.as_ref(), Ok(&key), "the all-@base64 path {all_base64:?} reads back otherwise");
+
     let job = key.get("job").expect("checked above");
     let others = || key.labels().iter().filter(|(name, _)| name != "job");
-    let all_base64: String =
-        others().map(|(name, value)| format!("/{name}@base64/{}", base64_segment(value))).collect();
-    let from_base64 = GroupingKey::from_path(&URL_SAFE_NO_PAD.encode(job), true, &all_base64);
-    assert_eq!(from_base64.as_ref(), Ok(&key), "the all-@base64 path {all_base64:?} reads back otherwise");
 
     let plain: String = others()
         .map(|(name, value)| {
@@ -133,9 +136,4 @@ pub fn check_grouping_key_path(input: &[u8]) {
     assert_eq!(from_plain.as_ref(), Ok(&key), "the plain path {plain:?} reads back otherwise");
 
     assert_eq!(GroupingKey::from_pairs(key.labels().to_vec()).as_ref(), Some(&key), "restoring the pairs changed it");
-}
-
-/// A value as a `@base64` path segment; `=` for the empty value, as the reference documents.
-fn base64_segment(value: &str) -> String {
-    if value.is_empty() { "=".to_string() } else { URL_SAFE_NO_PAD.encode(value) }
 }

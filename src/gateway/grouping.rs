@@ -5,11 +5,18 @@ use std::fmt;
 
 use base64::Engine;
 use base64::alphabet::URL_SAFE;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
 use crate::exposition::names::{go_quote, is_reserved_label_name, is_valid_label_name};
 
 const BASE64_SUFFIX: &str = "@base64";
+
+/// A value as a `@base64` path segment: base64url without padding, `=` for the empty value, as
+/// the reference documents.
+pub fn base64_segment(value: &str) -> String {
+    if value.is_empty() { "=".to_string() } else { URL_SAFE_NO_PAD.encode(value) }
+}
 
 /// base64url as the reference decodes it: padding stripped first, so any amount is fine, and
 /// stray bits in the last character are tolerated (Go's non-strict decoder).
@@ -81,6 +88,16 @@ impl GroupingKey {
 
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The key's push path with every value in `@base64` form, which reads back as this key
+    /// whatever its values hold: `/`, `.`, `%` or nothing.
+    pub fn push_path(&self) -> String {
+        let mut path = format!("/metrics/job{BASE64_SUFFIX}/{}", base64_segment(self.get("job").unwrap_or_default()));
+        for (name, value) in self.0.iter().filter(|(name, _)| name != "job") {
+            path.push_str(&format!("/{name}{BASE64_SUFFIX}/{}", base64_segment(value)));
+        }
+        path
     }
 
     /// The same key with `instance=""` added when it has no `instance`: the labels every series

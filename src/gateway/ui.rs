@@ -159,7 +159,7 @@ fn group_view(group: &Group, prefix: &str, now: Nanos) -> GroupView {
         last_push: When::nanos(group.last_push, now),
         last_failure: When::nanos(group.last_failure, now),
         failing: !group.last_push_successful(),
-        delete_url: format!("{prefix}{}", delete_path(&group.key)),
+        delete_url: format!("{prefix}{}", group.key.push_path()),
         families,
     }
 }
@@ -167,20 +167,6 @@ fn group_view(group: &Group, prefix: &str, now: Nanos) -> GroupView {
 /// The id of a group's element on the groups page, which the board links to.
 fn anchor(key: &GroupingKey) -> String {
     format!("group-{}", URL_SAFE_NO_PAD.encode(key.to_string()))
-}
-
-/// The group's push path with every value in base64url (`=` for an empty one), which the
-/// gateway reads back whatever the value holds: `/`, `.`, `%` or nothing.
-fn delete_path(key: &GroupingKey) -> String {
-    let mut path = String::from("/metrics");
-    let job = key.get("job").unwrap_or_default();
-    for (name, value) in std::iter::once(("job", job))
-        .chain(key.labels().iter().filter(|(n, _)| n != "job").map(|(n, v)| (n.as_str(), v.as_str())))
-    {
-        let encoded = if value.is_empty() { "=".to_string() } else { URL_SAFE_NO_PAD.encode(value) };
-        path.push_str(&format!("/{name}@base64/{encoded}"));
-    }
-    path
 }
 
 /// A series' value as the text format writes it; summaries and histograms in brief.
