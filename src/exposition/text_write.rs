@@ -36,6 +36,17 @@ pub fn type_name(ty: MetricType) -> &'static str {
     }
 }
 
+/// The one value of a counter, gauge or untyped metric (0 when the metric lacks it, as the
+/// text format writes it); `None` for the types with several samples.
+pub fn single_value(ty: MetricType, metric: &Metric) -> Option<f64> {
+    match ty {
+        MetricType::Counter => Some(metric.counter.as_ref().map_or(0.0, |c| c.value())),
+        MetricType::Gauge => Some(metric.gauge.as_ref().map_or(0.0, |g| g.value())),
+        MetricType::Untyped => Some(metric.untyped.as_ref().map_or(0.0, |u| u.value())),
+        MetricType::Summary | MetricType::Histogram | MetricType::GaugeHistogram => None,
+    }
+}
+
 /// Appends the sample lines of one metric of a family named `name` of type `ty`.
 pub fn write_metric(out: &mut String, name: &str, ty: MetricType, metric: &Metric) {
     match ty {

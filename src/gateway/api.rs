@@ -9,6 +9,7 @@ use super::config::Config;
 use super::scrape::seconds;
 use super::store::{Group, Nanos, PUSH_FAILURE_TIME, PUSH_FAILURE_TIME_HELP, PUSH_TIME, PUSH_TIME_HELP, Store};
 use crate::exposition::float::to_go_string;
+use crate::exposition::text_write::single_value;
 use crate::proto::client::{LabelPair, Metric, MetricFamily, MetricType};
 
 /// The headers every API answer carries, as the reference's.
@@ -75,9 +76,7 @@ fn metric(ty: MetricType, metric: &Metric) -> Value {
     let mut object = Map::new();
     object.insert("labels".into(), label_map(&metric.label));
     let value = match ty {
-        MetricType::Counter => metric.counter.as_ref().map(|c| c.value()),
-        MetricType::Gauge => metric.gauge.as_ref().map(|g| g.value()),
-        MetricType::Untyped => metric.untyped.as_ref().map(|u| u.value()),
+        MetricType::Counter | MetricType::Gauge | MetricType::Untyped => single_value(ty, metric),
         MetricType::Summary => {
             let summary = metric.summary.clone().unwrap_or_default();
             let quantiles: Map<String, Value> =

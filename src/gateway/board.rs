@@ -18,7 +18,8 @@ use serde::Serialize;
 
 use super::grouping::GroupingKey;
 use super::store::{Group, Nanos, Store};
-use crate::proto::client::Metric;
+use crate::exposition::text_write::single_value;
+use crate::proto::client::{Metric, MetricType};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -110,11 +111,11 @@ fn row(group: &Group, now: f64) -> Option<CronJobRow> {
     if !group.families.keys().any(|name| name.starts_with("cronjob_")) {
         return None;
     }
-    let gauge = |name: &str| group.families.get(name).and_then(|f| f.metrics().first().and_then(value));
+    let gauge = |name: &str| group.families.get(name).and_then(|f| f.metrics().first().and_then(|m| value(f.ty(), m)));
     let info = group.families.get("cronjob_info").and_then(|f| f.metrics().into_iter().next());
     let info_label = |name: &str| info.as_ref().and_then(|m| label(m, name)).map(str::to_string);
     let last_result = group.families.get("cronjob_last_result").and_then(|f| {
-        f.metrics().iter().find(|m| value(m) == Some(1.0)).and_then(|m| label(m, "result").map(str::to_string))
+        f.metrics().iter().find(|m| value(f.ty(), m) == Some(1.0)).and_then(|m| label(m, "result").map(str::to_string))
     });
 
     let mut row = CronJobRow {
@@ -249,7 +250,7 @@ fn containers(group: &Group) -> Vec<ContainerEnd> {
             let termination = terminations.iter().find(|t| label(t, "container").unwrap_or_default() == container);
             let detail = |name| termination.and_then(|t| label(t, name)).unwrap_or_default().to_string();
             Some(ContainerEnd {
-                exit_code: value(code)?,
+                exit_code: value(codes.ty(), code)?,
                 reason: detail("reason"),
                 signal: detail("signal"),
                 container,
@@ -258,14 +259,9 @@ fn containers(group: &Group) -> Vec<ContainerEnd> {
         .collect()
 }
 
-fn value(metric: &Metric) -> Option<f64> {
-    let v = metric
-        .gauge
-        .as_ref()
-        .map(|g| g.value())
-        .or_else(|| metric.untyped.as_ref().map(|u| u.value()))
-        .or_else(|| metric.counter.as_ref().map(|c| c.value()))?;
-    v.is_finite().then_some(v)
+/// A series' value, when it is a number: pushed times and codes are never NaN or infinite.
+fn value(ty: MetricType, metric: &Metric) -> Option<f64> {
+    single_value(ty, metric).filter(|v| v.is_finite())
 }
 
 fn label<'a>(metric: &'a Metric, name: &str) -> Option<&'a str> {

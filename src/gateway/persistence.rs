@@ -91,7 +91,7 @@ impl StoreFile {
         let mut db = self.db.lock();
         let open = match db.take() {
             Some(open) => open,
-            None => database(&self.path).map_err(|e| failed(&e))?,
+            None => database(&self.path, false).map_err(|e| failed(&e))?,
         };
         write_to(&open, changes).map_err(|e| failed(&e))?;
         *db = Some(open);
@@ -115,9 +115,10 @@ fn write_to(db: &Database, changes: &[Change]) -> Result<(), redb::Error> {
     Ok(())
 }
 
-/// The store file as redb opens it, with a cache sized for a Pi.
-fn database(path: &Path) -> Result<Database, DatabaseError> {
-    Database::builder().set_cache_size(CACHE_BYTES).create(path)
+/// The store file as redb opens it, with a cache sized for a Pi; `check_integrity` reads every
+/// page's checksum first (at start-up; not when opening again after a failed write).
+fn database(path: &Path, check_integrity: bool) -> Result<Database, DatabaseError> {
+    Database::builder().set_cache_size(CACHE_BYTES).set_check_integrity_on_open(check_integrity).create(path)
 }
 
 /// Creates the store file, readable by its owner only (it holds whatever was pushed), unless it
@@ -138,10 +139,8 @@ fn open_and_read(path: &Path) -> Result<(StoreFile, Vec<Group>), PersistError> {
     let damaged = |why: String| PersistError::Damaged { path: path.into(), why };
     // redb checks every page's checksum on open; in a debug build it may also panic on a file
     // it cannot have written. Either way the file is damaged, not the gateway.
-    let opened = panic::catch_unwind(AssertUnwindSafe(|| {
-        Database::builder().set_cache_size(CACHE_BYTES).set_check_integrity_on_open(true).create(path)
-    }))
-    .map_err(|_| damaged("reading it failed".into()))?;
+    let opened = panic::catch_unwind(AssertUnwindSafe(|| database(path, true)))
+        .map_err(|_| damaged("reading it failed".into()))?;
     let db = match opened {
         Ok(db) => db,
         Err(DatabaseError::DatabaseAlreadyOpen) => return Err(PersistError::InUse { path: path.into() }),

@@ -14,7 +14,7 @@ use super::config::Config;
 use super::grouping::GroupingKey;
 use super::store::{Group, Nanos, PUSH_FAILURE_TIME, PUSH_TIME, Store};
 use crate::exposition::float::to_go_string;
-use crate::exposition::text_write::type_name;
+use crate::exposition::text_write::{single_value, type_name};
 use crate::proto::client::{Metric, MetricType};
 
 /// Sent with every page: the pages load nothing but their own assets, and nothing runs but the
@@ -172,9 +172,9 @@ fn anchor(key: &GroupingKey) -> String {
 /// A series' value as the text format writes it; summaries and histograms in brief.
 fn series_value(ty: MetricType, metric: &Metric) -> String {
     match ty {
-        MetricType::Counter => to_go_string(metric.counter.as_ref().map_or(0.0, |c| c.value())),
-        MetricType::Gauge => to_go_string(metric.gauge.as_ref().map_or(0.0, |g| g.value())),
-        MetricType::Untyped => to_go_string(metric.untyped.as_ref().map_or(0.0, |u| u.value())),
+        MetricType::Counter | MetricType::Gauge | MetricType::Untyped => {
+            to_go_string(single_value(ty, metric).unwrap_or_default())
+        }
         MetricType::Summary => {
             let summary = metric.summary.clone().unwrap_or_default();
             let mut parts = vec![
