@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::Server;
-use support::kubelet::{CronJobRun, MAIN, Run, run_start, run_to_end, wait};
+use support::kubelet::{CronJobRun, MAIN, PodContainers as _, Run, run_start, run_to_end, wait};
 use support::prometheus::SCRAPE_JOB;
 
 const SHIPPED_ALERTS: [&str; 7] = [

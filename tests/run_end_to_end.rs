@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::Server;
-use support::kubelet::{Run, run_main, run_start, run_to_end, sigterm, stop_sidecar, wait};
+use support::kubelet::{PodContainers as _, Run, run_main, run_start, run_to_end, sigterm, stop_sidecar, wait};
 use support::webhook::{NAMESPACE, SERVICE};
 
 /// The gateway's series of this CronJob's group, without the instance label's noise.

@@ -18,7 +18,7 @@ use base64::Engine;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
-use support::kubelet::{CronJobRun, MAIN, Run, run_main, run_start, run_to_end, stop_sidecar};
+use support::kubelet::{CronJobRun, MAIN, PodContainers as _, Run, run_main, run_start, run_to_end, stop_sidecar};
 use support::{Server, eventually, free_port};
 
 const HOSTILE: &str = "<img src=x onerror=alert(1)>";

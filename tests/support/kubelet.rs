@@ -168,75 +168,6 @@ impl Run {
         Run { api, webhook, spec, pod, mounts, dir }
     }
 
-    pub fn container(&self, name: &str) -> &Value {
-        let init = self.pod["spec"]["initContainers"].as_array().unwrap();
-        init.iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("no container {name}"))
-    }
-
-    /// The container's environment as the kubelet builds it, with mounted paths mapped to
-    /// their host directories.
-    pub fn environment(&self, name: &str) -> Vec<(String, String)> {
-        let container = self.container(name);
-        let mut mapped: Vec<(String, PathBuf)> = Vec::new();
-        for mount in container["volumeMounts"].as_array().into_iter().flatten() {
-            let host = &self.mounts[mount["name"].as_str().unwrap()];
-            mapped.push((mount["mountPath"].as_str().unwrap().to_string(), host.clone()));
-        }
-        let field = |path: &str| match path {
-            "metadata.namespace" => self.pod["metadata"]["namespace"].as_str().unwrap().to_string(),
-            "metadata.name" => self.pod["metadata"]["name"].as_str().unwrap().to_string(),
-            other => panic!("the kubelet emulation does not know the field {other}"),
-        };
-        let mut env = Vec::new();
-        for var in container["env"].as_array().unwrap() {
-            let name = var["name"].as_str().unwrap().to_string();
-            let value = match var.get("value") {
-                Some(v) => v.as_str().unwrap().to_string(),
-                None => field(var["valueFrom"]["fieldRef"]["fieldPath"].as_str().unwrap()),
-            };
-            // A path inside a mounted volume is, on the host, inside the volume's directory.
-            let value = mapped
-                .iter()
-                .find_map(|(at, host)| value.strip_prefix(at.as_str()).map(|rest| format!("{}{rest}", host.display())))
-                .unwrap_or(value);
-            env.push((name, value));
-        }
-        env
-    }
-
-    /// Starts a container's process: the image's entrypoint with the container's args.
-    pub fn spawn(&self, name: &str) -> Child {
-        let args: Vec<String> =
-            self.container(name)["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect();
-        Command::new(env!("CARGO_BIN_EXE_cronpush"))
-            .args(&args)
-            .env_clear()
-            .envs(self.environment(name))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(self.dir.path().join(format!("{name}.log"))).unwrap())
-            .spawn()
-            .unwrap()
-    }
-
-    /// Starts the native sidecar and waits until it listens for SIGTERM. The kubelet starts
-    /// the main containers once the sidecar has started, and notices their exit only at its
-    /// next status pass (PLEG), so a real sidecar always has this moment; a test must wait for
-    /// it explicitly.
-    pub fn start_sidecar(&self) -> Child {
-        let sidecar = self.spawn("cronpush-sidecar");
-        let ready = super::eventually(Duration::from_secs(10), || {
-            self.log("cronpush-sidecar").contains("waiting for the end of the run")
-        });
-        assert!(ready, "the sidecar did not start: {}", self.log("cronpush-sidecar"));
-        sidecar
-    }
-
-    /// What a container wrote to stderr.
-    pub fn log(&self, name: &str) -> String {
-        std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default()
-    }
-
     /// The kubelet's status update for the main container, as kube-apiserver stores it.
     pub fn report_main(&self, terminated: &Value) {
         self.report_pod_ended(terminated, None);
@@ -276,6 +207,101 @@ impl Run {
     }
 }
 
+/// A Pod's containers as the container runtime runs them, whichever API server the Pod came
+/// from: the Pod as stored, host directories standing in for its volumes, and a directory for
+/// the containers' logs.
+pub trait PodContainers {
+    /// The Pod as the API server stored it.
+    fn pod(&self) -> &Value;
+    /// Host directories standing in for the Pod's volumes, by volume name.
+    fn mounts(&self) -> &HashMap<String, PathBuf>;
+    /// Where each container's stderr goes, as `<name>.log`.
+    fn logs(&self) -> &std::path::Path;
+
+    fn container(&self, name: &str) -> &Value {
+        let init = self.pod()["spec"]["initContainers"].as_array().unwrap();
+        init.iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("no container {name}"))
+    }
+
+    /// The container's environment as the kubelet builds it, with mounted paths mapped to
+    /// their host directories.
+    fn environment(&self, name: &str) -> Vec<(String, String)> {
+        let container = self.container(name);
+        let mut mapped: Vec<(String, PathBuf)> = Vec::new();
+        for mount in container["volumeMounts"].as_array().into_iter().flatten() {
+            let host = &self.mounts()[mount["name"].as_str().unwrap()];
+            mapped.push((mount["mountPath"].as_str().unwrap().to_string(), host.clone()));
+        }
+        let field = |path: &str| match path {
+            "metadata.namespace" => self.pod()["metadata"]["namespace"].as_str().unwrap().to_string(),
+            "metadata.name" => self.pod()["metadata"]["name"].as_str().unwrap().to_string(),
+            other => panic!("the kubelet emulation does not know the field {other}"),
+        };
+        let mut env = Vec::new();
+        for var in container["env"].as_array().unwrap() {
+            let name = var["name"].as_str().unwrap().to_string();
+            let value = match var.get("value") {
+                Some(v) => v.as_str().unwrap().to_string(),
+                None => field(var["valueFrom"]["fieldRef"]["fieldPath"].as_str().unwrap()),
+            };
+            // A path inside a mounted volume is, on the host, inside the volume's directory.
+            let value = mapped
+                .iter()
+                .find_map(|(at, host)| value.strip_prefix(at.as_str()).map(|rest| format!("{}{rest}", host.display())))
+                .unwrap_or(value);
+            env.push((name, value));
+        }
+        env
+    }
+
+    /// Starts a container's process: the image's entrypoint with the container's args.
+    fn spawn(&self, name: &str) -> Child {
+        let args: Vec<String> =
+            self.container(name)["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect();
+        Command::new(env!("CARGO_BIN_EXE_cronpush"))
+            .args(&args)
+            .env_clear()
+            .envs(self.environment(name))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.logs().join(format!("{name}.log"))).unwrap())
+            .spawn()
+            .unwrap()
+    }
+
+    /// Starts the native sidecar and waits until it listens for SIGTERM. The kubelet starts
+    /// the main containers once the sidecar has started, and notices their exit only at its
+    /// next status pass (PLEG), so a real sidecar always has this moment; a test must wait for
+    /// it explicitly.
+    fn start_sidecar(&self) -> Child {
+        let sidecar = self.spawn("cronpush-sidecar");
+        let ready = super::eventually(Duration::from_secs(10), || {
+            self.log("cronpush-sidecar").contains("waiting for the end of the run")
+        });
+        assert!(ready, "the sidecar did not start: {}", self.log("cronpush-sidecar"));
+        sidecar
+    }
+
+    /// What a container wrote to stderr.
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.logs().join(format!("{name}.log"))).unwrap_or_default()
+    }
+}
+
+impl PodContainers for Run {
+    fn pod(&self) -> &Value {
+        &self.pod
+    }
+
+    fn mounts(&self) -> &HashMap<String, PathBuf> {
+        &self.mounts
+    }
+
+    fn logs(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
 /// Runs a main "container" command and returns its terminated state as the kubelet reports it:
 /// a signal becomes exit code 128 + N with reason Error, as containerd reports it.
 pub fn run_main(command: &str) -> Value {
@@ -310,7 +336,7 @@ pub fn sigterm(child: &Child) {
 }
 
 /// The init container: it must end, with 0, within its timeout (a few seconds).
-pub fn run_start(run: &Run) -> Duration {
+pub fn run_start(run: &impl PodContainers) -> Duration {
     let mut start = run.spawn("cronpush-start");
     let (status, took) = wait(&mut start, Duration::from_secs(10)).expect("cronpush start ended");
     assert_eq!(status.code(), Some(0), "start must never fail the Pod: {}", run.log("cronpush-start"));
@@ -318,7 +344,7 @@ pub fn run_start(run: &Run) -> Duration {
 }
 
 /// SIGTERM to the sidecar; it must exit 0 within the Pod's grace period.
-pub fn stop_sidecar(run: &Run, sidecar: &mut Child, grace: Duration) -> Duration {
+pub fn stop_sidecar(run: &impl PodContainers, sidecar: &mut Child, grace: Duration) -> Duration {
     sigterm(sidecar);
     let (status, took) = wait(sidecar, grace).unwrap_or_else(|| panic!("the sidecar outlived its grace period"));
     assert_eq!(status.code(), Some(0), "{}", run.log("cronpush-sidecar"));
