@@ -23,6 +23,13 @@ pub const SIDECAR_CONTAINER: &str = "cronpush-sidecar";
 pub const TOKEN_VOLUME: &str = "cronpush-token";
 pub const TOKEN_DIR: &str = "/var/run/secrets/cronpush.io/serviceaccount";
 pub const TOKEN_FILE: &str = "/var/run/secrets/cronpush.io/serviceaccount/token";
+/// An empty volume mounted, read-only, over the Pod's API token path in both injected containers.
+/// kube-apiserver runs its ServiceAccount admission plugin again after a webhook changed a Pod
+/// (apiserver/pkg/admission/reinvocation.go), and it mounts the Pod's `kube-api-access-*` token
+/// into every container without a mount at that path (plugin/pkg/admission/serviceaccount
+/// `mountServiceAccountToken`): ours would otherwise hold the Pod's API credentials.
+pub const NO_API_TOKEN_VOLUME: &str = "cronpush-no-api-token";
+pub const API_TOKEN_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
 /// The environment of the injected containers.
 pub mod env {

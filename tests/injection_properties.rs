@@ -52,7 +52,12 @@ fn pod() -> impl Strategy<Value = Value> {
         prop::option::of(prop::collection::vec(container(), 0..4)),
         prop::collection::vec(container(), 1..3),
         prop::option::of(prop::collection::vec(
-            prop_oneof![Just("data".to_string()), "[a-z]{1,8}", Just("cronpush-token".to_string())],
+            prop_oneof![
+                Just("data".to_string()),
+                "[a-z]{1,8}",
+                Just("cronpush-token".to_string()),
+                Just("cronpush-no-api-token".to_string())
+            ],
             0..3,
         )),
         prop::option::of(prop::collection::btree_map("[a-z.]{1,10}/[a-z]{1,8}", "\\PC{0,10}", 0..3)),
@@ -118,9 +123,10 @@ proptest! {
         }
         let ops = match injection::patch(&typed, &facts(), &injection_config()) {
             Ok(injection) => injection.ops,
-            Err(injection::InjectionError::VolumeNameTaken) => {
+            Err(injection::InjectionError::VolumeNameTaken(taken)) => {
                 let volumes = typed.spec.as_ref().unwrap().volumes.iter().flatten();
-                prop_assert!(volumes.map(|v| v.name.as_str()).any(|n| n == "cronpush-token"));
+                prop_assert!(["cronpush-token", "cronpush-no-api-token"].contains(&taken));
+                prop_assert!(volumes.map(|v| v.name.as_str()).any(|n| n == taken));
                 return Ok(());
             }
             Err(e) => return Err(TestCaseError::fail(e.to_string())),

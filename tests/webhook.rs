@@ -227,9 +227,23 @@ fn the_articles_pod_keeps_its_pusher_first_and_only_the_sidecar_gets_the_token()
         assert_eq!(mount.read_only, Some(true));
         let token_file = env_of(&pod, "cronpush-sidecar", "CRONPUSH_TOKEN_FILE").unwrap();
         assert!(token_file.starts_with(&format!("{}/", mount.mount_path.trim_end_matches('/'))), "{token_file}");
-        // The cluster's own API token is none of ours: our containers mount nothing else.
-        assert!(start.volume_mounts.is_none(), "{:?}", start.volume_mounts);
-        assert_eq!(sidecar.volume_mounts.as_ref().unwrap().len(), 1);
+        // The cluster's own API token is none of ours: both containers mount an empty volume
+        // over its path, which keeps the ServiceAccount plugin from mounting it when it runs
+        // again after us, and nothing else.
+        for ours in [start, sidecar] {
+            let over_token: Vec<&str> = ours
+                .volume_mounts
+                .iter()
+                .flatten()
+                .filter(|m| m.mount_path == "/var/run/secrets/kubernetes.io/serviceaccount")
+                .map(|m| m.name.as_str())
+                .collect();
+            assert_eq!(over_token, ["cronpush-no-api-token"], "{}", ours.name);
+        }
+        assert_eq!(start.volume_mounts.as_ref().unwrap().len(), 1);
+        assert_eq!(sidecar.volume_mounts.as_ref().unwrap().len(), 2);
+        let nothing = volumes.iter().find(|v| v.name == "cronpush-no-api-token").unwrap();
+        assert!(nothing.empty_dir.is_some(), "{nothing:?}");
         // Reinvoked on its own result, it changes nothing.
         let mut again = review.clone();
         again["request"]["object"] = raw;

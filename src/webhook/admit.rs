@@ -69,7 +69,7 @@ impl Admitter {
             }
             Err(e) => {
                 let reason = match e {
-                    InjectionError::VolumeNameTaken => SkipReason::NameCollision,
+                    InjectionError::VolumeNameTaken(_) => SkipReason::NameCollision,
                     InjectionError::NoSpec => SkipReason::MalformedPod,
                 };
                 not_injected(warnings, e.to_string(), reason)

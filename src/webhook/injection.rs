@@ -12,9 +12,9 @@ use std::collections::BTreeMap;
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, PatchOperation};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EnvVar, EnvVarSource, ObjectFieldSelector, Pod, PodSpec, ProjectedVolumeSource,
-    ResourceRequirements, SeccompProfile, SecurityContext, ServiceAccountTokenProjection, Volume, VolumeMount,
-    VolumeProjection,
+    Capabilities, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, ObjectFieldSelector, Pod, PodSpec,
+    ProjectedVolumeSource, ResourceRequirements, SeccompProfile, SecurityContext, ServiceAccountTokenProjection,
+    Volume, VolumeMount, VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde_json::{Value, json};
@@ -22,8 +22,8 @@ use serde_json::{Value, json};
 use super::relay_ca::RelayCa;
 use super::resolve::RunFacts;
 use crate::contract::{
-    METRICS_FILE_ANNOTATION, SIDECAR_CONTAINER, START_CONTAINER, STATUS_ANNOTATION, TOKEN_DIR, TOKEN_FILE,
-    TOKEN_VOLUME, env,
+    API_TOKEN_DIR, METRICS_FILE_ANNOTATION, NO_API_TOKEN_VOLUME, SIDECAR_CONTAINER, START_CONTAINER, STATUS_ANNOTATION,
+    TOKEN_DIR, TOKEN_FILE, TOKEN_VOLUME, env,
 };
 
 /// The API's default `terminationGracePeriodSeconds`.
@@ -52,8 +52,8 @@ pub struct InjectionConfig {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum InjectionError {
-    #[error("the Pod already has a volume named {TOKEN_VOLUME}")]
-    VolumeNameTaken,
+    #[error("the Pod already has a volume named {0}")]
+    VolumeNameTaken(&'static str),
     #[error("the Pod has no spec")]
     NoSpec,
 }
@@ -68,8 +68,10 @@ pub struct Injection {
 /// The JSON patch that injects `facts`' run into `pod`.
 pub fn patch(pod: &Pod, facts: &RunFacts, config: &InjectionConfig) -> Result<Injection, InjectionError> {
     let spec = pod.spec.as_ref().ok_or(InjectionError::NoSpec)?;
-    if spec.volumes.iter().flatten().any(|v| v.name == TOKEN_VOLUME) {
-        return Err(InjectionError::VolumeNameTaken);
+    for ours in [TOKEN_VOLUME, NO_API_TOKEN_VOLUME] {
+        if spec.volumes.iter().flatten().any(|v| v.name == ours) {
+            return Err(InjectionError::VolumeNameTaken(ours));
+        }
     }
     let mut warnings = Vec::new();
     let mut sidecar = sidecar_container(facts, config);
@@ -93,7 +95,7 @@ pub fn patch(pod: &Pod, facts: &RunFacts, config: &InjectionConfig) -> Result<In
     let containers = [start_container(facts, config), sidecar];
     let mut ops = Vec::new();
     append_all(&mut ops, &["spec", "initContainers"], spec.init_containers.is_some(), &containers);
-    append_all(&mut ops, &["spec", "volumes"], spec.volumes.is_some(), &[token_volume(config)]);
+    append_all(&mut ops, &["spec", "volumes"], spec.volumes.is_some(), &[token_volume(config), no_api_token_volume()]);
     let status = status_annotation(facts);
     if pod.metadata.annotations.is_some() {
         ops.push(add(&["metadata", "annotations", STATUS_ANNOTATION], json!(status)));
@@ -155,6 +157,7 @@ fn start_container(facts: &RunFacts, config: &InjectionConfig) -> Container {
         name: START_CONTAINER.into(),
         args: Some(vec!["start".into()]),
         env: Some(run_env(facts, config)),
+        volume_mounts: Some(vec![no_api_token_mount()]),
         ..base_container(config)
     }
 }
@@ -172,12 +175,15 @@ fn sidecar_container(facts: &RunFacts, config: &InjectionConfig) -> Container {
         env: Some(env),
         // A native sidecar: started before the main containers, stopped after them.
         restart_policy: Some("Always".into()),
-        volume_mounts: Some(vec![VolumeMount {
-            name: TOKEN_VOLUME.into(),
-            mount_path: TOKEN_DIR.into(),
-            read_only: Some(true),
-            ..VolumeMount::default()
-        }]),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: TOKEN_VOLUME.into(),
+                mount_path: TOKEN_DIR.into(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            },
+            no_api_token_mount(),
+        ]),
         ..base_container(config)
     }
 }
@@ -254,6 +260,21 @@ fn field_env(name: &str, field_path: &str) -> EnvVar {
             ..EnvVarSource::default()
         }),
     }
+}
+
+/// Nothing, mounted where the ServiceAccount admission plugin would mount the Pod's API token, so
+/// that it mounts none into our containers (see [`NO_API_TOKEN_VOLUME`]).
+fn no_api_token_mount() -> VolumeMount {
+    VolumeMount {
+        name: NO_API_TOKEN_VOLUME.into(),
+        mount_path: API_TOKEN_DIR.into(),
+        read_only: Some(true),
+        ..VolumeMount::default()
+    }
+}
+
+fn no_api_token_volume() -> Volume {
+    Volume { name: NO_API_TOKEN_VOLUME.into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Volume::default() }
 }
 
 /// The sidecar's own token for the relay: projected with our audience and a short life, so

@@ -9,7 +9,9 @@ use super::admission::{self, Answer};
 use super::injection::{self, InjectionConfig};
 use super::resolve::{FactsSource, RunFacts};
 use super::selection::{self, SkipReason};
-use crate::contract::{SIDECAR_CONTAINER, START_CONTAINER, STATUS_ANNOTATION, TOKEN_VOLUME};
+use crate::contract::{
+    API_TOKEN_DIR, NO_API_TOKEN_VOLUME, SIDECAR_CONTAINER, START_CONTAINER, STATUS_ANNOTATION, TOKEN_VOLUME,
+};
 use k8s_openapi::api::core::v1::Pod;
 
 /// The article's CronJob pod template (`sample-cronjob`, an init container that pushes, a
@@ -176,7 +178,17 @@ fn the_patched_pod_holds_both_containers_last_and_keeps_everything_else() {
     assert_eq!(sidecar.restart_policy.as_deref(), Some("Always"));
     assert_eq!(sidecar.volume_mounts.as_ref().unwrap()[0].name, TOKEN_VOLUME);
     let start = &spec.init_containers.as_ref().unwrap()[1];
-    assert!(start.volume_mounts.is_none(), "the token is the sidecar's only");
+    // Neither container gets the Pod's API token, not even when the ServiceAccount plugin runs
+    // again after us: both mount nothing over its path. Only the sidecar has our token.
+    let mounts = |c: &k8s_openapi::api::core::v1::Container| -> Vec<(String, String, Option<bool>)> {
+        c.volume_mounts.iter().flatten().map(|m| (m.name.clone(), m.mount_path.clone(), m.read_only)).collect()
+    };
+    let empty = (NO_API_TOKEN_VOLUME.to_string(), API_TOKEN_DIR.to_string(), Some(true));
+    assert_eq!(mounts(start), std::slice::from_ref(&empty));
+    assert_eq!(mounts(sidecar)[1..], [empty]);
+    let volumes = spec.volumes.as_ref().unwrap();
+    let nothing = volumes.iter().find(|v| v.name == NO_API_TOKEN_VOLUME).unwrap();
+    assert_eq!(nothing.empty_dir, Some(Default::default()), "an empty directory, nothing else");
     assert!(start.restart_policy.is_none());
     let env = |c: &k8s_openapi::api::core::v1::Container, name: &str| {
         c.env.iter().flatten().find(|e| e.name == name).cloned()
@@ -238,9 +250,12 @@ fn pods_without_init_containers_volumes_or_annotations_get_the_arrays_created() 
 #[test]
 fn a_taken_volume_name_is_refused_not_overwritten() {
     let mut pod = article_pod(1);
-    pod["spec"]["volumes"] = json!([{"name": TOKEN_VOLUME, "emptyDir": {}}]);
-    let typed: Pod = serde_json::from_value(pod).unwrap();
-    assert_eq!(injection::patch(&typed, &facts(), &config()), Err(injection::InjectionError::VolumeNameTaken));
+    for ours in [TOKEN_VOLUME, NO_API_TOKEN_VOLUME] {
+        pod["spec"]["volumes"] = json!([{"name": ours, "emptyDir": {}}]);
+        let typed: Pod = serde_json::from_value(pod.clone()).unwrap();
+        let refused = injection::patch(&typed, &facts(), &config());
+        assert_eq!(refused, Err(injection::InjectionError::VolumeNameTaken(ours)));
+    }
 }
 
 #[test]
@@ -325,7 +340,8 @@ fn the_sidecar_learns_the_grace_period_and_mounts_the_custom_metrics_volume_read
     let sidecar =
         patched["spec"]["initContainers"].as_array().unwrap().iter().find(|c| c["name"] == "cronpush-sidecar");
     let mounts = &sidecar.unwrap()["volumeMounts"];
-    assert_eq!(mounts[1], json!({"name": "deeper", "mountPath": "/out/metrics/", "subPath": "m", "readOnly": true}));
+    let deeper = mounts.as_array().unwrap().iter().find(|m| m["name"] == "deeper").unwrap();
+    assert_eq!(deeper, &json!({"name": "deeper", "mountPath": "/out/metrics/", "subPath": "m", "readOnly": true}));
     assert_eq!(patched["spec"]["containers"], pod["spec"]["containers"], "the main container is not touched");
     // A file on no shared volume: injected all the same, with a warning and no file to push.
     pod["metadata"]["annotations"] = json!({"cronpush.io/metrics-file": "/tmp/job.prom"});
