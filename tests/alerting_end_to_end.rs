@@ -22,6 +22,9 @@
 //! The first three have a 600 s grace, since nothing plays their later slots. At every poll, any
 //! alert active (pending or firing) beyond the expected ones fails the test, CronpushGatewayDown
 //! included; each expected alert is allowed only until it is seen resolved, and none is left.
+//!
+//! Why on the fake: time is compressed by choosing each run's schedule slot, which a real CronJob
+//! controller would only reach by waiting for the real minutes.
 
 mod support;
 

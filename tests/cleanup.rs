@@ -3,6 +3,10 @@
 //! events as kube-apiserver does. A deleted CronJob's group goes from the gateway; so do the
 //! groups of CronJobs deleted while no webhook ran, found once the webhook has listed every
 //! CronJob. Nothing else is touched, and without the flag nothing is deleted at all.
+//!
+//! Why also on the fake: it runs in a second and proves that nothing else is touched and that
+//! nothing is deleted without the flag. The same clean-up against the real API server, with the
+//! shipped RBAC as the webhook's authority, is in tests/cluster.rs.
 
 mod support;
 

@@ -3,6 +3,11 @@
 //! projected tokens with the pod-bound extras, the Pod GET and the one-Pod watch; the test plays
 //! the kubelet by writing the containers' terminated states into the Pod's status, sometimes
 //! after the sidecar has already asked (the kubelet's status sync is asynchronous).
+//!
+//! Why on the fake: the relay's edges need a status written at a chosen moment relative to the
+//! sidecar's question, an expired token, a legacy token bound to no Pod, and an API server that
+//! is gone, all in milliseconds. The relay's TokenReview and Pod watch against the real API
+//! server, with tokens from the TokenRequest API, are tested in tests/cluster.rs.
 
 mod support;
 

@@ -17,6 +17,12 @@
 //!
 //! kube-apiserver's part (the Job and CronJob, the Pod, the TokenReview of the projected token)
 //! is the fake API server of tests/support/kube_api.rs; the kubelet's, tests/support/kubelet.rs.
+//!
+//! Why on the fake: these runs need what a real API server cannot easily be made to do: a
+//! status written after the sidecar's SIGTERM at a chosen moment, a relay that is down or signed
+//! by a foreign CA, an expired token, a Pod ended whole by the kubelet with its reason. A whole
+//! run against the real API server (TokenRequest, TokenReview, the Pod watch and the Job
+//! controller's verdict) is in tests/cluster.rs.
 
 mod support;
 

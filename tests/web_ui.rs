@@ -7,6 +7,9 @@
 //! no GPU, no background networking, a fresh profile. With `CRONPUSH_SCREENSHOTS=<dir>` the
 //! board's screenshots are written there (the README's come from this test); otherwise into
 //! cargo's temporary directory.
+//!
+//! Why on the fake: the board needs runs in chosen states (a slot ten minutes ago, a relay that
+//! is gone), and the browser tests stay fast.
 
 mod support;
 

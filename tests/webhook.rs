@@ -3,6 +3,14 @@
 //! Service's DNS name, the server certificate verified against the caBundle. A small fake API
 //! server (tests/support/kube_api.rs) answers what the webhook asks Kubernetes (Jobs and
 //! CronJobs: lists, watches and GETs) as kube-apiserver would; it can also be down.
+//!
+//! Why on the fake and not on the real control plane of tests/cluster.rs: each test here needs an
+//! API server that a real one cannot easily be made to be (down; answering 404 for a Job the Pod
+//! names; reporting 1.28 at `/version`; holding a Job whose watch event is still in flight;
+//! counting requests by path to tell a cache hit from a read), or sends reviews no API server
+//! sends (malformed ones, a Pod that does not decode, the article's Pod as a fixture), and answers
+//! in milliseconds. What the real API server decides (selection, owners, the schedule slot, the
+//! admission chain after the patch, reinvocation) is tested there.
 
 mod support;
 
@@ -229,7 +237,7 @@ fn the_articles_pod_keeps_its_pusher_first_and_only_the_sidecar_gets_the_token()
         assert!(token_file.starts_with(&format!("{}/", mount.mount_path.trim_end_matches('/'))), "{token_file}");
         // The cluster's own API token is none of ours: both containers mount an empty volume
         // over its path, which keeps the ServiceAccount plugin from mounting it when it runs
-        // again after us, and nothing else.
+        // again after us (tests/cluster.rs sees the real plugin skip them), and nothing else.
         for ours in [start, sidecar] {
             let over_token: Vec<&str> = ours
                 .volume_mounts

@@ -240,9 +240,12 @@ pub trait PodContainers {
         let mut env = Vec::new();
         for var in container["env"].as_array().unwrap() {
             let name = var["name"].as_str().unwrap().to_string();
-            let value = match var.get("value") {
-                Some(v) => v.as_str().unwrap().to_string(),
-                None => field(var["valueFrom"]["fieldRef"]["fieldPath"].as_str().unwrap()),
+            // A variable with neither (the API server drops an empty value) is set empty, as
+            // the kubelet's makeEnvironmentVariables (kubelet_pods.go) sets it.
+            let value = match (var.get("value"), var["valueFrom"]["fieldRef"]["fieldPath"].as_str()) {
+                (Some(v), _) => v.as_str().unwrap().to_string(),
+                (None, Some(path)) => field(path),
+                (None, None) => String::new(),
             };
             // A path inside a mounted volume is, on the host, inside the volume's directory.
             let value = mapped

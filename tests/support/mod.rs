@@ -5,10 +5,12 @@
 
 #![allow(dead_code)]
 
+pub mod control_plane;
 pub mod https;
 pub mod kube_api;
 pub mod kubelet;
 pub mod kustomize;
+pub mod node;
 pub mod prometheus;
 pub mod webhook;
 

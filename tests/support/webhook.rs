@@ -48,6 +48,17 @@ impl Webhook {
     /// As `start_with`, with more flags.
     pub fn start_with_flags(api_server: &str, gateway_url: &str, flags: &[&str]) -> Webhook {
         let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = kubeconfig(dir.path(), api_server);
+        Webhook::start_in(dir, &kubeconfig, gateway_url, flags)
+    }
+
+    /// As `start_with_flags`, reaching the API server as `kubeconfig` says (a real one, with the
+    /// webhook's own ServiceAccount token).
+    pub fn start_with_kubeconfig(kubeconfig: &std::path::Path, gateway_url: &str, flags: &[&str]) -> Webhook {
+        Webhook::start_in(tempfile::tempdir().unwrap(), kubeconfig, gateway_url, flags)
+    }
+
+    fn start_in(dir: tempfile::TempDir, kubeconfig: &std::path::Path, gateway_url: &str, flags: &[&str]) -> Webhook {
         let certs = dir.path().join("certs");
         super::issue_certs(&certs, &["--service", SERVICE, "--namespace", NAMESPACE, "--extra-name", "127.0.0.1"]);
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -62,7 +73,7 @@ impl Webhook {
             .arg(format!("--relay-url=https://{address}/v1/exit-status"))
             .args(["--image=cronpush:test", "--resolve-timeout=1s"])
             .args(flags)
-            .env("KUBECONFIG", kubeconfig(dir.path(), api_server))
+            .env("KUBECONFIG", kubeconfig)
             .env("POD_NAMESPACE", NAMESPACE)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -1,0 +1,407 @@
+//! The webhook in a real control plane (tests/support/control_plane.rs: etcd, kube-apiserver and
+//! kube-controller-manager, built from the Kubernetes release pinned in
+//! scripts/control-plane/go.mod). Nothing here is emulated but the absence of a scheduler and a
+//! kubelet, which admission does not involve:
+//! - the shipped manifests are rendered with kustomize and created as a cluster admin creates
+//!   them; the API server validates every object and evaluates the MutatingWebhookConfiguration
+//!   itself (namespaceSelector, objectSelector, the matchConditions CEL, failurePolicy,
+//!   reinvocationPolicy), and the shipped RBAC is the webhook's only authority (it runs with a
+//!   token of its own ServiceAccount from the TokenRequest API);
+//! - runs start as in a cluster: the CronJob controller creates Jobs on the schedule, or a Job
+//!   is created as `kubectl create job --from=cronjob/...` creates it; the Job controller creates
+//!   the Pod, which passes through the whole admission chain (ServiceAccount, LimitRanger,
+//!   PodSecurity, ResourceQuota) with our webhook in it.
+//!
+//! - a run is played by the kubelet emulation of tests/support/node.rs (the Pod bound to a
+//!   registered Node, its projected token from the TokenRequest API, status through
+//!   `pods/status`), so the relay's TokenReview and Pod watch, and the Job controller's verdict
+//!   on the Pod, are the real API server's and the real controller's.
+//!
+//! Each test installs the manifests under a case name of its own: its webhook configuration is
+//! named after the case, and its namespaceSelector also requires the namespace label
+//! `cronpush.test/case=<case>` (beside the shipped expressions, which stay as shipped), so that
+//! the tests of this binary, which share one control plane, never see each other's Pods.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde_json::{Value, json};
+use support::Server;
+use support::control_plane::{ControlPlane, control_plane};
+use support::kubelet::PodContainers as _;
+use support::kustomize;
+use support::node::{NodeRun, register_node};
+use support::webhook::Webhook;
+
+/// The namespace label that scopes a test's webhook configuration to its own namespaces.
+const CASE_LABEL: &str = "cronpush.test/case";
+
+/// The webhook of one test, installed from the shipped manifests.
+struct Installed {
+    webhook: Webhook,
+    case: String,
+}
+
+/// Renders `manifests/webhook/overlays/<overlay>`, creates every object in it (an object that
+/// another test of this binary created already is left as it is: they are the same), starts the
+/// webhook with a token of its ServiceAccount, and points the webhook configuration at it: a
+/// `url` client config to the process on loopback instead of the Service, with the caBundle
+/// from `cronpush certs`. Returns once the API server calls the webhook.
+fn install(overlay: &str, case: &str, gateway_url: &str) -> Installed {
+    install_with_flags(overlay, case, gateway_url, &[])
+}
+
+/// As `install`, the webhook started with more flags.
+fn install_with_flags(overlay: &str, case: &str, gateway_url: &str, flags: &[&str]) -> Installed {
+    let plane = control_plane();
+    let rendered = kustomize::render(&format!("manifests/webhook/overlays/{overlay}"));
+    let documents = kustomize::documents(&rendered).unwrap();
+    let mut configuration = None;
+    for (_, object) in documents {
+        if object["kind"] == "MutatingWebhookConfiguration" {
+            configuration = Some(object);
+            continue;
+        }
+        let (status, reply) = plane.try_create(&object);
+        assert!(status == 201 || status == 409, "the API server refused a shipped object: {status} {reply}");
+    }
+    let token = plane.token("cronpush", "cronpush-webhook", &[], None);
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = plane.kubeconfig(dir.path(), &token);
+    let webhook = Webhook::start_with_kubeconfig(&kubeconfig, gateway_url, flags);
+    std::mem::forget(dir); // the webhook reads its kubeconfig for as long as it runs
+
+    let mut configuration = configuration.expect("the overlay has a MutatingWebhookConfiguration");
+    configuration["metadata"]["name"] = json!(format!("cronpush-{case}"));
+    let hook = &mut configuration["webhooks"][0];
+    hook["clientConfig"] = json!({
+        "url": format!("https://127.0.0.1:{}/mutate", webhook.address.port()),
+        "caBundle": base64::engine::general_purpose::STANDARD.encode(&webhook.ca),
+    });
+    hook["namespaceSelector"]["matchExpressions"]
+        .as_array_mut()
+        .expect("the shipped namespaceSelector has matchExpressions")
+        .push(json!({"key": CASE_LABEL, "operator": "In", "values": [case]}));
+    plane.create(&configuration);
+    let installed = Installed { webhook, case: case.into() };
+    installed.wait_until_called();
+    installed
+}
+
+impl Installed {
+    /// A namespace this test's webhook configuration may select, with more labels.
+    fn namespace(&self, name: &str, labels: Value) -> String {
+        let mut labels = labels;
+        labels[CASE_LABEL] = json!(self.case);
+        control_plane().create(&json!({"apiVersion": "v1", "kind": "Namespace",
+                                       "metadata": {"name": name, "labels": labels}}));
+        // The service-account controller creates `default`; Pods wait for it.
+        control_plane().wait_for(&format!("/api/v1/namespaces/{name}/serviceaccounts/default"), WAIT, |_| true);
+        name.into()
+    }
+
+    /// The API server picks up a new webhook configuration asynchronously: dry-run creations of
+    /// a Job-owned Pod in a namespace of this case until the webhook counts one.
+    fn wait_until_called(&self) {
+        let plane = control_plane();
+        let namespace = self.namespace(&format!("{}-probe", self.case), json!({"cronpush.io/inject": "enabled"}));
+        let pod = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "probe", "namespace": namespace,
+                         "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": "probe",
+                                              "uid": "00000000-0000-0000-0000-000000000000", "controller": true}]},
+            "spec": {"containers": [{"name": "main", "image": "busybox"}]}});
+        let path = format!("/api/v1/namespaces/{namespace}/pods?dryRun=All");
+        let deadline = Instant::now() + WAIT;
+        while !self.webhook.metrics().contains("reason=\"unknown_owner\"") {
+            assert!(Instant::now() < deadline, "the API server never called the webhook");
+            plane.request("POST", &path, Some(&pod));
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// A CronJob whose Pods pass Pod Security "restricted" on their own, so that a namespace that
+/// enforces it judges what cronpush adds.
+fn cronjob(namespace: &str, name: &str, schedule: &str, pod_labels: Value) -> Value {
+    json!({"apiVersion": "batch/v1", "kind": "CronJob",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"schedule": schedule, "startingDeadlineSeconds": 30, "concurrencyPolicy": "Allow",
+            "jobTemplate": {"spec": {"backoffLimit": 0, "template": {
+                "metadata": {"labels": pod_labels},
+                "spec": {"restartPolicy": "Never",
+                    "securityContext": {"runAsNonRoot": true, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [{"name": "main-batch", "image": "busybox", "command": ["true"],
+                        "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}}}]}}}}}})
+}
+
+/// The Job `kubectl create job <name> --from=cronjob/<cronjob>` creates (kubectl's
+/// pkg/cmd/create/create_job.go, createJobFromCronJob): the CronJob's job template, the
+/// annotation `cronjob.kubernetes.io/instantiate: manual`, and the CronJob as its controller.
+fn job_from(plane: &ControlPlane, cronjob: &Value, name: &str) -> Value {
+    let template = &cronjob["spec"]["jobTemplate"];
+    let mut annotations = template["metadata"]["annotations"].clone();
+    if annotations.is_null() {
+        annotations = json!({});
+    }
+    annotations["cronjob.kubernetes.io/instantiate"] = json!("manual");
+    let job = json!({"apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": name, "namespace": cronjob["metadata"]["namespace"],
+                     "annotations": annotations, "labels": template["metadata"]["labels"].clone(),
+                     "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob",
+                                          "name": cronjob["metadata"]["name"], "uid": cronjob["metadata"]["uid"],
+                                          "controller": true}]},
+        "spec": template["spec"].clone()});
+    plane.create(&job)
+}
+
+/// The one Pod the Job controller created for `job`, once it exists.
+fn pod_of(plane: &ControlPlane, namespace: &str, job: &str) -> Value {
+    let path = format!("/api/v1/namespaces/{namespace}/pods?labelSelector=batch.kubernetes.io/job-name%3D{job}");
+    let list = plane.wait_for(&path, WAIT, |list| list["items"].as_array().is_some_and(|items| !items.is_empty()));
+    list["items"][0].clone()
+}
+
+fn init_container_names(pod: &Value) -> Vec<String> {
+    pod["spec"]["initContainers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn env_of(pod: &Value, container: &str, name: &str) -> Option<String> {
+    let containers = pod["spec"]["initContainers"].as_array()?;
+    let container = containers.iter().find(|c| c["name"] == container)?;
+    let var = container["env"].as_array()?.iter().find(|v| v["name"] == name)?;
+    // The API server stores an empty value as no value (Go's omitempty); the kubelet sets such a
+    // variable to the empty string.
+    Some(var["value"].as_str().unwrap_or_default().to_string())
+}
+
+/// The names of the containers that mount `volume`.
+fn mounting(pod: &Value, volume: &str) -> Vec<String> {
+    let spec = &pod["spec"];
+    spec["initContainers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(spec["containers"].as_array().into_iter().flatten())
+        .filter(|c| c["volumeMounts"].as_array().into_iter().flatten().any(|m| m["name"] == volume))
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Seconds since the epoch of an RFC 3339 time the API server wrote.
+fn seconds(time: &Value) -> i64 {
+    time.as_str().unwrap().parse::<jiff::Timestamp>().unwrap().as_second()
+}
+
+#[test]
+fn a_manual_run_is_injected_and_the_patched_pod_passes_the_real_admission_chain() {
+    let plane = control_plane();
+    let installed = install("cluster", "manual", "http://gateway.example:9091");
+    let namespace = installed.namespace("manual-run", json!({"pod-security.kubernetes.io/enforce": "restricted"}));
+    let cronjob = plane.create(&cronjob(&namespace, "nightly", "0 3 * * *", json!({})));
+    job_from(plane, &cronjob, "nightly-by-hand");
+    let pod = pod_of(plane, &namespace, "nightly-by-hand");
+
+    // Stored by the API server after PodSecurity "restricted" judged it with our containers.
+    assert_eq!(init_container_names(&pod), ["cronpush-start", "cronpush-sidecar"], "{pod}");
+    assert_eq!(pod["spec"]["initContainers"][1]["restartPolicy"], "Always", "a native sidecar");
+    assert_eq!(env_of(&pod, "cronpush-start", "CRONPUSH_CRONJOB").as_deref(), Some("nightly"));
+    assert_eq!(env_of(&pod, "cronpush-start", "CRONPUSH_SCHEDULE").as_deref(), Some("0 3 * * *"));
+    assert_eq!(
+        env_of(&pod, "cronpush-start", "CRONPUSH_SCHEDULED_TIME").as_deref(),
+        Some(""),
+        "a manual run has no slot"
+    );
+    let created = seconds(&cronjob["metadata"]["creationTimestamp"]).to_string();
+    assert_eq!(env_of(&pod, "cronpush-start", "CRONPUSH_CRONJOB_CREATED"), Some(created));
+    let status: Value =
+        serde_json::from_str(pod["metadata"]["annotations"]["cronpush.io/status"].as_str().unwrap()).unwrap();
+    assert_eq!(status["facts"], "api", "the Job and CronJob were read with the shipped RBAC");
+    let metrics = installed.webhook.metrics();
+    assert!(metrics.contains("outcome=\"injected\",reason=\"api\"} 1\n"), "{metrics}");
+
+    // The ServiceAccount plugin mounted the Pod's API token into the Job's own container, and
+    // not into ours, though it ran again after our patch; our token reaches the sidecar alone.
+    let api_access = pod["spec"]["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|v| v["name"].as_str().filter(|n| n.starts_with("kube-api-access-")))
+        .expect("the ServiceAccount plugin's token volume")
+        .to_string();
+    assert_eq!(mounting(&pod, &api_access), ["main-batch"], "{pod}");
+    assert_eq!(mounting(&pod, "cronpush-token"), ["cronpush-sidecar"], "{pod}");
+}
+
+#[test]
+fn the_namespace_overlay_the_pod_opt_out_and_the_owner_decide_in_the_api_server() {
+    let plane = control_plane();
+    let installed = install("namespace", "selection", "http://gateway.example:9091");
+    let enabled = installed.namespace("selection-enabled", json!({"cronpush.io/inject": "enabled"}));
+    let other = installed.namespace("selection-other", json!({}));
+    let before = installed.webhook.metrics();
+
+    // Only the labelled namespace is injected; the other's Pod never reaches the webhook.
+    for namespace in [&enabled, &other] {
+        let cronjob = plane.create(&cronjob(namespace, "hourly", "0 * * * *", json!({})));
+        job_from(plane, &cronjob, "hourly-by-hand");
+    }
+    assert_eq!(
+        init_container_names(&pod_of(plane, &enabled, "hourly-by-hand")),
+        ["cronpush-start", "cronpush-sidecar"]
+    );
+    assert!(init_container_names(&pod_of(plane, &other, "hourly-by-hand")).is_empty());
+
+    // The Pod label opt-out: the objectSelector keeps the Pod from the webhook.
+    let opted_out = plane.create(&cronjob(&enabled, "quiet", "0 * * * *", json!({"cronpush.io/inject": "disabled"})));
+    job_from(plane, &opted_out, "quiet-by-hand");
+    assert!(init_container_names(&pod_of(plane, &enabled, "quiet-by-hand")).is_empty());
+
+    // A Pod no Job controls: the matchConditions CEL keeps it from the webhook.
+    plane.create(&json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "plain", "namespace": enabled},
+                         "spec": {"containers": [{"name": "main", "image": "busybox"}]}}));
+
+    // A Job of no CronJob reaches the webhook, which leaves its Pod alone.
+    let job = cronjob(&enabled, "unused", "0 * * * *", json!({}))["spec"]["jobTemplate"]["spec"].clone();
+    plane.create(&json!({"apiVersion": "batch/v1", "kind": "Job",
+                         "metadata": {"name": "standalone", "namespace": enabled}, "spec": job}));
+    assert!(init_container_names(&pod_of(plane, &enabled, "standalone")).is_empty());
+
+    let after = installed.webhook.metrics();
+    let count = |metrics: &str, series: &str| -> u64 {
+        metrics.lines().find_map(|l| l.strip_prefix(series)).map_or(0, |v| v.trim().parse().unwrap())
+    };
+    let injected = "cronpush_webhook_admissions_total{outcome=\"injected\",reason=\"api\"}";
+    let not_cronjob = "cronpush_webhook_admissions_total{outcome=\"skipped\",reason=\"not_cronjob_pod\"}";
+    assert_eq!(count(&after, injected) - count(&before, injected), 1, "{after}");
+    assert_eq!(count(&after, not_cronjob) - count(&before, not_cronjob), 1, "only the standalone Job's Pod: {after}");
+    let reviews = |m: &str| -> u64 {
+        m.lines()
+            .filter(|l| l.starts_with("cronpush_webhook_admissions_total{"))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+            .sum()
+    };
+    // The injected Pod is reviewed once: the in-tree plugins that run again after our patch
+    // (reinvocation) change nothing, so reinvocationPolicy IfNeeded calls us no second time.
+    assert_eq!(reviews(&after) - reviews(&before), 2, "the webhook saw two Pods, and no other: {after}");
+}
+
+#[test]
+fn the_cronjob_controller_creates_a_job_on_the_schedule_and_its_pod_carries_the_slot() {
+    let plane = control_plane();
+    let installed = install("cluster", "tick", "http://gateway.example:9091");
+    let namespace = installed.namespace("tick", json!({}));
+    plane.create(&cronjob(&namespace, "every-minute", "* * * * *", json!({})));
+    // The next minute's slot, at most a minute and the controller's resync away.
+    let jobs =
+        plane.wait_for(&format!("/apis/batch/v1/namespaces/{namespace}/jobs"), Duration::from_secs(90), |list| {
+            list["items"].as_array().is_some_and(|items| !items.is_empty())
+        });
+    let job = &jobs["items"][0];
+    let name = job["metadata"]["name"].as_str().unwrap();
+    let slot = seconds(&job["metadata"]["annotations"]["batch.kubernetes.io/cronjob-scheduled-timestamp"]);
+    assert_eq!(name, format!("every-minute-{}", slot / 60), "the controller names a Job by its slot in minutes");
+    let pod = pod_of(plane, &namespace, name);
+    assert_eq!(init_container_names(&pod), ["cronpush-start", "cronpush-sidecar"]);
+    assert_eq!(env_of(&pod, "cronpush-start", "CRONPUSH_SCHEDULED_TIME"), Some(slot.to_string()));
+    assert_eq!(env_of(&pod, "cronpush-start", "CRONPUSH_JOB_NAME").as_deref(), Some(name));
+}
+
+/// The gateway's series of one CronJob's group.
+fn series_of(gateway: &Server, cronjob: &str) -> Vec<String> {
+    let label = format!("cronjob=\"{cronjob}\"");
+    gateway.pushed_series().into_iter().filter(|s| s.contains(&label)).collect()
+}
+
+fn has(series: &[String], prefix: &str, value: &str) -> bool {
+    series.iter().any(|s| s.starts_with(prefix) && s.ends_with(&format!(" {value}")))
+}
+
+/// Whether the Job has the condition `type` with status True (and `reason`, when given).
+fn job_condition(job: &Value, kind: &str, reason: Option<&str>) -> bool {
+    job["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == kind && c["status"] == "True" && reason.is_none_or(|r| c["reason"] == r))
+}
+
+#[test]
+fn runs_report_their_end_through_the_relay_and_the_job_controller_judges_the_same_pods() {
+    let plane = control_plane();
+    register_node(plane, "node-amd64", &plane.version, "amd64");
+    let gateway = Server::cronpush(&[]);
+    let installed = install("cluster", "runs", &gateway.base);
+    let namespace = installed.namespace("runs", json!({}));
+    for (name, command, result, exit_code) in
+        [("succeeds", "exit 0", "success", "0"), ("fails", "exit 3", "failure", "3")]
+    {
+        let object = plane.create(&cronjob(&namespace, name, "0 3 * * *", json!({})));
+        let job = format!("{name}-by-hand");
+        job_from(plane, &object, &job);
+        let run = NodeRun::bind(plane, pod_of(plane, &namespace, &job), "node-amd64");
+        run.run_to_end(command);
+
+        // What the sidecar learned from the relay, which reviewed its token and watched its Pod
+        // on the real API server.
+        let series = series_of(&gateway, name);
+        let group = format!("cronjob=\"{name}\",instance=\"\",job=\"cronpush\",namespace=\"{namespace}\"");
+        assert!(has(&series, &format!("cronjob_last_result{{{group},result=\"{result}\"}}"), "1"), "{series:#?}");
+        let exit = format!("cronjob_last_exit_code{{container=\"main-batch\",{group}}}");
+        assert!(has(&series, &exit, exit_code), "{series:#?}\n{}", run.log("cronpush-sidecar"));
+        assert!(series.iter().any(|s| s.starts_with("cronjob_last_start_timestamp_seconds{")), "{series:#?}");
+
+        // The Job controller judged the same Pod: complete, or failed with backoffLimit 0.
+        let path = format!("/apis/batch/v1/namespaces/{namespace}/jobs/{job}");
+        let verdict = if result == "success" { ("Complete", None) } else { ("Failed", Some("BackoffLimitExceeded")) };
+        plane.wait_for(&path, WAIT, |job| job_condition(job, verdict.0, verdict.1));
+    }
+    let metrics = installed.webhook.metrics();
+    assert!(metrics.contains("cronpush_webhook_relay_requests_total{outcome=\"complete\"} 2"), "{metrics}");
+}
+
+/// The gateway's groups as `namespace/cronjob`.
+fn groups(gateway: &Server) -> Vec<String> {
+    let body: Value = serde_json::from_str(&gateway.get("/api/v1/metrics").body).unwrap();
+    let mut groups: Vec<String> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| format!("{}/{}", g["labels"]["namespace"].as_str().unwrap(), g["labels"]["cronjob"].as_str().unwrap()))
+        .collect();
+    groups.sort();
+    groups
+}
+
+#[test]
+fn the_group_of_a_cronjob_deleted_through_the_api_goes_from_the_gateway() {
+    let plane = control_plane();
+    let gateway = Server::cronpush(&[]);
+    for cronjob in ["kept", "deleted", "gone-before"] {
+        let path = format!("/metrics/job/cronpush/namespace/cleanup/cronjob/{cronjob}");
+        assert_eq!(gateway.post(&path, "cronjob_last_start_timestamp_seconds 1\n").status, 200);
+    }
+    // Created before the webhook starts, so that its first complete list holds both.
+    let namespace = "cleanup";
+    plane.create(&json!({"apiVersion": "v1", "kind": "Namespace",
+                         "metadata": {"name": namespace, "labels": {CASE_LABEL: "cleanup"}}}));
+    for cronjob_name in ["kept", "deleted"] {
+        plane.create(&cronjob(namespace, cronjob_name, "0 3 * * *", json!({})));
+    }
+    let _installed = install_with_flags("cluster", "cleanup", &gateway.base, &["--delete-groups-of-deleted-cronjobs"]);
+    // A CronJob deleted while no webhook ran: its group goes once the webhook has listed them.
+    let caught_up = support::eventually(WAIT, || groups(&gateway) == ["cleanup/deleted", "cleanup/kept"]);
+    assert!(caught_up, "{:?}", groups(&gateway));
+    // `kubectl delete cronjob deleted`: the API server's DELETED event reaches the webhook's watch.
+    plane.delete(&format!("/apis/batch/v1/namespaces/{namespace}/cronjobs/deleted"));
+    let deleted = support::eventually(WAIT, || groups(&gateway) == ["cleanup/kept"]);
+    assert!(deleted, "{:?}", groups(&gateway));
+}
