@@ -405,3 +405,34 @@ fn the_group_of_a_cronjob_deleted_through_the_api_goes_from_the_gateway() {
     let deleted = support::eventually(WAIT, || groups(&gateway) == ["cleanup/kept"]);
     assert!(deleted, "{:?}", groups(&gateway));
 }
+
+#[test]
+fn a_windows_pod_is_created_as_written_and_a_pod_with_our_names_is_not_taken_for_ours() {
+    let plane = control_plane();
+    let installed = install("cluster", "edges", "http://gateway.example:9091");
+    let namespace = installed.namespace("edges", json!({}));
+    // The API server refuses runAsUser, seccompProfile and capabilities in a Pod for Windows
+    // (validateWindows): injected, the Job controller could not create this Pod at all.
+    let mut windows = cronjob(&namespace, "windows", "0 3 * * *", json!({}));
+    let template = &mut windows["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    template["os"] = json!({"name": "windows"});
+    template["securityContext"] = json!({});
+    template["containers"][0]["securityContext"] = json!({});
+    let windows = plane.create(&windows);
+    job_from(plane, &windows, "windows-by-hand");
+    assert!(init_container_names(&pod_of(plane, &namespace, "windows-by-hand")).is_empty());
+
+    // A Job's own init container that happens to be named like ours: left alone, not "injected".
+    let mut named = cronjob(&namespace, "named-like-us", "0 3 * * *", json!({}));
+    let template = &mut named["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    let mut init = template["containers"][0].clone();
+    init["name"] = json!("cronpush-start");
+    template["initContainers"] = json!([init]);
+    let named = plane.create(&named);
+    job_from(plane, &named, "named-by-hand");
+    assert_eq!(init_container_names(&pod_of(plane, &namespace, "named-by-hand")), ["cronpush-start"]);
+
+    let metrics = installed.webhook.metrics();
+    assert!(metrics.contains("outcome=\"skipped\",reason=\"windows_pod\"} 1\n"), "{metrics}");
+    assert!(metrics.contains("outcome=\"skipped\",reason=\"name_collision\"} 1\n"), "{metrics}");
+}

@@ -112,17 +112,20 @@ proptest! {
         let typed = request.object.clone().unwrap();
         let names = typed.spec.iter().flat_map(|s| s.init_containers.iter().flatten().chain(&s.containers));
         let has_ours = names.map(|c| c.name.as_str()).any(|n| n == "cronpush-start" || n == "cronpush-sidecar");
-        match selection::select(&request, &[]) {
-            // Exactly the Pods with a container named like ours are taken as injected already.
-            Err(SkipReason::AlreadyInjected) => {
+        // None of these Pods carries our mark: every one is a candidate.
+        if let Err(skip) = selection::select(&request, &[]) {
+            return Err(TestCaseError::fail(format!("unexpected skip {skip:?}")));
+        }
+        let ops = match injection::patch(&typed, &facts(), &injection_config()) {
+            // Exactly the Pods with a container named like ours are refused as a collision.
+            Err(injection::InjectionError::ContainerNameTaken(_)) => {
                 prop_assert!(has_ours);
                 return Ok(());
             }
-            Err(other) => return Err(TestCaseError::fail(format!("unexpected skip {other:?}"))),
-            Ok(_) => prop_assert!(!has_ours),
-        }
-        let ops = match injection::patch(&typed, &facts(), &injection_config()) {
-            Ok(injection) => injection.ops,
+            Ok(injection) => {
+                prop_assert!(!has_ours);
+                injection.ops
+            }
             Err(injection::InjectionError::VolumeNameTaken(taken)) => {
                 let volumes = typed.spec.as_ref().unwrap().volumes.iter().flatten();
                 prop_assert!(["cronpush-token", "cronpush-no-api-token"].contains(&taken));

@@ -69,7 +69,10 @@ impl Admitter {
             }
             Err(e) => {
                 let reason = match e {
-                    InjectionError::VolumeNameTaken(_) => SkipReason::NameCollision,
+                    InjectionError::VolumeNameTaken(_) | InjectionError::ContainerNameTaken(_) => {
+                        SkipReason::NameCollision
+                    }
+                    InjectionError::WindowsPod => SkipReason::WindowsPod,
                     InjectionError::NoSpec => SkipReason::MalformedPod,
                 };
                 not_injected(warnings, e.to_string(), reason)

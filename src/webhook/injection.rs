@@ -54,6 +54,10 @@ pub struct InjectionConfig {
 pub enum InjectionError {
     #[error("the Pod already has a volume named {0}")]
     VolumeNameTaken(&'static str),
+    #[error("the Pod already has a container named {0}, which cronpush did not inject")]
+    ContainerNameTaken(&'static str),
+    #[error("a Windows Pod: cronpush's containers run on Linux nodes only")]
+    WindowsPod,
     #[error("the Pod has no spec")]
     NoSpec,
 }
@@ -68,10 +72,9 @@ pub struct Injection {
 /// The JSON patch that injects `facts`' run into `pod`.
 pub fn patch(pod: &Pod, facts: &RunFacts, config: &InjectionConfig) -> Result<Injection, InjectionError> {
     let spec = pod.spec.as_ref().ok_or(InjectionError::NoSpec)?;
-    for ours in [TOKEN_VOLUME, NO_API_TOKEN_VOLUME] {
-        if spec.volumes.iter().flatten().any(|v| v.name == ours) {
-            return Err(InjectionError::VolumeNameTaken(ours));
-        }
+    refuse_collisions(spec)?;
+    if is_windows(spec) {
+        return Err(InjectionError::WindowsPod);
     }
     let mut warnings = Vec::new();
     let mut sidecar = sidecar_container(facts, config);
@@ -105,6 +108,34 @@ pub fn patch(pod: &Pod, facts: &RunFacts, config: &InjectionConfig) -> Result<In
     Ok(Injection { ops, warnings })
 }
 
+/// A Pod that already holds a volume or a container of our names (which cronpush did not put
+/// there: an injected Pod is recognised by its annotation before this) is left alone rather than
+/// given a second one, which the API server would refuse.
+fn refuse_collisions(spec: &PodSpec) -> Result<(), InjectionError> {
+    for ours in [TOKEN_VOLUME, NO_API_TOKEN_VOLUME] {
+        if spec.volumes.iter().flatten().any(|v| v.name == ours) {
+            return Err(InjectionError::VolumeNameTaken(ours));
+        }
+    }
+    let containers = || spec.init_containers.iter().flatten().chain(&spec.containers);
+    for ours in [START_CONTAINER, SIDECAR_CONTAINER] {
+        if containers().any(|c| c.name == ours) {
+            return Err(InjectionError::ContainerNameTaken(ours));
+        }
+    }
+    Ok(())
+}
+
+/// A Pod for Windows nodes: by `spec.os.name`, or by a node selector that only Windows nodes
+/// match. Our image is Linux-only, and the API server refuses `runAsUser`, `seccompProfile` and
+/// `capabilities` in a Windows Pod (pkg/apis/core/validation, validateWindows).
+fn is_windows(spec: &PodSpec) -> bool {
+    let by_os = spec.os.as_ref().is_some_and(|os| os.name == "windows");
+    let by_selector =
+        spec.node_selector.as_ref().and_then(|s| s.get("kubernetes.io/os")).is_some_and(|os| os == "windows");
+    by_os || by_selector
+}
+
 /// The main container's volume that holds `path`, mounted the same way but read-only, so the
 /// sidecar finds the file where the Job wrote it. The deepest mount wins, as in the container.
 fn shared_mount(spec: &PodSpec, path: &str) -> Option<VolumeMount> {
@@ -118,7 +149,10 @@ fn shared_mount(spec: &PodSpec, path: &str) -> Option<VolumeMount> {
         .flat_map(|c| c.volume_mounts.iter().flatten())
         .filter(|m| covers(m))
         .max_by_key(|m| m.mount_path.trim_end_matches('/').len())?;
-    Some(VolumeMount { read_only: Some(true), recursive_read_only: None, ..mount.clone() })
+    // Not the main container's mountPropagation: Bidirectional is refused on an unprivileged
+    // container (pkg/apis/core/validation, validateMountPropagation), and a read-only view needs
+    // none.
+    Some(VolumeMount { read_only: Some(true), recursive_read_only: None, mount_propagation: None, ..mount.clone() })
 }
 
 /// Appends `items` to the array at `path`, creating it when the Pod has none: `add` to `-`

@@ -5,7 +5,7 @@
 use k8s_openapi::api::core::v1::Pod;
 use kube::core::admission::{AdmissionRequest, Operation};
 
-use crate::contract::{INJECT_DISABLED, POD_INJECT_LABEL, SIDECAR_CONTAINER, START_CONTAINER, STATUS_ANNOTATION};
+use crate::contract::{INJECT_DISABLED, POD_INJECT_LABEL, STATUS_ANNOTATION};
 
 /// A Pod of a Job, to be injected if its Job turns out to be a CronJob's.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,8 +25,10 @@ pub enum SkipReason {
     OptedOut,
     AlreadyInjected,
     ExcludedNamespace,
-    /// The Pod already has a volume of our name.
+    /// The Pod already has a volume or a container of our names, which we did not put there.
     NameCollision,
+    /// A Pod for Windows nodes.
+    WindowsPod,
     UnsupportedKubernetes,
     /// The review's Pod is missing, does not decode, or has no spec.
     MalformedPod,
@@ -46,6 +48,7 @@ impl SkipReason {
             SkipReason::AlreadyInjected => "already_injected",
             SkipReason::ExcludedNamespace => "excluded_namespace",
             SkipReason::NameCollision => "name_collision",
+            SkipReason::WindowsPod => "windows_pod",
             SkipReason::UnsupportedKubernetes => "unsupported_kubernetes",
             SkipReason::MalformedPod => "malformed_pod",
             SkipReason::ApiUnreachable => "api_unreachable",
@@ -84,14 +87,9 @@ pub fn select(request: &AdmissionRequest<Pod>, excluded_namespaces: &[String]) -
     Ok(Candidate { namespace, job_name: owner.name.clone(), job_uid: owner.uid.clone() })
 }
 
-/// Whether the Pod already carries our mark or our containers: injection is idempotent under
-/// `reinvocationPolicy: IfNeeded`, and another tool's copy of our containers is left alone.
+/// Whether the Pod carries our mark: injection is idempotent under `reinvocationPolicy:
+/// IfNeeded`. Containers that merely bear our names are no mark of ours: the injection refuses
+/// them as a collision, and says so.
 pub fn is_injected(pod: &Pod) -> bool {
-    let annotated = pod.metadata.annotations.as_ref().is_some_and(|a| a.contains_key(STATUS_ANNOTATION));
-    let ours = |name: &str| name == START_CONTAINER || name == SIDECAR_CONTAINER;
-    let has_ours = pod
-        .spec
-        .as_ref()
-        .is_some_and(|spec| spec.init_containers.iter().flatten().chain(&spec.containers).any(|c| ours(&c.name)));
-    annotated || has_ours
+    pod.metadata.annotations.as_ref().is_some_and(|a| a.contains_key(STATUS_ANNOTATION))
 }

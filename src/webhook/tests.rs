@@ -226,6 +226,39 @@ fn injected_containers_pass_the_restricted_profile() {
 }
 
 #[test]
+fn containers_of_our_names_that_we_did_not_inject_are_a_collision_not_an_injection() {
+    for (list, ours) in [("initContainers", START_CONTAINER), ("containers", SIDECAR_CONTAINER)] {
+        let mut pod = article_pod(1);
+        let mut containers = pod["spec"][list].as_array().cloned().unwrap_or_default();
+        containers.push(json!({"name": ours, "image": "someone-elses:1"}));
+        pod["spec"][list] = json!(containers);
+        let request = admission::parse(&review(pod.clone())).unwrap().request;
+        assert!(selection::select(&request, &[]).is_ok(), "no mark of ours: a candidate");
+        let typed: Pod = serde_json::from_value(pod).unwrap();
+        let refused = injection::patch(&typed, &facts(), &config());
+        assert_eq!(refused, Err(injection::InjectionError::ContainerNameTaken(ours)));
+        let said = refused.unwrap_err().to_string();
+        assert_eq!(said, format!("the Pod already has a container named {ours}, which cronpush did not inject"));
+    }
+}
+
+#[test]
+fn a_windows_pod_gets_nothing() {
+    let mut by_os = article_pod(1);
+    by_os["spec"]["os"] = json!({"name": "windows"});
+    let mut by_selector = article_pod(1);
+    by_selector["spec"]["nodeSelector"] = json!({"kubernetes.io/os": "windows"});
+    for pod in [by_os, by_selector] {
+        let typed: Pod = serde_json::from_value(pod).unwrap();
+        assert_eq!(injection::patch(&typed, &facts(), &config()), Err(injection::InjectionError::WindowsPod));
+    }
+    let mut linux = article_pod(1);
+    linux["spec"]["os"] = json!({"name": "linux"});
+    linux["spec"]["nodeSelector"] = json!({"kubernetes.io/os": "linux"});
+    assert!(injection::patch(&serde_json::from_value(linux).unwrap(), &facts(), &config()).is_ok());
+}
+
+#[test]
 fn injection_is_idempotent() {
     let once = inject(&article_pod(1));
     let request = admission::parse(&review(once)).unwrap().request;
@@ -332,8 +365,10 @@ fn the_sidecar_learns_the_grace_period_and_mounts_the_custom_metrics_volume_read
     pod["spec"]["terminationGracePeriodSeconds"] = json!(90);
     pod["metadata"]["annotations"] = json!({"cronpush.io/metrics-file": "/out/metrics/job.prom"});
     pod["spec"]["volumes"] = json!([{"name": "out", "emptyDir": {}}, {"name": "deeper", "emptyDir": {}}]);
-    pod["spec"]["containers"][0]["volumeMounts"] =
-        json!([{"name": "out", "mountPath": "/out"}, {"name": "deeper", "mountPath": "/out/metrics/", "subPath": "m"}]);
+    // The main container's mountPropagation is not copied: a read-only view needs none, and
+    // Bidirectional is refused on an unprivileged container.
+    pod["spec"]["containers"][0]["volumeMounts"] = json!([{"name": "out", "mountPath": "/out"},
+        {"name": "deeper", "mountPath": "/out/metrics/", "subPath": "m", "mountPropagation": "Bidirectional"}]);
     let patched = inject(&pod);
     assert_eq!(sidecar_env(&patched, "CRONPUSH_TERMINATION_GRACE_SECONDS").as_deref(), Some("90"));
     assert_eq!(sidecar_env(&patched, "CRONPUSH_METRICS_FILE").as_deref(), Some("/out/metrics/job.prom"));
