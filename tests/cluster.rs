@@ -436,3 +436,84 @@ fn a_windows_pod_is_created_as_written_and_a_pod_with_our_names_is_not_taken_for
     assert!(metrics.contains("outcome=\"skipped\",reason=\"windows_pod\"} 1\n"), "{metrics}");
     assert!(metrics.contains("outcome=\"skipped\",reason=\"name_collision\"} 1\n"), "{metrics}");
 }
+
+/// The Pods the Job controller has created for `job`, oldest first, once there are `count`.
+fn pods_of(plane: &ControlPlane, namespace: &str, job: &str, count: usize) -> Vec<Value> {
+    let path = format!("/api/v1/namespaces/{namespace}/pods?labelSelector=batch.kubernetes.io/job-name%3D{job}");
+    let list = plane.wait_for(&path, WAIT, |list| list["items"].as_array().is_some_and(|items| items.len() >= count));
+    let mut pods = list["items"].as_array().unwrap().clone();
+    pods.sort_by_key(|p| {
+        (p["metadata"]["creationTimestamp"].as_str().unwrap().to_string(), p["metadata"]["name"].to_string())
+    });
+    pods
+}
+
+#[test]
+fn a_failed_pod_that_the_job_controller_retries_reports_each_attempt_and_the_job_ends_complete() {
+    let plane = control_plane();
+    register_node(plane, "node-amd64", &plane.version, "amd64");
+    let gateway = Server::cronpush(&[]);
+    let installed = install("cluster", "retries", &gateway.base);
+    let namespace = installed.namespace("retries", json!({}));
+    let mut object = cronjob(&namespace, "flaky", "0 3 * * *", json!({}));
+    object["spec"]["jobTemplate"]["spec"]["backoffLimit"] = json!(1);
+    let object = plane.create(&object);
+    job_from(plane, &object, "flaky-by-hand");
+    let group = format!("cronjob=\"flaky\",instance=\"\",job=\"cronpush\",namespace=\"{namespace}\"");
+
+    let first = NodeRun::bind(plane, pods_of(plane, &namespace, "flaky-by-hand", 1)[0].clone(), "node-amd64");
+    first.run_to_end("exit 3");
+    let series = series_of(&gateway, "flaky");
+    assert!(has(&series, &format!("cronjob_last_result{{{group},result=\"failure\"}}"), "1"), "{series:#?}");
+
+    // The Job controller replaces the failed Pod (after its back-off) with a second attempt,
+    // which the API server admits through the webhook like the first.
+    let pods = pods_of(plane, &namespace, "flaky-by-hand", 2);
+    assert_eq!(init_container_names(&pods[1]), ["cronpush-start", "cronpush-sidecar"]);
+    let second = NodeRun::bind(plane, pods[1].clone(), "node-amd64");
+    second.run_to_end("exit 0");
+    let series = series_of(&gateway, "flaky");
+    assert!(has(&series, &format!("cronjob_last_result{{{group},result=\"success\"}}"), "1"), "{series:#?}");
+    let path = format!("/apis/batch/v1/namespaces/{namespace}/jobs/flaky-by-hand");
+    let job = plane.wait_for(&path, WAIT, |job| job_condition(job, "Complete", None));
+    assert_eq!((job["status"]["failed"].as_i64(), job["status"]["succeeded"].as_i64()), (Some(1), Some(1)), "{job}");
+}
+
+#[test]
+fn under_a_limit_range_and_a_quota_the_patched_pod_is_admitted_with_the_defaults_filled_in() {
+    let plane = control_plane();
+    let installed = install("cluster", "quota", "http://gateway.example:9091");
+    let namespace = installed.namespace("quota", json!({}));
+    // LimitRanger fills these into every container that sets none, ours included when the
+    // in-tree plugins run again after our patch (plugin/pkg/admission/limitranger).
+    plane.create(
+        &json!({"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "defaults", "namespace": namespace},
+        "spec": {"limits": [{"type": "Container", "default": {"cpu": "200m", "memory": "64Mi"},
+                             "defaultRequest": {"cpu": "50m", "memory": "32Mi"}}]}}),
+    );
+    // The quota evaluator requires every container, init containers included, to set what a
+    // quota tracks (pkg/quota/v1/evaluator/core/pods.go).
+    plane.create(
+        &json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "team", "namespace": namespace},
+        "spec": {"hard": {"requests.cpu": "2", "requests.memory": "1Gi", "limits.cpu": "4", "limits.memory": "2Gi",
+                          "pods": "10"}}}),
+    );
+    // The quota controller has computed the quota's first usage: admission checks against it.
+    plane.wait_for(&format!("/api/v1/namespaces/{namespace}/resourcequotas/team"), WAIT, |q| {
+        !q["status"]["used"].is_null()
+    });
+    let object = plane.create(&cronjob(&namespace, "limited", "0 3 * * *", json!({})));
+    job_from(plane, &object, "limited-by-hand");
+    let pod = pod_of(plane, &namespace, "limited-by-hand");
+    assert_eq!(init_container_names(&pod), ["cronpush-start", "cronpush-sidecar"]);
+    for container in pod["spec"]["initContainers"].as_array().unwrap() {
+        let resources = &container["resources"];
+        // Ours as the webhook set them; the CPU limit it leaves unset is LimitRanger's default.
+        assert_eq!(resources["requests"], json!({"cpu": "10m", "memory": "16Mi"}), "{container}");
+        assert_eq!(resources["limits"], json!({"cpu": "200m", "memory": "32Mi"}), "{container}");
+    }
+    let quota = plane.wait_for(&format!("/api/v1/namespaces/{namespace}/resourcequotas/team"), WAIT, |q| {
+        q["status"]["used"]["pods"] == "1"
+    });
+    assert_eq!(quota["status"]["used"]["pods"], "1", "{quota}");
+}
