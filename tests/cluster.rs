@@ -1,7 +1,7 @@
-//! The webhook in a real control plane (tests/support/control_plane.rs: etcd, kube-apiserver and
+//! cronpush in a real control plane (tests/support/control_plane.rs: etcd, kube-apiserver and
 //! kube-controller-manager, built from the Kubernetes release pinned in
-//! scripts/control-plane/go.mod). Nothing here is emulated but the absence of a scheduler and a
-//! kubelet, which admission does not involve:
+//! scripts/control-plane/go.mod). What is emulated is the scheduler's binding and the kubelet,
+//! and only where a run needs them:
 //! - the shipped manifests are rendered with kustomize and created as a cluster admin creates
 //!   them; the API server validates every object and evaluates the MutatingWebhookConfiguration
 //!   itself (namespaceSelector, objectSelector, the matchConditions CEL, failurePolicy,
@@ -10,8 +10,7 @@
 //! - runs start as in a cluster: the CronJob controller creates Jobs on the schedule, or a Job
 //!   is created as `kubectl create job --from=cronjob/...` creates it; the Job controller creates
 //!   the Pod, which passes through the whole admission chain (ServiceAccount, LimitRanger,
-//!   PodSecurity, ResourceQuota) with our webhook in it.
-//!
+//!   PodSecurity, ResourceQuota) with our webhook in it;
 //! - a run is played by the kubelet emulation of tests/support/node.rs (the Pod bound to a
 //!   registered Node, its projected token from the TokenRequest API, status through
 //!   `pods/status`), so the relay's TokenReview and Pod watch, and the Job controller's verdict
