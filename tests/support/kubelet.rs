@@ -165,6 +165,16 @@ impl Run {
         };
         api.add_token("projected-token-of-the-pod", identity);
         mounts.insert("cronpush-token".to_string(), token_dir);
+        // Every other volume is an empty directory here (emptyDir, or a volume whose content no
+        // test reads), as the kubelet sets each one up before the containers start.
+        for volume in pod["spec"]["volumes"].as_array().into_iter().flatten() {
+            let name = volume["name"].as_str().unwrap().to_string();
+            if let std::collections::hash_map::Entry::Vacant(entry) = mounts.entry(name) {
+                let host = dir.path().join(format!("volume-{}", entry.key()));
+                std::fs::create_dir(&host).unwrap();
+                entry.insert(host);
+            }
+        }
         Run { api, webhook, spec, pod, mounts, dir }
     }
 
