@@ -157,11 +157,9 @@ fn job_from(plane: &ControlPlane, cronjob: &Value, name: &str) -> Value {
     plane.create(&job)
 }
 
-/// The one Pod the Job controller created for `job`, once it exists.
+/// The first Pod the Job controller created for `job`, once it exists.
 fn pod_of(plane: &ControlPlane, namespace: &str, job: &str) -> Value {
-    let path = format!("/api/v1/namespaces/{namespace}/pods?labelSelector=batch.kubernetes.io/job-name%3D{job}");
-    let list = plane.wait_for(&path, WAIT, |list| list["items"].as_array().is_some_and(|items| !items.is_empty()));
-    list["items"][0].clone()
+    pods_of(plane, namespace, job, 1).swap_remove(0)
 }
 
 fn init_container_names(pod: &Value) -> Vec<String> {

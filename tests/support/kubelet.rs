@@ -166,7 +166,8 @@ impl Run {
         api.add_token("projected-token-of-the-pod", identity);
         mounts.insert("cronpush-token".to_string(), token_dir);
         // Every other volume is an empty directory here (emptyDir, or a volume whose content no
-        // test reads), as the kubelet sets each one up before the containers start.
+        // test reads): the kubelet mounts every volume before it starts any container
+        // (pkg/kubelet/kubelet.go SyncPod, volumeManager.WaitForAttachAndMount).
         for volume in pod["spec"]["volumes"].as_array().into_iter().flatten() {
             let name = volume["name"].as_str().unwrap().to_string();
             if let std::collections::hash_map::Entry::Vacant(entry) = mounts.entry(name) {

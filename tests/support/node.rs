@@ -121,40 +121,40 @@ impl<'a> NodeRun<'a> {
     pub fn run_to_end(&self, command: &str) -> Value {
         let main = self.pod["spec"]["containers"][0]["name"].as_str().unwrap().to_string();
         let started = jiff::Timestamp::now().to_string();
-        let waiting = |name: &str| {
-            json!({"name": name, "image": "cronpush:test", "imageID": "", "ready": false,
-                                          "restartCount": 0, "state": {"waiting": {"reason": "PodInitializing"}}})
-        };
+        let now = || jiff::Timestamp::now().to_string();
+        let completed =
+            || json!({"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": started, "finishedAt": now()}});
+        let waiting = json!({"waiting": {"reason": "PodInitializing"}});
         self.report(json!({"phase": "Pending", "startTime": started,
-            "initContainerStatuses": [waiting("cronpush-start"), waiting("cronpush-sidecar")],
-            "containerStatuses": [waiting(&main)]}));
+            "initContainerStatuses": [status("cronpush-start", &waiting), status("cronpush-sidecar", &waiting)],
+            "containerStatuses": [status(&main, &waiting)]}));
         run_start(self);
-        let start_done = json!({"name": "cronpush-start", "image": "cronpush:test", "imageID": "", "ready": false,
-            "restartCount": 0, "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": started,
-                                                        "finishedAt": jiff::Timestamp::now().to_string()}}});
+        let start_done = status("cronpush-start", &completed());
         let mut sidecar: Child = self.start_sidecar();
-        let sidecar_running = json!({"name": "cronpush-sidecar", "image": "cronpush:test", "imageID": "", "ready": true,
-            "started": true, "restartCount": 0, "state": {"running": {"startedAt": jiff::Timestamp::now().to_string()}}});
-        let main_running = json!({"name": main, "image": "busybox", "imageID": "", "ready": true, "started": true,
-            "restartCount": 0, "state": {"running": {"startedAt": jiff::Timestamp::now().to_string()}}});
+        let sidecar_running = status("cronpush-sidecar", &json!({"running": {"startedAt": now()}}));
+        let main_running = status(&main, &json!({"running": {"startedAt": now()}}));
         self.report(json!({"phase": "Running", "startTime": started,
             "initContainerStatuses": [start_done, sidecar_running], "containerStatuses": [main_running]}));
 
         let terminated = run_main(command);
-        let main_ended = json!({"name": main, "image": "busybox", "imageID": "", "ready": false, "started": false,
-            "restartCount": 0, "state": {"terminated": terminated}});
+        let main_ended = status(&main, &json!({"terminated": terminated}));
         // Still Running: the sidecar has not stopped yet (kubelet_pods.go getPhase).
         self.report(json!({"phase": "Running", "startTime": started,
             "initContainerStatuses": [start_done, sidecar_running], "containerStatuses": [main_ended]}));
         let grace = self.pod["spec"]["terminationGracePeriodSeconds"].as_u64().unwrap_or(30);
         stop_sidecar(self, &mut sidecar, Duration::from_secs(grace));
-        let sidecar_ended = json!({"name": "cronpush-sidecar", "image": "cronpush:test", "imageID": "", "ready": false,
-            "started": false, "restartCount": 0,
-            "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": started,
-                                     "finishedAt": jiff::Timestamp::now().to_string()}}});
+        let sidecar_ended = status("cronpush-sidecar", &completed());
         let phase = if terminated["exitCode"] == 0 { "Succeeded" } else { "Failed" };
         self.report(json!({"phase": phase, "startTime": started,
             "initContainerStatuses": [start_done, sidecar_ended], "containerStatuses": [main_ended]}));
         terminated
     }
+}
+
+/// A container's status as the kubelet reports it; `ready` and `started` follow from a running
+/// state (pkg/kubelet/kuberuntime, convertToAPIContainerStatuses; no probes here).
+fn status(name: &str, state: &Value) -> Value {
+    let running = state.get("running").is_some();
+    json!({"name": name, "image": "cronpush:test", "imageID": "", "ready": running, "started": running,
+           "restartCount": 0, "state": state})
 }
