@@ -33,6 +33,26 @@ pub struct ExitReport {
     /// relays from before it understand each other.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The reason of the Pod's `DisruptionTarget` condition: `PreemptionByScheduler`,
+    /// `DeletionByTaintManager`, `EvictionByEvictionAPI`, `TerminationByKubelet` (set since 1.26
+    /// before such a Pod is deleted or killed; website concepts/workloads/pods/disruptions.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disruption: Option<String>,
+    /// Set once the Pod is being deleted. The kubelet then stops the main containers first and
+    /// gives the sidecar only what is left of the deletion's grace period, at least 2 s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion: Option<Deletion>,
+}
+
+/// `metadata.deletionTimestamp` and `deletionGracePeriodSeconds` of a Pod being deleted: the
+/// time by which the kubelet kills what still runs, on the API server's clock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Deletion {
+    /// RFC 3339.
+    pub timestamp: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace_seconds: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,6 +62,14 @@ pub struct ContainerExit {
     /// `None` while the container has not terminated (or no status was reported yet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub terminated: Option<Terminated>,
+    /// How many times the kubelet restarted it in this Pod (`restartCount`; `restartPolicy:
+    /// OnFailure` restarts a failing main container in place).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub restarts: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// `status.containerStatuses[].state.terminated`, as the kubelet writes it.
@@ -73,19 +101,44 @@ impl ExitReport {
             .map(|spec| spec.containers.as_slice())
             .unwrap_or_default()
             .iter()
-            .map(|c| ContainerExit {
-                name: c.name.clone(),
-                terminated: statuses.iter().find(|s| s.name == c.name).and_then(terminated),
+            .map(|c| {
+                let status = statuses.iter().find(|s| s.name == c.name);
+                ContainerExit {
+                    name: c.name.clone(),
+                    terminated: status.and_then(terminated),
+                    restarts: status.map_or(0, |s| u32::try_from(s.restart_count).unwrap_or(0)),
+                }
             })
             .collect();
+        let status = pod.status.as_ref();
         ExitReport {
             namespace: pod.metadata.namespace.clone().unwrap_or_default(),
             pod: pod.metadata.name.clone().unwrap_or_default(),
             uid: pod.metadata.uid.clone().unwrap_or_default(),
             complete: !containers.is_empty() && containers.iter().all(|c| c.terminated.is_some()),
             containers,
-            reason: pod.status.as_ref().and_then(|s| s.reason.clone()).filter(|r| !r.is_empty()),
+            reason: status.and_then(|s| s.reason.clone()).filter(|r| !r.is_empty()),
+            disruption: status
+                .and_then(|s| s.conditions.as_deref())
+                .unwrap_or_default()
+                .iter()
+                .find(|c| c.type_ == "DisruptionTarget" && c.status == "True")
+                .and_then(|c| c.reason.clone())
+                .filter(|r| !r.is_empty()),
+            deletion: pod.metadata.deletion_timestamp.as_ref().map(|time| Deletion {
+                timestamp: time.0.to_string(),
+                grace_seconds: pod.metadata.deletion_grace_period_seconds,
+            }),
         }
+    }
+
+    /// Whether the Pod as a whole is being ended (deleted, disrupted, failed by the kubelet)
+    /// rather than finishing by itself. Then the kubelet may give the sidecar as little as
+    /// 2 s after the main containers stopped, and writes their ends only after the sidecar
+    /// has stopped too (kubelet.go `SyncTerminatingPod`: one status before `killPod`, the
+    /// next after every container is gone).
+    pub fn pod_ending(&self) -> bool {
+        self.deletion.is_some() || self.disruption.is_some() || self.reason.is_some()
     }
 }
 
@@ -137,11 +190,17 @@ pub async fn watch_until_exited(pods: &Api<Pod>, pod: Pod, deadline: Instant) ->
     report
 }
 
-/// The terminated state of a container. A main container restarted under `restartPolicy:
-/// OnFailure` shows its previous run in `lastState` while the new one waits; that is a run that
-/// failed, but the Job goes on, so only the current state counts.
+/// The terminated state of a container. A main container that `restartPolicy: OnFailure`
+/// restarts waits in CrashLoopBackOff between runs, with its last end in `lastState`: when the
+/// Pod is then ended (the Job's `backoffLimit` or deadline), that last end is how it ended. A
+/// container running again has not ended, whatever its `lastState` says.
 fn terminated(status: &ContainerStatus) -> Option<Terminated> {
-    let t = status.state.as_ref()?.terminated.as_ref()?;
+    let state = status.state.as_ref()?;
+    let t = match (&state.terminated, &state.waiting) {
+        (Some(t), _) => t,
+        (None, Some(_)) => status.last_state.as_ref()?.terminated.as_ref()?,
+        (None, None) => return None,
+    };
     Some(Terminated {
         exit_code: t.exit_code,
         signal: t.signal,
@@ -244,5 +303,49 @@ mod tests {
         let old: ExitReport =
             serde_json::from_str(r#"{"namespace":"ops","pod":"p","uid":"u","complete":true,"containers":[]}"#).unwrap();
         assert_eq!(old.reason, None);
+    }
+
+    #[test]
+    fn a_crash_looping_container_ended_as_its_last_state_says_and_a_running_one_has_not() {
+        let waiting = json!({"name": "main", "image": "", "imageID": "", "ready": false, "restartCount": 3,
+            "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+            "lastState": {"terminated": {"exitCode": 4, "reason": "Error"}}});
+        let running = json!({"name": "helper", "image": "", "imageID": "", "ready": true, "restartCount": 1,
+            "state": {"running": {"startedAt": "2025-11-22T00:00:09Z"}},
+            "lastState": {"terminated": {"exitCode": 1, "reason": "Error"}}});
+        let report = ExitReport::from_pod(&pod(json!([waiting, running])));
+        let main = &report.containers[0];
+        assert_eq!((main.terminated.as_ref().map(|t| t.exit_code), main.restarts), (Some(4), 3));
+        assert_eq!(report.containers[1].terminated, None, "restarted and running again");
+        assert_eq!(report.containers[1].restarts, 1);
+        assert!(!report.complete);
+    }
+
+    #[test]
+    fn a_deleted_or_disrupted_pod_says_so_and_old_answers_read_as_neither() {
+        let mut deleted = pod(json!([status("main", json!({"running": {}}))]));
+        deleted.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time("2025-11-22T00:05:00Z".parse().unwrap()));
+        deleted.metadata.deletion_grace_period_seconds = Some(30);
+        let status = deleted.status.as_mut().unwrap();
+        status.conditions = Some(vec![
+            serde_json::from_value(json!(
+                {"type": "DisruptionTarget", "status": "True", "reason": "PreemptionByScheduler"}
+            ))
+            .unwrap(),
+        ]);
+        let report = ExitReport::from_pod(&deleted);
+        assert!(report.pod_ending());
+        assert_eq!(report.disruption.as_deref(), Some("PreemptionByScheduler"));
+        let deletion = report.deletion.as_ref().unwrap();
+        assert_eq!((deletion.timestamp.as_str(), deletion.grace_seconds), ("2025-11-22T00:05:00Z", Some(30)));
+        let text = serde_json::to_string(&report).unwrap();
+        assert_eq!(serde_json::from_str::<ExitReport>(&text).unwrap(), report);
+        let old: ExitReport = serde_json::from_str(
+            r#"{"namespace":"ops","pod":"p","uid":"u","complete":false,"containers":[{"name":"main"}]}"#,
+        )
+        .unwrap();
+        assert!(!old.pod_ending());
+        assert_eq!(old.containers[0].restarts, 0);
     }
 }

@@ -23,6 +23,9 @@ pub const UNKNOWN_EXIT_CODE: f64 = -1.0;
 pub const UNKNOWN_CONTAINER: &str = "unknown";
 /// The termination reason of a container whose end is not known.
 pub const UNKNOWN_REASON: &str = "Unknown";
+/// The reason said for a Pod that was deleted (by the Job controller for its deadline or its
+/// `backoffLimit`, by `kubectl delete`, a drain) with no reason or disruption condition of its own.
+pub const POD_DELETED_REASON: &str = "PodDeleted";
 /// The kubelet's reasons that tell that a container ended badly but not why: when the Pod was
 /// ended as a whole (`DeadlineExceeded`, `Evicted`), the Pod's reason says why.
 const GENERIC_REASONS: [&str; 2] = ["Error", "ContainerStatusUnknown"];
@@ -49,6 +52,8 @@ impl RunResult {
 pub struct ContainerEnd {
     pub name: String,
     pub terminated: Option<Terminated>,
+    /// Restarts in place (`restartPolicy: OnFailure`) before this end.
+    pub restarts: u32,
 }
 
 /// The run as the sidecar saw it by itself: the kubelet starts the main containers only once
@@ -87,12 +92,16 @@ impl EndMetrics {
             .map(|r| {
                 r.containers
                     .iter()
-                    .map(|c| ContainerEnd { name: c.name.clone(), terminated: c.terminated.clone() })
+                    .map(|c| ContainerEnd {
+                        name: c.name.clone(),
+                        terminated: c.terminated.clone(),
+                        restarts: c.restarts,
+                    })
                     .collect()
             })
             .unwrap_or_default();
         if containers.is_empty() {
-            containers.push(ContainerEnd { name: UNKNOWN_CONTAINER.into(), terminated: None });
+            containers.push(ContainerEnd { name: UNKNOWN_CONTAINER.into(), terminated: None, restarts: 0 });
         }
         let known: Vec<&Terminated> = containers.iter().filter_map(|c| c.terminated.as_ref()).collect();
         let all_known = known.len() == containers.len();
@@ -118,7 +127,15 @@ impl EndMetrics {
             finished => finished.map_or(watch.until, |f| f.max(watch.until)),
         };
         let duration_seconds = (last - first).total(jiff::Unit::Second).unwrap_or(0.0).max(0.0);
-        let pod_reason = report.and_then(|r| r.reason.clone()).filter(|r| !r.is_empty());
+        // The kubelet's own reason for the Pod first (it says what happened on the node), then
+        // the disruption that asked for the end, then the bare fact of the deletion.
+        let pod_reason = report.and_then(|r| {
+            r.reason
+                .clone()
+                .or_else(|| r.disruption.clone())
+                .or_else(|| r.deletion.as_ref().map(|_| POD_DELETED_REASON.to_string()))
+                .filter(|r| !r.is_empty())
+        });
         EndMetrics { result, completed: last, duration_seconds, containers, pod_reason }
     }
 
@@ -162,6 +179,14 @@ impl EndMetrics {
                             1.0,
                         )
                     })
+                    .collect(),
+            ),
+            family(
+                "cronjob_last_restarts",
+                "How many times the kubelet restarted each main container of the CronJob's last run in place (restartPolicy OnFailure) before it ended.",
+                self.containers
+                    .iter()
+                    .map(|c| gauge(vec![label("container", &c.name)], f64::from(c.restarts)))
                     .collect(),
             ),
             family(
@@ -280,9 +305,11 @@ mod tests {
             complete: containers.iter().all(|c| c.1.is_some()),
             containers: containers
                 .iter()
-                .map(|(name, t)| ContainerExit { name: name.to_string(), terminated: t.clone() })
+                .map(|(name, t)| ContainerExit { name: name.to_string(), terminated: t.clone(), restarts: 0 })
                 .collect(),
             reason: None,
+            disruption: None,
+            deletion: None,
         }
     }
 
