@@ -30,7 +30,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::Server;
-use support::kubelet::{PodContainers as _, Run, run_main, run_start, run_to_end, sigterm, stop_sidecar, wait};
+use support::kubelet::{
+    MAIN, PodContainers as _, Run, kill_pod, run_main, run_start, run_to_end, sigterm, start_main, stop_sidecar, wait,
+};
 use support::webhook::{NAMESPACE, SERVICE};
 
 /// The gateway's series of this CronJob's group, without the instance label's noise.
@@ -239,28 +241,111 @@ fn with_the_relay_down_a_wrong_token_or_an_untrusted_relay_the_end_is_unknown_ne
     }
 }
 
+/// The `reason` label of the run's termination info (the fixtures' Pod has one main container).
+fn termination_reason(series: &[String]) -> String {
+    let info = series.iter().find(|s| s.starts_with("cronjob_last_termination_info{")).expect("termination info");
+    info.split("reason=\"").nth(1).unwrap().split('"').next().unwrap().to_string()
+}
+
 #[test]
 fn a_pod_past_its_active_deadline_says_deadline_exceeded() {
     let gateway = Server::cronpush(&[]);
     let run = Run::admit(&gateway.base, 30);
     run_start(&run);
     let mut sidecar = run.start_sidecar();
-    // At the Pod's activeDeadlineSeconds the kubelet stops the main container (SIGTERM: 143,
-    // reason Error) and marks the Pod DeadlineExceeded.
-    let terminated = run_main("kill -TERM $$");
-    assert_eq!(terminated["exitCode"], 143);
-    run.report_pod_ended(&terminated, Some("DeadlineExceeded"));
-    stop_sidecar(&run, &mut sidecar, Duration::from_secs(30));
+    let main = start_main("exec sleep 60");
+    // At the Pod's activeDeadlineSeconds the kubelet marks the Pod DeadlineExceeded, then
+    // stops the main container (SIGTERM: 143) and the sidecar, and only then reports how the
+    // main container ended.
+    run.report_pod_ending("DeadlineExceeded", main.started);
+    let killed = kill_pod(&run, main, &mut sidecar, Duration::from_secs(30));
+    assert_eq!(killed.main["exitCode"], 143);
+    let (status, took) = killed.sidecar_exit.expect("the sidecar exited before its SIGKILL");
+    assert_eq!(status.code(), Some(0), "{}", run.log("cronpush-sidecar"));
+    assert!(took < Duration::from_secs(2), "nothing more to learn: it does not linger ({took:?})");
     let series = group_series(&gateway);
-    assert!(has(&series, "cronjob_last_exit_code{container=\"main-batch\"", "143"), "{series:#?}");
-    assert!(
-        series.iter().any(|s| s.starts_with("cronjob_last_termination_info{container=\"main-batch\"")
-            && s.contains("reason=\"DeadlineExceeded\",signal=\"SIGTERM\"")),
-        "{series:#?}\n{}",
-        run.log("cronpush-sidecar")
-    );
-    assert!(series.iter().any(|s| s.starts_with("cronjob_last_result{") && s.contains("result=\"failure\"")));
+    // The exit code reaches the Pod only after the sidecar has gone: what was known is pushed.
+    assert!(has(&series, "cronjob_last_exit_code{container=\"main-batch\"", "-1"), "{series:#?}");
+    assert_eq!(termination_reason(&series), "DeadlineExceeded", "{series:#?}");
+    assert!(series.iter().any(|s| s.starts_with("cronjob_last_result{") && s.contains("result=\"unknown\"")));
     assert!(run.log("cronpush-sidecar").contains("DeadlineExceeded"), "{}", run.log("cronpush-sidecar"));
+}
+
+#[test]
+fn a_deleted_pod_whose_main_container_ignores_sigterm_still_pushes_its_end_in_the_kubelets_last_two_seconds() {
+    let gateway = Server::cronpush(&[]);
+    // The Pod's own grace period is 30 s, but the deletion's is what counts.
+    let run = Run::admit(&gateway.base, 30);
+    run_start(&run);
+    let mut sidecar = run.start_sidecar();
+    // A shell script as PID 1 that never handles SIGTERM.
+    let main = start_main("trap '' TERM; exec sleep 60");
+    // The Job controller deletes the Pod at the Job's activeDeadlineSeconds (grace 3 s here).
+    run.delete(3, None);
+    let killed = kill_pod(&run, main, &mut sidecar, Duration::from_secs(3));
+    assert_eq!(killed.main["exitCode"], 137, "SIGKILL at the end of the grace period");
+    let (status, took) = killed.sidecar_exit.unwrap_or_else(|| {
+        panic!("the kubelet killed the sidecar at the end of its 2 s: {}", run.log("cronpush-sidecar"))
+    });
+    assert_eq!(status.code(), Some(0), "{}", run.log("cronpush-sidecar"));
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    let series = group_series(&gateway);
+    assert_eq!(termination_reason(&series), "PodDeleted", "{series:#?}");
+    assert!(has(&series, "cronjob_last_exit_code{container=\"main-batch\"", "-1"), "{series:#?}");
+    assert!(series.iter().any(|s| s.starts_with("cronjob_last_result{") && s.contains("result=\"unknown\"")));
+    // The end is the moment the main container was stopped, not whenever the sidecar pushed.
+    let completed = value_of(&series, "cronjob_last_completion_timestamp_seconds{");
+    let finished: jiff::Timestamp = killed.main["finishedAt"].as_str().unwrap().parse().unwrap();
+    assert!((completed - seconds(finished)).abs() < 1.0, "{completed} against {finished}");
+    assert!(run.log("cronpush-sidecar").contains("the Pod was deleted"), "{}", run.log("cronpush-sidecar"));
+}
+
+#[test]
+fn an_evicted_pod_says_which_disruption_ended_it_and_its_sidecar_does_not_linger() {
+    let gateway = Server::cronpush(&[]);
+    let run = Run::admit(&gateway.base, 30);
+    run_start(&run);
+    let mut sidecar = run.start_sidecar();
+    let main = start_main("exec sleep 60");
+    // A node drain: the Eviction API sets DisruptionTarget, then deletes with the Pod's 30 s.
+    run.delete(30, Some("EvictionByEvictionAPI"));
+    let killed = kill_pod(&run, main, &mut sidecar, Duration::from_secs(30));
+    assert_eq!(killed.main["exitCode"], 143);
+    let (status, took) = killed.sidecar_exit.expect("the sidecar exited");
+    assert_eq!(status.code(), Some(0), "{}", run.log("cronpush-sidecar"));
+    // Its ends come only after the sidecar is gone, so waiting out the 30 s would hold the
+    // Pod in Terminating for nothing.
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    let series = group_series(&gateway);
+    assert_eq!(termination_reason(&series), "EvictionByEvictionAPI", "{series:#?}");
+}
+
+#[test]
+fn a_crash_looping_container_of_a_deleted_pod_reports_its_last_end_and_its_restarts() {
+    let gateway = Server::cronpush(&[]);
+    let run = Run::admit_with(&gateway.base, 30, |pod| pod["spec"]["restartPolicy"] = json!("OnFailure"));
+    run_start(&run);
+    let mut sidecar = run.start_sidecar();
+    // restartPolicy OnFailure: the main container failed three times and waits in
+    // CrashLoopBackOff, its last end in lastState (kuberuntime_manager.go; kubernetes.md §6).
+    let last = run_main("exit 4");
+    run.api.modify("pods", "batch", &run.spec.pod, |pod| {
+        pod["status"] = json!({"phase": "Running", "containerStatuses": [{"name": MAIN, "image": "busybox", "imageID": "",
+            "ready": false, "restartCount": 3,
+            "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s restarting failed container"}},
+            "lastState": {"terminated": last}}]});
+    });
+    // The Job's backoffLimit is reached: the Job controller deletes the Pod. Nothing runs in
+    // the main container, so the kubelet goes on to the sidecar at once.
+    run.delete(30, None);
+    sigterm(&sidecar);
+    let (status, took) = wait(&mut sidecar, Duration::from_secs(30)).expect("the sidecar exited");
+    assert_eq!(status.code(), Some(0), "{}", run.log("cronpush-sidecar"));
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    let series = group_series(&gateway);
+    assert!(has(&series, "cronjob_last_exit_code{container=\"main-batch\"", "4"), "{series:#?}");
+    assert!(has(&series, "cronjob_last_restarts{container=\"main-batch\"", "3"), "{series:#?}");
+    assert!(series.iter().any(|s| s.starts_with("cronjob_last_result{") && s.contains("result=\"failure\"")));
 }
 
 #[test]

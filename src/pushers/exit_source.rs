@@ -16,12 +16,16 @@ use crate::exit_status::{ExitReport, watch_until_exited};
 /// Left for the relay's answer to travel back after its wait ends.
 const ANSWER_MARGIN: Duration = Duration::from_millis(500);
 const RETRY_DELAY: Duration = Duration::from_millis(250);
+/// Less time than this left is not worth an attempt; with less than [`ANSWER_MARGIN`] left,
+/// the relay is asked not to wait, only to read the Pod as it stands.
+const SHORTEST_ATTEMPT: Duration = Duration::from_millis(100);
 
 pub enum ExitSource {
     Relay {
         url: Url,
-        /// The CA bundle (PEM) that signed the relay's certificate: the only roots trusted.
-        ca_pem: String,
+        /// Trusts only the roots of the relay's CA bundle (`CRONPUSH_RELAY_CA`); built before
+        /// the run ends, so that the end costs no setup.
+        client: reqwest::Client,
         /// The projected token, read at each attempt since the kubelet rotates it.
         token_file: PathBuf,
     },
@@ -35,6 +39,25 @@ pub struct OwnPod {
 }
 
 impl ExitSource {
+    /// The relay as a source: checks the CA bundle and builds the client that trusts only it.
+    pub fn relay(url: Url, ca_pem: &str, token_file: PathBuf) -> Result<ExitSource, String> {
+        crate::tls::install_crypto_provider();
+        let roots = reqwest::Certificate::from_pem_bundle(ca_pem.as_bytes())
+            .map_err(|e| format!("the relay's CA (CRONPUSH_RELAY_CA) is not PEM: {e}"))?;
+        if roots.is_empty() {
+            return Err("no relay CA (CRONPUSH_RELAY_CA) to verify the relay with".into());
+        }
+        let client = roots
+            .into_iter()
+            .fold(reqwest::Client::builder().use_rustls_tls().tls_built_in_root_certs(false), |b, root| {
+                b.add_root_certificate(root)
+            })
+            .connect_timeout(Duration::from_secs(2))
+            .build()
+            .map_err(|e| format!("cannot build the relay client: {e}"))?;
+        Ok(ExitSource::Relay { url, client, token_file })
+    }
+
     pub fn describe(&self) -> String {
         match self {
             ExitSource::Relay { url, .. } => format!("the relay at {url}"),
@@ -42,48 +65,40 @@ impl ExitSource {
         }
     }
 
-    /// The main containers' ends, waited for until `deadline`. An incomplete report (the wait
+    /// The main containers' ends as they stand, waited for until `wait_until` while some have
+    /// not ended; failed attempts are retried until `deadline`. An incomplete report (the wait
     /// ran out) is still an answer; an error means nothing was learned.
-    pub async fn learn(&self, pod: &OwnPod, deadline: Instant) -> Result<ExitReport, String> {
+    pub async fn learn(&self, pod: &OwnPod, wait_until: Instant, deadline: Instant) -> Result<ExitReport, String> {
+        let wait_until = wait_until.min(deadline);
         match self {
-            ExitSource::Relay { url, ca_pem, token_file } => from_relay(url, ca_pem, token_file, pod, deadline).await,
-            ExitSource::Api => from_api(pod, deadline).await,
+            ExitSource::Relay { url, client, token_file } => {
+                from_relay(url, client, token_file, pod, wait_until, deadline).await
+            }
+            ExitSource::Api => from_api(pod, wait_until, deadline).await,
         }
     }
 }
 
 async fn from_relay(
     url: &Url,
-    ca_pem: &str,
+    client: &reqwest::Client,
     token_file: &PathBuf,
     pod: &OwnPod,
+    wait_until: Instant,
     deadline: Instant,
 ) -> Result<ExitReport, String> {
-    crate::tls::install_crypto_provider();
-    let roots = reqwest::Certificate::from_pem_bundle(ca_pem.as_bytes())
-        .map_err(|e| format!("the relay's CA (CRONPUSH_RELAY_CA) is not PEM: {e}"))?;
-    if roots.is_empty() {
-        return Err("no relay CA (CRONPUSH_RELAY_CA) to verify the relay with".into());
-    }
-    let client = roots
-        .into_iter()
-        .fold(reqwest::Client::builder().use_rustls_tls().tls_built_in_root_certs(false), |b, root| {
-            b.add_root_certificate(root)
-        })
-        .connect_timeout(Duration::from_secs(2))
-        .build()
-        .map_err(|e| format!("cannot build the relay client: {e}"))?;
     let mut last_error = String::from("no attempt fit before the deadline");
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left <= ANSWER_MARGIN {
+        let now = Instant::now();
+        let left = deadline.saturating_duration_since(now);
+        if left < SHORTEST_ATTEMPT {
             return Err(last_error);
         }
         let token = match std::fs::read_to_string(token_file) {
             Ok(token) => token.trim().to_string(),
             Err(e) => return Err(format!("cannot read the token {}: {e}", token_file.display())),
         };
-        let wait = left - ANSWER_MARGIN;
+        let wait = wait_until.saturating_duration_since(now).min(left.saturating_sub(ANSWER_MARGIN));
         let mut asked = url.clone();
         asked
             .query_pairs_mut()
@@ -114,13 +129,13 @@ async fn from_relay(
     }
 }
 
-async fn from_api(pod: &OwnPod, deadline: Instant) -> Result<ExitReport, String> {
+async fn from_api(pod: &OwnPod, wait_until: Instant, deadline: Instant) -> Result<ExitReport, String> {
     let client = kube::Client::try_default().await.map_err(|e| format!("no Kubernetes client: {e}"))?;
     let pods: Api<Pod> = Api::namespaced(client, &pod.namespace);
     let mut last_error = String::from("no attempt fit before the deadline");
     while Instant::now() < deadline {
         match tokio::time::timeout_at(deadline, pods.get(&pod.name)).await {
-            Ok(Ok(own)) => return Ok(watch_until_exited(&pods, own, deadline).await),
+            Ok(Ok(own)) => return Ok(watch_until_exited(&pods, own, wait_until).await),
             Ok(Err(kube::Error::Api(e))) if matches!(e.code, 401 | 403 | 404) => {
                 return Err(format!("reading Pod {}/{}: {e}", pod.namespace, pod.name));
             }

@@ -17,6 +17,7 @@ use super::process::run_contained;
 use super::push::Pusher;
 use super::run::{Run, RunArgs, non_negative_seconds};
 use crate::contract::env;
+use crate::exit_status::ExitReport;
 
 /// The Pod's `terminationGracePeriodSeconds` when the webhook did not say: the API default.
 const DEFAULT_GRACE: Duration = Duration::from_secs(30);
@@ -26,6 +27,15 @@ const MAX_GRACE: Duration = Duration::from_secs(86_400);
 const GRACE_MARGIN: Duration = Duration::from_secs(3);
 /// The least the sidecar gives itself, even when the grace period is tiny.
 const MIN_BUDGET: Duration = Duration::from_secs(1);
+/// The least the kubelet gives a sidecar after the main containers stopped, however little of
+/// a deletion's grace period is left (`minimumGracePeriodInSeconds`, kuberuntime_container.go
+/// `killContainer`; KEP 753).
+const KILL_FLOOR: Duration = Duration::from_secs(2);
+/// Kept back from the floor: the kubelet's SIGTERM took time to arrive, and exiting takes some.
+const FLOOR_MARGIN: Duration = Duration::from_millis(300);
+/// The first push's share of the floor.
+const FLOOR_PUSH_TIME: Duration = Duration::from_millis(800);
+
 /// The push's share of the time when `CRONPUSH_TIMEOUT_SECONDS` is not given.
 const DEFAULT_PUSH_TIME: Duration = Duration::from_secs(5);
 /// A custom metrics file larger than this is not pushed: it is a mistake, not metrics.
@@ -80,51 +90,122 @@ pub async fn run(args: SidecarArgs) {
             }
         },
     };
-    if !end_of_run(run.pod_name.as_deref()).await {
-        return;
-    }
-    let watch = Watch { from: started, until: Timestamp::now() };
-    let now = Instant::now();
-    let budget = grace.saturating_sub(GRACE_MARGIN).max(MIN_BUDGET);
-    let deadline = now + budget;
-    // Learning may take what the push does not need; the push always keeps its share.
-    let push_time = run.timeout.unwrap_or(DEFAULT_PUSH_TIME).min(budget / 2);
-    let learn_by = deadline - push_time;
-    let report = match exit_source(&args) {
-        Ok(source) => {
-            let pod = OwnPod { namespace: run.group.namespace.clone(), name: run.pod_name.clone().unwrap_or_default() };
-            match source.learn(&pod, learn_by).await {
-                Ok(report) => {
-                    if !report.complete {
-                        tracing::warn!(
-                            source = source.describe(),
-                            "not every main container had ended when time ran out"
-                        );
-                    }
-                    if let Some(reason) = &report.reason {
-                        tracing::info!(reason, "the Pod was ended as a whole");
-                    }
-                    Some(report)
-                }
-                Err(why) => {
-                    tracing::error!(source = source.describe(), "cannot learn how the run ended: {why}");
-                    None
-                }
-            }
-        }
-        Err(why) => {
-            tracing::error!("cannot learn how the run ended: {why}");
+    // Everything the end needs is made ready now: after SIGTERM, the time may be 2 s.
+    let source = exit_source(&args).inspect_err(|why| tracing::error!("cannot learn how the run will end: {why}"));
+    let pusher = match Pusher::new() {
+        Ok(pusher) => Some(pusher),
+        Err(e) => {
+            tracing::error!("cannot push the end of the run: {e}");
             None
         }
     };
-    let end = EndMetrics::new(report.as_ref(), watch);
-    let pusher = match Pusher::new() {
-        Ok(pusher) => pusher,
-        Err(e) => return tracing::error!(result = end.result.as_str(), "cannot push the end metrics: {e}"),
+    if !end_of_run(run.pod_name.as_deref()).await {
+        return;
+    }
+    let end = End { run: &run, pusher: pusher.as_ref(), watch: Watch { from: started, until: Timestamp::now() } };
+    let pod = OwnPod { namespace: run.group.namespace.clone(), name: run.pod_name.clone().unwrap_or_default() };
+    let sigterm = Instant::now();
+    let floor = sigterm + KILL_FLOOR - FLOOR_MARGIN;
+    // A run that ended by itself gets the Pod's whole grace period (kubernetes.md §3).
+    let natural = sigterm + grace.saturating_sub(GRACE_MARGIN).max(MIN_BUDGET);
+    let source = match source {
+        Ok(source) => source,
+        Err(_) => {
+            end.push(None, natural).await;
+            end.push_custom(args.metrics_file.as_deref(), natural).await;
+            return;
+        }
     };
-    push_end(&pusher, &run, &end, deadline).await;
-    if let Some(path) = args.metrics_file.as_deref().filter(|p| !p.is_empty()) {
-        push_custom(&pusher, &run, PathBuf::from(path), deadline).await;
+    // First, the Pod as it stands, in time for a push before the kubelet's floor.
+    let first = match source.learn(&pod, sigterm, floor - FLOOR_PUSH_TIME).await {
+        Ok(report) => report,
+        Err(why) => {
+            // Nothing known, not even whether the Pod is being deleted: "unknown" goes out
+            // before the floor, and the source is asked again while the grace period lasts.
+            tracing::warn!(source = source.describe(), "cannot learn how the run ended yet: {why}");
+            end.push(None, floor).await;
+            end.push_custom(args.metrics_file.as_deref(), floor).await;
+            let learn_by = natural - push_time(&run, sigterm, natural);
+            match source.learn(&pod, learn_by, learn_by).await {
+                Ok(report) => end.finish(&report, &source, deadline(&report, floor, natural)).await,
+                Err(why) => tracing::error!(source = source.describe(), "cannot learn how the run ended: {why}"),
+            }
+            return;
+        }
+    };
+    let deadline = deadline(&first, floor, natural);
+    if first.complete || first.pod_ending() {
+        // A Pod ended as a whole (deleted, evicted, past its deadline): the kubelet may kill
+        // the sidecar at the floor, and writes the main containers' ends only once the sidecar
+        // has stopped too (kubelet.go `SyncTerminatingPod`: one status before `killPod`, the
+        // next after every container is gone). Waiting would learn nothing more.
+        end.finish(&first, &source, deadline).await;
+    } else {
+        // The main containers ended by themselves and the kubelet's status is on its way: the
+        // Pod's whole grace period is there to wait for it.
+        let learn_by = deadline - push_time(&run, sigterm, deadline);
+        match source.learn(&pod, learn_by, learn_by).await {
+            Ok(report) => end.finish(&report, &source, deadline).await,
+            Err(why) => {
+                tracing::error!(source = source.describe(), "cannot learn how the run ended: {why}");
+                end.finish(&first, &source, deadline).await;
+            }
+        }
+    }
+    end.push_custom(args.metrics_file.as_deref(), deadline).await;
+}
+
+/// The push's share of the time left: `CRONPUSH_TIMEOUT_SECONDS` when given, at most half.
+fn push_time(run: &Run, sigterm: Instant, deadline: Instant) -> Duration {
+    run.timeout.unwrap_or(DEFAULT_PUSH_TIME).min(deadline.saturating_duration_since(sigterm) / 2)
+}
+
+/// When the kubelet kills the sidecar: for a Pod being deleted, at its `deletionTimestamp` (less
+/// a margin for the clocks of the node and the API server), never before the floor; for any
+/// other Pod ended as a whole, the floor (the kubelet's grace for evictions is its own setting,
+/// often 0); for a run that ended by itself, the Pod's grace period.
+fn deadline(report: &ExitReport, floor: Instant, natural: Instant) -> Instant {
+    match &report.deletion {
+        Some(deletion) => {
+            let at = deletion.timestamp.parse::<Timestamp>().ok();
+            let left = at.and_then(|at| Duration::try_from(at - Timestamp::now()).ok()).unwrap_or_default();
+            (Instant::now() + left.saturating_sub(GRACE_MARGIN)).clamp(floor, natural.max(floor))
+        }
+        None if report.pod_ending() => floor,
+        None => natural,
+    }
+}
+
+/// The run's end, pushed once or twice: what is known at once, then the final state.
+struct End<'a> {
+    run: &'a Run,
+    pusher: Option<&'a Pusher>,
+    watch: Watch,
+}
+
+impl End<'_> {
+    /// Pushes what the report says, and says in the log what it lacks.
+    async fn finish(&self, report: &ExitReport, source: &ExitSource, deadline: Instant) {
+        if !report.complete {
+            tracing::warn!(source = source.describe(), "not every main container's end was known in time");
+        }
+        if let Some(reason) = report.reason.as_deref().or(report.disruption.as_deref()) {
+            tracing::info!(reason, "the Pod was ended as a whole");
+        } else if let Some(deletion) = &report.deletion {
+            tracing::info!(deletion = deletion.timestamp, "the Pod was deleted");
+        }
+        self.push(Some(report), deadline).await;
+    }
+
+    async fn push(&self, report: Option<&ExitReport>, deadline: Instant) {
+        let Some(pusher) = self.pusher else { return };
+        push_end(pusher, self.run, &EndMetrics::new(report, self.watch), deadline).await;
+    }
+
+    async fn push_custom(&self, metrics_file: Option<&str>, deadline: Instant) {
+        if let (Some(pusher), Some(path)) = (self.pusher, metrics_file.filter(|p| !p.is_empty())) {
+            push_custom(pusher, self.run, PathBuf::from(path), deadline).await;
+        }
     }
 }
 
@@ -161,12 +242,12 @@ fn exit_source(args: &SidecarArgs) -> Result<ExitSource, String> {
             }
             let ca_pem = args
                 .relay_ca
-                .clone()
+                .as_deref()
                 .filter(|c| !c.trim().is_empty())
                 .ok_or(format!("{} is not set", env::RELAY_CA))?;
             let token_file =
                 args.token_file.clone().filter(|t| !t.is_empty()).ok_or(format!("{} is not set", env::TOKEN_FILE))?;
-            Ok(ExitSource::Relay { url, ca_pem, token_file: token_file.into() })
+            ExitSource::relay(url, ca_pem, token_file.into())
         }
         other => Err(format!("{}={other:?} is neither relay nor api", env::EXIT_STATUS_SOURCE)),
     }

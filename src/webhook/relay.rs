@@ -20,6 +20,8 @@ use crate::exit_status::{ExitReport, watch_until_exited};
 const POD_NAME_EXTRA: &str = "authentication.kubernetes.io/pod-name";
 const POD_UID_EXTRA: &str = "authentication.kubernetes.io/pod-uid";
 const SERVICE_ACCOUNT_PREFIX: &str = "system:serviceaccount:";
+/// What reading the Pod may take beyond the sidecar's wait.
+const READ_TIME: Duration = Duration::from_secs(1);
 
 /// What a sidecar asks: its own Pod, and how long it can wait.
 #[derive(Debug, Default)]
@@ -104,7 +106,10 @@ impl Relay {
         let deadline = Instant::now() + wait;
         let _waiting = self.enter()?;
         let pods: Api<Pod> = Api::namespaced(client, &owner.namespace);
-        let pod = match tokio::time::timeout_at(deadline, pods.get(&owner.name)).await {
+        // Reading the Pod is not waiting: a sidecar that asks for no wait (the first question
+        // after its SIGTERM) still gets the Pod as it stands.
+        let read_by = deadline.max(Instant::now() + READ_TIME);
+        let pod = match tokio::time::timeout_at(read_by, pods.get(&owner.name)).await {
             Ok(Ok(pod)) => pod,
             Ok(Err(kube::Error::Api(e))) if e.code == 404 => {
                 return Err(RelayError::NotFound(format!("Pod {}/{} no longer exists", owner.namespace, owner.name)));

@@ -23,7 +23,11 @@
 //!   asynchronously, so a caller may do it before or after the SIGTERM to the sidecar;
 //! - [`stop_sidecar`]: once the main containers have exited, the sidecar gets SIGTERM and is
 //!   waited for no longer than the Pod's termination grace period. A Pod that vanishes (node
-//!   lost, eviction) is a sidecar killed without SIGTERM: `Child::kill`.
+//!   lost, eviction) is a sidecar killed without SIGTERM: `Child::kill`;
+//! - [`Run::delete`] and [`kill_pod`]: a Pod deleted while its main container runs (the Job's
+//!   deadline, `kubectl delete`, an eviction): the API server marks it, the kubelet stops the
+//!   main container first, then the sidecar with what is left of the grace period but at least
+//!   2 s, and writes the containers' ends only after both have stopped.
 
 use std::collections::HashMap;
 use std::os::unix::process::ExitStatusExt;
@@ -189,12 +193,45 @@ impl Run {
     /// containers, which end with a plain `Error`), `Evicted` under node pressure.
     pub fn report_pod_ended(&self, terminated: &Value, reason: Option<&str>) {
         self.api.modify("pods", &self.spec.namespace, &self.spec.pod, |pod| {
-            pod["status"] = json!({"phase": if terminated["exitCode"] == 0 && reason.is_none() { "Succeeded" } else { "Failed" },
+            let conditions = pod["status"]["conditions"].take();
+            pod["status"] = json!({"conditions": conditions,"phase": if terminated["exitCode"] == 0 && reason.is_none() { "Succeeded" } else { "Failed" },
                 "containerStatuses": [{"name": MAIN, "image": "busybox", "imageID": "", "ready": false,
                                        "restartCount": 0, "state": {"terminated": terminated}}]});
             if let Some(reason) = reason {
                 pod["status"]["reason"] = json!(reason);
                 pod["status"]["message"] = json!(format!("the kubelet ended the Pod: {reason}"));
+            }
+        });
+    }
+
+    /// The status the kubelet writes when it starts ending a Pod as a whole, before it stops any
+    /// container (kubelet.go `SyncTerminatingPod`, with the `podStatusFn` of the active deadline
+    /// or the eviction manager): phase Failed, the Pod's `reason`, and the main container still
+    /// running. Its end follows in the next status, once every container has stopped.
+    pub fn report_pod_ending(&self, reason: &str, main_started: jiff::Timestamp) {
+        self.api.modify("pods", &self.spec.namespace, &self.spec.pod, |pod| {
+            pod["status"] = json!({"phase": "Failed", "reason": reason, "message": format!("the kubelet ended the Pod: {reason}"),
+                "containerStatuses": [{"name": MAIN, "image": "busybox", "imageID": "", "ready": true, "restartCount": 0,
+                                       "state": {"running": {"startedAt": main_started.to_string()}}}]});
+        });
+    }
+
+    /// kube-apiserver's graceful deletion of the Pod: `deletionTimestamp` is now plus the grace
+    /// period, which `deletionGracePeriodSeconds` records (apiserver registry/rest/delete.go
+    /// `BeforeDelete`). A `disruption` reason is the `DisruptionTarget` condition that the
+    /// initiator (the Eviction API, the scheduler's preemption, the taint manager) sets before it
+    /// deletes (website concepts/workloads/pods/disruptions.md).
+    pub fn delete(&self, grace_seconds: i64, disruption: Option<&str>) {
+        let at = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(grace_seconds);
+        // metav1.Time is whole seconds on the wire.
+        let at = jiff::Timestamp::from_second(at.as_second()).unwrap();
+        self.api.modify("pods", &self.spec.namespace, &self.spec.pod, |pod| {
+            pod["metadata"]["deletionTimestamp"] = json!(at.to_string());
+            pod["metadata"]["deletionGracePeriodSeconds"] = json!(grace_seconds);
+            if let Some(reason) = disruption {
+                pod["status"]["conditions"] = json!([{"type": "DisruptionTarget", "status": "True", "reason": reason,
+                    "message": format!("{reason}: the Pod is being deleted"),
+                    "lastTransitionTime": jiff::Timestamp::now().to_string()}]);
             }
         });
     }
@@ -321,7 +358,11 @@ impl PodContainers for Run {
 pub fn run_main(command: &str) -> Value {
     let started = jiff::Timestamp::now();
     let status = Command::new("sh").args(["-c", command]).status().unwrap();
-    let finished = jiff::Timestamp::now();
+    terminated_state(status, started, jiff::Timestamp::now())
+}
+
+/// A process's end as containerd reports it: a signal N is exit code 128 + N with reason Error.
+fn terminated_state(status: ExitStatus, started: jiff::Timestamp, finished: jiff::Timestamp) -> Value {
     let (exit_code, reason) = match (status.code(), status.signal()) {
         (Some(0), _) => (0, "Completed"),
         (Some(code), _) => (code, "Error"),
@@ -329,6 +370,53 @@ pub fn run_main(command: &str) -> Value {
         (None, None) => unreachable!("a process ends by exit or by signal"),
     };
     json!({"exitCode": exit_code, "reason": reason, "startedAt": started.to_string(), "finishedAt": finished.to_string()})
+}
+
+/// A main "container" started and left running: a shell command, and when it started.
+pub struct MainContainer {
+    pub child: Child,
+    pub started: jiff::Timestamp,
+}
+
+pub fn start_main(command: &str) -> MainContainer {
+    let started = jiff::Timestamp::now();
+    MainContainer { child: Command::new("sh").args(["-c", command]).spawn().unwrap(), started }
+}
+
+/// How the kubelet's stop of a deleted Pod went.
+pub struct PodKilled {
+    /// The main container's end, as the kubelet reported it after everything stopped.
+    pub main: Value,
+    /// When the sidecar got its SIGTERM.
+    pub sidecar_sigterm: Instant,
+    /// The sidecar's exit and how long after its SIGTERM, or `None`: killed at the end of its
+    /// time (SIGKILL).
+    pub sidecar_exit: Option<(ExitStatus, Duration)>,
+}
+
+/// The kubelet's stop of a Pod being deleted with `grace`, or ended by the kubelet itself
+/// (its `activeDeadlineSeconds`, with the Pod's grace) (kubelet.go `SyncTerminatingPod`,
+/// kuberuntime_container.go `killContainersWithSyncResult` and `killContainer`,
+/// kuberuntime_termination_order.go): the main container gets SIGTERM and, if it is still
+/// running when the grace period is over, SIGKILL; only then does the sidecar get SIGTERM, with
+/// what is left of the grace period but at least 2 s (`minimumGracePeriodInSeconds`), and
+/// SIGKILL after that. The containers' ends reach the Pod's status only once all have stopped.
+pub fn kill_pod(run: &Run, mut main: MainContainer, sidecar: &mut Child, grace: Duration) -> PodKilled {
+    let deadline = Instant::now() + grace;
+    sigterm(&main.child);
+    let status = match wait(&mut main.child, grace) {
+        Some((status, _)) => status,
+        None => main.child.wait().unwrap(),
+    };
+    let finished = jiff::Timestamp::now();
+    let sidecar_sigterm = Instant::now();
+    sigterm(sidecar);
+    let sidecar_exit = wait(sidecar, deadline.saturating_duration_since(sidecar_sigterm).max(Duration::from_secs(2)));
+    let main = terminated_state(status, main.started, finished);
+    // The Pod's own reason, if the kubelet ended it (its active deadline), stays.
+    let stored = run.api.get("pods", &run.spec.namespace, &run.spec.pod).unwrap();
+    run.report_pod_ended(&main, stored["status"]["reason"].as_str());
+    PodKilled { main, sidecar_sigterm, sidecar_exit }
 }
 
 /// Waits for `child` to exit, at most `within`; kills it and returns `None` when it does not.
