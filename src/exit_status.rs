@@ -42,6 +42,12 @@ pub struct ExitReport {
     /// gives the sidecar only what is left of the deletion's grace period, at least 2 s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion: Option<Deletion>,
+    /// Why the Pod's Job ended it, from the Job's `FailureTarget` or `Failed` condition
+    /// (`DeadlineExceeded`, `BackoffLimitExceeded`, `PodFailurePolicy`, ...): the Job controller
+    /// deletes the Pod and gives it no reason of its own (job_controller.go). Only the relay
+    /// reads the Job; a Pod reading itself cannot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_reason: Option<String>,
 }
 
 /// `metadata.deletionTimestamp` and `deletionGracePeriodSeconds` of a Pod being deleted: the
@@ -129,7 +135,14 @@ impl ExitReport {
                 timestamp: time.0.to_string(),
                 grace_seconds: pod.metadata.deletion_grace_period_seconds,
             }),
+            job_reason: None,
         }
+    }
+
+    /// The reason a Pod that is ended whole gives, in the order that says most: the kubelet's
+    /// own (it acted on the node), the disruption that asked for the end, the Job's verdict.
+    pub fn ended_because(&self) -> Option<&str> {
+        self.reason.as_deref().or(self.disruption.as_deref()).or(self.job_reason.as_deref())
     }
 
     /// Whether the Pod as a whole is being ended (deleted, disrupted, failed by the kubelet)

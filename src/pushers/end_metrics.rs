@@ -127,12 +127,10 @@ impl EndMetrics {
             finished => finished.map_or(watch.until, |f| f.max(watch.until)),
         };
         let duration_seconds = (last - first).total(jiff::Unit::Second).unwrap_or(0.0).max(0.0);
-        // The kubelet's own reason for the Pod first (it says what happened on the node), then
-        // the disruption that asked for the end, then the bare fact of the deletion.
+        // Failing a reason, the bare fact of the deletion.
         let pod_reason = report.and_then(|r| {
-            r.reason
-                .clone()
-                .or_else(|| r.disruption.clone())
+            r.ended_because()
+                .map(str::to_string)
                 .or_else(|| r.deletion.as_ref().map(|_| POD_DELETED_REASON.to_string()))
                 .filter(|r| !r.is_empty())
         });
@@ -310,6 +308,7 @@ mod tests {
             reason: None,
             disruption: None,
             deletion: None,
+            job_reason: None,
         }
     }
 

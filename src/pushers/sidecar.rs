@@ -189,7 +189,7 @@ impl End<'_> {
         if !report.complete {
             tracing::warn!(source = source.describe(), "not every main container's end was known in time");
         }
-        if let Some(reason) = report.reason.as_deref().or(report.disruption.as_deref()) {
+        if let Some(reason) = report.ended_because() {
             tracing::info!(reason, "the Pod was ended as a whole");
         } else if let Some(deletion) = &report.deletion {
             tracing::info!(deletion = deletion.timestamp, "the Pod was deleted");

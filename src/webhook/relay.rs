@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, PostParams};
 use tokio::time::Instant;
@@ -105,7 +106,7 @@ impl Relay {
         let wait = query.wait.unwrap_or(self.max_wait).min(self.max_wait);
         let deadline = Instant::now() + wait;
         let _waiting = self.enter()?;
-        let pods: Api<Pod> = Api::namespaced(client, &owner.namespace);
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &owner.namespace);
         // Reading the Pod is not waiting: a sidecar that asks for no wait (the first question
         // after its SIGTERM) still gets the Pod as it stands.
         let read_by = deadline.max(Instant::now() + READ_TIME);
@@ -126,7 +127,40 @@ impl Relay {
                 owner.namespace, owner.name
             )));
         }
-        Ok(watch_until_exited(&pods, pod, deadline).await)
+        let job = owner_job(&pod);
+        let mut report = watch_until_exited(&pods, pod, deadline).await;
+        if report.deletion.is_some()
+            && let Some(job) = job
+        {
+            report.job_reason = self.job_reason(&client, &owner.namespace, &job, read_by.max(deadline)).await;
+        }
+        Ok(report)
+    }
+
+    /// The reason of the Job's `FailureTarget` or `Failed` condition, when the Job has failed:
+    /// the Job controller deletes the Pods of a Job past its `activeDeadlineSeconds` or
+    /// `backoffLimit` and records why only on the Job (job_controller.go `syncJob`: the Pods are
+    /// deleted first, the condition written in the same sync right after). Nothing when the Job
+    /// cannot be read: the answer does not wait for it.
+    async fn job_reason(&self, client: &kube::Client, namespace: &str, job: &str, by: Instant) -> Option<String> {
+        let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
+        let read = tokio::time::timeout_at(by.max(Instant::now() + READ_TIME), jobs.get(job)).await;
+        let job = match read {
+            Ok(Ok(job)) => job,
+            Ok(Err(e)) => {
+                tracing::debug!(job, error = %e, "cannot read the Job of a deleted Pod");
+                return None;
+            }
+            Err(_) => return None,
+        };
+        let conditions = job.status.and_then(|s| s.conditions).unwrap_or_default();
+        ["FailureTarget", "Failed"].iter().find_map(|kind| {
+            conditions
+                .iter()
+                .find(|c| c.type_ == *kind && c.status == "True")
+                .and_then(|c| c.reason.clone())
+                .filter(|r| !r.is_empty())
+        })
     }
 
     /// Verifies the token with a TokenReview for the relay's audience and reads the Pod it is
@@ -178,6 +212,16 @@ impl Relay {
         }
         Ok(guard)
     }
+}
+
+/// The name of the Job that controls the Pod, if one does.
+fn owner_job(pod: &Pod) -> Option<String> {
+    pod.metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.kind == "Job" && o.api_version == "batch/v1" && o.controller == Some(true))
+        .map(|o| o.name.clone())
 }
 
 struct WaitingGuard<'a>(&'a AtomicUsize);
