@@ -477,6 +477,41 @@ fn a_failed_pod_that_the_job_controller_retries_reports_each_attempt_and_the_job
 }
 
 #[test]
+fn a_job_past_its_deadline_deletes_the_pod_and_the_end_says_deadline_exceeded_within_the_two_seconds() {
+    let plane = control_plane();
+    register_node(plane, "node-amd64", &plane.version, "amd64");
+    let gateway = Server::cronpush(&[]);
+    let installed = install("cluster", "deadline", &gateway.base);
+    let namespace = installed.namespace("deadline", json!({}));
+    let mut object = cronjob(&namespace, "slow", "0 3 * * *", json!({}));
+    // The Job may run 3 s; its Pod's grace is 1 s, and its main container ignores SIGTERM.
+    object["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"] = json!(3);
+    object["spec"]["jobTemplate"]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = json!(1);
+    let object = plane.create(&object);
+    job_from(plane, &object, "slow-by-hand");
+    let run = NodeRun::bind(plane, pod_of(plane, &namespace, "slow-by-hand"), "node-amd64");
+    // The real Job controller deletes the Pod at the deadline; the kubelet stops it.
+    let killed = run.run_until_deleted("trap '' TERM; exec sleep 60");
+    assert_eq!(killed.main["exitCode"], 137, "SIGKILL at the end of the grace period");
+    let (status, took) = killed
+        .sidecar_exit
+        .unwrap_or_else(|| panic!("the sidecar outlived the kubelet's 2 s: {}", run.log("cronpush-sidecar")));
+    assert_eq!(status.code(), Some(0), "{}", run.log("cronpush-sidecar"));
+    assert!(took < Duration::from_secs(2), "{took:?}");
+
+    // The relay read the Job's verdict, which the Job controller writes only on the Job.
+    let series = series_of(&gateway, "slow");
+    let group = format!("cronjob=\"slow\",instance=\"\",job=\"cronpush\",namespace=\"{namespace}\"");
+    let info = format!(
+        "cronjob_last_termination_info{{container=\"main-batch\",{group},reason=\"DeadlineExceeded\",signal=\"\"}}"
+    );
+    assert!(has(&series, &info, "1"), "{series:#?}\n{}", run.log("cronpush-sidecar"));
+    assert!(has(&series, &format!("cronjob_last_result{{{group},result=\"unknown\"}}"), "1"), "{series:#?}");
+    let path = format!("/apis/batch/v1/namespaces/{namespace}/jobs/slow-by-hand");
+    plane.wait_for(&path, WAIT, |job| job_condition(job, "Failed", Some("DeadlineExceeded")));
+}
+
+#[test]
 fn under_a_limit_range_and_a_quota_the_patched_pod_is_admitted_with_the_defaults_filled_in() {
     let plane = control_plane();
     let installed = install("cluster", "quota", "http://gateway.example:9091");

@@ -400,8 +400,9 @@ pub struct PodKilled {
 /// kuberuntime_termination_order.go): the main container gets SIGTERM and, if it is still
 /// running when the grace period is over, SIGKILL; only then does the sidecar get SIGTERM, with
 /// what is left of the grace period but at least 2 s (`minimumGracePeriodInSeconds`), and
-/// SIGKILL after that. The containers' ends reach the Pod's status only once all have stopped.
-pub fn kill_pod(run: &Run, mut main: MainContainer, sidecar: &mut Child, grace: Duration) -> PodKilled {
+/// SIGKILL after that. The caller writes the containers' ends into the Pod's status afterwards:
+/// the kubelet does so only once all have stopped.
+pub fn stop_pod(mut main: MainContainer, sidecar: &mut Child, grace: Duration) -> PodKilled {
     let deadline = Instant::now() + grace;
     sigterm(&main.child);
     let status = match wait(&mut main.child, grace) {
@@ -412,11 +413,16 @@ pub fn kill_pod(run: &Run, mut main: MainContainer, sidecar: &mut Child, grace: 
     let sidecar_sigterm = Instant::now();
     sigterm(sidecar);
     let sidecar_exit = wait(sidecar, deadline.saturating_duration_since(sidecar_sigterm).max(Duration::from_secs(2)));
-    let main = terminated_state(status, main.started, finished);
-    // The Pod's own reason, if the kubelet ended it (its active deadline), stays.
+    PodKilled { main: terminated_state(status, main.started, finished), sidecar_sigterm, sidecar_exit }
+}
+
+/// [`stop_pod`] on the fake API server, then the status with the main container's end (the
+/// Pod's own reason, if the kubelet ended it for its active deadline, stays).
+pub fn kill_pod(run: &Run, main: MainContainer, sidecar: &mut Child, grace: Duration) -> PodKilled {
+    let killed = stop_pod(main, sidecar, grace);
     let stored = run.api.get("pods", &run.spec.namespace, &run.spec.pod).unwrap();
-    run.report_pod_ended(&main, stored["status"]["reason"].as_str());
-    PodKilled { main, sidecar_sigterm, sidecar_exit }
+    run.report_pod_ended(&killed.main, stored["status"]["reason"].as_str());
+    killed
 }
 
 /// Waits for `child` to exit, at most `within`; kills it and returns `None` when it does not.

@@ -22,7 +22,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::control_plane::ControlPlane;
-use super::kubelet::{PodContainers, run_main, run_start, stop_sidecar};
+use super::kubelet::{PodContainers, PodKilled, run_main, run_start, start_main, stop_pod, stop_sidecar};
 
 /// Registers a Ready Node running a kubelet of `version` on `arch`, as a kubelet registers its
 /// own Node. A Node that exists already is left as it is.
@@ -148,6 +148,53 @@ impl<'a> NodeRun<'a> {
         self.report(json!({"phase": phase, "startTime": started,
             "initContainerStatuses": [start_done, sidecar_ended], "containerStatuses": [main_ended]}));
         terminated
+    }
+}
+
+impl NodeRun<'_> {
+    /// A run that ends by the Pod's deletion (the Job controller's, at the Job's
+    /// `activeDeadlineSeconds` or `backoffLimit`): `cronpush-start` to completion, the sidecar
+    /// and `command` started, and the Pod watched until the API server marks it deleted. Then
+    /// the kubelet's `SyncTerminatingPod`: a status with the containers as they stand, the
+    /// containers stopped main first within `deletionGracePeriodSeconds` ([`stop_pod`]), a
+    /// status with their ends, and the kubelet's final delete with grace 0 and the Pod's uid as
+    /// precondition (pkg/kubelet/status/status_manager.go `syncPod`).
+    pub fn run_until_deleted(&self, command: &str) -> PodKilled {
+        let main = self.pod["spec"]["containers"][0]["name"].as_str().unwrap().to_string();
+        let started = jiff::Timestamp::now().to_string();
+        run_start(self);
+        let start_done = status("cronpush-start", &json!({"terminated": {"exitCode": 0, "reason": "Completed",
+            "startedAt": started, "finishedAt": jiff::Timestamp::now().to_string()}}));
+        let mut sidecar = self.start_sidecar();
+        let sidecar_running = status("cronpush-sidecar", &json!({"running": {"startedAt": started}}));
+        let running = start_main(command);
+        let main_running = status(&main, &json!({"running": {"startedAt": running.started.to_string()}}));
+        self.report(json!({"phase": "Running", "startTime": started,
+            "initContainerStatuses": [start_done, sidecar_running], "containerStatuses": [main_running]}));
+        let path = self.status_path().trim_end_matches("/status").to_string();
+        let deleted = self.plane.wait_for(&path, Duration::from_secs(60), |pod| {
+            pod["metadata"]["deletionTimestamp"].is_string()
+        });
+        let grace = deleted["metadata"]["deletionGracePeriodSeconds"].as_u64().unwrap_or(30);
+        let killed = stop_pod(running, &mut sidecar, Duration::from_secs(grace));
+        let sidecar_end = match killed.sidecar_exit {
+            Some(_) => json!({"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": started,
+                                             "finishedAt": jiff::Timestamp::now().to_string()}}),
+            None => json!({"terminated": {"exitCode": 137, "reason": "Error", "startedAt": started,
+                                          "finishedAt": jiff::Timestamp::now().to_string()}}),
+        };
+        self.report(json!({"phase": "Failed", "startTime": started,
+            "initContainerStatuses": [start_done, status("cronpush-sidecar", &sidecar_end)],
+            "containerStatuses": [status(&main, &json!({"terminated": killed.main}))]}));
+        let uid = self.pod["metadata"]["uid"].as_str().unwrap();
+        let (code, reply) = self.plane.request(
+            "DELETE",
+            &path,
+            Some(&json!({"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0,
+                         "preconditions": {"uid": uid}})),
+        );
+        assert!(code == 200 || code == 404, "the kubelet's final delete: {code} {reply}");
+        killed
     }
 }
 
