@@ -179,13 +179,7 @@ fn judge(row: &CronJobRow, now: f64) -> (Status, String) {
     }
     let ended = match row.last_result.as_deref() {
         Some("failure") => {
-            let failed: Vec<String> = row
-                .containers
-                .iter()
-                .filter(|c| c.exit_code > 0.0)
-                .map(|c| format!("{} exited with {}", c.container, exit_words(c)))
-                .collect();
-            let what = if failed.is_empty() { "a container failed".to_string() } else { failed.join(", ") };
+            let what = failed_containers(row);
             Some((Status::Failed, format!("the last run failed: {what}")))
         }
         Some("unknown") => {
@@ -208,6 +202,17 @@ fn judge(row: &CronJobRow, now: f64) -> (Status, String) {
         (Some(ended), None) => ended,
         (None, None) => (Status::Ok, "the last run succeeded".to_string()),
     }
+}
+
+/// `main exited with 3 (Error)` for each main container that failed.
+fn failed_containers(row: &CronJobRow) -> String {
+    let failed: Vec<String> = row
+        .containers
+        .iter()
+        .filter(|c| c.exit_code > 0.0)
+        .map(|c| format!("{} exited with {}", c.container, exit_words(c)))
+        .collect();
+    if failed.is_empty() { "a container failed".to_string() } else { failed.join(", ") }
 }
 
 /// `3 (Error)`, `137 (Error, SIGKILL)`, or `unknown` for the -1 of an exit code not learned.
