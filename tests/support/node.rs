@@ -163,8 +163,11 @@ impl NodeRun<'_> {
         let main = self.pod["spec"]["containers"][0]["name"].as_str().unwrap().to_string();
         let started = jiff::Timestamp::now().to_string();
         run_start(self);
-        let start_done = status("cronpush-start", &json!({"terminated": {"exitCode": 0, "reason": "Completed",
-            "startedAt": started, "finishedAt": jiff::Timestamp::now().to_string()}}));
+        let start_done = status(
+            "cronpush-start",
+            &json!({"terminated": {"exitCode": 0, "reason": "Completed",
+            "startedAt": started, "finishedAt": jiff::Timestamp::now().to_string()}}),
+        );
         let mut sidecar = self.start_sidecar();
         let sidecar_running = status("cronpush-sidecar", &json!({"running": {"startedAt": started}}));
         let running = start_main(command);
@@ -172,9 +175,8 @@ impl NodeRun<'_> {
         self.report(json!({"phase": "Running", "startTime": started,
             "initContainerStatuses": [start_done, sidecar_running], "containerStatuses": [main_running]}));
         let path = self.status_path().trim_end_matches("/status").to_string();
-        let deleted = self.plane.wait_for(&path, Duration::from_secs(60), |pod| {
-            pod["metadata"]["deletionTimestamp"].is_string()
-        });
+        let deleted =
+            self.plane.wait_for(&path, Duration::from_secs(60), |pod| pod["metadata"]["deletionTimestamp"].is_string());
         let grace = deleted["metadata"]["deletionGracePeriodSeconds"].as_u64().unwrap_or(30);
         let killed = stop_pod(running, &mut sidecar, Duration::from_secs(grace));
         let sidecar_end = match killed.sidecar_exit {
