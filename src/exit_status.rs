@@ -48,6 +48,26 @@ pub struct ExitReport {
     /// reads the Job; a Pod reading itself cannot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_reason: Option<String>,
+    /// Which attempt of its Job the Pod is, and whether the Job will try again should it fail.
+    /// Only the relay reads the Job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<Attempt>,
+}
+
+/// A Pod's place among its Job's attempts, as the Job controller counts them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attempt {
+    /// 1 for the Job's first Pod: the Job's failed Pods so far, plus one. The Pod itself is not
+    /// among them yet: its phase stays Running while its sidecar runs (kubelet_pods.go
+    /// `getPhase`), and the Job controller counts only finished Pods.
+    pub number: u32,
+    /// Whether the Job controller will start another Pod if this one fails: `restartPolicy:
+    /// Never`, no `podFailurePolicy` or `backoffLimitPerIndex` that could end the Job on this
+    /// failure, no verdict on the Job yet, and `backoffLimit` (6 when unset) not exceeded by
+    /// this failure (job_controller.go: the Job fails when its failed Pods are more than
+    /// `backoffLimit`).
+    pub retried_if_failed: bool,
 }
 
 /// `metadata.deletionTimestamp` and `deletionGracePeriodSeconds` of a Pod being deleted: the
@@ -136,6 +156,7 @@ impl ExitReport {
                 grace_seconds: pod.metadata.deletion_grace_period_seconds,
             }),
             job_reason: None,
+            attempt: None,
         }
     }
 

@@ -460,8 +460,10 @@ fn a_failed_pod_that_the_job_controller_retries_reports_each_attempt_and_the_job
 
     let first = NodeRun::bind(plane, pods_of(plane, &namespace, "flaky-by-hand", 1)[0].clone(), "node-amd64");
     first.run_to_end("exit 3");
+    // The relay read the real Job: its first failure is within backoffLimit, so it is retried.
     let series = series_of(&gateway, "flaky");
-    assert!(has(&series, &format!("cronjob_last_result{{{group},result=\"failure\"}}"), "1"), "{series:#?}");
+    assert!(has(&series, &format!("cronjob_last_result{{{group},result=\"retrying\"}}"), "1"), "{series:#?}");
+    assert!(has(&series, &format!("cronjob_last_attempt{{{group}}}"), "1"), "{series:#?}");
 
     // The Job controller replaces the failed Pod (after its back-off) with a second attempt,
     // which the API server admits through the webhook like the first.
@@ -471,6 +473,7 @@ fn a_failed_pod_that_the_job_controller_retries_reports_each_attempt_and_the_job
     second.run_to_end("exit 0");
     let series = series_of(&gateway, "flaky");
     assert!(has(&series, &format!("cronjob_last_result{{{group},result=\"success\"}}"), "1"), "{series:#?}");
+    assert!(has(&series, &format!("cronjob_last_attempt{{{group}}}"), "2"), "{series:#?}");
     let path = format!("/apis/batch/v1/namespaces/{namespace}/jobs/flaky-by-hand");
     let job = plane.wait_for(&path, WAIT, |job| job_condition(job, "Complete", None));
     assert_eq!((job["status"]["failed"].as_i64(), job["status"]["succeeded"].as_i64()), (Some(1), Some(1)), "{job}");
@@ -509,6 +512,30 @@ fn a_job_past_its_deadline_deletes_the_pod_and_the_end_says_deadline_exceeded_wi
     assert!(has(&series, &format!("cronjob_last_result{{{group},result=\"unknown\"}}"), "1"), "{series:#?}");
     let path = format!("/apis/batch/v1/namespaces/{namespace}/jobs/slow-by-hand");
     plane.wait_for(&path, WAIT, |job| job_condition(job, "Failed", Some("DeadlineExceeded")));
+}
+
+#[test]
+fn a_job_whose_every_attempt_fails_ends_as_a_failure_on_its_last_attempt() {
+    let plane = control_plane();
+    register_node(plane, "node-amd64", &plane.version, "amd64");
+    let gateway = Server::cronpush(&[]);
+    let installed = install("cluster", "exhausted", &gateway.base);
+    let namespace = installed.namespace("exhausted", json!({}));
+    let mut object = cronjob(&namespace, "broken", "0 3 * * *", json!({}));
+    object["spec"]["jobTemplate"]["spec"]["backoffLimit"] = json!(1);
+    let object = plane.create(&object);
+    job_from(plane, &object, "broken-by-hand");
+    let group = format!("cronjob=\"broken\",instance=\"\",job=\"cronpush\",namespace=\"{namespace}\"");
+    for (attempt, result) in [(1, "retrying"), (2, "failure")] {
+        let pods = pods_of(plane, &namespace, "broken-by-hand", attempt);
+        NodeRun::bind(plane, pods[attempt - 1].clone(), "node-amd64").run_to_end("exit 5");
+        let series = series_of(&gateway, "broken");
+        assert!(has(&series, &format!("cronjob_last_result{{{group},result=\"{result}\"}}"), "1"), "{series:#?}");
+        assert!(has(&series, &format!("cronjob_last_attempt{{{group}}}"), &attempt.to_string()), "{series:#?}");
+    }
+    // The Job controller agrees: the second failure was one too many.
+    let path = format!("/apis/batch/v1/namespaces/{namespace}/jobs/broken-by-hand");
+    plane.wait_for(&path, WAIT, |job| job_condition(job, "Failed", Some("BackoffLimitExceeded")));
 }
 
 #[test]

@@ -383,7 +383,7 @@ fn the_dashboard_is_a_grafana_dashboard_over_a_prometheus_variable() {
         .flat_map(|m| m["options"].as_object().into_iter().flat_map(|o| o.values()))
         .filter_map(|o| o["text"].as_str())
         .collect();
-    assert_eq!(mapped, BTreeSet::from(["success", "failure", "unknown"]));
+    assert_eq!(mapped, BTreeSet::from(["success", "failure", "unknown", "retrying"]));
     let next = panels.iter().find(|p| p["title"] == "Next expected run").expect("next run");
     assert_eq!(next["fieldConfig"]["defaults"]["unit"], "dateTimeFromNow");
 }

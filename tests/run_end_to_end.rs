@@ -349,6 +349,30 @@ fn a_crash_looping_container_of_a_deleted_pod_reports_its_last_end_and_its_resta
 }
 
 #[test]
+fn a_failed_attempt_that_the_job_retries_is_retrying_and_its_last_attempt_is_a_failure() {
+    for (failed_before, result, attempt) in [(0, "retrying", "1"), (2, "failure", "3")] {
+        let gateway = Server::cronpush(&[]);
+        let run = Run::admit(&gateway.base, 30);
+        // backoffLimit 2: the Job fails when more than 2 of its Pods have failed
+        // (job_controller.go), so the first failure is retried and the third is the Job's end.
+        run.api.modify("jobs", "batch", &run.spec.job, |job| {
+            job["spec"]["backoffLimit"] = json!(2);
+            job["status"] = json!({"failed": failed_before, "active": 1});
+        });
+        run_to_end(&run, "exit 3");
+        let series = group_series(&gateway);
+        assert!(
+            series.iter().any(|s| s.starts_with("cronjob_last_result{") && s.contains(&format!("result=\"{result}\""))),
+            "{series:#?}"
+        );
+        assert!(has(&series, "cronjob_last_attempt{", attempt), "{series:#?}");
+        assert!(has(&series, "cronjob_last_exit_code{container=\"main-batch\"", "3"), "{series:#?}");
+        let failure_stamped = series.iter().any(|s| s.starts_with("cronjob_last_failure_timestamp_seconds{"));
+        assert_eq!(failure_stamped, result == "failure", "{series:#?}");
+    }
+}
+
+#[test]
 fn the_jobs_own_metrics_file_is_pushed_into_the_same_group() {
     let gateway = Server::cronpush(&[]);
     // The Job mounts an emptyDir at /out and names its file in the annotation; the webhook

@@ -7,7 +7,8 @@
 //!   maximum run time (CronJobRunningTooLong);
 //! - `unknown`: the last run's exit status could not be learned (CronJobExitStatusUnknown), or
 //!   nothing but a start has ever been heard;
-//! - `running`: a run started and has not ended, within its maximum run time;
+//! - `running`: a run started and has not ended, within its maximum run time, or an attempt of
+//!   it failed and its Job runs another (`retrying`, which no alert pages on);
 //! - `ok`: the last run succeeded and the next one is not overdue.
 //!
 //! A group is a CronJob's when its grouping key has `namespace` and `cronjob` labels and it
@@ -181,6 +182,10 @@ fn judge(row: &CronJobRow, now: f64) -> (Status, String) {
         Some("failure") => {
             let what = failed_containers(row);
             Some((Status::Failed, format!("the last run failed: {what}")))
+        }
+        Some("retrying") => {
+            let what = failed_containers(row);
+            Some((Status::Running, format!("an attempt failed ({what}); its Job runs another")))
         }
         Some("unknown") => {
             Some((Status::Unknown, "the last run ended, but its exit status could not be learned".to_string()))
@@ -442,5 +447,14 @@ mod tests {
         for (seconds, words) in cases {
             assert_eq!(duration_words(seconds), words, "{seconds}");
         }
+    }
+
+    #[test]
+    fn an_attempt_that_its_job_retries_is_running_not_failed() {
+        let (status, why) = status_of(start(60.0, 120.0, 300.0) + &end(60.0, 5.0, "retrying", 3, "Error", ""));
+        assert_eq!(
+            (status, why.as_str()),
+            (Status::Running, "an attempt failed (main exited with 3 (Error)); its Job runs another")
+        );
     }
 }

@@ -34,6 +34,8 @@ const GENERIC_REASONS: [&str; 2] = ["Error", "ContainerStatusUnknown"];
 pub enum RunResult {
     Success,
     Failure,
+    /// This attempt failed, and the Job will run another Pod: the run is not over.
+    Retrying,
     Unknown,
 }
 
@@ -42,6 +44,7 @@ impl RunResult {
         match self {
             RunResult::Success => "success",
             RunResult::Failure => "failure",
+            RunResult::Retrying => "retrying",
             RunResult::Unknown => "unknown",
         }
     }
@@ -82,6 +85,8 @@ pub struct EndMetrics {
     pub containers: Vec<ContainerEnd>,
     /// The Pod's own termination reason (`DeadlineExceeded`, `Evicted`), if it was ended whole.
     pub pod_reason: Option<String>,
+    /// Which attempt of its Job the run's Pod was, when the relay could read the Job.
+    pub attempt: Option<u32>,
 }
 
 impl EndMetrics {
@@ -105,9 +110,11 @@ impl EndMetrics {
         }
         let known: Vec<&Terminated> = containers.iter().filter_map(|c| c.terminated.as_ref()).collect();
         let all_known = known.len() == containers.len();
+        let retried = report.and_then(|r| r.attempt).is_some_and(|a| a.retried_if_failed);
         let result = if known.iter().any(|t| t.exit_code != 0) {
-            // One known failure fails the run, whatever the others did.
-            RunResult::Failure
+            // One known failure fails the attempt, whatever the others did; the run too, unless
+            // the Job will try again.
+            if retried { RunResult::Retrying } else { RunResult::Failure }
         } else if all_known {
             RunResult::Success
         } else {
@@ -134,7 +141,8 @@ impl EndMetrics {
                 .or_else(|| r.deletion.as_ref().map(|_| POD_DELETED_REASON.to_string()))
                 .filter(|r| !r.is_empty())
         });
-        EndMetrics { result, completed: last, duration_seconds, containers, pod_reason }
+        let attempt = report.and_then(|r| r.attempt).map(|a| a.number);
+        EndMetrics { result, completed: last, duration_seconds, containers, pod_reason, attempt }
     }
 
     pub fn families(&self) -> Vec<MetricFamily> {
@@ -188,6 +196,11 @@ impl EndMetrics {
                     .collect(),
             ),
             family(
+                "cronjob_last_attempt",
+                "Which attempt of its Job the CronJob's last finished Pod was (1 for the first; the Job runs another Pod after a failure, up to its backoffLimit); 0 when not known.",
+                vec![gauge(Vec::new(), f64::from(self.attempt.unwrap_or(0)))],
+            ),
+            family(
                 "cronjob_last_duration_seconds",
                 "How long the CronJob's last run took, from its first main container's start to its last one's end; when those are not known, from the cronpush sidecar's start to its SIGTERM, which holds the run.",
                 vec![gauge(Vec::new(), self.duration_seconds)],
@@ -204,7 +217,7 @@ impl EndMetrics {
                 "When the CronJob's last failed run ended, in Unix seconds.",
                 vec![gauge(Vec::new(), completed)],
             )),
-            RunResult::Unknown => {}
+            RunResult::Retrying | RunResult::Unknown => {}
         }
         families
     }
@@ -309,6 +322,7 @@ mod tests {
             disruption: None,
             deletion: None,
             job_reason: None,
+            attempt: None,
         }
     }
 

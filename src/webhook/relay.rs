@@ -16,7 +16,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, PostParams};
 use tokio::time::Instant;
 
-use crate::exit_status::{ExitReport, watch_until_exited};
+use crate::exit_status::{Attempt, ExitReport, watch_until_exited};
 
 const POD_NAME_EXTRA: &str = "authentication.kubernetes.io/pod-name";
 const POD_UID_EXTRA: &str = "authentication.kubernetes.io/pod-uid";
@@ -128,39 +128,35 @@ impl Relay {
             )));
         }
         let job = owner_job(&pod);
+        let restarted_in_place = pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()) != Some("Never");
         let mut report = watch_until_exited(&pods, pod, deadline).await;
-        if report.deletion.is_some()
-            && let Some(job) = job
-        {
-            report.job_reason = self.job_reason(&client, &owner.namespace, &job, read_by.max(deadline)).await;
+        if report.complete || report.deletion.is_some() {
+            let read_by = read_by.max(deadline).max(Instant::now() + READ_TIME);
+            let job = match job {
+                Some(name) => self.read_job(&client, &owner.namespace, name, read_by).await,
+                None => None,
+            };
+            if let Some(job) = job {
+                if report.deletion.is_some() {
+                    report.job_reason = failure_reason(&job);
+                }
+                report.attempt = Some(attempt(&job, restarted_in_place));
+            }
         }
         Ok(report)
     }
 
-    /// The reason of the Job's `FailureTarget` or `Failed` condition, when the Job has failed:
-    /// the Job controller deletes the Pods of a Job past its `activeDeadlineSeconds` or
-    /// `backoffLimit` and records why only on the Job (job_controller.go `syncJob`: the Pods are
-    /// deleted first, the condition written in the same sync right after). Nothing when the Job
-    /// cannot be read: the answer does not wait for it.
-    async fn job_reason(&self, client: &kube::Client, namespace: &str, job: &str, by: Instant) -> Option<String> {
+    /// The Pod's Job, or nothing when it cannot be read: the answer does not wait for it.
+    async fn read_job(&self, client: &kube::Client, namespace: &str, name: String, by: Instant) -> Option<Job> {
         let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
-        let read = tokio::time::timeout_at(by.max(Instant::now() + READ_TIME), jobs.get(job)).await;
-        let job = match read {
-            Ok(Ok(job)) => job,
+        match tokio::time::timeout_at(by, jobs.get(&name)).await {
+            Ok(Ok(job)) => Some(job),
             Ok(Err(e)) => {
-                tracing::debug!(job, error = %e, "cannot read the Job of a deleted Pod");
-                return None;
+                tracing::debug!(job = name, error = %e, "cannot read the Pod's Job");
+                None
             }
-            Err(_) => return None,
-        };
-        let conditions = job.status.and_then(|s| s.conditions).unwrap_or_default();
-        ["FailureTarget", "Failed"].iter().find_map(|kind| {
-            conditions
-                .iter()
-                .find(|c| c.type_ == *kind && c.status == "True")
-                .and_then(|c| c.reason.clone())
-                .filter(|r| !r.is_empty())
-        })
+            Err(_) => None,
+        }
     }
 
     /// Verifies the token with a TokenReview for the relay's audience and reads the Pod it is
@@ -214,6 +210,40 @@ impl Relay {
     }
 }
 
+/// The reason of the Job's `FailureTarget` or `Failed` condition, when the Job has failed: the
+/// Job controller deletes the Pods of a Job past its `activeDeadlineSeconds` or `backoffLimit`
+/// and records why only on the Job (job_controller.go `syncJob`: the Pods are deleted first, the
+/// condition written in the same sync right after).
+fn failure_reason(job: &Job) -> Option<String> {
+    let conditions = job.status.as_ref().and_then(|s| s.conditions.as_deref()).unwrap_or_default();
+    ["FailureTarget", "Failed"].iter().find_map(|kind| {
+        conditions.iter().find(|c| c.type_ == *kind && c.status == "True").and_then(|c| c.reason.clone())
+    })
+}
+
+/// Which attempt of `job` a Pod that is still running is, and whether the Job controller would
+/// replace it should it fail (see [`Attempt`]). A Pod restarted in place (`OnFailure`) is
+/// never replaced for a failure of its containers.
+fn attempt(job: &Job, restarted_in_place: bool) -> Attempt {
+    let spec = job.spec.as_ref();
+    let status = job.status.as_ref();
+    let failed = status.and_then(|s| s.failed).unwrap_or(0).max(0);
+    let number = u32::try_from(failed).unwrap_or(u32::MAX - 1) + 1;
+    // pkg/apis/batch/v1/defaults.go: an unset backoffLimit is 6.
+    let backoff_limit = spec.and_then(|s| s.backoff_limit).unwrap_or(6);
+    let decided = status.and_then(|s| s.conditions.as_deref()).unwrap_or_default().iter().any(|c| {
+        c.status == "True" && matches!(c.type_.as_str(), "FailureTarget" | "Failed" | "SuccessCriteriaMet" | "Complete")
+    });
+    let only_backoff = spec.is_some_and(|s| s.pod_failure_policy.is_none() && s.backoff_limit_per_index.is_none());
+    Attempt {
+        number,
+        retried_if_failed: !restarted_in_place
+            && only_backoff
+            && !decided
+            && i64::from(number) <= i64::from(backoff_limit),
+    }
+}
+
 /// The name of the Job that controls the Pod, if one does.
 fn owner_job(pod: &Pod) -> Option<String> {
     pod.metadata
@@ -229,5 +259,49 @@ struct WaitingGuard<'a>(&'a AtomicUsize);
 impl Drop for WaitingGuard<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn job(spec: serde_json::Value, status: serde_json::Value) -> Job {
+        serde_json::from_value(json!({"metadata": {"name": "sync-29396160"}, "spec": spec, "status": status})).unwrap()
+    }
+
+    fn template() -> serde_json::Value {
+        json!({"spec": {"containers": [{"name": "main"}]}})
+    }
+
+    #[test]
+    fn an_attempt_is_retried_while_the_failures_stay_within_the_backoff_limit() {
+        let first = job(json!({"template": template()}), json!({}));
+        assert_eq!(attempt(&first, false), Attempt { number: 1, retried_if_failed: true }, "backoffLimit 6 by default");
+        let sixth = job(json!({"template": template()}), json!({"failed": 5}));
+        assert_eq!(attempt(&sixth, false), Attempt { number: 6, retried_if_failed: true });
+        let seventh = job(json!({"template": template()}), json!({"failed": 6}));
+        assert_eq!(attempt(&seventh, false), Attempt { number: 7, retried_if_failed: false });
+        let no_retries = job(json!({"backoffLimit": 0, "template": template()}), json!({}));
+        assert!(!attempt(&no_retries, false).retried_if_failed);
+    }
+
+    #[test]
+    fn where_the_job_may_decide_otherwise_a_failure_is_not_taken_for_a_retry() {
+        let policy = json!({"rules": [{"action": "FailJob", "onExitCodes": {"operator": "In", "values": [42]}}]});
+        let with_policy = job(json!({"template": template(), "podFailurePolicy": policy}), json!({}));
+        assert!(!attempt(&with_policy, false).retried_if_failed);
+        let per_index = job(json!({"template": template(), "backoffLimitPerIndex": 1}), json!({}));
+        assert!(!attempt(&per_index, false).retried_if_failed);
+        let decided = job(
+            json!({"template": template()}),
+            json!({"conditions": [{"type": "FailureTarget", "status": "True", "reason": "DeadlineExceeded"}]}),
+        );
+        assert!(!attempt(&decided, false).retried_if_failed);
+        assert_eq!(failure_reason(&decided).as_deref(), Some("DeadlineExceeded"));
+        let plain = job(json!({"template": template()}), json!({}));
+        assert!(!attempt(&plain, true).retried_if_failed, "OnFailure restarts in place; no new Pod");
+        assert_eq!(failure_reason(&plain), None);
     }
 }

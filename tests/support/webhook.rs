@@ -150,7 +150,8 @@ pub fn job(name: &str, owner: Option<Value>, annotations: Value) -> Value {
     json!({"apiVersion": "batch/v1", "kind": "Job",
            "metadata": {"name": name, "namespace": "batch", "uid": "job-uid", "annotations": annotations,
                         "ownerReferences": owner.into_iter().collect::<Vec<_>>()},
-           "spec": {"template": {"spec": {"containers": [{"name": "main-batch", "image": "busybox"}]}}}})
+           // The article's Job retries nothing (backoffLimit 0), so that a failed Pod is a failed run.
+           "spec": {"backoffLimit": 0, "template": {"spec": {"containers": [{"name": "main-batch", "image": "busybox"}]}}}})
 }
 
 pub fn cronjob_owner(controller: bool) -> Value {
