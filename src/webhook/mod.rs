@@ -14,6 +14,7 @@ pub mod relay_ca;
 pub mod resolve;
 pub mod selection;
 pub mod server;
+pub mod watch_cache;
 
 #[cfg(test)]
 mod tests;
