@@ -9,6 +9,7 @@ pub mod http;
 pub mod injection;
 pub mod kube_resolver;
 pub mod metrics;
+pub mod node_affinity;
 pub mod relay;
 pub mod relay_ca;
 pub mod resolve;
