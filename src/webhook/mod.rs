@@ -10,6 +10,8 @@ pub mod injection;
 pub mod kube_resolver;
 pub mod metrics;
 pub mod node_affinity;
+pub mod node_cache;
+pub mod node_fit;
 pub mod relay;
 pub mod relay_ca;
 pub mod resolve;
