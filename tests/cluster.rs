@@ -31,7 +31,7 @@ use support::Server;
 use support::control_plane::{ControlPlane, control_plane};
 use support::kubelet::PodContainers as _;
 use support::kustomize;
-use support::node::{NodeRun, register_node};
+use support::node::{NodeRun, register_node, register_tainted_node};
 use support::webhook::Webhook;
 
 /// The namespace label that scopes a test's webhook configuration to its own namespaces.
@@ -575,4 +575,38 @@ fn under_a_limit_range_and_a_quota_the_patched_pod_is_admitted_with_the_defaults
         q["status"]["used"]["pods"] == "1"
     });
     assert_eq!(quota["status"]["used"]["pods"], "1", "{quota}");
+}
+
+#[test]
+fn an_old_node_in_the_real_api_server_stops_injection_through_the_shipped_rbac() {
+    let plane = control_plane();
+    // A 1.28 kubelet refuses a Pod with a native sidecar. The Node is tainted from its
+    // registration on, so that only Pods that tolerate the taint may land there: the other tests
+    // of this binary share the control plane, and their Pods may not land on it.
+    let taint = json!({"key": "cronpush.test/old-kubelet", "value": "true", "effect": "NoSchedule"});
+    register_tainted_node(plane, "node-1-28", "v1.28.15", "amd64", json!([taint]));
+    let installed = install("cluster", "old-node", "http://gateway.example:9091");
+    let namespace = installed.namespace("old-node", json!({}));
+
+    let mut tolerating = cronjob(&namespace, "tolerating", "0 3 * * *", json!({}));
+    tolerating["spec"]["jobTemplate"]["spec"]["template"]["spec"]["tolerations"] =
+        json!([{"key": "cronpush.test/old-kubelet", "operator": "Exists", "effect": "NoSchedule"}]);
+    let tolerating = plane.create(&tolerating);
+    job_from(plane, &tolerating, "tolerating-by-hand");
+    let pod = pod_of(plane, &namespace, "tolerating-by-hand");
+    assert!(init_container_names(&pod).is_empty(), "a Pod that may land on the 1.28 node: {pod}");
+    assert!(pod["metadata"]["annotations"]["cronpush.io/status"].is_null(), "{pod}");
+
+    // A Pod that does not tolerate the taint cannot land there: injected. Both verdicts need
+    // the Nodes, which the webhook reads with the shipped RBAC alone.
+    let elsewhere = plane.create(&cronjob(&namespace, "elsewhere", "0 3 * * *", json!({})));
+    job_from(plane, &elsewhere, "elsewhere-by-hand");
+    assert_eq!(
+        init_container_names(&pod_of(plane, &namespace, "elsewhere-by-hand")),
+        ["cronpush-start", "cronpush-sidecar"]
+    );
+
+    let metrics = installed.webhook.metrics();
+    assert!(metrics.contains("outcome=\"skipped\",reason=\"old_kubelet\"} 1\n"), "{metrics}");
+    assert!(!metrics.contains("reason=\"nodes_unknown\""), "{metrics}");
 }

@@ -327,6 +327,9 @@ fn rbac_is_the_least_privilege_set_bound_to_the_webhooks_service_account() {
         ("batch", "jobs", "watch"),
         ("", "pods", "get"),
         ("", "pods", "watch"),
+        ("", "nodes", "get"),
+        ("", "nodes", "list"),
+        ("", "nodes", "watch"),
         ("authentication.k8s.io", "tokenreviews", "create"),
     ]
     .iter()

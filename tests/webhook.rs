@@ -1,13 +1,14 @@
 //! The real `cronpush webhook` binary, with certificates from the real `cronpush certs`, driven
 //! over TLS exactly as kube-apiserver drives a webhook: HTTPS POST of an AdmissionReview to the
 //! Service's DNS name, the server certificate verified against the caBundle. A small fake API
-//! server (tests/support/kube_api.rs) answers what the webhook asks Kubernetes (Jobs and
-//! CronJobs: lists, watches and GETs) as kube-apiserver would; it can also be down.
+//! server (tests/support/kube_api.rs) answers what the webhook asks Kubernetes (Jobs,
+//! CronJobs and Nodes: lists, watches and GETs) as kube-apiserver would; it can also be down.
 //!
 //! Why on the fake and not on the real control plane of tests/cluster.rs: each test here needs an
 //! API server that a real one cannot easily be made to be (down; answering 404 for a Job the Pod
 //! names; reporting 1.28 at `/version`; holding a Job whose watch event is still in flight;
-//! counting requests by path to tell a cache hit from a read), or sends reviews no API server
+//! counting requests by path to tell a cache hit from a read; holding old and arm nodes that the
+//! other tests of one real control plane would share), or sends reviews no API server
 //! sends (malformed ones, a Pod that does not decode, the article's Pod as a fixture), and answers
 //! in milliseconds. What the real API server decides (selection, owners, the schedule slot, the
 //! admission chain after the patch, reinvocation) is tested there.
@@ -16,10 +17,10 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{Value, json};
 use support::kube_api::FakeApi;
 use support::webhook::{
-    HOST, Webhook, article_pod_review, cronjob_owner, env_of, job, patched, pod_review, sample_cronjob,
+    HOST, Webhook, article_pod_review, cronjob_owner, env_of, job, node, patched, pod_review, sample_cronjob,
     status_annotation,
 };
 
@@ -105,8 +106,13 @@ fn a_job_without_a_cronjob_is_left_alone() {
 
 #[test]
 fn with_the_api_down_the_job_name_decides_and_a_warning_says_so() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let webhook = Webhook::start(&format!("http://{closed}"));
+    let api = FakeApi::start();
+    api.put(node("worker-1", "v1.33.1", "amd64"));
+    let webhook = Webhook::start(&api.url());
+    // The Node cache has its first list once the watch follows it.
+    let synced = support::eventually(Duration::from_secs(10), || api.requests("/api/v1/nodes") >= 2);
+    assert!(synced, "the webhook never watched Nodes");
+    drop(api);
     let review = pod_review("sample-cronjob-29396160");
     let started = Instant::now();
     let response = webhook.review(&review);
@@ -123,6 +129,22 @@ fn with_the_api_down_the_job_name_decides_and_a_warning_says_so() {
     let metrics = webhook.metrics();
     assert!(metrics.contains(&admissions("injected", "job-name", 1)), "{metrics}");
     assert!(metrics.contains(&admissions("skipped", "api_unreachable", 1)), "{metrics}");
+}
+
+#[test]
+fn with_the_api_down_since_the_start_the_nodes_are_unknown_and_nothing_is_injected() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let webhook = Webhook::start(&format!("http://{closed}"));
+    let started = Instant::now();
+    let response = webhook.review(&pod_review("sample-cronjob-29396160"));
+    assert!(started.elapsed() < Duration::from_secs(4), "admission waited {:?}", started.elapsed());
+    // The Job name would give the facts, but no node is known: any could be old.
+    assert!(response.get("patch").is_none() && response.get("patchType").is_none(), "{response}");
+    let warnings = response["warnings"].as_array().unwrap();
+    assert!(warnings[0].as_str().unwrap().contains("unreachable"), "{response}");
+    let last = warnings.last().unwrap().as_str().unwrap();
+    assert!(last.starts_with("cronpush: not injected: the cluster's nodes are not known"), "{response}");
+    assert!(webhook.metrics().contains(&admissions("skipped", "nodes_unknown", 1)));
 }
 
 #[test]
@@ -307,6 +329,138 @@ fn bad_reviews_get_400_and_the_certificate_is_checked_for_the_service_name() {
     assert!(wrong.send().is_err(), "a name outside the certificate must fail verification");
     let plain = reqwest::blocking::get(format!("http://{}/healthz", webhook.address));
     assert!(plain.is_err() || !plain.unwrap().status().is_success(), "no plain HTTP");
+}
+
+// ---- Nodes: the kubelets and platforms the Pod may land on -------------------------------
+
+/// The API with the sample CronJob's run, its Job and CronJob, and `nodes`.
+fn api_with_nodes(nodes: &[Value]) -> FakeApi {
+    let api = FakeApi::start();
+    api.put(job(RUN, Some(cronjob_owner(true)), json!({})));
+    api.put(sample_cronjob());
+    for node in nodes {
+        api.put(node.clone());
+    }
+    api
+}
+
+const RUN: &str = "sample-cronjob-29396160";
+
+/// The run's Pod, with a node selector when given.
+fn pod_review_selecting(node_selector: Value) -> Value {
+    let mut review = pod_review(RUN);
+    if !node_selector.is_null() {
+        review["request"]["object"]["spec"]["nodeSelector"] = node_selector;
+    }
+    review
+}
+
+fn injected(response: &Value) -> bool {
+    response["patchType"] == "JSONPatch"
+}
+
+#[test]
+fn with_every_node_at_1_29_or_newer_the_pod_is_injected() {
+    let api = api_with_nodes(&[
+        node("eks-1", "v1.29.8-eks-a737599", "amd64"),
+        node("k3s-1", "v1.31.2+k3s1", "arm64"),
+        node("gke-1", "v1.30.4-gke.1348000", "amd64"),
+    ]);
+    let webhook = Webhook::start(&api.url());
+    let review = pod_review(RUN);
+    let response = webhook.review(&review);
+    let pod = patched(&review, &response);
+    assert_eq!(status_annotation(&pod)["facts"], "api");
+    assert!(response.get("warnings").is_none(), "{response}");
+}
+
+#[test]
+fn an_old_kubelet_the_pod_may_land_on_stops_injection_and_a_selector_that_excludes_it_does_not() {
+    let mut old = node("old-1", "v1.28.15", "amd64");
+    old["metadata"]["labels"]["pool"] = json!("legacy");
+    let mut new = node("new-1", "v1.33.1", "amd64");
+    new["metadata"]["labels"]["pool"] = json!("batch");
+    let api = api_with_nodes(&[new, old]);
+    let webhook = Webhook::start(&api.url());
+    // May land anywhere, the 1.28 node included: its kubelet would refuse the native sidecar.
+    let response = webhook.review(&pod_review_selecting(Value::Null));
+    assert!(!injected(&response), "{response}");
+    assert_eq!(
+        response["warnings"],
+        json!(["cronpush: not injected: node old-1 runs kubelet v1.28.15; native sidecars need 1.29+"])
+    );
+    // Pinned to the new pool by its nodeSelector: the old node does not matter.
+    let review = pod_review_selecting(json!({"pool": "batch"}));
+    assert_eq!(status_annotation(&patched(&review, &webhook.review(&review)))["facts"], "api");
+    // The same through required node affinity.
+    let mut review = pod_review(RUN);
+    review["request"]["object"]["spec"]["affinity"] = json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution":
+        {"nodeSelectorTerms": [{"matchExpressions": [{"key": "pool", "operator": "NotIn", "values": ["legacy"]}]}]}}});
+    assert!(injected(&webhook.review(&review)));
+    let metrics = webhook.metrics();
+    assert!(metrics.contains(&admissions("skipped", "old_kubelet", 1)), "{metrics}");
+    assert!(metrics.contains(&admissions("injected", "api", 2)), "{metrics}");
+}
+
+#[test]
+fn a_node_that_joins_later_with_an_old_kubelet_stops_injection_from_then_on() {
+    let api = api_with_nodes(&[node("new-1", "v1.33.1", "amd64")]);
+    let webhook = Webhook::start(&api.url());
+    let synced = support::eventually(Duration::from_secs(10), || api.requests("/api/v1/nodes") >= 2);
+    assert!(synced, "the webhook never watched Nodes");
+    assert!(injected(&webhook.review(&pod_review(RUN))));
+    // A 1.27 kubelet registers: it would run the sidecar as an init container that never exits.
+    api.put(node("joined-late", "v1.27.16", "amd64"));
+    let stopped = support::eventually(Duration::from_secs(10), || !injected(&webhook.review(&pod_review(RUN))));
+    assert!(stopped, "the webhook kept injecting after an old node joined");
+    let response = webhook.review(&pod_review(RUN));
+    assert!(response["warnings"][0].as_str().unwrap().contains("node joined-late runs kubelet v1.27.16"), "{response}");
+    assert_eq!(api.requests("/api/v1/nodes"), 2, "learned from the watch, not by listing at each admission");
+    // It leaves again: injection resumes.
+    api.remove("nodes", "", "joined-late");
+    let resumed = support::eventually(Duration::from_secs(10), || injected(&webhook.review(&pod_review(RUN))));
+    assert!(resumed, "the webhook did not resume once the old node was gone");
+}
+
+#[test]
+fn an_image_built_for_arm_only_is_not_injected_where_the_pod_may_land_on_amd64() {
+    let api = api_with_nodes(&[node("pi-1", "v1.31.2+k3s1", "arm64"), node("nuc-1", "v1.31.2+k3s1", "amd64")]);
+    let webhook =
+        Webhook::start_with_flags(&api.url(), "http://pi:8080/pushgateway", &["--image-platforms=linux/arm64"]);
+    let response = webhook.review(&pod_review_selecting(Value::Null));
+    assert!(!injected(&response), "{response}");
+    let warning = response["warnings"][0].as_str().unwrap();
+    assert_eq!(
+        warning,
+        "cronpush: not injected: node nuc-1 is linux/amd64, which the image is not built for (--image-platforms)"
+    );
+    let review = pod_review_selecting(json!({"kubernetes.io/arch": "arm64"}));
+    assert!(injected(&webhook.review(&review)), "pinned to the arm64 node");
+    let metrics = webhook.metrics();
+    assert!(metrics.contains(&admissions("skipped", "unsupported_platform", 1)), "{metrics}");
+    assert!(metrics.contains(&admissions("injected", "api", 1)), "{metrics}");
+}
+
+#[test]
+fn image_platforms_that_name_no_platform_stop_the_webhook_before_it_serves() {
+    for (flag, says) in [
+        ("--image-platforms=linux", "\"linux\" is no platform: write os/arch"),
+        ("--image-platforms=,", "names no platform"),
+    ] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_cronpush"))
+            .args([
+                "webhook",
+                "--gateway-url=http://pi:8080",
+                "--image=cronpush:test",
+                "--listen-address=127.0.0.1:0",
+                flag,
+            ])
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{flag}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("--image-platforms") && stderr.contains(says), "{flag}: {stderr}");
+    }
 }
 
 /// The series of `cronpush_webhook_admissions_total` for an outcome and reason, with its count.

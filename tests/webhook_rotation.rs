@@ -30,6 +30,7 @@ use tokio::task::JoinHandle;
 use tokio_rustls::client::TlsStream;
 
 use support::https;
+use support::kube_api::FakeApi;
 
 const SERVICE: &str = "cronpush-webhook";
 const NAMESPACE: &str = "cronpush";
@@ -125,10 +126,8 @@ impl Drop for Webhook {
 }
 
 impl Webhook {
-    /// `cronpush webhook` serving the volume's pair, with a kubeconfig naming a closed port: the
-    /// webhook serves anyway and takes CronJobs from Job names.
-    fn start(volume: &SecretVolume, work: &Path) -> Webhook {
-        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    /// `cronpush webhook` serving the volume's pair, with a kubeconfig naming `api`.
+    fn start(volume: &SecretVolume, work: &Path, api: &FakeApi) -> Webhook {
         let address = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
         let log = work.join("webhook.log");
         let log_file = std::fs::File::create(&log).expect("a log file");
@@ -139,7 +138,7 @@ impl Webhook {
             .arg(format!("--tls-ca-file={}", volume.path("ca.crt").display()))
             .arg(format!("--listen-address={address}"))
             .args(["--gateway-url=http://pi:8080/pushgateway", "--image=cronpush:test", "--resolve-timeout=1s"])
-            .env("KUBECONFIG", support::kube_api::kubeconfig(work, &format!("http://{closed}")))
+            .env("KUBECONFIG", api.kubeconfig(work))
             .env("POD_NAMESPACE", NAMESPACE)
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("a log file"))
@@ -243,6 +242,33 @@ impl Http {
             return Err(format!("HTTP {status}: {review}"));
         }
         Ok(())
+    }
+}
+
+/// A fake API server that knows the run of `pod_review` and a node that can run it (the webhook
+/// injects only where it knows the nodes). It runs a runtime of its own, which may be neither
+/// started nor dropped within the test's: both happen on a thread of their own.
+struct ApiOfTheRun(Option<FakeApi>);
+
+impl ApiOfTheRun {
+    fn start() -> ApiOfTheRun {
+        let api = std::thread::spawn(FakeApi::start).join().unwrap();
+        let job = "sample-cronjob-29396160";
+        api.put(support::webhook::job(job, Some(support::webhook::cronjob_owner(true)), json!({})));
+        api.put(support::webhook::sample_cronjob());
+        api.put(support::webhook::node("worker-1", "v1.33.1", "amd64"));
+        ApiOfTheRun(Some(api))
+    }
+
+    fn api(&self) -> &FakeApi {
+        self.0.as_ref().expect("running until dropped")
+    }
+}
+
+impl Drop for ApiOfTheRun {
+    fn drop(&mut self) {
+        let api = self.0.take();
+        let _ = std::thread::spawn(move || drop(api)).join();
     }
 }
 
@@ -428,7 +454,8 @@ async fn a_new_ca_swapped_into_the_secret_volume_is_served_without_a_failed_revi
     assert_ne!(old.ca, new.ca, "two runs make two CAs");
     std::fs::create_dir(work.path().join("volume")).unwrap();
     let mut volume = SecretVolume::create(&work.path().join("volume"), &old);
-    let mut webhook = Webhook::start(&volume, work.path());
+    let api = ApiOfTheRun::start();
+    let mut webhook = Webhook::start(&volume, work.path(), api.api());
     let bundle = Client::trusting(webhook.address, &[&old.ca, &new.ca]);
     let only_new = Client::trusting(webhook.address, &[&new.ca]);
     webhook.wait_ready(&bundle).await;

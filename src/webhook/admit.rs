@@ -1,11 +1,17 @@
-//! One admission decision, from request to answer: select, resolve, inject. Every failure on
+//! One admission decision, from request to answer: select, resolve, check the nodes the Pod may
+//! land on, inject. Every failure on
 //! the way allows the Pod unchanged with a warning: a CronJob never fails or waits because of
 //! cronpush (the configuration's `failurePolicy: Ignore` covers the webhook being down).
 
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::PodSpec;
+use tokio::time::{Instant, timeout_at};
+
 use super::admission::{Answer, Review};
 use super::injection::{self, InjectionConfig, InjectionError};
+use super::node_cache::Nodes;
+use super::node_fit::{self, NodeMisfit, Platform};
 use super::resolve::{self, FactsSource, Resolution, Resolve};
 use super::selection::{self, SkipReason};
 
@@ -13,7 +19,11 @@ pub struct Admitter {
     pub injection: InjectionConfig,
     pub excluded_namespaces: Vec<String>,
     pub resolver: Box<dyn Resolve>,
-    /// How long to wait for the API; well under the webhook's `timeoutSeconds`.
+    pub nodes: Box<dyn Nodes>,
+    /// The platforms the image of the injected containers is built for.
+    pub image_platforms: Vec<Platform>,
+    /// How long to wait for the API, for the run's facts and the nodes together; well under
+    /// the webhook's `timeoutSeconds`.
     pub resolve_timeout: Duration,
 }
 
@@ -42,7 +52,8 @@ impl Admitter {
             return not_injected(vec![], why, SkipReason::UnsupportedKubernetes);
         }
         let mut warnings = Vec::new();
-        let resolution = tokio::time::timeout(self.resolve_timeout, self.resolver.resolve(&candidate))
+        let deadline = Instant::now() + self.resolve_timeout;
+        let resolution = timeout_at(deadline, self.resolver.resolve(&candidate))
             .await
             .unwrap_or_else(|_| Resolution::Unreachable(format!("no answer within {:?}", self.resolve_timeout)));
         let facts = match resolution {
@@ -64,6 +75,10 @@ impl Admitter {
         let pod = request.object.as_ref().expect("selection passed only requests with a Pod");
         match injection::patch(pod, &facts, &self.injection) {
             Ok(injection) => {
+                let spec = pod.spec.as_ref().expect("the injection passed only Pods with a spec");
+                if let Err((why, reason)) = self.check_nodes(spec, deadline).await {
+                    return not_injected(warnings, why, reason);
+                }
                 warnings.extend(injection.warnings);
                 (Answer { patch: Some(injection.ops), warnings }, Outcome::Injected(facts.source))
             }
@@ -77,6 +92,26 @@ impl Admitter {
                 };
                 not_injected(warnings, e.to_string(), reason)
             }
+        }
+    }
+
+    /// Whether every node the Pod may land on runs what the injection needs; checked after the
+    /// patch is made, so that a Pod that could not be injected anyway says its own reason.
+    async fn check_nodes(&self, spec: &PodSpec, deadline: Instant) -> Result<(), (String, SkipReason)> {
+        let nodes = match timeout_at(deadline, self.nodes.nodes()).await {
+            Ok(Ok(nodes)) => nodes,
+            Ok(Err(why)) => {
+                return Err((format!("the cluster's nodes are not known ({why})"), SkipReason::NodesUnknown));
+            }
+            Err(_) => {
+                let why = format!("the cluster's nodes are not known (no answer within {:?})", self.resolve_timeout);
+                return Err((why, SkipReason::NodesUnknown));
+            }
+        };
+        match node_fit::misfit(spec, &nodes, &self.image_platforms) {
+            None => Ok(()),
+            Some(misfit @ NodeMisfit::OldKubelet { .. }) => Err((misfit.to_string(), SkipReason::OldKubelet)),
+            Some(misfit @ NodeMisfit::Platform { .. }) => Err((misfit.to_string(), SkipReason::UnsupportedPlatform)),
         }
     }
 }

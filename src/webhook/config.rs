@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::injection::InjectionConfig;
+use super::node_fit::Platform;
 use super::relay_ca::RelayCa;
 use crate::go_duration;
 
@@ -35,6 +36,12 @@ pub struct WebhookArgs {
     /// The image the injected containers run (this same binary).
     #[arg(long, env = "CRONPUSH_IMAGE")]
     pub image: String,
+    /// The platforms the image of --image is built for, comma-separated (os/arch or
+    /// os/arch/variant); nothing is injected into a Pod that may land on a node of another
+    /// (its `kubernetes.io/os` and `kubernetes.io/arch` labels). The default is what the
+    /// repository's Dockerfile builds.
+    #[arg(long, env = "CRONPUSH_IMAGE_PLATFORMS", value_delimiter = ',', default_value = "linux/amd64,linux/arm64")]
+    pub image_platforms: Vec<String>,
     #[arg(long, env = "CRONPUSH_IMAGE_PULL_POLICY", default_value = "IfNotPresent")]
     pub image_pull_policy: String,
     /// The relay's URL as the sidecar reaches it (this webhook's Service).
@@ -83,7 +90,9 @@ pub struct WebhookArgs {
     /// Off by default: the Pushgateway keeps groups until they are deleted.
     #[arg(long, env = "CRONPUSH_DELETE_GROUPS_OF_DELETED_CRONJOBS")]
     pub delete_groups_of_deleted_cronjobs: bool,
-    /// How long admission waits for the Kubernetes API before falling back to the Job's name.
+    /// How long admission waits for the Kubernetes API, all reads together: for the run's Job
+    /// and CronJob before falling back to the Job's name, and for the Nodes (until they are
+    /// cached) before injecting nothing.
     #[arg(long, env = "CRONPUSH_RESOLVE_TIMEOUT", default_value = "2s", value_parser = go_duration::flag)]
     pub resolve_timeout: Duration,
     #[arg(long = "log.level", default_value = "info", value_parser = ["debug", "info", "warn", "error"])]
@@ -102,6 +111,8 @@ pub enum WebhookConfigError {
     Ca(String),
     #[error("--image must not be empty")]
     Image,
+    #[error("--image-platforms: {0}")]
+    ImagePlatforms(String),
 }
 
 impl WebhookArgs {
@@ -132,6 +143,21 @@ impl WebhookArgs {
             memory_limit: self.memory_limit.clone(),
             start_timeout_seconds: self.start_timeout_seconds,
         })
+    }
+
+    /// The platforms of `--image`, checked: at least one, each `os/arch[/variant]`.
+    pub fn image_platforms(&self) -> Result<Vec<Platform>, WebhookConfigError> {
+        let platforms = self
+            .image_platforms
+            .iter()
+            .filter(|p| !p.trim().is_empty())
+            .map(|p| p.parse::<Platform>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(WebhookConfigError::ImagePlatforms)?;
+        if platforms.is_empty() {
+            return Err(WebhookConfigError::ImagePlatforms("names no platform, e.g. linux/amd64".into()));
+        }
+        Ok(platforms)
     }
 
     /// The namespaces never injected, the webhook's own included (a webhook that injects its

@@ -6,14 +6,13 @@
 
 use std::sync::{Arc, OnceLock};
 
-use futures::StreamExt;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client};
 
 use super::resolve::{FactsSource, Resolution, Resolve, ResolveFuture, RunFacts};
 use super::selection::Candidate;
+use super::watch_cache::watch_into_cache;
 use crate::contract::{GRACE_ANNOTATION, MAX_RUN_ANNOTATION, SCHEDULED_TIMESTAMP_ANNOTATION};
 use crate::schedule;
 
@@ -93,25 +92,6 @@ impl Resolve for KubeResolver {
     fn unsupported(&self) -> Option<String> {
         self.unsupported.get().cloned().flatten()
     }
-}
-
-/// A cache of every `K`, fed by a watch that retries with backoff forever; `slim` drops what
-/// the resolver never reads before an object is stored.
-fn watch_into_cache<K>(api: Api<K>, what: &'static str, slim: impl Fn(&mut K) + Send + 'static) -> Store<K>
-where
-    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
-{
-    let (store, writer) = reflector::store();
-    let stream = watcher(api, watcher::Config::default()).default_backoff().modify(move |object| {
-        object.meta_mut().managed_fields = None;
-        slim(object);
-    });
-    tokio::spawn(reflector::reflector(writer, stream).for_each(move |event| async move {
-        if let Err(e) = event {
-            tracing::warn!(error = %e, "watching {what} failed; retrying");
-        }
-    }));
-    store
 }
 
 /// Asks the API server for its version until it answers; until then nothing is refused.

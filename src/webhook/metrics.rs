@@ -95,7 +95,8 @@ impl WebhookMetrics {
             family(
                 "cronpush_webhook_admissions_total",
                 "AdmissionReviews answered, by outcome (injected, skipped, malformed) and reason; \
-                 the reasons malformed_pod, api_unreachable and unknown_owner are internal errors, answered open.",
+                 the reasons malformed_pod, api_unreachable, unknown_owner and nodes_unknown are internal errors, \
+                 answered open.",
                 MetricType::Counter,
                 admissions,
             ),

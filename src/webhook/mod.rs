@@ -9,11 +9,15 @@ pub mod http;
 pub mod injection;
 pub mod kube_resolver;
 pub mod metrics;
+pub mod node_affinity;
+pub mod node_cache;
+pub mod node_fit;
 pub mod relay;
 pub mod relay_ca;
 pub mod resolve;
 pub mod selection;
 pub mod server;
+pub mod watch_cache;
 
 #[cfg(test)]
 mod tests;

@@ -15,7 +15,7 @@ pub struct Candidate {
     pub job_uid: String,
 }
 
-/// Why a Pod was left alone; each is a label value of the webhook's own metrics. The last three
+/// Why a Pod was left alone; each is a label value of the webhook's own metrics. The last four
 /// are internal errors, answered open (allowed, unchanged, with a warning).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SkipReason {
@@ -30,12 +30,18 @@ pub enum SkipReason {
     /// A Pod for Windows nodes.
     WindowsPod,
     UnsupportedKubernetes,
+    /// The Pod may land on a node whose kubelet is older than 1.29 (or unreadable).
+    OldKubelet,
+    /// The Pod may land on a node of a platform the injected image is not built for.
+    UnsupportedPlatform,
     /// The review's Pod is missing, does not decode, or has no spec.
     MalformedPod,
     /// The API could not be asked, and the Job's name gives nothing to fall back on.
     ApiUnreachable,
     /// The API answered that the Pod's Job, or the Job's CronJob, does not exist.
     UnknownOwner,
+    /// The cluster's Nodes are not known (not listed yet, and the API could not be asked).
+    NodesUnknown,
 }
 
 impl SkipReason {
@@ -50,9 +56,12 @@ impl SkipReason {
             SkipReason::NameCollision => "name_collision",
             SkipReason::WindowsPod => "windows_pod",
             SkipReason::UnsupportedKubernetes => "unsupported_kubernetes",
+            SkipReason::OldKubelet => "old_kubelet",
+            SkipReason::UnsupportedPlatform => "unsupported_platform",
             SkipReason::MalformedPod => "malformed_pod",
             SkipReason::ApiUnreachable => "api_unreachable",
             SkipReason::UnknownOwner => "unknown_owner",
+            SkipReason::NodesUnknown => "nodes_unknown",
         }
     }
 }

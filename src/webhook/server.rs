@@ -11,6 +11,7 @@ use super::config::{WebhookArgs, WebhookConfigError};
 use super::http::{WebhookState, app};
 use super::kube_resolver::KubeResolver;
 use super::metrics::WebhookMetrics;
+use super::node_cache::{NoNodes, NodeCache, Nodes};
 use super::relay::Relay;
 use super::resolve::{NoApi, Resolve};
 use crate::tls::{self, ReloadingCert, TlsError};
@@ -31,18 +32,26 @@ pub enum WebhookError {
 
 pub async fn run(args: WebhookArgs) -> Result<(), WebhookError> {
     tls::install_crypto_provider();
+    let image_platforms = args.image_platforms()?;
     let injection = args.injection()?;
     let (tls_config, _reloading) = ReloadingCert::spawn(&args.tls_cert_file, &args.tls_key_file)?;
     let client = match kube::Client::try_default().await {
         Ok(client) => Some(client),
         Err(e) => {
-            tracing::warn!(error = %e, "no Kubernetes configuration: CronJobs will be taken from Job names, the relay is off");
+            tracing::warn!(
+                error = %e,
+                "no Kubernetes configuration: the nodes cannot be known, so nothing is injected; the relay is off"
+            );
             None
         }
     };
     let resolver: Box<dyn Resolve> = match &client {
         Some(client) => Box::new(KubeResolver::start(client.clone())),
         None => Box::new(NoApi("no Kubernetes configuration".into())),
+    };
+    let nodes: Box<dyn Nodes> = match &client {
+        Some(client) => Box::new(NodeCache::start(client.clone())),
+        None => Box::new(NoNodes("no Kubernetes configuration".into())),
     };
     if let (true, Some(client)) = (args.delete_groups_of_deleted_cronjobs, &client) {
         let cleanup = Cleanup {
@@ -61,6 +70,8 @@ pub async fn run(args: WebhookArgs) -> Result<(), WebhookError> {
             injection,
             excluded_namespaces: args.excluded_namespaces(),
             resolver,
+            nodes,
+            image_platforms,
             resolve_timeout: args.resolve_timeout,
         },
         relay,

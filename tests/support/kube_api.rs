@@ -9,7 +9,10 @@
 //! - `POST .../tokenreviews`: the TokenReview of a token registered with `add_token`, with the
 //!   audiences and the pod-bound user extras of a projected service-account token; a token
 //!   registered with `add_expired_token` is refused as expired;
-//! - `/version`, with a settable minor version.
+//! - `/version`, with a settable minor version;
+//! - Nodes, cluster-scoped at `/api/v1/nodes` (list, watch, GET), as kube-apiserver serves
+//!   them: an object without `metadata.namespace` is kept under no namespace, and a
+//!   cluster-wide path selects it.
 //!
 //! Every change bumps one resourceVersion counter, as etcd's revision does. Requests are counted
 //! by path, so a test can tell a cache hit from an API call.
@@ -184,6 +187,7 @@ fn resource_of(kind: &str) -> String {
         "Pod" => "pods".into(),
         "Job" => "jobs".into(),
         "CronJob" => "cronjobs".into(),
+        "Node" => "nodes".into(),
         other => format!("{}s", other.to_lowercase()),
     }
 }

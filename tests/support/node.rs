@@ -1,7 +1,7 @@
 //! The kubelet's part of a run on the real control plane of `control_plane.rs`, which has no
 //! kubelet: everything the API server and the controllers decide is real, and this module does
 //! what a kubelet (and the scheduler's binding) would do, through the same API calls:
-//! - [`register_node`]: a Node with its kubelet version and architecture, `Ready`
+//! - [`register_node`]: a Node with its kubelet version and architecture (and taints), `Ready`
 //!   (pkg/kubelet/kubelet_node_status.go registers the Node, then writes its status);
 //! - [`NodeRun::bind`]: the scheduler's `pods/binding` to that Node
 //!   (pkg/scheduler/framework/plugins/defaultbinder);
@@ -27,9 +27,16 @@ use super::kubelet::{PodContainers, PodKilled, run_main, run_start, start_main, 
 /// Registers a Ready Node running a kubelet of `version` on `arch`, as a kubelet registers its
 /// own Node. A Node that exists already is left as it is.
 pub fn register_node(plane: &ControlPlane, name: &str, version: &str, arch: &str) {
+    register_tainted_node(plane, name, version, arch, json!([]));
+}
+
+/// As `register_node`, the Node registered with `taints`, as a kubelet started with
+/// `--register-with-taints` registers it (the taints are in the Node from its creation on).
+pub fn register_tainted_node(plane: &ControlPlane, name: &str, version: &str, arch: &str, taints: Value) {
     let labels = json!({"kubernetes.io/arch": arch, "kubernetes.io/os": "linux", "kubernetes.io/hostname": name});
-    let (status, reply) =
-        plane.try_create(&json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels}}));
+    let (status, reply) = plane.try_create(&json!({"apiVersion": "v1", "kind": "Node",
+                                                   "metadata": {"name": name, "labels": labels},
+                                                   "spec": {"taints": taints}}));
     assert!(status == 201 || status == 409, "registering Node {name}: {status} {reply}");
     let now = jiff::Timestamp::now().to_string();
     plane.patch(

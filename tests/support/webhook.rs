@@ -165,6 +165,21 @@ pub fn sample_cronjob() -> Value {
                     "jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "main-batch", "image": "busybox"}]}}}}}})
 }
 
+/// A Ready Node as its kubelet registers it (pkg/kubelet/kubelet_node_status.go): the
+/// `kubernetes.io/os` and `kubernetes.io/arch` labels, and what the kubelet reports of itself in
+/// `status.nodeInfo`.
+pub fn node(name: &str, kubelet_version: &str, arch: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Node",
+           "metadata": {"name": name, "uid": format!("uid-{name}"),
+                        "labels": {"kubernetes.io/arch": arch, "kubernetes.io/os": "linux", "kubernetes.io/hostname": name}},
+           "spec": {"podCIDR": "10.244.1.0/24"},
+           "status": {"nodeInfo": {"kubeletVersion": kubelet_version, "kubeProxyVersion": "", "architecture": arch,
+                                   "operatingSystem": "linux", "osImage": "Debian GNU/Linux 13",
+                                   "containerRuntimeVersion": "containerd://2.1.0", "kernelVersion": "6.12.0",
+                                   "machineID": "", "systemUUID": "", "bootID": ""},
+                      "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}]}})
+}
+
 pub fn pod_review(job: &str) -> Value {
     json!({
         "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
