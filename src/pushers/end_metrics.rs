@@ -12,7 +12,7 @@
 
 use jiff::Timestamp;
 
-use crate::exit_status::{ExitReport, Terminated};
+use crate::exit_status::{ContainerExit, ExitReport, Terminated};
 use crate::exposition::text_write;
 use crate::proto::client::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
 
@@ -50,15 +50,6 @@ impl RunResult {
     }
 }
 
-/// How one main container ended, or that it is not known.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ContainerEnd {
-    pub name: String,
-    pub terminated: Option<Terminated>,
-    /// Restarts in place (`restartPolicy: OnFailure`) before this end.
-    pub restarts: u32,
-}
-
 /// The run as the sidecar saw it by itself: the kubelet starts the main containers only once
 /// the sidecar has started, and sends it SIGTERM only once they have all exited (also when the
 /// Pod is deleted: main containers stop first, sidecars after). So `from..until` holds the run,
@@ -82,7 +73,7 @@ pub struct EndMetrics {
     /// when an end is not known.
     pub duration_seconds: f64,
     /// Never empty: a single `unknown` container when nothing was learned.
-    pub containers: Vec<ContainerEnd>,
+    pub containers: Vec<ContainerExit>,
     /// The Pod's own termination reason (`DeadlineExceeded`, `Evicted`), if it was ended whole.
     pub pod_reason: Option<String>,
     /// Which attempt of its Job the run's Pod was, when the relay could read the Job.
@@ -93,20 +84,9 @@ impl EndMetrics {
     /// The end of a run from what was learned about its containers (`None`: nothing at all),
     /// with what the sidecar saw by itself standing in for the times nobody reported.
     pub fn new(report: Option<&ExitReport>, watch: Watch) -> EndMetrics {
-        let mut containers: Vec<ContainerEnd> = report
-            .map(|r| {
-                r.containers
-                    .iter()
-                    .map(|c| ContainerEnd {
-                        name: c.name.clone(),
-                        terminated: c.terminated.clone(),
-                        restarts: c.restarts,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut containers: Vec<ContainerExit> = report.map(|r| r.containers.clone()).unwrap_or_default();
         if containers.is_empty() {
-            containers.push(ContainerEnd { name: UNKNOWN_CONTAINER.into(), terminated: None, restarts: 0 });
+            containers.push(ContainerExit { name: UNKNOWN_CONTAINER.into(), terminated: None, restarts: 0 });
         }
         let known: Vec<&Terminated> = containers.iter().filter_map(|c| c.terminated.as_ref()).collect();
         let all_known = known.len() == containers.len();
@@ -230,7 +210,7 @@ impl EndMetrics {
     /// The container's own reason, unless it only says that the container failed (or nothing)
     /// and the Pod says why: a Pod past its `activeDeadlineSeconds` has its containers killed
     /// with a plain `Error`, and the Pod's `DeadlineExceeded` is the news.
-    fn termination_reason(&self, end: &ContainerEnd) -> String {
+    fn termination_reason(&self, end: &ContainerExit) -> String {
         let own = end.terminated.as_ref().map(|t| (t, t.reason.as_deref().filter(|r| !r.is_empty())));
         match (own, self.pod_reason.as_deref()) {
             (Some((t, reason)), Some(pod))
@@ -295,7 +275,6 @@ fn seconds(t: Timestamp) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exit_status::ContainerExit;
 
     fn ended(exit_code: i32, reason: Option<&str>, signal: Option<i32>) -> Option<Terminated> {
         Some(Terminated {
