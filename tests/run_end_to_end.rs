@@ -26,12 +26,14 @@
 
 mod support;
 
+use std::process::Child;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::Server;
 use support::kubelet::{
-    MAIN, PodContainers as _, Run, kill_pod, run_main, run_start, run_to_end, sigterm, start_main, stop_sidecar, wait,
+    MAIN, MainContainer, PodContainers as _, Run, kill_pod, run_main, run_start, run_to_end, sigterm, start_main,
+    stop_sidecar, wait,
 };
 use support::webhook::{NAMESPACE, SERVICE};
 
@@ -247,13 +249,20 @@ fn termination_reason(series: &[String]) -> String {
     info.split("reason=\"").nth(1).unwrap().split('"').next().unwrap().to_string()
 }
 
-#[test]
-fn a_pod_past_its_active_deadline_says_deadline_exceeded() {
+/// A run whose main container `command` is running: the Pod admitted with a 30 s grace
+/// period, `cronpush start` done, the sidecar listening for SIGTERM.
+fn running(command: &str) -> (Server, Run, Child, MainContainer) {
     let gateway = Server::cronpush(&[]);
     let run = Run::admit(&gateway.base, 30);
     run_start(&run);
-    let mut sidecar = run.start_sidecar();
-    let main = start_main("exec sleep 60");
+    let sidecar = run.start_sidecar();
+    let main = start_main(command);
+    (gateway, run, sidecar, main)
+}
+
+#[test]
+fn a_pod_past_its_active_deadline_says_deadline_exceeded() {
+    let (gateway, run, mut sidecar, main) = running("exec sleep 60");
     // At the Pod's activeDeadlineSeconds the kubelet marks the Pod DeadlineExceeded, then
     // stops the main container (SIGTERM: 143) and the sidecar, and only then reports how the
     // main container ended.
@@ -273,13 +282,9 @@ fn a_pod_past_its_active_deadline_says_deadline_exceeded() {
 
 #[test]
 fn a_deleted_pod_whose_main_container_ignores_sigterm_still_pushes_its_end_in_the_kubelets_last_two_seconds() {
-    let gateway = Server::cronpush(&[]);
-    // The Pod's own grace period is 30 s, but the deletion's is what counts.
-    let run = Run::admit(&gateway.base, 30);
-    run_start(&run);
-    let mut sidecar = run.start_sidecar();
-    // A shell script as PID 1 that never handles SIGTERM.
-    let main = start_main("trap '' TERM; exec sleep 60");
+    // A shell script as PID 1 that never handles SIGTERM. The Pod's own grace period is 30 s,
+    // but the deletion's is what counts.
+    let (gateway, run, mut sidecar, main) = running("trap '' TERM; exec sleep 60");
     // The Job controller deletes the Pod at the Job's activeDeadlineSeconds (grace 3 s here).
     run.delete(3, None);
     let killed = kill_pod(&run, main, &mut sidecar, Duration::from_secs(3));
@@ -302,11 +307,7 @@ fn a_deleted_pod_whose_main_container_ignores_sigterm_still_pushes_its_end_in_th
 
 #[test]
 fn an_evicted_pod_says_which_disruption_ended_it_and_its_sidecar_does_not_linger() {
-    let gateway = Server::cronpush(&[]);
-    let run = Run::admit(&gateway.base, 30);
-    run_start(&run);
-    let mut sidecar = run.start_sidecar();
-    let main = start_main("exec sleep 60");
+    let (gateway, run, mut sidecar, main) = running("exec sleep 60");
     // A node drain: the Eviction API sets DisruptionTarget, then deletes with the Pod's 30 s.
     run.delete(30, Some("EvictionByEvictionAPI"));
     let killed = kill_pod(&run, main, &mut sidecar, Duration::from_secs(30));
