@@ -11,7 +11,7 @@
 //!   registered with `add_expired_token` is refused as expired;
 //! - `/version`, with a settable minor version;
 //! - Nodes, cluster-scoped at `/api/v1/nodes` (list, watch, GET), as kube-apiserver serves
-//!   them: an object without `metadata.namespace` is kept under no namespace, and a
+//!   them (pkg/registry/core/node/strategy.go: `NamespaceScoped` is false): an object without `metadata.namespace` is kept under no namespace, and a
 //!   cluster-wide path selects it.
 //!
 //! Every change bumps one resourceVersion counter, as etcd's revision does. Requests are counted

@@ -193,6 +193,8 @@ impl Run {
     /// containers, which end with a plain `Error`), `Evicted` under node pressure.
     pub fn report_pod_ended(&self, terminated: &Value, reason: Option<&str>) {
         self.api.modify("pods", &self.spec.namespace, &self.spec.pod, |pod| {
+            // Conditions that others set (DisruptionTarget) stay: the kubelet keeps the ones it
+            // does not own when it writes a status (kubelet_pods.go `generateAPIPodStatus`).
             let conditions = pod["status"]["conditions"].take();
             pod["status"] = json!({"conditions": conditions,"phase": if terminated["exitCode"] == 0 && reason.is_none() { "Succeeded" } else { "Failed" },
                 "containerStatuses": [{"name": MAIN, "image": "busybox", "imageID": "", "ready": false,
