@@ -1,37 +1,65 @@
 //! `cronpush gateway`: a drop-in replacement for the Prometheus Pushgateway.
 
-pub mod api;
-pub mod board;
-pub mod config;
-pub mod consistency;
-pub mod expiry;
-pub mod family;
+// The grouping key and the push routes are pure; the rest serves, and needs the `roles` feature.
 pub mod grouping;
-pub mod http;
-pub mod journal;
-pub mod limits;
-pub mod own_metrics;
-pub mod persistence;
-pub mod push;
 pub mod router;
+
+#[cfg(feature = "roles")]
+pub mod api;
+#[cfg(feature = "roles")]
+pub mod board;
+#[cfg(feature = "roles")]
+pub mod config;
+#[cfg(feature = "roles")]
+pub mod consistency;
+#[cfg(feature = "roles")]
+pub mod expiry;
+#[cfg(feature = "roles")]
+pub mod family;
+#[cfg(feature = "roles")]
+pub mod http;
+#[cfg(feature = "roles")]
+pub mod journal;
+#[cfg(feature = "roles")]
+pub mod limits;
+#[cfg(feature = "roles")]
+pub mod own_metrics;
+#[cfg(feature = "roles")]
+pub mod persistence;
+#[cfg(feature = "roles")]
+pub mod push;
+#[cfg(feature = "roles")]
 pub mod scrape;
+#[cfg(feature = "roles")]
 pub mod server;
+#[cfg(feature = "roles")]
 pub mod store;
+#[cfg(feature = "roles")]
 pub mod ui;
+#[cfg(feature = "roles")]
 pub mod web_config;
 
+#[cfg(feature = "roles")]
 use std::sync::{Mutex, MutexGuard};
+#[cfg(feature = "roles")]
 use std::time::SystemTime;
 
+#[cfg(feature = "roles")]
 use tokio::sync::{Notify, watch};
 
+#[cfg(feature = "roles")]
 use config::Config;
+#[cfg(feature = "roles")]
 use journal::Journal;
+#[cfg(feature = "roles")]
 use own_metrics::OwnMetrics;
+#[cfg(feature = "roles")]
 use push::SeriesHasher;
+#[cfg(feature = "roles")]
 use store::Store;
 
 /// Everything the handlers share.
+#[cfg(feature = "roles")]
 pub struct Gateway {
     pub config: Config,
     store: Mutex<Store>,
@@ -46,6 +74,7 @@ pub struct Gateway {
     pub started: SystemTime,
 }
 
+#[cfg(feature = "roles")]
 impl Gateway {
     pub fn new(config: Config, store: Store) -> Gateway {
         Gateway {
