@@ -567,7 +567,8 @@ fn under_a_limit_range_and_a_quota_the_patched_pod_is_admitted_with_the_defaults
     assert_eq!(init_container_names(&pod), ["cronpush-start", "cronpush-sidecar"]);
     for container in pod["spec"]["initContainers"].as_array().unwrap() {
         let resources = &container["resources"];
-        // Ours as the webhook set them; the CPU limit it leaves unset is LimitRanger's default.
+        // Ours as configured, and as the CPU limit the LimitRange's default, which the webhook
+        // sets itself rather than leave to LimitRanger.
         assert_eq!(resources["requests"], json!({"cpu": "10m", "memory": "16Mi"}), "{container}");
         assert_eq!(resources["limits"], json!({"cpu": "200m", "memory": "32Mi"}), "{container}");
     }
@@ -609,4 +610,121 @@ fn an_old_node_in_the_real_api_server_stops_injection_through_the_shipped_rbac()
     let metrics = installed.webhook.metrics();
     assert!(metrics.contains("outcome=\"skipped\",reason=\"old_kubelet\"} 1\n"), "{metrics}");
     assert!(!metrics.contains("reason=\"nodes_unknown\""), "{metrics}");
+}
+
+/// Creates a LimitRange or a ResourceQuota in `namespace`; a quota once the quota controller has
+/// computed its usage, which admission checks against (and the webhook's cache has seen it).
+fn policy(plane: &ControlPlane, namespace: &str, kind: &str, name: &str, spec: Value) {
+    plane.create(&json!({"apiVersion": "v1", "kind": kind, "metadata": {"name": name, "namespace": namespace},
+                         "spec": spec}));
+    if kind == "ResourceQuota" {
+        plane.wait_for(&format!("/api/v1/namespaces/{namespace}/resourcequotas/{name}"), WAIT, |q| {
+            !q["status"]["used"].is_null()
+        });
+    }
+}
+
+/// A CronJob whose main container sets `resources`, and whose Pod sets `pod_resources` (pod-level
+/// `spec.resources`) unless null.
+fn cronjob_with_resources(namespace: &str, name: &str, resources: Value, pod_resources: Value) -> Value {
+    let mut object = cronjob(namespace, name, "0 3 * * *", json!({}));
+    let template = &mut object["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    template["containers"][0]["resources"] = resources;
+    if !pod_resources.is_null() {
+        template["resources"] = pod_resources;
+    }
+    object
+}
+
+/// The resources of our two containers in a Pod the API server stored, which must be the same.
+fn injected_resources(pod: &Value) -> Value {
+    assert_eq!(init_container_names(pod), ["cronpush-start", "cronpush-sidecar"], "{pod}");
+    let containers = pod["spec"]["initContainers"].as_array().unwrap();
+    assert_eq!(containers[0]["resources"], containers[1]["resources"], "{pod}");
+    containers[0]["resources"].clone()
+}
+
+fn skipped(installed: &Installed, reason: &str) -> u64 {
+    let series = format!("cronpush_webhook_admissions_total{{outcome=\"skipped\",reason=\"{reason}\"}} ");
+    installed.webhook.metrics().lines().find_map(|l| l.strip_prefix(&series)).map_or(0, |v| v.parse().unwrap())
+}
+
+#[test]
+fn a_quota_on_cpu_limits_with_no_default_admits_the_pod_with_a_cpu_limit_on_ours() {
+    let plane = control_plane();
+    let installed = install("cluster", "cpu-quota", "http://gateway.example:9091");
+    let namespace = installed.namespace("cpu-quota", json!({}));
+    // With a quota on limits.cpu, every container must set one (pods.go `Constraints`), and no
+    // LimitRange default fills it in: containers without one made the Job's Pod forbidden.
+    let hard = json!({"requests.cpu": "1", "requests.memory": "1Gi", "limits.cpu": "2", "limits.memory": "1Gi"});
+    policy(plane, &namespace, "ResourceQuota", "team", json!({"hard": hard}));
+    let own = json!({"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "64Mi"}});
+    let object = plane.create(&cronjob_with_resources(&namespace, "limited", own, Value::Null));
+    job_from(plane, &object, "limited-by-hand");
+    assert_eq!(
+        injected_resources(&pod_of(plane, &namespace, "limited-by-hand")),
+        json!({"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"cpu": "100m", "memory": "32Mi"}})
+    );
+}
+
+#[test]
+fn limit_ranges_that_refuse_the_configured_resources_get_resources_they_accept() {
+    let plane = control_plane();
+    let installed = install("cluster", "limit-ranges", "http://gateway.example:9091");
+    // A memory limit at most 1.5 times the request: 16Mi and 32Mi would be refused.
+    let ratio = installed.namespace("limit-ratio", json!({}));
+    let item = json!({"type": "Container", "maxLimitRequestRatio": {"memory": "1500m"}});
+    policy(plane, &ratio, "LimitRange", "ratio", json!({"limits": [item]}));
+    // At least 48Mi of memory per container: 16Mi would be refused.
+    let minimum = installed.namespace("limit-min", json!({}));
+    let item = json!({"type": "Container", "min": {"memory": "48Mi"}});
+    policy(plane, &minimum, "LimitRange", "minimum", json!({"limits": [item]}));
+
+    let own = json!({"requests": {"memory": "64Mi"}, "limits": {"memory": "64Mi"}});
+    for (namespace, expected) in [
+        (&ratio, json!({"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "24Mi"}})),
+        (&minimum, json!({"requests": {"cpu": "10m", "memory": "48Mi"}, "limits": {"memory": "48Mi"}})),
+    ] {
+        let object = plane.create(&cronjob_with_resources(namespace, "bounded", own.clone(), Value::Null));
+        job_from(plane, &object, "bounded-by-hand");
+        assert_eq!(injected_resources(&pod_of(plane, namespace, "bounded-by-hand")), expected, "{namespace}");
+    }
+}
+
+#[test]
+fn a_quota_that_takes_the_pod_but_not_the_injection_admits_the_pod_as_written() {
+    let plane = control_plane();
+    let installed = install("cluster", "quota-full", "http://gateway.example:9091");
+    let namespace = installed.namespace("quota-full", json!({}));
+    // 72Mi of requests left: the Job's 64Mi fit, with our 16Mi beside it they would not.
+    policy(plane, &namespace, "ResourceQuota", "small", json!({"hard": {"requests.memory": "72Mi"}}));
+    let own = json!({"requests": {"memory": "64Mi"}, "limits": {"memory": "64Mi"}});
+    let object = plane.create(&cronjob_with_resources(&namespace, "tight", own, Value::Null));
+    job_from(plane, &object, "tight-by-hand");
+    let pod = pod_of(plane, &namespace, "tight-by-hand");
+    assert!(init_container_names(&pod).is_empty(), "{pod}");
+    assert_eq!(skipped(&installed, "resources_refused"), 1);
+}
+
+#[test]
+fn pod_level_resources_are_kept_valid_or_the_pod_is_left_alone() {
+    let plane = control_plane();
+    let installed = install("cluster", "pod-level", "http://gateway.example:9091");
+    let namespace = installed.namespace("pod-level", json!({}));
+    // The Pod's spec.resources must cover its containers' requests added up, ours included
+    // (validation.go `validatePodResourceConsistency`). Room left: injected.
+    let roomy = json!({"requests": {"cpu": "500m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}});
+    let object = plane.create(&cronjob_with_resources(&namespace, "roomy", json!({}), roomy));
+    job_from(plane, &object, "roomy-by-hand");
+    let pod = pod_of(plane, &namespace, "roomy-by-hand");
+    injected_resources(&pod);
+    assert_eq!(pod["spec"]["resources"]["requests"], json!({"cpu": "500m", "memory": "128Mi"}), "{pod}");
+
+    // The main container takes all of it: with ours the Pod would be invalid; left alone.
+    let full = json!({"requests": {"memory": "64Mi"}});
+    let own = json!({"requests": {"memory": "64Mi"}});
+    let object = plane.create(&cronjob_with_resources(&namespace, "full", own, full));
+    job_from(plane, &object, "full-by-hand");
+    assert!(init_container_names(&pod_of(plane, &namespace, "full-by-hand")).is_empty());
+    assert_eq!(skipped(&installed, "resources_refused"), 1);
 }

@@ -315,7 +315,8 @@ fn every_rendering_builds_and_names_its_namespace() {
 }
 
 /// RBAC is exactly what the webhook calls: the CronJob and Job caches (list, watch; get on a
-/// miss), one Pod watched by name for the relay, TokenReviews of the sidecars' tokens.
+/// miss), the Node, LimitRange and ResourceQuota caches, one Pod watched by name for the relay,
+/// TokenReviews of the sidecars' tokens.
 #[test]
 fn rbac_is_the_least_privilege_set_bound_to_the_webhooks_service_account() {
     let expected: BTreeSet<(String, String, String)> = [
@@ -330,6 +331,10 @@ fn rbac_is_the_least_privilege_set_bound_to_the_webhooks_service_account() {
         ("", "nodes", "get"),
         ("", "nodes", "list"),
         ("", "nodes", "watch"),
+        ("", "limitranges", "list"),
+        ("", "limitranges", "watch"),
+        ("", "resourcequotas", "list"),
+        ("", "resourcequotas", "watch"),
         ("authentication.k8s.io", "tokenreviews", "create"),
     ]
     .iter()

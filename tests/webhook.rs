@@ -463,6 +463,24 @@ fn image_platforms_that_name_no_platform_stop_the_webhook_before_it_serves() {
     }
 }
 
+#[test]
+fn resources_that_are_no_quantities_or_too_small_for_the_pushers_stop_the_webhook_before_it_serves() {
+    for (flags, says) in [
+        (&["--memory-request=lots"][..], "--memory-request \"lots\" is not a resource quantity"),
+        (&["--cpu-limit=5m"], "--cpu-limit is below --cpu-request"),
+        (&["--memory-request=8Mi", "--memory-limit=12Mi"], "--memory-limit is below 16Mi, which the pushers need"),
+    ] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_cronpush"))
+            .args(["webhook", "--gateway-url=http://pi:8080", "--image=cronpush:test", "--listen-address=127.0.0.1:0"])
+            .args(flags)
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{flags:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(says), "{flags:?}: {stderr}");
+    }
+}
+
 /// The series of `cronpush_webhook_admissions_total` for an outcome and reason, with its count.
 fn admissions(outcome: &str, reason: &str, count: u64) -> String {
     format!("cronpush_webhook_admissions_total{{outcome=\"{outcome}\",reason=\"{reason}\"}} {count}\n")

@@ -1,18 +1,20 @@
 //! One admission decision, from request to answer: select, resolve, check the nodes the Pod may
-//! land on, inject. Every failure on
+//! land on, choose resources that the namespace's policies accept, inject. Every failure on
 //! the way allows the Pod unchanged with a warning: a CronJob never fails or waits because of
 //! cronpush (the configuration's `failurePolicy: Ignore` covers the webhook being down).
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::PodSpec;
+use k8s_openapi::api::core::v1::{PodSpec, ResourceRequirements};
 use tokio::time::{Instant, timeout_at};
 
 use super::admission::{Answer, Review};
 use super::injection::{self, InjectionConfig, InjectionError};
+use super::namespace_policies::NamespacePolicies;
 use super::node_cache::Nodes;
 use super::node_fit::{self, NodeMisfit, Platform};
 use super::resolve::{self, FactsSource, Resolution, Resolve};
+use super::resource_fit;
 use super::selection::{self, SkipReason};
 
 pub struct Admitter {
@@ -20,6 +22,8 @@ pub struct Admitter {
     pub excluded_namespaces: Vec<String>,
     pub resolver: Box<dyn Resolve>,
     pub nodes: Box<dyn Nodes>,
+    /// The namespaces' LimitRanges and ResourceQuotas.
+    pub policies: Box<dyn NamespacePolicies>,
     /// The platforms the image of the injected containers is built for.
     pub image_platforms: Vec<Platform>,
     /// How long to wait for the API, for the run's facts and the nodes together; well under
@@ -73,30 +77,53 @@ impl Admitter {
             },
         };
         let pod = request.object.as_ref().expect("selection passed only requests with a Pod");
-        match injection::patch(pod, &facts, &self.injection) {
+        // The Pod's own reasons first, then the nodes, then the namespace's policies.
+        let spec = match injection::refusal(pod) {
+            Ok(spec) => spec,
+            Err(e) => return not_injected(warnings, &e, refusal_reason(&e)),
+        };
+        if let Err((why, reason)) = self.check_nodes(spec, deadline).await {
+            return not_injected(warnings, why, reason);
+        }
+        let resources = match self.fit_resources(&candidate.namespace, spec, deadline).await {
+            Ok(resources) => resources,
+            Err((why, reason)) => return not_injected(warnings, why, reason),
+        };
+        match injection::patch_with(pod, &facts, &self.injection, &resources) {
             Ok(injection) => {
-                let spec = pod.spec.as_ref().expect("the injection passed only Pods with a spec");
-                if let Err((why, reason)) = self.check_nodes(spec, deadline).await {
-                    return not_injected(warnings, why, reason);
-                }
                 warnings.extend(injection.warnings);
                 (Answer { patch: Some(injection.ops), warnings }, Outcome::Injected(facts.source))
             }
-            Err(e) => {
-                let reason = match e {
-                    InjectionError::VolumeNameTaken(_) | InjectionError::ContainerNameTaken(_) => {
-                        SkipReason::NameCollision
-                    }
-                    InjectionError::WindowsPod => SkipReason::WindowsPod,
-                    InjectionError::NoSpec => SkipReason::MalformedPod,
-                };
-                not_injected(warnings, e.to_string(), reason)
-            }
+            Err(e) => not_injected(warnings, &e, refusal_reason(&e)),
         }
     }
 
-    /// Whether every node the Pod may land on runs what the injection needs; checked after the
-    /// patch is made, so that a Pod that could not be injected anyway says its own reason.
+    /// The injected containers' resources, chosen so that the namespace's LimitRanges and
+    /// ResourceQuotas accept the patched Pod (see `resource_fit`).
+    async fn fit_resources(
+        &self,
+        namespace: &str,
+        spec: &PodSpec,
+        deadline: Instant,
+    ) -> Result<ResourceRequirements, (String, SkipReason)> {
+        let policies = match timeout_at(deadline, self.policies.of(namespace)).await {
+            Ok(Ok(policies)) => policies,
+            Ok(Err(why)) => {
+                let why = format!("the namespace's LimitRanges and ResourceQuotas are not known ({why})");
+                return Err((why, SkipReason::PoliciesUnknown));
+            }
+            Err(_) => {
+                let why = format!(
+                    "the namespace's LimitRanges and ResourceQuotas are not known (no answer within {:?})",
+                    self.resolve_timeout
+                );
+                return Err((why, SkipReason::PoliciesUnknown));
+            }
+        };
+        resource_fit::fit(spec, &self.injection, &policies).map_err(|why| (why, SkipReason::ResourcesRefused))
+    }
+
+    /// Whether every node the Pod may land on runs what the injection needs.
     async fn check_nodes(&self, spec: &PodSpec, deadline: Instant) -> Result<(), (String, SkipReason)> {
         let nodes = match timeout_at(deadline, self.nodes.nodes()).await {
             Ok(Ok(nodes)) => nodes,
@@ -113,6 +140,14 @@ impl Admitter {
             Some(misfit @ NodeMisfit::OldKubelet { .. }) => Err((misfit.to_string(), SkipReason::OldKubelet)),
             Some(misfit @ NodeMisfit::Platform { .. }) => Err((misfit.to_string(), SkipReason::UnsupportedPlatform)),
         }
+    }
+}
+
+fn refusal_reason(e: &InjectionError) -> SkipReason {
+    match e {
+        InjectionError::VolumeNameTaken(_) | InjectionError::ContainerNameTaken(_) => SkipReason::NameCollision,
+        InjectionError::WindowsPod => SkipReason::WindowsPod,
+        InjectionError::NoSpec => SkipReason::MalformedPod,
     }
 }
 

@@ -9,6 +9,7 @@ use clap::Args;
 use super::injection::InjectionConfig;
 use super::node_fit::Platform;
 use super::relay_ca::RelayCa;
+use super::resource_fit::Wanted;
 use crate::go_duration;
 
 #[derive(Args, Debug, Clone)]
@@ -113,6 +114,8 @@ pub enum WebhookConfigError {
     Image,
     #[error("--image-platforms: {0}")]
     ImagePlatforms(String),
+    #[error("{0}")]
+    Resources(String),
 }
 
 impl WebhookArgs {
@@ -127,6 +130,8 @@ impl WebhookArgs {
         if self.image.trim().is_empty() {
             return Err(WebhookConfigError::Image);
         }
+        Wanted::parse(&self.cpu_request, self.cpu_limit.as_deref(), &self.memory_request, &self.memory_limit)
+            .map_err(WebhookConfigError::Resources)?;
         let relay_ca_pem = RelayCa::load(&self.tls_ca_file).map_err(WebhookConfigError::Ca)?;
         Ok(InjectionConfig {
             image: self.image.clone(),

@@ -69,15 +69,32 @@ pub struct Injection {
     pub warnings: Vec<String>,
 }
 
-/// The JSON patch that injects `facts`' run into `pod`.
+/// The JSON patch that injects `facts`' run into `pod`, with the configured resources.
 pub fn patch(pod: &Pod, facts: &RunFacts, config: &InjectionConfig) -> Result<Injection, InjectionError> {
+    patch_with(pod, facts, config, &configured_resources(config))
+}
+
+/// The Pod's spec when cronpush can inject into it at all, or why not.
+pub fn refusal(pod: &Pod) -> Result<&PodSpec, InjectionError> {
     let spec = pod.spec.as_ref().ok_or(InjectionError::NoSpec)?;
     refuse_collisions(spec)?;
     if is_windows(spec) {
         return Err(InjectionError::WindowsPod);
     }
+    Ok(spec)
+}
+
+/// The JSON patch that injects `facts`' run into `pod`, each injected container with `resources`
+/// (see `resource_fit`).
+pub fn patch_with(
+    pod: &Pod,
+    facts: &RunFacts,
+    config: &InjectionConfig,
+    resources: &ResourceRequirements,
+) -> Result<Injection, InjectionError> {
+    let spec = refusal(pod)?;
     let mut warnings = Vec::new();
-    let mut sidecar = sidecar_container(facts, config);
+    let mut sidecar = sidecar_container(facts, config, resources);
     let sidecar_env = sidecar.env.get_or_insert_with(Vec::new);
     // The kubelet gives the sidecar the Pod's grace period after SIGTERM; it must finish within.
     let grace = spec.termination_grace_period_seconds.unwrap_or(DEFAULT_TERMINATION_GRACE_SECONDS);
@@ -95,7 +112,7 @@ pub fn patch(pod: &Pod, facts: &RunFacts, config: &InjectionConfig) -> Result<In
             )),
         }
     }
-    let containers = [start_container(facts, config), sidecar];
+    let containers = [start_container(facts, config, resources), sidecar];
     let mut ops = Vec::new();
     append_all(&mut ops, &["spec", "initContainers"], spec.init_containers.is_some(), &containers);
     append_all(&mut ops, &["spec", "volumes"], spec.volumes.is_some(), &[token_volume(config), no_api_token_volume()]);
@@ -186,17 +203,17 @@ fn status_annotation(facts: &RunFacts) -> String {
     .to_string()
 }
 
-fn start_container(facts: &RunFacts, config: &InjectionConfig) -> Container {
+fn start_container(facts: &RunFacts, config: &InjectionConfig, resources: &ResourceRequirements) -> Container {
     Container {
         name: START_CONTAINER.into(),
         args: Some(vec!["start".into()]),
         env: Some(run_env(facts, config)),
         volume_mounts: Some(vec![no_api_token_mount()]),
-        ..base_container(config)
+        ..base_container(config, resources)
     }
 }
 
-fn sidecar_container(facts: &RunFacts, config: &InjectionConfig) -> Container {
+fn sidecar_container(facts: &RunFacts, config: &InjectionConfig, resources: &ResourceRequirements) -> Container {
     let mut env = run_env(facts, config);
     env.extend([
         value_env(env::RELAY_URL, &config.relay_url),
@@ -218,26 +235,31 @@ fn sidecar_container(facts: &RunFacts, config: &InjectionConfig) -> Container {
             },
             no_api_token_mount(),
         ]),
-        ..base_container(config)
+        ..base_container(config, resources)
     }
 }
 
-/// What both containers share: the image, small resources, and a security context that passes
-/// the Pod Security "restricted" profile.
-fn base_container(config: &InjectionConfig) -> Container {
+/// The resources as configured (`--cpu-request` and the like), before any namespace's policies.
+pub fn configured_resources(config: &InjectionConfig) -> ResourceRequirements {
     let quantities = |pairs: &[(&str, Option<&String>)]| -> Option<BTreeMap<String, Quantity>> {
         let map: BTreeMap<String, Quantity> =
             pairs.iter().filter_map(|(k, v)| Some((k.to_string(), Quantity((*v)?.clone())))).collect();
         (!map.is_empty()).then_some(map)
     };
+    ResourceRequirements {
+        requests: quantities(&[("cpu", Some(&config.cpu_request)), ("memory", Some(&config.memory_request))]),
+        limits: quantities(&[("cpu", config.cpu_limit.as_ref()), ("memory", Some(&config.memory_limit))]),
+        ..ResourceRequirements::default()
+    }
+}
+
+/// What both containers share: the image, small resources, and a security context that passes
+/// the Pod Security "restricted" profile.
+fn base_container(config: &InjectionConfig, resources: &ResourceRequirements) -> Container {
     Container {
         image: Some(config.image.clone()),
         image_pull_policy: config.image_pull_policy.clone(),
-        resources: Some(ResourceRequirements {
-            requests: quantities(&[("cpu", Some(&config.cpu_request)), ("memory", Some(&config.memory_request))]),
-            limits: quantities(&[("cpu", config.cpu_limit.as_ref()), ("memory", Some(&config.memory_limit))]),
-            ..ResourceRequirements::default()
-        }),
+        resources: Some(resources.clone()),
         security_context: Some(SecurityContext {
             run_as_non_root: Some(true),
             // Numeric, so that the kubelet can check runAsNonRoot whatever the image declares.

@@ -42,6 +42,11 @@ pub enum SkipReason {
     UnknownOwner,
     /// The cluster's Nodes are not known (not listed yet, and the API could not be asked).
     NodesUnknown,
+    /// The namespace's LimitRanges and ResourceQuotas are not known (likewise).
+    PoliciesUnknown,
+    /// No resources for the injected containers pass the namespace's LimitRanges and
+    /// ResourceQuotas, or the Pod's own `spec.resources`.
+    ResourcesRefused,
 }
 
 impl SkipReason {
@@ -62,6 +67,8 @@ impl SkipReason {
             SkipReason::ApiUnreachable => "api_unreachable",
             SkipReason::UnknownOwner => "unknown_owner",
             SkipReason::NodesUnknown => "nodes_unknown",
+            SkipReason::PoliciesUnknown => "policies_unknown",
+            SkipReason::ResourcesRefused => "resources_refused",
         }
     }
 }

@@ -11,6 +11,7 @@ use super::config::{WebhookArgs, WebhookConfigError};
 use super::http::{WebhookState, app};
 use super::kube_resolver::KubeResolver;
 use super::metrics::WebhookMetrics;
+use super::namespace_policies::{NamespacePolicies, NoPolicies, PolicyCache};
 use super::node_cache::{NoNodes, NodeCache, Nodes};
 use super::relay::Relay;
 use super::resolve::{NoApi, Resolve};
@@ -53,6 +54,10 @@ pub async fn run(args: WebhookArgs) -> Result<(), WebhookError> {
         Some(client) => Box::new(NodeCache::start(client.clone())),
         None => Box::new(NoNodes("no Kubernetes configuration".into())),
     };
+    let policies: Box<dyn NamespacePolicies> = match &client {
+        Some(client) => Box::new(PolicyCache::start(client.clone())),
+        None => Box::new(NoPolicies("no Kubernetes configuration".into())),
+    };
     if let (true, Some(client)) = (args.delete_groups_of_deleted_cronjobs, &client) {
         let cleanup = Cleanup {
             gateway_url: args.gateway_url.clone(),
@@ -71,6 +76,7 @@ pub async fn run(args: WebhookArgs) -> Result<(), WebhookError> {
             excluded_namespaces: args.excluded_namespaces(),
             resolver,
             nodes,
+            policies,
             image_platforms,
             resolve_timeout: args.resolve_timeout,
         },

@@ -73,7 +73,7 @@ fn review(pod: Value) -> Vec<u8> {
     .unwrap()
 }
 
-fn config() -> InjectionConfig {
+pub(super) fn config() -> InjectionConfig {
     InjectionConfig {
         image: "ghcr.io/cronpush/cronpush:0.1.0".into(),
         image_pull_policy: Some("IfNotPresent".into()),

@@ -1,0 +1,188 @@
+//! LimitRanger's rules, as the API server applies them to a Pod after the webhook (the in-tree
+//! mutating plugins run again once a webhook changed the object: apiserver
+//! pkg/admission/reinvocation.go, webhook/mutating/dispatcher.go `SetShouldReinvoke`). Each rule
+//! follows plugin/pkg/admission/limitranger/admission.go, named after its function there.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{LimitRange, LimitRangeItem};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+use super::pod_resources::{Amounts, Demand, PodDemand};
+use super::quantity::{self, Milli};
+
+/// The items of one `type` (`Container` or `Pod`) of every LimitRange of a namespace, with the
+/// name of the LimitRange each comes from.
+pub fn items<'a>(limit_ranges: &'a [impl AsRef<LimitRange>], kind: &'a str) -> impl Iterator<Item = Item<'a>> + 'a {
+    limit_ranges.iter().flat_map(move |range| {
+        let range = range.as_ref();
+        let name = range.metadata.name.as_deref().unwrap_or("");
+        range
+            .spec
+            .iter()
+            .flat_map(|spec| &spec.limits)
+            .filter(move |item| item.type_ == kind)
+            .map(move |item| Item { limit_range: name, item })
+    })
+}
+
+#[derive(Clone, Copy)]
+pub struct Item<'a> {
+    pub limit_range: &'a str,
+    pub item: &'a LimitRangeItem,
+}
+
+impl Item<'_> {
+    pub fn min(&self, resource: &str) -> Option<Milli> {
+        self.get(&self.item.min, resource)
+    }
+    pub fn max(&self, resource: &str) -> Option<Milli> {
+        self.get(&self.item.max, resource)
+    }
+    pub fn max_ratio(&self, resource: &str) -> Option<Milli> {
+        self.get(&self.item.max_limit_request_ratio, resource)
+    }
+    pub fn default_limit(&self, resource: &str) -> Option<Milli> {
+        self.get(&self.item.default, resource)
+    }
+
+    fn get(&self, list: &Option<BTreeMap<String, Quantity>>, resource: &str) -> Option<Milli> {
+        list.as_ref()?.get(resource).and_then(|q| quantity::milli(&q.0))
+    }
+}
+
+/// The quantities of a list that parse.
+fn parsed(list: &Option<BTreeMap<String, Quantity>>) -> impl Iterator<Item = (&str, Milli)> {
+    list.iter().flatten().filter_map(|(resource, q)| Some((resource.as_str(), quantity::milli(&q.0)?)))
+}
+
+/// An amount as Kubernetes would write it, for messages.
+pub fn show(resource: &str, amount: Milli) -> String {
+    if resource == "cpu" { quantity::cpu(amount) } else { quantity::memory(amount) }
+}
+
+/// `mergeContainerResources`: a container gets each default request and limit of the
+/// namespace's `Container` items that it does not set itself; the first LimitRange wins.
+pub fn fill_defaults(container: &mut Demand, limit_ranges: &[impl AsRef<LimitRange>]) {
+    for Item { item, .. } in items(limit_ranges, "Container") {
+        for (list, target) in [(&item.default, &mut container.limits), (&item.default_request, &mut container.requests)]
+        {
+            for (resource, amount) in parsed(list) {
+                target.entry(resource.to_string()).or_insert(amount);
+            }
+        }
+    }
+}
+
+/// `PodValidateLimitFunc` for one container: every `Container` item's min, max and
+/// maxLimitRequestRatio.
+pub fn check_container(container: &Demand, limit_ranges: &[impl AsRef<LimitRange>]) -> Result<(), String> {
+    for item in items(limit_ranges, "Container") {
+        check(item, "Container", &container.requests, &container.limits)
+            .map_err(|e| format!("LimitRange {}: container {}: {e}", item.limit_range, container.name))?;
+    }
+    Ok(())
+}
+
+/// `PodValidateLimitFunc` for the whole Pod: every `Pod` item, against the Pod's requests and
+/// limits added up (`podRequests`, `podLimits`).
+pub fn check_pod(pod: &PodDemand, limit_ranges: &[impl AsRef<LimitRange>]) -> Result<(), String> {
+    let (requests, limits) = (pod.requests(), pod.limits());
+    for item in items(limit_ranges, "Pod") {
+        check(item, "Pod", &requests, &limits).map_err(|e| format!("LimitRange {}: {e}", item.limit_range))?;
+    }
+    Ok(())
+}
+
+fn check(item: Item<'_>, kind: &str, requests: &Amounts, limits: &Amounts) -> Result<(), String> {
+    for (resource, min) in parsed(&item.item.min) {
+        min_constraint(kind, resource, min, requests.get(resource), limits.get(resource))?;
+    }
+    for (resource, max) in parsed(&item.item.max) {
+        max_constraint(kind, resource, max, requests.get(resource), limits.get(resource))?;
+    }
+    for (resource, ratio) in parsed(&item.item.max_limit_request_ratio) {
+        ratio_constraint(kind, resource, ratio, requests.get(resource), limits.get(resource))?;
+    }
+    Ok(())
+}
+
+/// `minConstraint`: a request is required and, like a limit if any, may not be below the minimum.
+fn min_constraint(
+    kind: &str,
+    resource: &str,
+    min: Milli,
+    request: Option<&Milli>,
+    limit: Option<&Milli>,
+) -> Result<(), String> {
+    let min_shown = show(resource, min);
+    match (request, limit) {
+        (None, _) => Err(format!("minimum {resource} usage per {kind} is {min_shown}, and no request is specified")),
+        (Some(&r), _) if r < min => {
+            Err(format!("minimum {resource} usage per {kind} is {min_shown}, but request is {}", show(resource, r)))
+        }
+        (_, Some(&l)) if l < min => {
+            Err(format!("minimum {resource} usage per {kind} is {min_shown}, but limit is {}", show(resource, l)))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `maxConstraint`: a limit is required and, like a request if any, may not be above the maximum.
+fn max_constraint(
+    kind: &str,
+    resource: &str,
+    max: Milli,
+    request: Option<&Milli>,
+    limit: Option<&Milli>,
+) -> Result<(), String> {
+    let max_shown = show(resource, max);
+    match (request, limit) {
+        (_, None) => Err(format!("maximum {resource} usage per {kind} is {max_shown}, and no limit is specified")),
+        (_, Some(&l)) if l > max => {
+            Err(format!("maximum {resource} usage per {kind} is {max_shown}, but limit is {}", show(resource, l)))
+        }
+        (Some(&r), _) if r > max => {
+            Err(format!("maximum {resource} usage per {kind} is {max_shown}, but request is {}", show(resource, r)))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `limitRequestRatioConstraint`: both are required and non-zero, and limit ÷ request may not
+/// exceed the ratio. Compared in floating point exactly as there, so that a limit chosen at the
+/// ratio is judged as the API server judges it.
+fn ratio_constraint(
+    kind: &str,
+    resource: &str,
+    ratio: Milli,
+    request: Option<&Milli>,
+    limit: Option<&Milli>,
+) -> Result<(), String> {
+    let (Some(&r), Some(&l)) = (request.filter(|r| **r != 0), limit.filter(|l| **l != 0)) else {
+        return Err(format!("{resource} max limit to request ratio per {kind} needs a non-zero request and limit"));
+    };
+    if within_ratio(r, l, ratio) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{resource} max limit to request ratio per {kind} is {}, but the limit is {} for a request of {}",
+            ratio as f64 / 1000.0,
+            show(resource, l),
+            show(resource, r)
+        ))
+    }
+}
+
+pub fn within_ratio(request: Milli, limit: Milli, ratio: Milli) -> bool {
+    (limit as f64 / request as f64) * 1000.0 <= ratio as f64
+}
+
+/// The highest limit that `ratio` allows for `request`.
+pub fn highest_within_ratio(request: Milli, ratio: Milli) -> Milli {
+    let mut limit = request.saturating_mul(ratio) / 1000;
+    while limit > request && !within_ratio(request, limit, ratio) {
+        limit -= 1;
+    }
+    limit.max(request)
+}

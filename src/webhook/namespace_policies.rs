@@ -1,0 +1,98 @@
+//! What the webhook knows of each namespace's LimitRanges and ResourceQuotas, which judge the
+//! patched Pod after the webhook: watch-fed caches of both, as for Nodes (see `node_cache`).
+//! Until both first lists have arrived, the namespace's are read directly. When neither
+//! answers, they are not known, and the webhook injects nothing rather than risk a Pod that
+//! the API server would refuse.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::FutureExt;
+use k8s_openapi::api::core::v1::{LimitRange, ResourceQuota};
+use kube::api::ListParams;
+use kube::runtime::reflector::Store;
+use kube::{Api, Client};
+
+use super::watch_cache::watch_into_cache;
+
+/// A namespace's LimitRanges and ResourceQuotas.
+#[derive(Debug, Clone, Default)]
+pub struct Policies {
+    pub limit_ranges: Vec<Arc<LimitRange>>,
+    pub quotas: Vec<Arc<ResourceQuota>>,
+}
+
+pub type PoliciesFuture<'a> = Pin<Box<dyn Future<Output = Result<Policies, String>> + Send + 'a>>;
+
+/// Where admission learns a namespace's LimitRanges and ResourceQuotas.
+pub trait NamespacePolicies: Send + Sync {
+    fn of<'a>(&'a self, namespace: &'a str) -> PoliciesFuture<'a>;
+}
+
+pub struct PolicyCache {
+    client: Client,
+    limit_ranges: Store<LimitRange>,
+    quotas: Store<ResourceQuota>,
+}
+
+impl PolicyCache {
+    /// Starts watching LimitRanges and ResourceQuotas of every namespace in the background.
+    pub fn start(client: Client) -> PolicyCache {
+        PolicyCache {
+            limit_ranges: watch_into_cache(Api::all(client.clone()), "LimitRanges", |_| ()),
+            quotas: watch_into_cache(Api::all(client.clone()), "ResourceQuotas", |_| ()),
+            client,
+        }
+    }
+
+    async fn current(&self, namespace: &str) -> Result<Policies, String> {
+        let ready = |store_ready: Option<Result<(), _>>| matches!(store_ready, Some(Ok(())));
+        if ready(self.limit_ranges.wait_until_ready().now_or_never())
+            && ready(self.quotas.wait_until_ready().now_or_never())
+        {
+            let in_namespace = |ns: Option<&String>| ns.is_some_and(|ns| ns == namespace);
+            return Ok(Policies {
+                limit_ranges: self
+                    .limit_ranges
+                    .state()
+                    .into_iter()
+                    .filter(|r| in_namespace(r.metadata.namespace.as_ref()))
+                    .collect(),
+                quotas: self
+                    .quotas
+                    .state()
+                    .into_iter()
+                    .filter(|q| in_namespace(q.metadata.namespace.as_ref()))
+                    .collect(),
+            });
+        }
+        let limit_ranges = Api::<LimitRange>::namespaced(self.client.clone(), namespace)
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| format!("listing the LimitRanges of {namespace}: {e}"))?;
+        let quotas = Api::<ResourceQuota>::namespaced(self.client.clone(), namespace)
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| format!("listing the ResourceQuotas of {namespace}: {e}"))?;
+        Ok(Policies {
+            limit_ranges: limit_ranges.items.into_iter().map(Arc::new).collect(),
+            quotas: quotas.items.into_iter().map(Arc::new).collect(),
+        })
+    }
+}
+
+impl NamespacePolicies for PolicyCache {
+    fn of<'a>(&'a self, namespace: &'a str) -> PoliciesFuture<'a> {
+        Box::pin(self.current(namespace))
+    }
+}
+
+/// The policies when there is no Kubernetes configuration at all: never known.
+pub struct NoPolicies(pub String);
+
+impl NamespacePolicies for NoPolicies {
+    fn of<'a>(&'a self, _namespace: &'a str) -> PoliciesFuture<'a> {
+        Box::pin(std::future::ready(Err(self.0.clone())))
+    }
+}
