@@ -285,6 +285,7 @@ fn a_deleted_pod_whose_main_container_ignores_sigterm_still_pushes_its_end_in_th
     // A shell script as PID 1 that never handles SIGTERM. The Pod's own grace period is 30 s,
     // but the deletion's is what counts.
     let (gateway, run, mut sidecar, main) = running("trap '' TERM; exec sleep 60");
+    main.wait_until_ignoring_sigterm();
     // The Job controller deletes the Pod at the Job's activeDeadlineSeconds (grace 3 s here).
     run.delete(3, None);
     let killed = kill_pod(&run, main, &mut sidecar, Duration::from_secs(3));

@@ -380,6 +380,27 @@ pub struct MainContainer {
     pub started: jiff::Timestamp,
 }
 
+impl MainContainer {
+    /// Waits until the container's process ignores SIGTERM (its `trap '' TERM` has run; the
+    /// disposition survives the `exec`), so that a test of a container that ignores SIGTERM does
+    /// not race the shell: a SIGTERM before the trap ends it with 143.
+    pub fn wait_until_ignoring_sigterm(&self) {
+        let status = format!("/proc/{}/status", self.child.id());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let ignored = std::fs::read_to_string(&status).ok().and_then(|s| {
+                s.lines().find_map(|l| l.strip_prefix("SigIgn:")).and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+            });
+            // Signal n is bit n - 1 of the mask; SIGTERM is 15.
+            if ignored.is_some_and(|mask| mask & (1 << 14) != 0) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the main container never came to ignore SIGTERM");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
 pub fn start_main(command: &str) -> MainContainer {
     let started = jiff::Timestamp::now();
     MainContainer { child: Command::new("sh").args(["-c", command]).spawn().unwrap(), started }
