@@ -48,6 +48,9 @@ pub mod env {
     /// list, which predates the info series' label set).
     pub const CONCURRENCY_POLICY: &str = "CRONPUSH_CONCURRENCY_POLICY";
     pub const GRACE_SECONDS: &str = "CRONPUSH_GRACE_SECONDS";
+    /// Beyond DESIGN.md's list: the CronJob's `spec.startingDeadlineSeconds`, which decides
+    /// whether the CronJob controller still starts a slot that a Forbid run made it skip.
+    pub const STARTING_DEADLINE_SECONDS: &str = "CRONPUSH_STARTING_DEADLINE_SECONDS";
     /// Beyond DESIGN.md's list: the CronJob's `metadata.creationTimestamp`, Unix seconds. Until a
     /// CronJob's first success, "not succeeded recently" counts from its creation.
     pub const CRONJOB_CREATED: &str = "CRONPUSH_CRONJOB_CREATED";

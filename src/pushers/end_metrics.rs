@@ -12,6 +12,7 @@
 
 use jiff::Timestamp;
 
+use super::start_metrics::{NEXT_SCHEDULED, NEXT_SCHEDULED_HELP};
 use crate::exit_status::{ContainerExit, ExitReport, Terminated};
 use crate::exposition::text_write;
 use crate::proto::client::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
@@ -78,6 +79,9 @@ pub struct EndMetrics {
     pub pod_reason: Option<String>,
     /// Which attempt of its Job the run's Pod was, when the relay could read the Job.
     pub attempt: Option<u32>,
+    /// The next slot the CronJob controller will start, when it is not the one the start pushed
+    /// (see `skipped_slots`).
+    pub next_scheduled: Option<Timestamp>,
 }
 
 impl EndMetrics {
@@ -122,7 +126,7 @@ impl EndMetrics {
                 .filter(|r| !r.is_empty())
         });
         let attempt = report.and_then(|r| r.attempt).map(|a| a.number);
-        EndMetrics { result, completed: last, duration_seconds, containers, pod_reason, attempt }
+        EndMetrics { result, completed: last, duration_seconds, containers, pod_reason, attempt, next_scheduled: None }
     }
 
     pub fn families(&self) -> Vec<MetricFamily> {
@@ -198,6 +202,9 @@ impl EndMetrics {
                 vec![gauge(Vec::new(), completed)],
             )),
             RunResult::Retrying | RunResult::Unknown => {}
+        }
+        if let Some(next) = self.next_scheduled {
+            families.push(family(NEXT_SCHEDULED, NEXT_SCHEDULED_HELP, vec![gauge(Vec::new(), seconds(next))]));
         }
         families
     }

@@ -14,5 +14,6 @@ pub mod process;
 pub mod push;
 pub mod run;
 pub mod sidecar;
+pub mod skipped_slots;
 pub mod start;
 pub mod start_metrics;

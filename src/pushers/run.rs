@@ -59,6 +59,9 @@ pub struct RunArgs {
     /// How late a run may start before it counts as missed, in seconds.
     #[arg(long, env = env::GRACE_SECONDS)]
     pub grace_seconds: Option<String>,
+    /// The CronJob's `spec.startingDeadlineSeconds`.
+    #[arg(long, env = env::STARTING_DEADLINE_SECONDS)]
+    pub starting_deadline_seconds: Option<String>,
     /// How long a run may take before it counts as stuck, in seconds.
     #[arg(long, env = env::MAX_RUN_SECONDS)]
     pub max_run_seconds: Option<String>,
@@ -96,6 +99,8 @@ pub struct Run {
     pub concurrency_policy: String,
     pub cronjob_created: Option<Timestamp>,
     pub grace_seconds: Option<f64>,
+    /// `spec.startingDeadlineSeconds`: `None` when the CronJob sets none.
+    pub starting_deadline_seconds: Option<f64>,
     pub max_run_seconds: Option<f64>,
     /// `None` when not given: each pusher has its own default.
     pub timeout: Option<Duration>,
@@ -150,6 +155,12 @@ impl RunArgs {
                 .unwrap_or_else(|| DEFAULT_CONCURRENCY_POLICY.to_string()),
             cronjob_created: read(&mut ignored, env::CRONJOB_CREATED, &self.cronjob_created, unix_seconds),
             grace_seconds: read(&mut ignored, env::GRACE_SECONDS, &self.grace_seconds, non_negative_seconds),
+            starting_deadline_seconds: read(
+                &mut ignored,
+                env::STARTING_DEADLINE_SECONDS,
+                &self.starting_deadline_seconds,
+                non_negative_seconds,
+            ),
             max_run_seconds: read(&mut ignored, env::MAX_RUN_SECONDS, &self.max_run_seconds, positive_seconds),
             timeout: read(&mut ignored, env::TIMEOUT_SECONDS, &self.timeout_seconds, timeout),
         };

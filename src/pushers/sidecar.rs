@@ -16,6 +16,7 @@ use super::exit_source::{ExitSource, OwnPod};
 use super::process::run_contained;
 use super::push::Pusher;
 use super::run::{Run, RunArgs, non_negative_seconds};
+use super::skipped_slots::next_slot_after_skipped;
 use crate::contract::env;
 use crate::exit_status::ExitReport;
 
@@ -199,7 +200,11 @@ impl End<'_> {
 
     async fn push(&self, report: Option<&ExitReport>, deadline: Instant) {
         let Some(pusher) = self.pusher else { return };
-        push_end(pusher, self.run, &EndMetrics::new(report, self.watch), deadline).await;
+        let mut end = EndMetrics::new(report, self.watch);
+        if let Some(Ok(schedule)) = self.run.schedule() {
+            end.next_scheduled = next_slot_after_skipped(self.run, &schedule, end.completed);
+        }
+        push_end(pusher, self.run, &end, deadline).await;
     }
 
     async fn push_custom(&self, metrics_file: Option<&str>, deadline: Instant) {

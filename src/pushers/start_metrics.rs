@@ -14,6 +14,12 @@ use crate::schedule::Schedule;
 /// and the image pulls; five minutes covers those, and rules only call a run missed after it.
 pub const DEFAULT_GRACE_SECONDS: f64 = 300.0;
 
+/// The next slot, pushed by `start` and, after a Forbid run that outlasted its slots, by the
+/// sidecar (`skipped_slots`); one help text for both, as the Pushgateway keeps one per name.
+pub const NEXT_SCHEDULED: &str = "cronjob_next_scheduled_timestamp_seconds";
+pub const NEXT_SCHEDULED_HELP: &str =
+    "The schedule slot after that of the CronJob's last scheduled run, in Unix seconds.";
+
 /// What the start of one run tells about its CronJob.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StartMetrics {
@@ -87,11 +93,7 @@ impl StartMetrics {
                 "The schedule slot of the CronJob's last scheduled run, in Unix seconds.",
                 self.last_scheduled.map(seconds),
             ),
-            (
-                "cronjob_next_scheduled_timestamp_seconds",
-                "The schedule slot after that of the CronJob's last scheduled run, in Unix seconds.",
-                self.next_scheduled.map(seconds),
-            ),
+            (NEXT_SCHEDULED, NEXT_SCHEDULED_HELP, self.next_scheduled.map(seconds)),
             (
                 "cronjob_schedule_period_seconds",
                 "The time from the last run's schedule slot to the next slot.",

@@ -297,6 +297,7 @@ fn run_env(facts: &RunFacts, config: &InjectionConfig) -> Vec<EnvVar> {
         (env::CONCURRENCY_POLICY, facts.concurrency_policy.clone()),
         (env::CRONJOB_CREATED, facts.cronjob_created.map(|t| t.to_string())),
         (env::GRACE_SECONDS, facts.grace_seconds.map(|s| s.to_string())),
+        (env::STARTING_DEADLINE_SECONDS, facts.starting_deadline_seconds.map(|s| s.to_string())),
         (env::MAX_RUN_SECONDS, facts.max_run_seconds.map(|s| s.to_string())),
     ];
     vars.extend(optional.into_iter().filter_map(|(name, value)| Some(value_env(name, &value?))));

@@ -146,6 +146,7 @@ pub fn facts(job: &Job, cronjob: &CronJob) -> RunFacts {
         concurrency_policy: spec.and_then(|s| s.concurrency_policy.clone()),
         cronjob_created: cronjob.metadata.creation_timestamp.as_ref().map(|t| t.0.as_second()),
         grace_seconds: override_seconds(GRACE_ANNOTATION).or_else(|| spec.and_then(|s| s.starting_deadline_seconds)),
+        starting_deadline_seconds: spec.and_then(|s| s.starting_deadline_seconds),
         max_run_seconds: override_seconds(MAX_RUN_ANNOTATION)
             .or_else(|| job.spec.as_ref().and_then(|s| s.active_deadline_seconds)),
         source: FactsSource::Api,

@@ -22,6 +22,8 @@ pub struct RunFacts {
     /// The CronJob's creation, Unix seconds.
     pub cronjob_created: Option<i64>,
     pub grace_seconds: Option<i64>,
+    /// `spec.startingDeadlineSeconds`.
+    pub starting_deadline_seconds: Option<i64>,
     pub max_run_seconds: Option<i64>,
     pub source: FactsSource,
 }

@@ -101,6 +101,7 @@ fn facts() -> RunFacts {
         concurrency_policy: Some("Allow".into()),
         cronjob_created: Some(1_763_700_000),
         grace_seconds: Some(30),
+        starting_deadline_seconds: None,
         max_run_seconds: None,
         source: FactsSource::Api,
     }
