@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{LimitRange, LimitRangeItem};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
-use super::pod_resources::{Amounts, Demand, PodDemand};
-use super::quantity::{self, Milli};
+use super::pod_resources::{Amounts, Demand, PodDemand, amounts};
+use super::quantity::{self, Milli, show};
 
 /// The items of one `type` (`Container` or `Pod`) of every LimitRange of a namespace, with the
 /// name of the LimitRange each comes from.
@@ -51,24 +51,14 @@ impl Item<'_> {
     }
 }
 
-/// The quantities of a list that parse.
-fn parsed(list: &Option<BTreeMap<String, Quantity>>) -> impl Iterator<Item = (&str, Milli)> {
-    list.iter().flatten().filter_map(|(resource, q)| Some((resource.as_str(), quantity::milli(&q.0)?)))
-}
-
-/// An amount as Kubernetes would write it, for messages.
-pub fn show(resource: &str, amount: Milli) -> String {
-    if resource == "cpu" { quantity::cpu(amount) } else { quantity::memory(amount) }
-}
-
 /// `mergeContainerResources`: a container gets each default request and limit of the
 /// namespace's `Container` items that it does not set itself; the first LimitRange wins.
 pub fn fill_defaults(container: &mut Demand, limit_ranges: &[impl AsRef<LimitRange>]) {
     for Item { item, .. } in items(limit_ranges, "Container") {
         for (list, target) in [(&item.default, &mut container.limits), (&item.default_request, &mut container.requests)]
         {
-            for (resource, amount) in parsed(list) {
-                target.entry(resource.to_string()).or_insert(amount);
+            for (resource, amount) in amounts(list.as_ref()) {
+                target.entry(resource).or_insert(amount);
             }
         }
     }
@@ -95,14 +85,14 @@ pub fn check_pod(pod: &PodDemand, limit_ranges: &[impl AsRef<LimitRange>]) -> Re
 }
 
 fn check(item: Item<'_>, kind: &str, requests: &Amounts, limits: &Amounts) -> Result<(), String> {
-    for (resource, min) in parsed(&item.item.min) {
-        min_constraint(kind, resource, min, requests.get(resource), limits.get(resource))?;
+    for (resource, min) in amounts(item.item.min.as_ref()) {
+        min_constraint(kind, &resource, min, requests.get(&resource), limits.get(&resource))?;
     }
-    for (resource, max) in parsed(&item.item.max) {
-        max_constraint(kind, resource, max, requests.get(resource), limits.get(resource))?;
+    for (resource, max) in amounts(item.item.max.as_ref()) {
+        max_constraint(kind, &resource, max, requests.get(&resource), limits.get(&resource))?;
     }
-    for (resource, ratio) in parsed(&item.item.max_limit_request_ratio) {
-        ratio_constraint(kind, resource, ratio, requests.get(resource), limits.get(resource))?;
+    for (resource, ratio) in amounts(item.item.max_limit_request_ratio.as_ref()) {
+        ratio_constraint(kind, &resource, ratio, requests.get(&resource), limits.get(&resource))?;
     }
     Ok(())
 }

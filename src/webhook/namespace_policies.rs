@@ -8,13 +8,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use futures::FutureExt;
 use k8s_openapi::api::core::v1::{LimitRange, ResourceQuota};
 use kube::api::ListParams;
 use kube::runtime::reflector::Store;
 use kube::{Api, Client};
 
-use super::watch_cache::watch_into_cache;
+use super::watch_cache::{is_ready, watch_into_cache};
 
 /// A namespace's LimitRanges and ResourceQuotas.
 #[derive(Debug, Clone, Default)]
@@ -47,10 +46,7 @@ impl PolicyCache {
     }
 
     async fn current(&self, namespace: &str) -> Result<Policies, String> {
-        let ready = |store_ready: Option<Result<(), _>>| matches!(store_ready, Some(Ok(())));
-        if ready(self.limit_ranges.wait_until_ready().now_or_never())
-            && ready(self.quotas.wait_until_ready().now_or_never())
-        {
+        if is_ready(&self.limit_ranges) && is_ready(&self.quotas) {
             let in_namespace = |ns: Option<&String>| ns.is_some_and(|ns| ns == namespace);
             return Ok(Policies {
                 limit_ranges: self

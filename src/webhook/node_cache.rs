@@ -10,14 +10,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use futures::FutureExt;
 use k8s_openapi::api::core::v1::{Node, NodeSpec, NodeStatus, NodeSystemInfo};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::ListParams;
 use kube::runtime::reflector::Store;
 use kube::{Api, Client};
 
-use super::watch_cache::watch_into_cache;
+use super::watch_cache::{is_ready, watch_into_cache};
 
 /// Every Node as far as known, or why they are not known.
 pub type NodesFuture<'a> = Pin<Box<dyn Future<Output = Result<Vec<Arc<Node>>, String>> + Send + 'a>>;
@@ -40,9 +39,7 @@ impl NodeCache {
     }
 
     async fn current(&self) -> Result<Vec<Arc<Node>>, String> {
-        // Ready once the first list is in; it then keeps the last state it saw while the
-        // watch retries, as a watch cache does.
-        if matches!(self.store.wait_until_ready().now_or_never(), Some(Ok(()))) {
+        if is_ready(&self.store) {
             return Ok(self.store.state());
         }
         match Api::<Node>::all(self.client.clone()).list(&ListParams::default()).await {

@@ -58,6 +58,11 @@ pub fn cpu(milli: Milli) -> String {
     if milli % 1000 == 0 { format!("{}", milli / 1000) } else { format!("{milli}m") }
 }
 
+/// An amount of `resource` as Kubernetes would write it: CPU in cores, the rest in bytes.
+pub fn show(resource: &str, amount: Milli) -> String {
+    if resource == "cpu" { cpu(amount) } else { memory(amount) }
+}
+
 /// Memory in bytes (rounded up), in Mi or Ki when it is a whole number of them.
 pub fn memory(milli: Milli) -> String {
     let bytes = milli / 1000 + i128::from(milli % 1000 > 0);

@@ -10,10 +10,10 @@ use k8s_openapi::api::core::v1::{PodSpec, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use super::injection::InjectionConfig;
-use super::limit_range::{self, Item, highest_within_ratio, show};
+use super::limit_range::{self, Item, highest_within_ratio};
 use super::namespace_policies::Policies;
 use super::pod_resources::{Demand, POD_LEVEL_RESOURCES, PodDemand};
-use super::quantity::{self, Milli};
+use super::quantity::{self, Milli, show};
 use super::resource_quota;
 use crate::contract::{SIDECAR_CONTAINER, START_CONTAINER};
 
@@ -79,12 +79,7 @@ pub fn fit(spec: &PodSpec, config: &InjectionConfig, policies: &Policies) -> Res
     let quotas: Vec<_> = policies.quotas.iter().filter(|q| resource_quota::applies(q, spec, false)).collect();
     let quota_wants_limit = |resource: &str| {
         !original.has_pod_level_resources()
-            && quotas.iter().any(|q| {
-                q.spec
-                    .as_ref()
-                    .and_then(|s| s.hard.as_ref())
-                    .is_some_and(|h| h.contains_key(&format!("limits.{resource}")))
-            })
+            && quotas.iter().any(|q| resource_quota::tracks(q, &format!("limits.{resource}")))
     };
     let items: Vec<Item<'_>> = limit_range::items(&policies.limit_ranges, "Container").collect();
     let cpu = choose("cpu", wanted.cpu_request, wanted.cpu_limit, &items, quota_wants_limit("cpu"))?;

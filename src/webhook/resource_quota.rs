@@ -5,8 +5,8 @@
 
 use k8s_openapi::api::core::v1::{PodSpec, ResourceQuota, ScopedResourceSelectorRequirement};
 
-use super::limit_range::show;
 use super::pod_resources::{Amounts, PodDemand, amounts};
+use super::quantity::show;
 
 /// Whether `quota` counts this Pod: every scope of its `scopes` and `scopeSelector` matches
 /// (`podMatchesScopeFunc`). `best_effort` is the Pod's QoS class once patched.
@@ -142,6 +142,11 @@ fn usage_of(requests: &Amounts, limits: &Amounts) -> Amounts {
         usage.insert(format!("requests.{resource}"), r);
     }
     usage
+}
+
+/// Whether the quota sets a hard limit on `resource` (e.g. `limits.cpu`).
+pub fn tracks(quota: &ResourceQuota, resource: &str) -> bool {
+    quota.spec.as_ref().and_then(|s| s.hard.as_ref()).is_some_and(|h| h.contains_key(resource))
 }
 
 fn hard(quota: &ResourceQuota) -> Amounts {

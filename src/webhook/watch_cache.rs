@@ -2,10 +2,19 @@
 //! retries with backoff forever, so the webhook starts and serves while the API server is
 //! unreachable, and the cache keeps what it last saw meanwhile.
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use kube::Api;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
+
+/// Whether the cache holds a complete list: ready once the first list is in, it then keeps the
+/// last state it saw while the watch retries, as a watch cache does.
+pub fn is_ready<K>(store: &Store<K>) -> bool
+where
+    K: kube::Resource<DynamicType = ()> + Clone + 'static,
+{
+    matches!(store.wait_until_ready().now_or_never(), Some(Ok(())))
+}
 
 /// A cache of every `K`, fed by a watch that retries with backoff forever; `slim` drops what
 /// the resolver never reads before an object is stored.
