@@ -54,6 +54,10 @@ pub mod env {
     /// Beyond DESIGN.md's list: the CronJob's `metadata.creationTimestamp`, Unix seconds. Until a
     /// CronJob's first success, "not succeeded recently" counts from its creation.
     pub const CRONJOB_CREATED: &str = "CRONPUSH_CRONJOB_CREATED";
+    /// Beyond DESIGN.md's list: the CronJob's `status.lastSuccessfulTime`, Unix seconds, as the
+    /// CronJob controller had recorded it when the run's Pod was created. It tells the rules of
+    /// successes the gateway never heard of (a store lost, cronpush installed on an old CronJob).
+    pub const CRONJOB_LAST_SUCCESS: &str = "CRONPUSH_CRONJOB_LAST_SUCCESS";
     pub const MAX_RUN_SECONDS: &str = "CRONPUSH_MAX_RUN_SECONDS";
     pub const RELAY_URL: &str = "CRONPUSH_RELAY_URL";
     pub const RELAY_CA: &str = "CRONPUSH_RELAY_CA";

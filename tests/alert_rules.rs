@@ -286,9 +286,12 @@ fn metric_names_skip_functions_keywords_labels_and_strings() {
     let names = metric_names(
         r#"group by (namespace, cronjob) (a_total{job="x", le=~"b|c"}[5m] offset 1h) unless on(namespace) b
            * on(job) group_left(reason, signal) max without (container) (c) > bool 2e3 and absent(up{job="d"})
-           or floor(time() - e:recorded)"#,
+           or floor(time() - e:recorded) or max by (x) ({__name__=~"f|g_seconds"})"#,
     );
-    assert_eq!(names, ["a_total", "b", "c", "e:recorded", "up"].map(String::from).into_iter().collect());
+    assert_eq!(
+        names,
+        ["a_total", "b", "c", "e:recorded", "f", "g_seconds", "up"].map(String::from).into_iter().collect()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -458,7 +461,13 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
         if c == '"' || c == '\'' || c == '`' {
             i = skip_string(&chars, i);
         } else if c == '{' {
-            i = skip_to(i + 1, '}');
+            // A selector by name, `{__name__=~"a|b"}`, reads each of its alternatives.
+            let end = skip_to(i + 1, '}');
+            let selector: String = chars[i + 1..end - 1].iter().collect();
+            if let Some(alternatives) = selector.trim().strip_prefix("__name__=~\"").and_then(|s| s.strip_suffix('"')) {
+                names.extend(alternatives.split('|').map(String::from));
+            }
+            i = end;
         } else if c == '[' {
             i = skip_to(i + 1, ']');
         } else if c.is_ascii_digit() || c == '.' {

@@ -136,11 +136,17 @@ fn with_the_gateway_down_the_job_still_succeeds_and_nothing_waits_long() {
 }
 
 /// The series of a group that one run of the fixture's CronJob cannot change: its schedule
-/// facts (every run here is the same slot's), the push times (reduced to `T`), and the last
-/// success, which a run that did not succeed leaves standing: it still is the last success.
-const NOT_PER_RUN: [&str; 9] = [
+/// facts and the slots that name its runs (every run here is the same slot's, so an end names
+/// the same run as the one before), the push times (reduced to `T`), and the last success and
+/// the slot it answered for, which a run that did not succeed leaves standing: it still is
+/// the last success.
+const NOT_PER_RUN: [&str; 13] = [
     "cronjob_info{",
     "cronjob_last_scheduled_timestamp_seconds{",
+    "cronjob_previous_scheduled_timestamp_seconds{",
+    "cronjob_last_ended_scheduled_timestamp_seconds{",
+    "cronjob_last_ended_previous_scheduled_timestamp_seconds{",
+    "cronjob_last_success_scheduled_timestamp_seconds{",
     "cronjob_next_scheduled_timestamp_seconds{",
     "cronjob_schedule_period_seconds{",
     "cronjob_schedule_grace_seconds{",

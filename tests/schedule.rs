@@ -249,6 +249,23 @@ fn the_most_recent_slot() {
     }
 }
 
+/// The slot behind a run's: the monthly schedule's February behind March, the weekday
+/// schedule's Friday behind Monday, the skipped spring-forward night, and `@every`'s interval.
+#[test]
+fn the_previous_slot() {
+    let cases = [
+        ("0 0 1 * *", None, "2027-03-01T00:00:00Z", Some("2027-02-01T00:00:00Z")),
+        ("0 9 * * 1-5", None, "2026-03-09T09:00:00Z", Some("2026-03-06T09:00:00Z")),
+        ("30 2 * * *", NEW_YORK, "2026-03-09T02:30:00-04:00", Some("2026-03-07T02:30:00-05:00")),
+        ("30 1 * * *", NEW_YORK, "2026-11-01T01:30:00-05:00", Some("2026-11-01T01:30:00-04:00")),
+        ("@every 90m", None, "2026-03-07T02:30:00Z", Some("2026-03-07T01:00:00Z")),
+        ("0 0 29 2 *", None, "2028-02-29T00:00:00Z", Some("2024-02-29T00:00:00Z")),
+    ];
+    for (spec, zone, slot, expected) in cases {
+        assert_eq!(schedule(spec, zone).previous_before(at(slot)), expected.map(at), "{spec:?} {zone:?} before {slot}");
+    }
+}
+
 #[test]
 fn periods() {
     let hours = |spec: &str, zone, slot: &str| schedule(spec, zone).period_at(at(slot)).map(|p| p.as_hours());
@@ -528,6 +545,9 @@ proptest! {
         }
         for pair in slots.windows(2) {
             prop_assert!(pair[0] < pair[1], "{:?}", slots);
+        }
+        for pair in slots.windows(2) {
+            prop_assert_eq!(schedule.previous_before(pair[1]), Some(pair[0]));
         }
         if let Some(last) = schedule.last_at_or_before(t) {
             prop_assert!(last <= t);

@@ -169,6 +169,9 @@ fn unix_now() -> f64 {
 // ---------------------------------------------------------------------------------------------
 // What the gateways show
 
+/// Where a run by hand pushes its start.
+const STARTED_BY_HAND: &str = "cronjob_last_manual_start_timestamp_seconds";
+
 /// The group's `cronjob_*` series on `server` (scraped at `metrics_path`), once there are
 /// `count` of them; the start time, checked to lie within the run, reads `T`.
 fn start_series(server: &Server, metrics_path: &str, count: usize, run: &Finished) -> Vec<String> {
@@ -179,9 +182,10 @@ fn start_series(server: &Server, metrics_path: &str, count: usize, run: &Finishe
     ours(scrape())
         .into_iter()
         .map(|line| {
-            let Some(value) = line.strip_prefix(&format!("cronjob_last_start_timestamp_seconds{{{GROUP}}} ")) else {
-                return line;
-            };
+            let start = ["cronjob_last_start_timestamp_seconds", STARTED_BY_HAND]
+                .into_iter()
+                .find_map(|name| Some((name, line.strip_prefix(&format!("{name}{{{GROUP}}} "))?)));
+            let Some((name, value)) = start else { return line };
             let started: f64 = value.parse().unwrap();
             // Millisecond precision: the bounds are widened by one.
             assert!(
@@ -190,7 +194,7 @@ fn start_series(server: &Server, metrics_path: &str, count: usize, run: &Finishe
                 run.began,
                 run.ended
             );
-            format!("cronjob_last_start_timestamp_seconds{{{GROUP}}} T")
+            format!("{name}{{{GROUP}}} T")
         })
         .collect()
 }
@@ -235,6 +239,7 @@ fn a_scheduled_run_pushes_its_slot() {
         &[
             ("created_timestamp_seconds", "1.7637e+09"),
             ("last_scheduled_timestamp_seconds", "1.7725446e+09"),
+            ("previous_scheduled_timestamp_seconds", "1.7725437e+09"),
             ("next_scheduled_timestamp_seconds", "1.7725455e+09"),
             ("schedule_period_seconds", "900"),
             ("schedule_grace_seconds", "300"),
@@ -256,6 +261,7 @@ fn without_a_scheduled_time_the_job_name_tells_it() {
         "UTC",
         &[
             ("last_scheduled_timestamp_seconds", "1.7725446e+09"),
+            ("previous_scheduled_timestamp_seconds", "1.7724582e+09"),
             ("next_scheduled_timestamp_seconds", "1.772631e+09"),
             ("schedule_period_seconds", "86400"),
             ("schedule_grace_seconds", "600"),
@@ -277,13 +283,13 @@ fn a_run_by_hand_pushes_no_slots() {
     };
     let start = Start::injected(facts);
     assert!(start.env.contains(&(env::SCHEDULED_TIME.to_string(), String::new())));
-    // The period of an hourly schedule is an hour whenever the run happens.
-    let want = expected(
-        "Allow",
-        "0 * * * *",
-        "UTC",
-        &[("schedule_period_seconds", "3600"), ("schedule_grace_seconds", "300"), ("max_run_duration_seconds", "3600")],
-    );
+    // Its start goes under a name of its own, so that the scheduled run the timing rules
+    // follow stays the one they follow; and nothing of the schedule, which is the scheduled
+    // runs' to push.
+    let mut want = expected("Allow", "0 * * * *", "UTC", &[]);
+    for line in &mut want {
+        *line = line.replace("cronjob_last_start_timestamp_seconds", STARTED_BY_HAND);
+    }
     assert_pushes(start, want);
 }
 
@@ -304,6 +310,7 @@ fn slots_are_counted_in_the_cronjobs_time_zone() {
         "Europe/Berlin",
         &[
             ("last_scheduled_timestamp_seconds", "1.7746632e+09"),
+            ("previous_scheduled_timestamp_seconds", "1.7745768e+09"),
             ("next_scheduled_timestamp_seconds", "1.774746e+09"),
             ("schedule_period_seconds", "82800"),
             ("schedule_grace_seconds", "300"),
@@ -328,6 +335,7 @@ fn weekly_with_a_maximum_run_time() {
         "UTC",
         &[
             ("last_scheduled_timestamp_seconds", "1.7723232e+09"),
+            ("previous_scheduled_timestamp_seconds", "1.7717184e+09"),
             ("next_scheduled_timestamp_seconds", "1.772928e+09"),
             ("schedule_period_seconds", "604800"),
             ("schedule_grace_seconds", "300"),
@@ -352,6 +360,7 @@ fn every_seventh_minute_has_a_short_last_period() {
         "UTC",
         &[
             ("last_scheduled_timestamp_seconds", "1.77254616e+09"),
+            ("previous_scheduled_timestamp_seconds", "1.77254574e+09"),
             ("next_scheduled_timestamp_seconds", "1.7725464e+09"),
             ("schedule_period_seconds", "240"),
             ("schedule_grace_seconds", "300"),
@@ -369,6 +378,7 @@ fn a_gateway_url_with_a_path_prefix() {
         "UTC",
         &[
             ("last_scheduled_timestamp_seconds", "1.7725446e+09"),
+            ("previous_scheduled_timestamp_seconds", "1.7725437e+09"),
             ("next_scheduled_timestamp_seconds", "1.7725455e+09"),
             ("schedule_period_seconds", "900"),
             ("schedule_grace_seconds", "300"),
@@ -405,6 +415,7 @@ fn the_next_run_replaces_its_series_and_keeps_the_rest_of_the_group() {
             &[
                 ("last_exit_code", "3"),
                 ("last_scheduled_timestamp_seconds", "1.7725455e+09"),
+                ("previous_scheduled_timestamp_seconds", "1.7725446e+09"),
                 ("next_scheduled_timestamp_seconds", "1.7725464e+09"),
                 ("schedule_period_seconds", "900"),
                 ("schedule_grace_seconds", "300"),

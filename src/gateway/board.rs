@@ -145,16 +145,29 @@ fn row(group: &Group, now: f64) -> Option<CronJobRow> {
         last_push: seconds(group.last_push),
         last_push_failure: seconds(group.last_failure),
     };
-    // The start is stamped to the millisecond and the completion is the kubelet's finishedAt,
-    // in whole seconds: a run that ended within the second it started has completion < start.
-    // The rules floor the start for the same reason.
-    row.running = match (row.last_start, row.last_completion) {
-        (Some(start), Some(completion)) => completion < start.floor(),
-        (Some(_), None) => true,
-        _ => false,
-    };
+    row.running = row.last_start.is_some()
+        && !last_scheduled_run_is_over(
+            &row,
+            gauge("cronjob_last_ended_scheduled_timestamp_seconds"),
+            gauge("cronjob_previous_scheduled_timestamp_seconds"),
+        );
     (row.status, row.reason) = judge(&row, now);
     Some(row)
+}
+
+/// The rules' "the last scheduled run is over" (rules.yml's header): an end push named its slot.
+/// A group last pushed by a cronpush that did not name runs by their slots (it has no previous
+/// slot) is judged by its timestamps: the start is stamped to the millisecond and the
+/// completion is the kubelet's finishedAt, in whole seconds, so a run that ended within the
+/// second it started has completion < start; the rules floor the start for the same reason.
+fn last_scheduled_run_is_over(row: &CronJobRow, ended_slot: Option<f64>, previous_slot: Option<f64>) -> bool {
+    match (ended_slot, row.last_scheduled) {
+        (Some(ended), Some(slot)) if ended >= slot => true,
+        _ if previous_slot.is_some() => false,
+        _ => {
+            matches!((row.last_start, row.last_completion), (Some(start), Some(completion)) if completion >= start.floor())
+        }
+    }
 }
 
 /// The status of a row and the sentence that explains it.
@@ -342,6 +355,25 @@ mod tests {
     fn a_successful_run_within_its_schedule_is_ok() {
         let (status, why) = status_of(start(60.0, 120.0, 300.0) + &end(60.0, 12.0, "success", 0, "Completed", ""));
         assert_eq!((status, why.as_str()), (Status::Ok, "the last run succeeded"));
+    }
+
+    /// An end names its run by its slot (rules.yml's header): an earlier run that ends after
+    /// the next one started (runs overlap, or its node's clock is ahead) closes only itself.
+    #[test]
+    fn only_its_own_end_closes_a_run() {
+        let slot = NOW - 30.0;
+        let named = |ended: f64| {
+            format!(
+                "cronjob_previous_scheduled_timestamp_seconds {}\ncronjob_last_ended_scheduled_timestamp_seconds {ended}\n",
+                slot - 300.0
+            )
+        };
+        // Completed 10 s ago, after this run's start 30 s ago: the run of the slot before.
+        let earlier_end = start(30.0, 120.0, 300.0) + &end(30.0, 20.0, "success", 0, "Completed", "");
+        let (status, why) = status_of(earlier_end.clone() + &named(slot - 300.0));
+        assert_eq!((status, why.as_str()), (Status::Running, "running for 30s"));
+        let (status, _) = status_of(earlier_end + &named(slot));
+        assert_eq!(status, Status::Ok);
     }
 
     #[test]

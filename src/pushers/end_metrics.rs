@@ -12,10 +12,13 @@
 
 use jiff::Timestamp;
 
+use super::run::Run;
+use super::skipped_slots::next_slot_after_skipped;
 use super::start_metrics::{NEXT_SCHEDULED, NEXT_SCHEDULED_HELP};
 use crate::exit_status::{ContainerExit, ExitReport, Terminated};
 use crate::exposition::text_write;
 use crate::proto::client::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use crate::schedule::Schedule;
 
 /// The exit code pushed for a container whose end is not known.
 pub const UNKNOWN_EXIT_CODE: f64 = -1.0;
@@ -82,6 +85,14 @@ pub struct EndMetrics {
     /// The next slot the CronJob controller will start, when it is not the one the start pushed
     /// (see `skipped_slots`).
     pub next_scheduled: Option<Timestamp>,
+    /// The run's schedule slot, its identity; `None` for a run by hand.
+    pub slot: Option<Timestamp>,
+    /// The slot before the run's: with the success slot, it tells whether two scheduled runs in
+    /// a row went without a success, also while the next run is going.
+    pub previous_slot: Option<Timestamp>,
+    /// On success, the slot the success answers for: the run's own, or for a run by hand the
+    /// last slot before its end (a run by hand after a failed slot makes up for it).
+    pub success_slot: Option<Timestamp>,
 }
 
 impl EndMetrics {
@@ -126,7 +137,32 @@ impl EndMetrics {
                 .filter(|r| !r.is_empty())
         });
         let attempt = report.and_then(|r| r.attempt).map(|a| a.number);
-        EndMetrics { result, completed: last, duration_seconds, containers, pod_reason, attempt, next_scheduled: None }
+        EndMetrics {
+            result,
+            completed: last,
+            duration_seconds,
+            containers,
+            pod_reason,
+            attempt,
+            next_scheduled: None,
+            slot: None,
+            previous_slot: None,
+            success_slot: None,
+        }
+    }
+
+    /// Ties the end to its run: the run's slot, the slot a success answers for, and the next
+    /// slot when a Forbid run made the controller skip some.
+    pub fn of_run(mut self, run: &Run, schedule: Option<&Schedule>) -> EndMetrics {
+        self.slot = run.scheduled_time;
+        if let Some(schedule) = schedule {
+            self.next_scheduled = next_slot_after_skipped(run, schedule, self.completed);
+            self.previous_slot = self.slot.and_then(|slot| schedule.previous_before(slot));
+        }
+        if self.result == RunResult::Success {
+            self.success_slot = self.slot.or_else(|| schedule.and_then(|s| s.last_at_or_before(self.completed)));
+        }
+        self
     }
 
     pub fn families(&self) -> Vec<MetricFamily> {
@@ -202,6 +238,28 @@ impl EndMetrics {
                 vec![gauge(Vec::new(), completed)],
             )),
             RunResult::Retrying | RunResult::Unknown => {}
+        }
+        // A retried attempt did not end the run: the Job's next Pod goes on with it.
+        if let Some(slot) = self.slot.filter(|_| self.result != RunResult::Retrying) {
+            families.push(family(
+                "cronjob_last_ended_scheduled_timestamp_seconds",
+                "The schedule slot of the CronJob's last scheduled run that ended, in Unix seconds: equal to cronjob_last_scheduled_timestamp_seconds once the latest scheduled run is over.",
+                vec![gauge(Vec::new(), seconds(slot))],
+            ));
+            if let Some(previous) = self.previous_slot {
+                families.push(family(
+                    "cronjob_last_ended_previous_scheduled_timestamp_seconds",
+                    "The schedule slot before that of the CronJob's last scheduled run that ended, in Unix seconds.",
+                    vec![gauge(Vec::new(), seconds(previous))],
+                ));
+            }
+        }
+        if let Some(slot) = self.success_slot {
+            families.push(family(
+                "cronjob_last_success_scheduled_timestamp_seconds",
+                "The schedule slot of the CronJob's last successful run (for a run by hand, the last slot before it ended), in Unix seconds.",
+                vec![gauge(Vec::new(), seconds(slot))],
+            ));
         }
         if let Some(next) = self.next_scheduled {
             families.push(family(NEXT_SCHEDULED, NEXT_SCHEDULED_HELP, vec![gauge(Vec::new(), seconds(next))]));
@@ -417,6 +475,66 @@ mod tests {
             }
             assert!(end.duration_seconds.is_finite() && end.duration_seconds >= 0.0, "{r:?}");
         }
+    }
+
+    fn run(scheduled_time: &str) -> (Run, Schedule) {
+        let args = crate::pushers::run::RunArgs {
+            cronjob: Some("backup".into()),
+            schedule: Some("0 * * * *".into()),
+            scheduled_time: Some(scheduled_time.into()),
+            ..Default::default()
+        };
+        let run = args.resolve().0;
+        let schedule = run.schedule().unwrap().unwrap();
+        (run, schedule)
+    }
+
+    fn series(end: &EndMetrics) -> Vec<String> {
+        end.to_text()
+            .lines()
+            .filter(|l| !l.starts_with('#') && l.contains("scheduled_timestamp"))
+            .map(String::from)
+            .collect()
+    }
+
+    /// The slot is the run's identity: the end names the run it closes, and the run a success
+    /// answers for, so that the rules never take one run's end for another's.
+    #[test]
+    fn the_end_names_its_run_by_its_slot() {
+        // 1763769600 is 2025-11-22T00:00:00Z, the slot of the run that ended at 00:04:10.5.
+        let (scheduled, schedule) = run("1763769600");
+        let success = Some(report(&[("main", ended(0, Some("Completed"), None))]));
+        let end = EndMetrics::new(success.as_ref(), watch()).of_run(&scheduled, Some(&schedule));
+        assert_eq!(
+            series(&end),
+            [
+                "cronjob_last_ended_scheduled_timestamp_seconds 1.7637696e+09",
+                "cronjob_last_ended_previous_scheduled_timestamp_seconds 1.763766e+09",
+                "cronjob_last_success_scheduled_timestamp_seconds 1.7637696e+09"
+            ]
+        );
+        let failure = Some(report(&[("main", ended(1, Some("Error"), None))]));
+        let end = EndMetrics::new(failure.as_ref(), watch()).of_run(&scheduled, Some(&schedule));
+        assert_eq!(
+            series(&end),
+            [
+                "cronjob_last_ended_scheduled_timestamp_seconds 1.7637696e+09",
+                "cronjob_last_ended_previous_scheduled_timestamp_seconds 1.763766e+09"
+            ]
+        );
+        // An attempt its Job retries ends nothing: the run goes on in the next Pod.
+        let mut retried = report(&[("main", ended(1, Some("Error"), None))]);
+        retried.attempt = Some(crate::exit_status::Attempt { number: 1, retried_if_failed: true });
+        let end = EndMetrics::new(Some(&retried), watch()).of_run(&scheduled, Some(&schedule));
+        assert_eq!(end.result, RunResult::Retrying);
+        assert!(series(&end).is_empty(), "{:?}", series(&end));
+        // A run by hand closes no scheduled run; its success answers for the last slot before
+        // its end (00:00 again: it ended at 00:04:10.5).
+        let (by_hand, _) = run("");
+        let end = EndMetrics::new(success.as_ref(), watch()).of_run(&by_hand, Some(&schedule));
+        assert_eq!(series(&end), ["cronjob_last_success_scheduled_timestamp_seconds 1.7637696e+09"]);
+        let end = EndMetrics::new(failure.as_ref(), watch()).of_run(&by_hand, Some(&schedule));
+        assert!(series(&end).is_empty());
     }
 
     #[test]

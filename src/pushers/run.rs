@@ -71,6 +71,10 @@ pub struct RunArgs {
     /// When the CronJob was created, in Unix seconds.
     #[arg(long, env = env::CRONJOB_CREATED)]
     pub cronjob_created: Option<String>,
+    /// When the CronJob's last successful Job finished, in Unix seconds, as its
+    /// `status.lastSuccessfulTime` said when the run's Pod was created.
+    #[arg(long, env = env::CRONJOB_LAST_SUCCESS)]
+    pub cronjob_last_success: Option<String>,
     /// How long the pusher may try, in seconds, before it gives up (and still exits 0).
     #[arg(long, env = env::TIMEOUT_SECONDS)]
     pub timeout_seconds: Option<String>,
@@ -98,6 +102,7 @@ pub struct Run {
     pub scheduled_time: Option<Timestamp>,
     pub concurrency_policy: String,
     pub cronjob_created: Option<Timestamp>,
+    pub cronjob_last_success: Option<Timestamp>,
     pub grace_seconds: Option<f64>,
     /// `spec.startingDeadlineSeconds`: `None` when the CronJob sets none.
     pub starting_deadline_seconds: Option<f64>,
@@ -154,6 +159,12 @@ impl RunArgs {
             concurrency_policy: non_empty(&self.concurrency_policy)
                 .unwrap_or_else(|| DEFAULT_CONCURRENCY_POLICY.to_string()),
             cronjob_created: read(&mut ignored, env::CRONJOB_CREATED, &self.cronjob_created, unix_seconds),
+            cronjob_last_success: read(
+                &mut ignored,
+                env::CRONJOB_LAST_SUCCESS,
+                &self.cronjob_last_success,
+                unix_seconds,
+            ),
             grace_seconds: read(&mut ignored, env::GRACE_SECONDS, &self.grace_seconds, non_negative_seconds),
             starting_deadline_seconds: read(
                 &mut ignored,

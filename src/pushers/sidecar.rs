@@ -16,7 +16,6 @@ use super::exit_source::{ExitSource, OwnPod};
 use super::process::run_contained;
 use super::push::Pusher;
 use super::run::{Run, RunArgs, non_negative_seconds};
-use super::skipped_slots::next_slot_after_skipped;
 use crate::contract::env;
 use crate::exit_status::ExitReport;
 
@@ -200,10 +199,8 @@ impl End<'_> {
 
     async fn push(&self, report: Option<&ExitReport>, deadline: Instant) {
         let Some(pusher) = self.pusher else { return };
-        let mut end = EndMetrics::new(report, self.watch);
-        if let Some(Ok(schedule)) = self.run.schedule() {
-            end.next_scheduled = next_slot_after_skipped(self.run, &schedule, end.completed);
-        }
+        let schedule = self.run.schedule().and_then(Result::ok);
+        let end = EndMetrics::new(report, self.watch).of_run(self.run, schedule.as_ref());
         push_end(pusher, self.run, &end, deadline).await;
     }
 

@@ -21,6 +21,12 @@ pub const NEXT_SCHEDULED_HELP: &str =
     "The schedule slot after that of the CronJob's last scheduled run, in Unix seconds.";
 
 /// What the start of one run tells about its CronJob.
+///
+/// A scheduled run is the one the timing rules follow: its slot is its identity (the CronJob
+/// controller creates one Job per slot, and the sidecar pushes the slot of the run it ends), so
+/// that an end never closes another run than its own, whatever the Pods' clocks say. A run by
+/// hand (`kubectl create job --from`) has no slot: it pushes its start under a name of its own,
+/// so that it neither moves nor hides the scheduled run the rules are judging.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StartMetrics {
     /// `spec.schedule` as given, `""` when unknown.
@@ -30,28 +36,27 @@ pub struct StartMetrics {
     pub started: Timestamp,
     /// The run's slot; `None` for a run started by hand.
     pub last_scheduled: Option<Timestamp>,
-    /// The slot after the run's; `None` for a run started by hand.
+    /// The slot before the run's, where the period behind it begins.
+    pub previous_scheduled: Option<Timestamp>,
+    /// The slot after the run's.
     pub next_scheduled: Option<Timestamp>,
+    /// From the run's slot to the next.
     pub period: Option<SignedDuration>,
     pub grace_seconds: f64,
     pub max_run_seconds: Option<f64>,
     /// When the CronJob was created, if the webhook could tell.
     pub cronjob_created: Option<Timestamp>,
+    /// The CronJob's `status.lastSuccessfulTime` when the run's Pod was created.
+    pub cronjob_last_success: Option<Timestamp>,
 }
 
 impl StartMetrics {
     /// The metrics of `run`, started at `started`; `schedule` is the run's schedule if it parsed.
     pub fn new(run: &Run, schedule: Option<&Schedule>, started: Timestamp) -> StartMetrics {
         let slot = run.scheduled_time;
-        let next_scheduled = slot.zip(schedule).and_then(|(slot, schedule)| schedule.next_after(slot));
-        // A run by hand has no slot of its own: the period is the one the schedule is in now.
-        // `@every` has no fixed slots, and its period is the same from any whole second.
-        let period = schedule.and_then(|schedule| {
-            let anchor = slot
-                .or_else(|| schedule.last_at_or_before(started))
-                .unwrap_or_else(|| Timestamp::from_second(started.as_second()).unwrap_or(started));
-            schedule.period_at(anchor)
-        });
+        let slots = slot.zip(schedule);
+        let next_scheduled = slots.and_then(|(slot, schedule)| schedule.next_after(slot));
+        let period = next_scheduled.zip(slot).map(|(next, slot)| next.duration_since(slot));
         let time_zone = run.time_zone.as_deref().or_else(|| schedule.and_then(|s| s.time_zone().iana_name()));
         StartMetrics {
             schedule: run.schedule.clone().unwrap_or_default(),
@@ -59,12 +64,14 @@ impl StartMetrics {
             concurrency_policy: run.concurrency_policy.clone(),
             started,
             last_scheduled: slot,
+            previous_scheduled: slots.and_then(|(slot, schedule)| schedule.previous_before(slot)),
             next_scheduled,
             period,
             grace_seconds: run.grace_seconds.unwrap_or(DEFAULT_GRACE_SECONDS),
             // A run that takes longer than its period overlaps the next one: it is stuck.
             max_run_seconds: run.max_run_seconds.or(period.map(|p| p.as_secs_f64())),
             cronjob_created: run.cronjob_created,
+            cronjob_last_success: run.cronjob_last_success,
         }
     }
 
@@ -78,20 +85,34 @@ impl StartMetrics {
             .into_iter()
             .map(|(name, value)| LabelPair { name: Some(name.into()), value: Some(value.clone()) })
             .collect();
-        let mut families = vec![
-            gauge("cronjob_info", "The CronJob's schedule, time zone and concurrency policy; always 1.", info, 1.0),
-            gauge(
-                "cronjob_last_start_timestamp_seconds",
-                "When the CronJob's last run started, in Unix seconds.",
-                Vec::new(),
-                seconds(self.started),
-            ),
-        ];
+        let mut families = vec![gauge(
+            "cronjob_info",
+            "The CronJob's schedule, time zone and concurrency policy; always 1.",
+            info,
+            1.0,
+        )];
+        let scheduled = self.last_scheduled.is_some();
+        let started = seconds(self.started);
         let optional = [
             (
+                "cronjob_last_start_timestamp_seconds",
+                "When the CronJob's last scheduled run started, in Unix seconds.",
+                scheduled.then_some(started),
+            ),
+            (
+                "cronjob_last_manual_start_timestamp_seconds",
+                "When the CronJob's last run by hand (kubectl create job --from) started, in Unix seconds.",
+                (!scheduled).then_some(started),
+            ),
+            (
                 "cronjob_last_scheduled_timestamp_seconds",
-                "The schedule slot of the CronJob's last scheduled run, in Unix seconds.",
+                "The schedule slot of the CronJob's last scheduled run, in Unix seconds: the run's identity.",
                 self.last_scheduled.map(seconds),
+            ),
+            (
+                "cronjob_previous_scheduled_timestamp_seconds",
+                "The schedule slot before that of the CronJob's last scheduled run, in Unix seconds.",
+                self.previous_scheduled.map(seconds),
             ),
             (NEXT_SCHEDULED, NEXT_SCHEDULED_HELP, self.next_scheduled.map(seconds)),
             (
@@ -102,17 +123,22 @@ impl StartMetrics {
             (
                 "cronjob_schedule_grace_seconds",
                 "How late a run may start before it counts as missed.",
-                Some(self.grace_seconds),
+                scheduled.then_some(self.grace_seconds),
             ),
             (
                 "cronjob_max_run_duration_seconds",
                 "How long a run may take before it counts as stuck.",
-                self.max_run_seconds,
+                self.max_run_seconds.filter(|_| scheduled),
             ),
             (
                 "cronjob_created_timestamp_seconds",
                 "When the CronJob was created, in Unix seconds: until its first success, the rules count from it.",
                 self.cronjob_created.map(seconds),
+            ),
+            (
+                "cronjob_status_last_successful_timestamp_seconds",
+                "When the CronJob's last successful Job finished, in Unix seconds, as the CronJob controller had recorded it (status.lastSuccessfulTime) when the last run started.",
+                self.cronjob_last_success.map(seconds),
             ),
         ];
         families
@@ -182,13 +208,18 @@ mod tests {
             "# HELP cronjob_info The CronJob's schedule, time zone and concurrency policy; always 1.\n\
              # TYPE cronjob_info gauge\n\
              cronjob_info{concurrency_policy=\"Allow\",schedule=\"*/15 * * * *\",timezone=\"UTC\"} 1\n\
-             # HELP cronjob_last_start_timestamp_seconds When the CronJob's last run started, in Unix seconds.\n\
+             # HELP cronjob_last_start_timestamp_seconds When the CronJob's last scheduled run started, in Unix \
+             seconds.\n\
              # TYPE cronjob_last_start_timestamp_seconds gauge\n\
              cronjob_last_start_timestamp_seconds 1.77254460725e+09\n\
              # HELP cronjob_last_scheduled_timestamp_seconds The schedule slot of the CronJob's last scheduled run, \
-             in Unix seconds.\n\
+             in Unix seconds: the run's identity.\n\
              # TYPE cronjob_last_scheduled_timestamp_seconds gauge\n\
              cronjob_last_scheduled_timestamp_seconds 1.7725446e+09\n\
+             # HELP cronjob_previous_scheduled_timestamp_seconds The schedule slot before that of the CronJob's last \
+             scheduled run, in Unix seconds.\n\
+             # TYPE cronjob_previous_scheduled_timestamp_seconds gauge\n\
+             cronjob_previous_scheduled_timestamp_seconds 1.7725437e+09\n\
              # HELP cronjob_next_scheduled_timestamp_seconds The schedule slot after that of the CronJob's last \
              scheduled run, in Unix seconds.\n\
              # TYPE cronjob_next_scheduled_timestamp_seconds gauge\n\
@@ -205,22 +236,38 @@ mod tests {
         );
     }
 
+    /// A run by hand pushes its start under its own name and no slot: the scheduled run that the
+    /// timing rules judge (maybe hung) stays the one they judge.
     #[test]
-    fn a_run_by_hand_pushes_no_slots_but_the_current_period() {
-        let m = metrics(&run("0 9 * * 1-5", "", ""), "2026-03-07T10:00:00Z");
-        assert_eq!((m.last_scheduled, m.next_scheduled), (None, None));
-        // Saturday: the last slot was Friday 09:00, the next is Monday 09:00.
-        assert_eq!(m.period, Some(SignedDuration::from_hours(72)));
+    fn a_run_by_hand_pushes_its_start_apart_and_no_slots() {
+        let mut r = run("0 9 * * 1-5", "", "");
+        r.cronjob_created = Some(at("2026-01-01T00:00:00Z"));
+        let m = metrics(&r, "2026-03-07T10:00:00Z");
+        assert_eq!((m.last_scheduled, m.next_scheduled, m.period), (None, None, None));
         let names: Vec<String> = m.families().iter().map(|f| f.name().to_string()).collect();
-        assert!(!names.iter().any(|n| n.contains("scheduled_timestamp")), "{names:?}");
+        assert_eq!(
+            names,
+            ["cronjob_info", "cronjob_last_manual_start_timestamp_seconds", "cronjob_created_timestamp_seconds"]
+        );
+    }
+
+    #[test]
+    fn the_controllers_last_success_is_passed_on() {
+        let mut r = run("*/15 * * * *", "", "1772544600");
+        r.cronjob_last_success = Some(at("2026-03-03T13:15:42Z"));
+        let text = metrics(&r, "2026-03-03T13:30:07Z").to_text();
+        assert!(
+            text.lines().any(|l| l == "cronjob_status_last_successful_timestamp_seconds 1.772543742e+09"),
+            "{text}"
+        );
     }
 
     #[test]
     fn every_has_its_interval_as_period() {
-        let m = metrics(&run("@every 90m", "", ""), "2026-03-07T10:00:00.5Z");
-        assert_eq!(m.period, Some(SignedDuration::from_mins(90)));
         let m = metrics(&run("@every 90m", "", "1772544600"), "2026-03-03T13:30:01Z");
         assert_eq!(m.next_scheduled, Some(at("2026-03-03T15:00:00Z")));
+        assert_eq!(m.period, Some(SignedDuration::from_mins(90)));
+        assert_eq!(m.previous_scheduled, Some(at("2026-03-03T12:00:00Z")));
     }
 
     #[test]

@@ -128,6 +128,15 @@ impl Schedule {
         self.slots_after(early).take_while(|slot| *slot <= t).last()
     }
 
+    /// The slot before `slot`, itself a slot: where the period behind a run begins. For
+    /// `@every` it is one interval earlier, as the controller counts those from the last one.
+    pub fn previous_before(&self, slot: Timestamp) -> Option<Timestamp> {
+        match self.rule {
+            Rule::Every(delay) => slot.checked_sub(delay).ok(),
+            Rule::Fields(_) => self.last_at_or_before(slot.checked_sub(SignedDuration::from_secs(1)).ok()?),
+        }
+    }
+
     /// Two instants before `t`: a slot follows the first by `t`, none follows the second by `t`.
     /// The stretch doubles from a minute until it holds a slot.
     fn bracket_last_slot(&self, t: Timestamp) -> Option<(Timestamp, Timestamp)> {

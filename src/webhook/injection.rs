@@ -296,6 +296,7 @@ fn run_env(facts: &RunFacts, config: &InjectionConfig) -> Vec<EnvVar> {
         (env::TIME_ZONE, facts.time_zone.clone()),
         (env::CONCURRENCY_POLICY, facts.concurrency_policy.clone()),
         (env::CRONJOB_CREATED, facts.cronjob_created.map(|t| t.to_string())),
+        (env::CRONJOB_LAST_SUCCESS, facts.cronjob_last_success.map(|t| t.to_string())),
         (env::GRACE_SECONDS, facts.grace_seconds.map(|s| s.to_string())),
         (env::STARTING_DEADLINE_SECONDS, facts.starting_deadline_seconds.map(|s| s.to_string())),
         (env::MAX_RUN_SECONDS, facts.max_run_seconds.map(|s| s.to_string())),

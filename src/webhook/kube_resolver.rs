@@ -145,6 +145,11 @@ pub fn facts(job: &Job, cronjob: &CronJob) -> RunFacts {
         scheduled_time,
         concurrency_policy: spec.and_then(|s| s.concurrency_policy.clone()),
         cronjob_created: cronjob.metadata.creation_timestamp.as_ref().map(|t| t.0.as_second()),
+        cronjob_last_success: cronjob
+            .status
+            .as_ref()
+            .and_then(|s| s.last_successful_time.as_ref())
+            .map(|t| t.0.as_second()),
         grace_seconds: override_seconds(GRACE_ANNOTATION).or_else(|| spec.and_then(|s| s.starting_deadline_seconds)),
         starting_deadline_seconds: spec.and_then(|s| s.starting_deadline_seconds),
         max_run_seconds: override_seconds(MAX_RUN_ANNOTATION)
@@ -172,7 +177,8 @@ mod tests {
             "metadata": {"name": "backup", "namespace": "ops", "annotations": annotations,
                          "creationTimestamp": "2025-11-01T08:00:00Z"},
             "spec": {"schedule": "0 3 * * *", "timeZone": "Europe/Berlin", "startingDeadlineSeconds": 120,
-                     "concurrencyPolicy": "Forbid", "jobTemplate": {"spec": {"template": {"spec": {"containers": []}}}}}
+                     "concurrencyPolicy": "Forbid", "jobTemplate": {"spec": {"template": {"spec": {"containers": []}}}}},
+            "status": {"lastScheduleTime": "2025-11-20T02:00:00Z", "lastSuccessfulTime": "2025-11-19T02:01:40Z"}
         }))
         .unwrap()
     }
@@ -187,6 +193,7 @@ mod tests {
         assert_eq!((f.grace_seconds, f.max_run_seconds), (Some(120), Some(900)));
         assert_eq!(f.concurrency_policy.as_deref(), Some("Forbid"));
         assert_eq!(f.cronjob_created, Some(1_761_984_000));
+        assert_eq!(f.cronjob_last_success, Some(1_763_517_700));
     }
 
     #[test]

@@ -21,6 +21,8 @@ pub struct RunFacts {
     pub concurrency_policy: Option<String>,
     /// The CronJob's creation, Unix seconds.
     pub cronjob_created: Option<i64>,
+    /// The CronJob's `status.lastSuccessfulTime`, Unix seconds.
+    pub cronjob_last_success: Option<i64>,
     pub grace_seconds: Option<i64>,
     /// `spec.startingDeadlineSeconds`.
     pub starting_deadline_seconds: Option<i64>,

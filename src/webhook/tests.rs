@@ -100,6 +100,7 @@ fn facts() -> RunFacts {
         scheduled_time: Some(29_396_160 * 60),
         concurrency_policy: Some("Allow".into()),
         cronjob_created: Some(1_763_700_000),
+        cronjob_last_success: Some(1_763_769_542),
         grace_seconds: Some(30),
         starting_deadline_seconds: None,
         max_run_seconds: None,
@@ -197,6 +198,7 @@ fn the_patched_pod_holds_both_containers_last_and_keeps_everything_else() {
     assert_eq!(env(start, "CRONPUSH_SCHEDULED_TIME").unwrap().value.as_deref(), Some("1763769600"));
     assert_eq!(env(start, "CRONPUSH_SCHEDULE").unwrap().value.as_deref(), Some("*/1 * * * *"));
     assert_eq!(env(start, "CRONPUSH_CRONJOB_CREATED").unwrap().value.as_deref(), Some("1763700000"));
+    assert_eq!(env(start, "CRONPUSH_CRONJOB_LAST_SUCCESS").unwrap().value.as_deref(), Some("1763769542"));
     assert!(env(start, "CRONPUSH_TIME_ZONE").is_none(), "unknown facts are left out");
     assert_eq!(
         env(start, "CRONPUSH_POD_NAME").unwrap().value_from.unwrap().field_ref.unwrap().field_path,

@@ -13,16 +13,22 @@ use super::Server;
 /// The scrape job the shipped rules and the README name.
 pub const SCRAPE_JOB: &str = "cronpush-gateway";
 /// What `cronpush start` and `cronpush sidecar` push (README, "What a CronJob run pushes").
-pub const PUSHED_SERIES: [&str; 15] = [
+pub const PUSHED_SERIES: [&str; 21] = [
     "cronjob_info",
     "cronjob_created_timestamp_seconds",
+    "cronjob_status_last_successful_timestamp_seconds",
     "cronjob_last_start_timestamp_seconds",
+    "cronjob_last_manual_start_timestamp_seconds",
     "cronjob_last_scheduled_timestamp_seconds",
+    "cronjob_previous_scheduled_timestamp_seconds",
     "cronjob_next_scheduled_timestamp_seconds",
     "cronjob_schedule_period_seconds",
     "cronjob_schedule_grace_seconds",
     "cronjob_max_run_duration_seconds",
     "cronjob_last_completion_timestamp_seconds",
+    "cronjob_last_ended_scheduled_timestamp_seconds",
+    "cronjob_last_ended_previous_scheduled_timestamp_seconds",
+    "cronjob_last_success_scheduled_timestamp_seconds",
     "cronjob_last_result",
     "cronjob_last_exit_code",
     "cronjob_last_termination_info",
