@@ -52,6 +52,13 @@ pub struct ExitReport {
     /// Only the relay reads the Job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempt: Option<Attempt>,
+    /// Set by a relay whose webhook deletes the groups of deleted CronJobs
+    /// (`--delete-groups-of-deleted-cronjobs`) when the Pod's CronJob is gone or being deleted:
+    /// its group is deleted (or about to be), and the end of this run would bring it back, with
+    /// a failure nobody can mend (the garbage collector deletes the Jobs of a deleted CronJob
+    /// and so kills their running Pods). Only the relay reads the CronJob.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cronjob_deleted: bool,
 }
 
 /// A Pod's place among its Job's attempts, as the Job controller counts them.
@@ -157,6 +164,7 @@ impl ExitReport {
             }),
             job_reason: None,
             attempt: None,
+            cronjob_deleted: false,
         }
     }
 

@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde_json::json;
 use support::Server;
 use support::kube_api::FakeApi;
+use support::kubelet::{CronJobRun, PodContainers as _, Run, kill_pod, run_start, start_main};
 use support::webhook::Webhook;
 
 fn cronjob(namespace: &str, name: &str) -> serde_json::Value {
@@ -95,4 +96,34 @@ fn without_the_flag_no_group_is_deleted() {
     api.remove("cronjobs", "batch", "nightly");
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(groups(&gateway).len(), 4, "{:?}", groups(&gateway));
+}
+
+/// The running Pod of a deleted CronJob. The garbage collector deletes the CronJob's Job and
+/// then its Pod (background propagation, website concepts/architecture/garbage-collection.md);
+/// the kubelet stops the main container, then the sidecar. The end of this run would bring back
+/// the group the webhook deleted with the CronJob, with a failure nobody can mend: the relay
+/// tells the sidecar that its CronJob is gone, and the sidecar pushes nothing.
+#[test]
+fn the_last_pod_of_a_deleted_cronjob_does_not_bring_its_group_back() {
+    let gateway = Server::cronpush(&[]);
+    let spec = CronJobRun { webhook_flags: vec!["--delete-groups-of-deleted-cronjobs"], ..CronJobRun::article() };
+    let run = Run::admit_run(spec, &gateway.base, |_| {});
+    let group = format!("cronpush/{}/{}", run.spec.namespace, run.spec.cronjob);
+    run_start(&run);
+    assert!(groups(&gateway).contains(&group), "{:?}", groups(&gateway));
+    let mut sidecar = run.start_sidecar();
+    let main = start_main("sleep 60");
+
+    run.api.remove("cronjobs", &run.spec.namespace, &run.spec.cronjob);
+    let deleted = support::eventually(Duration::from_secs(20), || !groups(&gateway).contains(&group));
+    assert!(deleted, "the deleted CronJob's group stayed: {:?}", groups(&gateway));
+    run.api.remove("jobs", &run.spec.namespace, &run.spec.job);
+    run.delete(30, None);
+    let killed = kill_pod(&run, main, &mut sidecar, Duration::from_secs(30));
+
+    let (status, _) = killed.sidecar_exit.expect("the sidecar exits within its time");
+    assert_eq!(status.code(), Some(0), "{}", run.log("cronpush-sidecar"));
+    assert!(run.log("cronpush-sidecar").contains("not pushing the end"), "{}", run.log("cronpush-sidecar"));
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(!groups(&gateway).contains(&group), "the end brought the group back: {:?}", groups(&gateway));
 }

@@ -367,6 +367,7 @@ mod tests {
             deletion: None,
             job_reason: None,
             attempt: None,
+            cronjob_deleted: false,
         }
     }
 

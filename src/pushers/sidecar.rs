@@ -4,6 +4,7 @@
 //! runs out. What it cannot learn in time it pushes as `unknown`, never as a success.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::Args;
@@ -102,7 +103,8 @@ pub async fn run(args: SidecarArgs) {
     if !end_of_run(run.pod_name.as_deref()).await {
         return;
     }
-    let end = End { run: &run, pusher: pusher.as_ref(), watch: Watch { from: started, until: Timestamp::now() } };
+    let watch = Watch { from: started, until: Timestamp::now() };
+    let end = End { run: &run, pusher: pusher.as_ref(), watch, withheld: AtomicBool::new(false) };
     let pod = OwnPod { namespace: run.group.namespace.clone(), name: run.pod_name.clone().unwrap_or_default() };
     let sigterm = Instant::now();
     let floor = sigterm + KILL_FLOOR - FLOOR_MARGIN;
@@ -181,11 +183,20 @@ struct End<'a> {
     run: &'a Run,
     pusher: Option<&'a Pusher>,
     watch: Watch,
+    /// Set when the run's CronJob was deleted with its group: nothing more is pushed.
+    withheld: AtomicBool,
 }
 
 impl End<'_> {
     /// Pushes what the report says, and says in the log what it lacks.
     async fn finish(&self, report: &ExitReport, source: &ExitSource, deadline: Instant) {
+        if report.cronjob_deleted {
+            // Pushing would bring back the group that the webhook deleted with the CronJob, with
+            // the failure of a Pod that the garbage collector killed.
+            tracing::info!("the run's CronJob was deleted, and its group with it: not pushing the end");
+            self.withheld.store(true, Ordering::Relaxed);
+            return;
+        }
         if !report.complete {
             tracing::warn!(source = source.describe(), "not every main container's end was known in time");
         }
@@ -205,6 +216,9 @@ impl End<'_> {
     }
 
     async fn push_custom(&self, metrics_file: Option<&str>, deadline: Instant) {
+        if self.withheld.load(Ordering::Relaxed) {
+            return;
+        }
         if let (Some(pusher), Some(path)) = (self.pusher, metrics_file.filter(|p| !p.is_empty())) {
             push_custom(pusher, self.run, PathBuf::from(path), deadline).await;
         }

@@ -11,11 +11,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
-use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, PostParams};
 use tokio::time::Instant;
 
+use crate::contract::{SIDECAR_CONTAINER, env};
 use crate::exit_status::{Attempt, ExitReport, watch_until_exited};
 
 const POD_NAME_EXTRA: &str = "authentication.kubernetes.io/pod-name";
@@ -64,6 +65,9 @@ pub struct Relay {
     max_wait: Duration,
     max_waiting: usize,
     waiting: AtomicUsize,
+    /// Whether the webhook deletes the groups of deleted CronJobs: then the relay tells a
+    /// sidecar whose CronJob is gone not to bring its group back.
+    deletes_groups_of_deleted_cronjobs: bool,
 }
 
 /// The Pod a token was issued to.
@@ -75,7 +79,19 @@ struct TokenPod {
 
 impl Relay {
     pub fn new(client: Option<kube::Client>, audience: String, max_wait: Duration, max_waiting: usize) -> Relay {
-        Relay { client, audience, max_wait, max_waiting, waiting: AtomicUsize::new(0) }
+        Relay {
+            client,
+            audience,
+            max_wait,
+            max_waiting,
+            waiting: AtomicUsize::new(0),
+            deletes_groups_of_deleted_cronjobs: false,
+        }
+    }
+
+    /// Tells sidecars whose CronJob is deleted that their group is gone with it.
+    pub fn deleting_groups_of_deleted_cronjobs(self, deletes: bool) -> Relay {
+        Relay { deletes_groups_of_deleted_cronjobs: deletes, ..self }
     }
 
     /// Sidecars waiting right now.
@@ -128,6 +144,7 @@ impl Relay {
             )));
         }
         let job = owner_job(&pod);
+        let cronjob = injected_cronjob(&pod);
         let restarted_in_place = pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()) != Some("Never");
         let mut report = watch_until_exited(&pods, pod, deadline).await;
         if report.complete || report.deletion.is_some() {
@@ -142,8 +159,27 @@ impl Relay {
                 }
                 report.attempt = Some(attempt(&job, restarted_in_place));
             }
+            if let (true, Some(cronjob)) = (self.deletes_groups_of_deleted_cronjobs, cronjob) {
+                report.cronjob_deleted = self.cronjob_deleted(&client, &owner.namespace, cronjob, read_by).await;
+            }
         }
         Ok(report)
+    }
+
+    /// Whether the CronJob is gone, or being deleted (the garbage collector deletes its Jobs,
+    /// and so their Pods, in the background or before it: garbage-collection.md); `false` when
+    /// that cannot be learned in time, so that the end is pushed as usual.
+    async fn cronjob_deleted(&self, client: &kube::Client, namespace: &str, name: String, by: Instant) -> bool {
+        let cronjobs: Api<CronJob> = Api::namespaced(client.clone(), namespace);
+        match tokio::time::timeout_at(by, cronjobs.get_opt(&name)).await {
+            Ok(Ok(None)) => true,
+            Ok(Ok(Some(cronjob))) => cronjob.metadata.deletion_timestamp.is_some(),
+            Ok(Err(e)) => {
+                tracing::debug!(cronjob = name, error = %e, "cannot read the Pod's CronJob");
+                false
+            }
+            Err(_) => false,
+        }
     }
 
     /// The Pod's Job, or nothing when it cannot be read: the answer does not wait for it.
@@ -242,6 +278,14 @@ fn attempt(job: &Job, restarted_in_place: bool) -> Attempt {
             && !decided
             && i64::from(number) <= i64::from(backoff_limit),
     }
+}
+
+/// The CronJob the webhook injected the Pod for: its sidecar's `CRONPUSH_CRONJOB`. The Job that
+/// would tell it too may already be gone when its CronJob was deleted.
+fn injected_cronjob(pod: &Pod) -> Option<String> {
+    let sidecar = pod.spec.as_ref()?.init_containers.as_ref()?.iter().find(|c| c.name == SIDECAR_CONTAINER)?;
+    let variable = sidecar.env.as_ref()?.iter().find(|e| e.name == env::CRONJOB)?;
+    variable.value.clone().filter(|v| !v.is_empty())
 }
 
 /// The name of the Job that controls the Pod, if one does.

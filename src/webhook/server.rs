@@ -69,7 +69,8 @@ pub async fn run(args: WebhookArgs) -> Result<(), WebhookError> {
         };
         tokio::spawn(cleanup.run(client.clone()));
     }
-    let relay = Relay::new(client, args.token_audience.clone(), args.relay_max_wait, args.relay_max_waiting);
+    let relay = Relay::new(client, args.token_audience.clone(), args.relay_max_wait, args.relay_max_waiting)
+        .deleting_groups_of_deleted_cronjobs(args.delete_groups_of_deleted_cronjobs);
     let state = Arc::new(WebhookState {
         admitter: Admitter {
             injection,

@@ -58,6 +58,8 @@ pub struct CronJobRun {
     pub pod_uid: String,
     /// The Pod's `terminationGracePeriodSeconds`.
     pub termination_grace_seconds: i64,
+    /// Flags of the webhook that admits the Pod and serves its relay.
+    pub webhook_flags: Vec<&'static str>,
 }
 
 impl CronJobRun {
@@ -73,6 +75,7 @@ impl CronJobRun {
             pod: "sample-cronjob-29396160-x7k2p".into(),
             pod_uid: "9b1e7c4a-run".into(),
             termination_grace_seconds: 30,
+            webhook_flags: Vec::new(),
         }
     }
 
@@ -89,6 +92,7 @@ impl CronJobRun {
             job,
             scheduled,
             termination_grace_seconds: 30,
+            webhook_flags: Vec::new(),
         }
     }
 }
@@ -134,7 +138,7 @@ impl Run {
         cronjob["metadata"]["namespace"] = json!(namespace);
         cronjob["metadata"]["annotations"] = spec.cronjob_annotations.clone();
         api.put(cronjob);
-        let webhook = Webhook::start_with(&api.url(), gateway_url);
+        let webhook = Webhook::start_with_flags(&api.url(), gateway_url, &spec.webhook_flags);
         let mut review = pod_review(&spec.job);
         review["request"]["namespace"] = json!(namespace);
         review["request"]["object"]["spec"]["terminationGracePeriodSeconds"] = json!(spec.termination_grace_seconds);
