@@ -9,7 +9,7 @@
 //! created meanwhile). Every replica does it; deleting a group twice is harmless.
 
 use std::collections::HashSet;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use futures::StreamExt as _;
 use k8s_openapi::api::batch::v1::CronJob;
@@ -17,17 +17,12 @@ use kube::Api;
 use kube::runtime::WatchStreamExt as _;
 use kube::runtime::watcher::{self, Event, watcher};
 
-use crate::pushers::group::Group;
+use super::gateway_groups::{GatewayGroups, Name};
 
-/// Where the groups are, and which of them are cronpush's.
+/// Deletes the groups of deleted CronJobs from the gateway.
 pub struct Cleanup {
-    pub gateway_url: String,
-    pub job_label: String,
-    pub http: reqwest::Client,
+    pub gateway: GatewayGroups,
 }
-
-/// A CronJob, as its group names it.
-type Name = (String, String);
 
 fn name_of(cronjob: &CronJob) -> Name {
     (cronjob.metadata.namespace.clone().unwrap_or_default(), cronjob.metadata.name.clone().unwrap_or_default())
@@ -41,7 +36,7 @@ impl Cleanup {
         let mut list_began = SystemTime::now();
         while let Some(event) = events.next().await {
             match event {
-                Ok(Event::Delete(cronjob)) => self.delete(&name_of(&cronjob), "the CronJob was deleted").await,
+                Ok(Event::Delete(cronjob)) => self.gateway.delete(&name_of(&cronjob), "the CronJob was deleted").await,
                 Ok(Event::Init) => {
                     listed.clear();
                     list_began = SystemTime::now();
@@ -59,7 +54,7 @@ impl Cleanup {
     /// Deletes the groups of CronJobs that are not in `listed` and were last pushed before the
     /// list began.
     async fn catch_up(&self, listed: &HashSet<Name>, list_began: SystemTime) {
-        let groups = match self.groups().await {
+        let groups = match self.gateway.read().await {
             Ok(groups) => groups,
             Err(e) => {
                 // The next list (after a watch error or a restart) tries again.
@@ -68,51 +63,10 @@ impl Cleanup {
             }
         };
         let began = list_began.duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
-        for (name, pushed) in groups {
-            if !listed.contains(&name) && pushed < began {
-                self.delete(&name, "its CronJob no longer exists").await;
+        for group in groups {
+            if !listed.contains(&group.name) && group.pushed < began {
+                self.gateway.delete(&group.name, "its CronJob no longer exists").await;
             }
-        }
-    }
-
-    /// This job label's CronJob groups on the gateway, with their last push time (Unix seconds).
-    async fn groups(&self) -> Result<Vec<(Name, f64)>, String> {
-        let url = format!("{}/api/v1/metrics", self.gateway_url.trim_end_matches('/'));
-        let response = self.http.get(&url).timeout(Duration::from_secs(30)).send().await.map_err(|e| e.to_string())?;
-        if !response.status().is_success() {
-            return Err(format!("{url} answered {}", response.status()));
-        }
-        let bytes = response.bytes().await.map_err(|e| format!("{url}: {e}"))?;
-        let body: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| format!("{url}: {e}"))?;
-        let mut groups = Vec::new();
-        for group in body["data"].as_array().into_iter().flatten() {
-            let label = |name: &str| group["labels"][name].as_str().map(str::to_string);
-            if label("job").as_deref() != Some(self.job_label.as_str()) {
-                continue;
-            }
-            let (Some(namespace), Some(cronjob)) = (label("namespace"), label("cronjob")) else { continue };
-            // A group never pushed successfully has none; it is as old as can be.
-            let pushed = group["push_time_seconds"]["metrics"][0]["value"]
-                .as_str()
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0);
-            groups.push(((namespace, cronjob), pushed));
-        }
-        Ok(groups)
-    }
-
-    async fn delete(&self, (namespace, cronjob): &Name, why: &str) {
-        let group = Group { job: self.job_label.clone(), namespace: namespace.clone(), cronjob: cronjob.clone() };
-        let url = match group.url(Some(&self.gateway_url)) {
-            Ok(url) => url,
-            Err(e) => return tracing::warn!(error = %e, "cannot name the group to delete"),
-        };
-        match self.http.delete(url).timeout(Duration::from_secs(30)).send().await {
-            Ok(r) if r.status().is_success() => {
-                tracing::info!(%group, reason = why, "deleted the group from the gateway")
-            }
-            Ok(r) => tracing::warn!(%group, status = %r.status(), "the gateway refused to delete the group"),
-            Err(e) => tracing::warn!(%group, error = %e, "cannot delete the group from the gateway"),
         }
     }
 }

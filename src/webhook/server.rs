@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 use super::admit::Admitter;
 use super::cleanup::Cleanup;
 use super::config::{WebhookArgs, WebhookConfigError};
+use super::gateway_groups::GatewayGroups;
 use super::http::{WebhookState, app};
 use super::kube_resolver::KubeResolver;
 use super::metrics::WebhookMetrics;
@@ -60,12 +61,11 @@ pub async fn run(args: WebhookArgs) -> Result<(), WebhookError> {
     };
     if let (true, Some(client)) = (args.delete_groups_of_deleted_cronjobs, &client) {
         let cleanup = Cleanup {
-            gateway_url: args.gateway_url.clone(),
-            job_label: args.job_label.clone(),
-            http: reqwest::Client::builder()
-                .user_agent(concat!("cronpush/", env!("CARGO_PKG_VERSION")))
-                .build()
-                .map_err(|e| WebhookError::Cleanup(e.to_string()))?,
+            gateway: GatewayGroups {
+                gateway_url: args.gateway_url.clone(),
+                job_label: args.job_label.clone(),
+                http: GatewayGroups::http_client().map_err(WebhookError::Cleanup)?,
+            },
         };
         tokio::spawn(cleanup.run(client.clone()));
     }

@@ -1,0 +1,100 @@
+//! The gateway as the webhook sees it: the CronJob groups of its `job` label, read from the
+//! JSON API (`GET /api/v1/metrics`, the reference's shape), and where each group lives.
+
+use std::time::Duration;
+
+use crate::pushers::group::Group;
+
+/// A CronJob, as its group names it: namespace and name.
+pub type Name = (String, String);
+
+/// How long one request to the gateway may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The gateway, and which of its groups are cronpush's.
+#[derive(Clone)]
+pub struct GatewayGroups {
+    pub gateway_url: String,
+    pub job_label: String,
+    pub http: reqwest::Client,
+}
+
+/// One CronJob group on the gateway.
+pub struct GroupOnGateway {
+    pub name: Name,
+    /// The last successful push, Unix seconds; 0 for a group never pushed successfully.
+    pub pushed: f64,
+    /// The group as the JSON API gives it: its families by name.
+    pub json: serde_json::Value,
+}
+
+impl GroupOnGateway {
+    /// The value of the first series of `family`, if the group has it.
+    pub fn value(&self, family: &str) -> Option<f64> {
+        self.json[family]["metrics"][0]["value"].as_str().and_then(|v| v.parse::<f64>().ok())
+    }
+
+    /// A label of the first series of `family`, if the group has it.
+    pub fn label(&self, family: &str, label: &str) -> Option<&str> {
+        self.json[family]["metrics"][0]["labels"][label].as_str()
+    }
+}
+
+impl GatewayGroups {
+    /// The HTTP client the webhook talks to the gateway with.
+    pub fn http_client() -> Result<reqwest::Client, String> {
+        reqwest::Client::builder()
+            .user_agent(concat!("cronpush/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| e.to_string())
+    }
+
+    /// This job label's CronJob groups on the gateway.
+    pub async fn read(&self) -> Result<Vec<GroupOnGateway>, String> {
+        let url = format!("{}/api/v1/metrics", self.gateway_url.trim_end_matches('/'));
+        let response = self.http.get(&url).timeout(REQUEST_TIMEOUT).send().await.map_err(|e| e.to_string())?;
+        if !response.status().is_success() {
+            return Err(format!("{url} answered {}", response.status()));
+        }
+        let bytes = response.bytes().await.map_err(|e| format!("{url}: {e}"))?;
+        let mut body: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| format!("{url}: {e}"))?;
+        let mut groups = Vec::new();
+        let data = match body["data"].take() {
+            serde_json::Value::Array(data) => data,
+            _ => Vec::new(),
+        };
+        for json in data {
+            let label = |name: &str| json["labels"][name].as_str().map(str::to_string);
+            if label("job").as_deref() != Some(self.job_label.as_str()) {
+                continue;
+            }
+            let (Some(namespace), Some(cronjob)) = (label("namespace"), label("cronjob")) else { continue };
+            let mut group = GroupOnGateway { name: (namespace, cronjob), pushed: 0.0, json };
+            // A group never pushed successfully has none; it is as old as can be.
+            group.pushed = group.value("push_time_seconds").unwrap_or(0.0);
+            groups.push(group);
+        }
+        Ok(groups)
+    }
+
+    /// The group of the CronJob `name`.
+    pub fn group(&self, (namespace, cronjob): &Name) -> Group {
+        Group { job: self.job_label.clone(), namespace: namespace.clone(), cronjob: cronjob.clone() }
+    }
+
+    /// Deletes the group of the CronJob `name`; `why` goes into the log.
+    pub async fn delete(&self, name: &Name, why: &str) {
+        let group = self.group(name);
+        let url = match group.url(Some(&self.gateway_url)) {
+            Ok(url) => url,
+            Err(e) => return tracing::warn!(error = %e, "cannot name the group to delete"),
+        };
+        match self.http.delete(url).timeout(REQUEST_TIMEOUT).send().await {
+            Ok(r) if r.status().is_success() => {
+                tracing::info!(%group, reason = why, "deleted the group from the gateway")
+            }
+            Ok(r) => tracing::warn!(%group, status = %r.status(), "the gateway refused to delete the group"),
+            Err(e) => tracing::warn!(%group, error = %e, "cannot delete the group from the gateway"),
+        }
+    }
+}
