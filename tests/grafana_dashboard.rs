@@ -386,6 +386,7 @@ fn the_dashboard_is_a_grafana_dashboard_over_a_prometheus_variable() {
     assert_eq!(mapped, BTreeSet::from(["success", "failure", "unknown", "retrying"]));
     let next = panels.iter().find(|p| p["title"] == "Next expected run").expect("next run");
     assert_eq!(next["fieldConfig"]["defaults"]["unit"], "dateTimeFromNow");
+    assert_eq!(next["fieldConfig"]["defaults"]["mappings"][0]["options"]["0"]["text"], "suspended");
 }
 
 #[test]
@@ -515,6 +516,8 @@ struct Ended {
     result: &'static str,
     /// (container, exit code, reason)
     containers: &'static [(&'static str, i32, &'static str)],
+    /// Whether the CronJob is suspended (`cronjob_suspended`, pushed by the webhook).
+    suspended: bool,
 }
 
 /// batch/backup: container `main` exited 1 after 40 s, its uploader 0. CronJobFailed fires.
@@ -523,14 +526,21 @@ const FAILED: Ended = Ended {
     duration: 40.0,
     result: "failure",
     containers: &[("main", 1, "Error"), ("uploader", 0, "Completed")],
+    suspended: false,
 };
 /// staging/backup, the same name: the sidecar could not learn how `main` ended (exit code -1).
-/// CronJobExitStatusUnknown fires.
-const UNKNOWN: Ended = Ended { late: 7.25, duration: 55.0, result: "unknown", containers: &[("main", -1, "Unknown")] };
+/// CronJobExitStatusUnknown fires. It has been suspended since: its next run shows suspended.
+const UNKNOWN: Ended =
+    Ended { late: 7.25, duration: 55.0, result: "unknown", containers: &[("main", -1, "Unknown")], suspended: true };
 
 impl Ended {
+    /// The slot of the run, two minutes before the minute of `now`.
+    fn slot(now: f64) -> f64 {
+        (now / 60.0).floor() * 60.0 - 120.0
+    }
+
     fn group(&self, now: f64) -> String {
-        let slot = (now / 60.0).floor() * 60.0 - 120.0;
+        let slot = Ended::slot(now);
         let start = slot + self.late;
         let end = start + self.duration;
         let mut group = format!(
@@ -559,14 +569,20 @@ impl Ended {
         if self.result == "failure" {
             group += &format!("cronjob_last_failure_timestamp_seconds {end}\n");
         }
+        if self.suspended {
+            group += "cronjob_suspended 1\n";
+        }
         group
     }
 }
 
 /// What each panel of a CronJob's row shows, by panel title: (series label or "", value).
-fn expected_row(run: &Ended, alert: &str) -> BTreeMap<&'static str, BTreeSet<(String, String)>> {
+fn expected_row(run: &Ended, alert: &str, now: f64) -> BTreeMap<&'static str, BTreeSet<(String, String)>> {
     let one = |value: String| BTreeSet::from([(String::new(), value)]);
+    // In milliseconds for Grafana's dateTimeFromNow; 0, which the panel maps to "suspended".
+    let next = if run.suspended { 0.0 } else { (Ended::slot(now) + 3600.0) * 1000.0 };
     BTreeMap::from([
+        ("Next expected run", one(next.to_string())),
         ("Last outcome", one(if run.result == "failure" { "2" } else { "3" }.to_string())),
         ("Lateness of last start", one(run.late.to_string())),
         (
@@ -675,7 +691,7 @@ fn each_row_reads_exactly_its_cronjob_through_a_real_prometheus() {
                 shown.entry(title).or_default().insert((label.unwrap_or_default().to_string(), value));
             }
         }
-        for (title, expected) in expected_row(run, alert) {
+        for (title, expected) in expected_row(run, alert, now) {
             assert_eq!(shown.get(title), Some(&expected), "row {row}: panel {title:?}");
         }
     }

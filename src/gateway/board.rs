@@ -9,6 +9,8 @@
 //!   nothing but a start has ever been heard;
 //! - `running`: a run started and has not ended, within its maximum run time, or an attempt of
 //!   it failed and its Job runs another (`retrying`, which no alert pages on);
+//! - `suspended`: the CronJob is suspended (`cronjob_suspended`, pushed by the webhook) and
+//!   nothing above holds: it is not late, as CronJobNotScheduled is quiet;
 //! - `ok`: the last run succeeded and the next one is not overdue.
 //!
 //! A group is a CronJob's when its grouping key has `namespace` and `cronjob` labels and it
@@ -30,6 +32,8 @@ pub enum Status {
     Late,
     Unknown,
     Running,
+    /// `spec.suspend`, as the webhook pushed it: no run starts, and none is late.
+    Suspended,
     Ok,
 }
 
@@ -40,6 +44,7 @@ impl Status {
             Status::Late => "late",
             Status::Unknown => "unknown",
             Status::Running => "running",
+            Status::Suspended => "suspended",
             Status::Ok => "ok",
         }
     }
@@ -87,6 +92,8 @@ pub struct CronJobRow {
     pub max_run_duration_seconds: Option<f64>,
     /// Whether a run is going on now (started after the last completion).
     pub running: bool,
+    /// Whether the CronJob is suspended (`cronjob_suspended`, pushed by the webhook).
+    pub suspended: bool,
     /// When the gateway last accepted a push for the group, and last refused one.
     pub last_push: Option<f64>,
     pub last_push_failure: Option<f64>,
@@ -142,6 +149,7 @@ fn row(group: &Group, now: f64) -> Option<CronJobRow> {
         grace_seconds: gauge("cronjob_schedule_grace_seconds"),
         max_run_duration_seconds: gauge("cronjob_max_run_duration_seconds"),
         running: false,
+        suspended: gauge("cronjob_suspended") == Some(1.0),
         last_push: seconds(group.last_push),
         last_push_failure: seconds(group.last_failure),
     };
@@ -172,8 +180,9 @@ fn last_scheduled_run_is_over(row: &CronJobRow, ended_slot: Option<f64>, previou
 
 /// The status of a row and the sentence that explains it.
 fn judge(row: &CronJobRow, now: f64) -> (Status, String) {
+    // A suspended CronJob starts no run, as it was told (CronJobNotScheduled is quiet too).
     let overdue = match (row.next_scheduled, row.grace_seconds) {
-        (Some(next), Some(grace)) if now - next > grace => Some(now - next),
+        (Some(next), Some(grace)) if now - next > grace && !row.suspended => Some(now - next),
         _ => None,
     };
     if row.running {
@@ -218,6 +227,9 @@ fn judge(row: &CronJobRow, now: f64) -> (Status, String) {
             format!("the next run should have started {} ago, and its grace is over", duration_words(late)),
         ),
         (Some(ended), None) => ended,
+        (None, None) if row.suspended => {
+            (Status::Suspended, "suspended: no run starts until it is resumed; the last run succeeded".to_string())
+        }
         (None, None) => (Status::Ok, "the last run succeeded".to_string()),
     }
 }
@@ -423,6 +435,22 @@ mod tests {
         let (status, why) = status_of(start(600.0, 120.0, 300.0) + &end(600.0, 5.0, "failure", 3, "Error", ""));
         assert_eq!(status, Status::Failed);
         assert_eq!(why, "the last run failed: main exited with 3 (Error); and the next run is 5m overdue");
+    }
+
+    /// A suspended CronJob starts nothing, as it was told: not late. What its last run did
+    /// still shows.
+    #[test]
+    fn a_suspended_cronjob_is_suspended_not_late() {
+        let late = start(600.0, 120.0, 300.0) + &end(600.0, 5.0, "success", 0, "Completed", "");
+        let (status, why) = status_of(late.clone() + "cronjob_suspended 1\n");
+        assert_eq!(
+            (status, why.as_str()),
+            (Status::Suspended, "suspended: no run starts until it is resumed; the last run succeeded")
+        );
+        assert_eq!(status_of(late + "cronjob_suspended 0\n").0, Status::Late, "resumed");
+        let failed = start(600.0, 120.0, 300.0) + &end(600.0, 5.0, "failure", 3, "Error", "");
+        let (status, why) = status_of(failed + "cronjob_suspended 1\n");
+        assert_eq!((status, why.as_str()), (Status::Failed, "the last run failed: main exited with 3 (Error)"));
     }
 
     #[test]

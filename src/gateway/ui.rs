@@ -241,7 +241,7 @@ struct RowView {
 pub fn board_page(store: &Store, config: &Config, now: Nanos) -> String {
     let now_seconds = now as f64 / 1e9;
     let rows = board::rows(store, now_seconds);
-    let counts = [Status::Failed, Status::Late, Status::Unknown, Status::Running, Status::Ok]
+    let counts = [Status::Failed, Status::Late, Status::Unknown, Status::Running, Status::Suspended, Status::Ok]
         .into_iter()
         .map(|s| (s.as_str(), rows.iter().filter(|r| r.status == s).count()))
         .collect();

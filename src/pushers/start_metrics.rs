@@ -57,10 +57,9 @@ impl StartMetrics {
         let slots = slot.zip(schedule);
         let next_scheduled = slots.and_then(|(slot, schedule)| schedule.next_after(slot));
         let period = next_scheduled.zip(slot).map(|(next, slot)| next.duration_since(slot));
-        let time_zone = run.time_zone.as_deref().or_else(|| schedule.and_then(|s| s.time_zone().iana_name()));
         StartMetrics {
             schedule: run.schedule.clone().unwrap_or_default(),
-            time_zone: time_zone.unwrap_or("UTC").to_string(),
+            time_zone: info_time_zone(run.time_zone.as_deref(), schedule),
             concurrency_policy: run.concurrency_policy.clone(),
             started,
             last_scheduled: slot,
@@ -150,6 +149,12 @@ impl StartMetrics {
     pub fn to_text(&self) -> String {
         text_write::to_text(&self.families())
     }
+}
+
+/// The `timezone` label of `cronjob_info`: `spec.timeZone`, else a `CRON_TZ=` prefix's zone,
+/// else UTC (the controller's default).
+pub fn info_time_zone(time_zone: Option<&str>, schedule: Option<&Schedule>) -> String {
+    time_zone.or_else(|| schedule.and_then(|s| s.time_zone().iana_name())).unwrap_or("UTC").to_string()
 }
 
 fn gauge(name: &str, help: &str, label: Vec<LabelPair>, value: f64) -> MetricFamily {

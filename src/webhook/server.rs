@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 use super::admit::Admitter;
 use super::cleanup::Cleanup;
 use super::config::{WebhookArgs, WebhookConfigError};
+use super::cronjob_changes::CronJobChanges;
 use super::gateway_groups::GatewayGroups;
 use super::http::{WebhookState, app};
 use super::kube_resolver::KubeResolver;
@@ -28,8 +29,8 @@ pub enum WebhookError {
     Listen { address: String, source: std::io::Error },
     #[error("serving failed: {0}")]
     Serve(std::io::Error),
-    #[error("cannot make the HTTP client that deletes groups: {0}")]
-    Cleanup(String),
+    #[error("cannot make the HTTP client that talks to the gateway: {0}")]
+    GatewayClient(String),
 }
 
 pub async fn run(args: WebhookArgs) -> Result<(), WebhookError> {
@@ -59,15 +60,16 @@ pub async fn run(args: WebhookArgs) -> Result<(), WebhookError> {
         Some(client) => Box::new(PolicyCache::start(client.clone())),
         None => Box::new(NoPolicies("no Kubernetes configuration".into())),
     };
+    let gateway = GatewayGroups {
+        gateway_url: args.gateway_url.clone(),
+        job_label: args.job_label.clone(),
+        http: GatewayGroups::http_client().map_err(WebhookError::GatewayClient)?,
+    };
+    if let Some(client) = &client {
+        tokio::spawn(CronJobChanges { gateway: gateway.clone() }.run(client.clone()));
+    }
     if let (true, Some(client)) = (args.delete_groups_of_deleted_cronjobs, &client) {
-        let cleanup = Cleanup {
-            gateway: GatewayGroups {
-                gateway_url: args.gateway_url.clone(),
-                job_label: args.job_label.clone(),
-                http: GatewayGroups::http_client().map_err(WebhookError::Cleanup)?,
-            },
-        };
-        tokio::spawn(cleanup.run(client.clone()));
+        tokio::spawn(Cleanup { gateway }.run(client.clone()));
     }
     let relay = Relay::new(client, args.token_audience.clone(), args.relay_max_wait, args.relay_max_waiting)
         .deleting_groups_of_deleted_cronjobs(args.delete_groups_of_deleted_cronjobs);

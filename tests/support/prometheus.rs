@@ -13,8 +13,9 @@ use super::Server;
 /// The scrape job the shipped rules and the README name.
 pub const SCRAPE_JOB: &str = "cronpush-gateway";
 /// What `cronpush start` and `cronpush sidecar` push (README, "What a CronJob run pushes").
-pub const PUSHED_SERIES: [&str; 21] = [
+pub const PUSHED_SERIES: [&str; 22] = [
     "cronjob_info",
+    "cronjob_suspended",
     "cronjob_created_timestamp_seconds",
     "cronjob_status_last_successful_timestamp_seconds",
     "cronjob_last_start_timestamp_seconds",
