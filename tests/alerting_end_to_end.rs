@@ -15,13 +15,25 @@
 //! - a run that never finishes (its Pod vanishes: the sidecar is killed, never pushes the end):
 //!   CronJobRunningTooLong, pending once the maximum run time is over, firing 30 s later, and
 //!   resolved when a later run of that CronJob completes;
-//! - a schedule that stops after a success (the article's CronJob suspended): CronJobNotScheduled,
-//!   pending once the next slot plus the 2 s grace is over, firing 30 s later, and resolved when
-//!   the schedule resumes (the CronJob unsuspended: a new run starts at the latest slot).
+//! - a schedule that stops after a success (its CronJob controller stops starting it):
+//!   CronJobNotScheduled, pending once the next slot plus the 2 s grace is over, firing 30 s
+//!   later, and resolved when the schedule resumes (a new run starts at the latest slot);
+//! - runs that overlap (Allow): a run ends after the next one started, and that next one's Pod
+//!   vanishes: CronJobRunningTooLong for it, although an end came after its start; resolved by a
+//!   later run's end;
+//! - a `concurrencyPolicy: Forbid` run that outlasts its next slot: CronJobRunningTooLong once
+//!   its 3 s are over, and not CronJobNotScheduled (the controller skips the slot while the run
+//!   goes); the run ends past `startingDeadlineSeconds`, the controller waits for the next slot
+//!   (its end pushes it), whose run starts on time;
+//! - a failed Pod that its Job retries (`backoffLimit` 1): quiet; the second Pod fails too, the
+//!   Job fails, and CronJobFailed fires; the next slot's success resolves it;
+//! - a CronJob suspended after a success: the webhook pushes it, and nothing fires past its next
+//!   slot, grace and `for:`.
 //!
-//! The first three have a 600 s grace, since nothing plays their later slots. At every poll, any
-//! alert active (pending or firing) beyond the expected ones fails the test, CronpushGatewayDown
-//! included; each expected alert is allowed only until it is seen resolved, and none is left.
+//! Those with nothing to play after their slots have a 600 s grace. At every poll, any alert
+//! active (pending or firing) beyond the expected ones fails the test, CronpushGatewayDown
+//! included; each expected alert is allowed only until it is seen resolved, and none is left:
+//! each pages exactly once.
 //!
 //! Why on the fake: time is compressed by choosing each run's schedule slot, which a real CronJob
 //! controller would only reach by waiting for the real minutes.
@@ -49,6 +61,8 @@ const SHIPPED_ALERTS: [&str; 7] = [
 ];
 /// The shipped `for:` of the timing alerts.
 const FOR_SECONDS: f64 = 30.0;
+/// Prometheus' scrape and evaluation intervals here, in seconds.
+const SCRAPE_AND_EVALUATION: f64 = 1.0;
 /// How long after its condition holds an alert may take to show: a scrape (1 s), an evaluation
 /// (1 s) and the API, on a loaded 2-core box.
 const SLACK: f64 = 15.0;
@@ -56,7 +70,11 @@ const SLACK: f64 = 15.0;
 const SUCCESS_NS: &str = "alerting-success";
 const FAILURE_NS: &str = "alerting-failure";
 const STUCK_NS: &str = "alerting-stuck";
-const SUSPENDED_NS: &str = "alerting-suspended";
+const STOPPED_NS: &str = "alerting-stopped";
+const OVERLAP_NS: &str = "alerting-overlap";
+const FORBID_NS: &str = "alerting-forbid";
+const RETRIED_NS: &str = "alerting-retried";
+const PAUSED_NS: &str = "alerting-paused";
 const CRONJOB: &str = "report";
 
 /// The shared Prometheus (tests/support/prometheus.rs) evaluating the shipped rules.
@@ -365,22 +383,20 @@ fn run_that_never_finishes(watch: &Watch, gateway: &Server) {
     eprintln!("never finishes: resolved {:.1} s after the next run started", now() - restarted);
 }
 
-/// A successful run, then its CronJob suspended (no more starts): CronJobNotScheduled once the
+/// A successful run, then its CronJob stops being started (the controller down): CronJobNotScheduled once the
 /// next slot plus the 2 s grace has passed, after its `for:`. The run's slot is the one before
 /// the first minute at least 2 s ahead, so the next slot is 2 to 62 s away. Then the CronJob is
 /// resumed: a run starts at the latest slot, which moves the next slot ahead, and it resolves.
 fn schedule_that_stops(watch: &Watch, gateway: &Server) {
     let next = slot_at_or_before(now() + 2.0 + 59.999);
-    let spec = CronJobRun::at(SUSPENDED_NS, CRONJOB, annotations("2", None), timestamp(next - 60));
+    let spec = CronJobRun::at(STOPPED_NS, CRONJOB, annotations("2", None), timestamp(next - 60));
     let run = Run::admit_run(spec, &gateway.base, |_| {});
     run_to_end(&run, "exit 0");
     let pushed = now();
     assert!((next as f64) > pushed - 10.0, "the run took long: next slot {next}, now {pushed}");
-    watch.wait_for_series(&format!(
-        "cronjob_next_scheduled_timestamp_seconds{{namespace=\"{SUSPENDED_NS}\"}} == {next}"
-    ));
-    let alert = watch.fires_after_for("CronJobNotScheduled", SUSPENDED_NS, next as f64 + 2.0, pushed);
-    assert_eq!(alert.labels_but_instance(), expected_labels("CronJobNotScheduled", "warning", SUSPENDED_NS, &[]));
+    watch.wait_for_series(&format!("cronjob_next_scheduled_timestamp_seconds{{namespace=\"{STOPPED_NS}\"}} == {next}"));
+    let alert = watch.fires_after_for("CronJobNotScheduled", STOPPED_NS, next as f64 + 2.0, pushed);
+    assert_eq!(alert.labels_but_instance(), expected_labels("CronJobNotScheduled", "warning", STOPPED_NS, &[]));
     assert!(alert.value > 2.0 + FOR_SECONDS && alert.value <= now() - next as f64 + 1.0, "seconds late: {alert:?}");
     eprintln!(
         "schedule stops: next slot {:.1} s after the end push; pending {:.1} s and firing by {:.1} s after the slot",
@@ -389,30 +405,185 @@ fn schedule_that_stops(watch: &Watch, gateway: &Server) {
         now() - next as f64
     );
 
+    // Its grace is now 600 s, so that the slots after it, which nothing plays, page nothing
+    // while the other scenarios go on.
     let resumed_slot = slot_at_or_before(now());
     let resumed = Run::admit_run(
-        CronJobRun::at(SUSPENDED_NS, CRONJOB, annotations("2", None), timestamp(resumed_slot)),
+        CronJobRun::at(STOPPED_NS, CRONJOB, annotations("600", None), timestamp(resumed_slot)),
         &gateway.base,
         |_| {},
     );
     let resumed_at = now();
     run_start(&resumed);
     watch.wait_for_series(&format!(
-        "cronjob_next_scheduled_timestamp_seconds{{namespace=\"{SUSPENDED_NS}\"}} == {}",
+        "cronjob_next_scheduled_timestamp_seconds{{namespace=\"{STOPPED_NS}\"}} == {}",
         resumed_slot + 60
     ));
     watch.until("CronJobNotScheduled resolved", now() + SLACK, |alerts| {
-        (!alerts.iter().any(|a| a.is("CronJobNotScheduled", SUSPENDED_NS))).then_some(())
+        (!alerts.iter().any(|a| a.is("CronJobNotScheduled", STOPPED_NS))).then_some(())
     });
-    watch.disallow("CronJobNotScheduled", SUSPENDED_NS);
+    watch.disallow("CronJobNotScheduled", STOPPED_NS);
     eprintln!("schedule stops: resolved {:.1} s after the resumed run started", now() - resumed_at);
     // The resumed run ends well, and nothing fires for it.
     let mut sidecar = resumed.start_sidecar();
     resumed.report_main(&support::kubelet::run_main("exit 0"));
     support::kubelet::stop_sidecar(&resumed, &mut sidecar, Duration::from_secs(30));
     watch.wait_for_series(&format!(
-        r#"cronjob_last_result{{namespace="{SUSPENDED_NS}",cronjob="{CRONJOB}",result="success"}} == 1"#
+        r#"cronjob_last_result{{namespace="{STOPPED_NS}",cronjob="{CRONJOB}",result="success"}} == 1"#
     ));
+}
+
+/// Runs that overlap under `concurrencyPolicy: Allow`: the run of `slot` is still going when
+/// the run of the next slot starts, whose node is then lost (nothing pushed at its end); the
+/// first ends after that start. Its end names its own slot, so the lost run is still running
+/// to the rules: CronJobRunningTooLong once its 3 s are over. A later run's end resolves it.
+fn runs_that_overlap(watch: &Watch, gateway: &Server) {
+    let slot = slot_at_or_before(now());
+    let run_of = |slot: i64| {
+        let spec = CronJobRun::at(OVERLAP_NS, CRONJOB, annotations("600", Some("3")), timestamp(slot));
+        Run::admit_run(spec, &gateway.base, |_| {})
+    };
+    let first = run_of(slot);
+    run_start(&first);
+    let mut first_sidecar = first.start_sidecar();
+    let second = run_of(slot + 60);
+    run_start(&second);
+    let mut second_sidecar = second.start_sidecar();
+    second_sidecar.kill().unwrap();
+    assert!(wait(&mut second_sidecar, Duration::from_secs(5)).is_some());
+    let lost = now();
+    first.report_main(&support::kubelet::run_main("exit 0"));
+    support::kubelet::stop_sidecar(&first, &mut first_sidecar, Duration::from_secs(30));
+    watch.wait_for_series(&format!(
+        "cronjob_last_ended_scheduled_timestamp_seconds{{namespace=\"{OVERLAP_NS}\"}} == {slot}"
+    ));
+    let start = format!(r#"cronjob_last_start_timestamp_seconds{{namespace="{OVERLAP_NS}"}}"#);
+    let started = watch.prometheus.value(&start).expect("the second run's start");
+    let completed =
+        watch.prometheus.value(&format!(r#"cronjob_last_completion_timestamp_seconds{{namespace="{OVERLAP_NS}"}}"#));
+    assert!(completed.is_some_and(|c| c >= started.floor()), "the first run ended after the second started");
+    let alert = watch.fires_after_for("CronJobRunningTooLong", OVERLAP_NS, started + 3.0, lost);
+    assert_eq!(alert.labels_but_instance(), expected_labels("CronJobRunningTooLong", "warning", OVERLAP_NS, &[]));
+    eprintln!("overlap: firing {:.1} s after the lost run's start", now() - started);
+
+    run_to_end(&run_of(slot + 120), "exit 0");
+    watch.until("CronJobRunningTooLong resolved", now() + SLACK, |alerts| {
+        (!alerts.iter().any(|a| a.is("CronJobRunningTooLong", OVERLAP_NS))).then_some(())
+    });
+    watch.disallow("CronJobRunningTooLong", OVERLAP_NS);
+}
+
+/// A `concurrencyPolicy: Forbid` run that outlasts its next slot (grace 2 s, maximum 3 s, the
+/// fixture's `startingDeadlineSeconds` 30). The CronJob controller skips the slot while the
+/// Job is active (cronjob_controllerv2.go, event JobAlreadyActive): CronJobRunningTooLong pages,
+/// CronJobNotScheduled does not. The run ends more than 30 s after the skipped slot, so the
+/// controller waits for the next slot (event MissSchedule), which the sidecar pushes; that
+/// slot's run starts on time, and nothing else pages.
+fn forbid_run_past_its_slot(watch: &Watch, gateway: &Server) {
+    let run_of = |slot: i64| {
+        let spec = CronJobRun {
+            concurrency_policy: "Forbid",
+            ..CronJobRun::at(FORBID_NS, CRONJOB, annotations("2", Some("3")), timestamp(slot))
+        };
+        Run::admit_run(spec, &gateway.base, |_| {})
+    };
+    let slot = slot_at_or_before(now());
+    let skipped = slot + 60;
+    let run = run_of(slot);
+    run_start(&run);
+    let pushed = now();
+    let mut sidecar = run.start_sidecar();
+    let start = format!(r#"cronjob_last_start_timestamp_seconds{{namespace="{FORBID_NS}"}}"#);
+    watch.wait_for_series(&start);
+    let started = watch.prometheus.value(&start).expect("the start");
+    watch.fires_after_for("CronJobRunningTooLong", FORBID_NS, started + 3.0, pushed);
+    // Past the skipped slot, its grace and the `for:`, with time for a pending alert to show;
+    // then until the most recent slot is more than startingDeadlineSeconds (30) old, and the
+    // next one not too close: the controller will wait for that one (MissSchedule). (Within
+    // the deadline it would start the most recent slot at once, as soon as the Job ends.)
+    let past_deadline = |t: f64| (35.0..50.0).contains(&(t - slot_at_or_before(t) as f64));
+    while now() < skipped as f64 + 2.0 + FOR_SECONDS + SLACK || !past_deadline(now()) {
+        watch.alerts();
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    run.report_main(&support::kubelet::run_main("exit 0"));
+    support::kubelet::stop_sidecar(&run, &mut sidecar, Duration::from_secs(30));
+    let ended = now();
+    watch.until("CronJobRunningTooLong resolved", ended + SLACK, |alerts| {
+        (!alerts.iter().any(|a| a.is("CronJobRunningTooLong", FORBID_NS))).then_some(())
+    });
+    watch.disallow("CronJobRunningTooLong", FORBID_NS);
+    let following = slot_at_or_before(ended) + 60;
+    watch.wait_for_series(&format!(
+        "cronjob_next_scheduled_timestamp_seconds{{namespace=\"{FORBID_NS}\"}} == {following}"
+    ));
+    while now() < following as f64 {
+        watch.alerts();
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    run_to_end(&run_of(following), "exit 0");
+    watch.wait_for_series(&format!(
+        "cronjob_last_ended_scheduled_timestamp_seconds{{namespace=\"{FORBID_NS}\"}} == {following}"
+    ));
+    eprintln!("forbid: the run ended {:.1} s after the skipped slot", ended - skipped as f64);
+}
+
+/// A Job with `backoffLimit` 1: its first Pod fails and the Job runs another (the relay reads
+/// the Job, job_controller.go counts failed Pods), which is `retrying` and pages nothing; the
+/// second fails too, which fails the Job: CronJobFailed, once. The next slot's success
+/// resolves it.
+fn retried_then_failed_job(watch: &Watch, gateway: &Server) {
+    let slot = slot_at_or_before(now());
+    let attempt = |failed_before: i64| {
+        let spec = CronJobRun::at(RETRIED_NS, CRONJOB, annotations("600", None), timestamp(slot));
+        let run = Run::admit_run(spec, &gateway.base, |_| {});
+        run.api.modify("jobs", RETRIED_NS, &run.spec.job, |job| {
+            job["spec"]["backoffLimit"] = json!(1);
+            job["status"] = json!({"failed": failed_before, "active": 1});
+        });
+        run
+    };
+    run_to_end(&attempt(0), "exit 3");
+    watch.wait_for_series(&format!(r#"cronjob_last_result{{namespace="{RETRIED_NS}",result="retrying"}} == 1"#));
+    // CronJobFailed has no `for:`: it would be active at the next evaluation.
+    let quiet_until = now() + 3.0 * SCRAPE_AND_EVALUATION;
+    while now() < quiet_until {
+        watch.alerts();
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    run_to_end(&attempt(1), "exit 3");
+    let failed_at = now();
+    let alert = watch.until("CronJobFailed firing", failed_at + SLACK, |alerts| {
+        alerts.iter().find(|a| a.is("CronJobFailed", RETRIED_NS) && a.state == "firing").cloned()
+    });
+    assert_eq!(alert.value, 3.0, "{alert:?}");
+    let next = Run::admit_run(
+        CronJobRun::at(RETRIED_NS, CRONJOB, annotations("600", None), timestamp(slot + 60)),
+        &gateway.base,
+        |_| {},
+    );
+    run_to_end(&next, "exit 0");
+    watch.until("CronJobFailed resolved", now() + SLACK, |alerts| {
+        (!alerts.iter().any(|a| a.is("CronJobFailed", RETRIED_NS))).then_some(())
+    });
+    watch.disallow("CronJobFailed", RETRIED_NS);
+}
+
+/// A successful run, then its CronJob suspended (`kubectl patch cronjob report -p
+/// '{"spec":{"suspend":true}}'`): the webhook pushes `cronjob_suspended`, and nothing fires
+/// past the next slot (15 to 75 s away), its 2 s grace and the `for:`.
+fn suspended_cronjob(watch: &Watch, gateway: &Server) {
+    let next = slot_at_or_before(now() + 15.0 + 59.999);
+    let spec = CronJobRun::at(PAUSED_NS, CRONJOB, annotations("2", None), timestamp(next - 60));
+    let run = Run::admit_run(spec, &gateway.base, |_| {});
+    run_to_end(&run, "exit 0");
+    run.api.modify("cronjobs", PAUSED_NS, CRONJOB, |cronjob| cronjob["spec"]["suspend"] = json!(true));
+    watch.wait_for_series(&format!("cronjob_suspended{{namespace=\"{PAUSED_NS}\"}} == 1"));
+    assert!(now() < next as f64, "suspended after its next slot: the test was too slow");
+    while now() < next as f64 + 2.0 + FOR_SECONDS + SLACK {
+        watch.alerts();
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 #[test]
@@ -438,8 +609,14 @@ fn the_shipped_rules_fire_and_resolve_for_real_runs() {
         support::eventually(Duration::from_secs(30), || prometheus.count(&up) == 1 && prometheus.alerts().is_empty());
     assert!(quiet, "the gateway is not up, or alerts are active: {:?}", prometheus.alerts());
 
-    let allowed =
-        [("CronJobFailed", FAILURE_NS), ("CronJobRunningTooLong", STUCK_NS), ("CronJobNotScheduled", SUSPENDED_NS)];
+    let allowed = [
+        ("CronJobFailed", FAILURE_NS),
+        ("CronJobRunningTooLong", STUCK_NS),
+        ("CronJobNotScheduled", STOPPED_NS),
+        ("CronJobRunningTooLong", OVERLAP_NS),
+        ("CronJobRunningTooLong", FORBID_NS),
+        ("CronJobFailed", RETRIED_NS),
+    ];
     let watch = Watch {
         prometheus,
         allowed: Mutex::new(allowed.iter().map(|(a, n)| (a.to_string(), n.to_string())).collect()),
@@ -452,6 +629,10 @@ fn the_shipped_rules_fire_and_resolve_for_real_runs() {
         scope.spawn(move || run_that_never_finishes(watch, gateway));
         scope.spawn(move || failing_then_succeeding_run(watch, gateway));
         scope.spawn(move || successful_run(watch, gateway));
+        scope.spawn(move || runs_that_overlap(watch, gateway));
+        scope.spawn(move || forbid_run_past_its_slot(watch, gateway));
+        scope.spawn(move || retried_then_failed_job(watch, gateway));
+        scope.spawn(move || suspended_cronjob(watch, gateway));
     });
 
     // Every expected alert fired and resolved: nothing is allowed any more, and nothing is active.

@@ -60,6 +60,8 @@ pub struct CronJobRun {
     pub termination_grace_seconds: i64,
     /// Flags of the webhook that admits the Pod and serves its relay.
     pub webhook_flags: Vec<&'static str>,
+    /// The CronJob's `spec.concurrencyPolicy`.
+    pub concurrency_policy: &'static str,
 }
 
 impl CronJobRun {
@@ -76,6 +78,7 @@ impl CronJobRun {
             pod_uid: "9b1e7c4a-run".into(),
             termination_grace_seconds: 30,
             webhook_flags: Vec::new(),
+            concurrency_policy: "Allow",
         }
     }
 
@@ -93,6 +96,7 @@ impl CronJobRun {
             scheduled,
             termination_grace_seconds: 30,
             webhook_flags: Vec::new(),
+            concurrency_policy: "Allow",
         }
     }
 }
@@ -137,6 +141,7 @@ impl Run {
         cronjob["metadata"]["name"] = json!(spec.cronjob);
         cronjob["metadata"]["namespace"] = json!(namespace);
         cronjob["metadata"]["annotations"] = spec.cronjob_annotations.clone();
+        cronjob["spec"]["concurrencyPolicy"] = json!(spec.concurrency_policy);
         api.put(cronjob);
         let webhook = Webhook::start_with_flags(&api.url(), gateway_url, &spec.webhook_flags);
         let mut review = pod_review(&spec.job);
