@@ -140,9 +140,10 @@ fn with_the_gateway_down_the_job_still_succeeds_and_nothing_waits_long() {
 /// the same run as the one before), the push times (reduced to `T`), and the last success and
 /// the slot it answered for, which a run that did not succeed leaves standing: it still is
 /// the last success.
-const NOT_PER_RUN: [&str; 13] = [
+const NOT_PER_RUN: [&str; 14] = [
     "cronjob_info{",
     "cronjob_last_scheduled_timestamp_seconds{",
+    "cronjob_last_created_scheduled_timestamp_seconds{",
     "cronjob_previous_scheduled_timestamp_seconds{",
     "cronjob_last_ended_scheduled_timestamp_seconds{",
     "cronjob_last_ended_previous_scheduled_timestamp_seconds{",
@@ -436,4 +437,35 @@ fn in_api_mode_the_sidecar_reads_its_own_pod() {
         "{series:#?}\n{}",
         run.log("cronpush-sidecar")
     );
+}
+
+/// The CronJob controller created the run's Job, whose Pod the webhook injects: the slot is
+/// taken, however long the Pod takes to start (an image pull). The webhook pushes it at once,
+/// off the admission path, before any container of the Pod runs; a dry-run admission
+/// (`kubectl create --dry-run=server`) creates nothing and pushes nothing.
+#[test]
+fn the_webhook_pushes_the_slot_of_a_pod_it_injects_before_the_pod_starts() {
+    let gateway = Server::cronpush(&[]);
+    let run = Run::admit(&gateway.base, 30);
+    let slot = run.spec.scheduled.as_second();
+    let pushed = support::eventually(Duration::from_secs(10), || {
+        let series = group_series(&gateway);
+        series.iter().any(|s| s.starts_with("cronjob_last_created_scheduled_timestamp_seconds{"))
+            && value_of(&series, "cronjob_last_created_scheduled_timestamp_seconds{") == slot as f64
+    });
+    assert!(pushed, "{:#?}", group_series(&gateway));
+    assert!(!group_series(&gateway).iter().any(|s| s.starts_with("cronjob_last_start_timestamp_seconds")));
+
+    let dry = Server::cronpush(&[]);
+    let spec = support::kubelet::CronJobRun::article();
+    let api = support::kube_api::FakeApi::start();
+    api.put(support::webhook::job(&spec.job, Some(support::webhook::cronjob_owner(true)), json!({})));
+    api.put(support::webhook::sample_cronjob());
+    let webhook = support::webhook::Webhook::start_with(&api.url(), &dry.base);
+    let mut review = support::webhook::pod_review(&spec.job);
+    review["request"]["dryRun"] = json!(true);
+    let answer = webhook.review(&review);
+    assert!(answer["patch"].is_string(), "a dry run is injected like any: {answer}");
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(dry.pushed_series().is_empty(), "{:#?}", dry.pushed_series());
 }

@@ -9,6 +9,7 @@ use k8s_openapi::api::core::v1::{PodSpec, ResourceRequirements};
 use tokio::time::{Instant, timeout_at};
 
 use super::admission::{Answer, Review};
+use super::created_runs::CreatedRuns;
 use super::injection::{self, InjectionConfig, InjectionError};
 use super::namespace_policies::NamespacePolicies;
 use super::node_cache::Nodes;
@@ -16,6 +17,7 @@ use super::node_fit::{self, NodeMisfit, Platform};
 use super::resolve::{self, FactsSource, Resolution, Resolve};
 use super::resource_fit;
 use super::selection::{self, SkipReason};
+use crate::pushers::group::Group;
 
 pub struct Admitter {
     pub injection: InjectionConfig,
@@ -29,6 +31,8 @@ pub struct Admitter {
     /// How long to wait for the API, for the run's facts and the nodes together; well under
     /// the webhook's `timeoutSeconds`.
     pub resolve_timeout: Duration,
+    /// Where the slots of injected runs go; none without a gateway to tell (tests).
+    pub created_runs: Option<CreatedRuns>,
 }
 
 /// What happened, for the webhook's own metrics and logs.
@@ -92,6 +96,16 @@ impl Admitter {
         match injection::patch_with(pod, &facts, &self.injection, &resources) {
             Ok(injection) => {
                 warnings.extend(injection.warnings);
+                // A dry run creates nothing.
+                if let (Some(created), Some(slot), false) = (&self.created_runs, facts.scheduled_time, request.dry_run)
+                {
+                    let group = Group {
+                        job: self.injection.job_label.clone(),
+                        namespace: candidate.namespace.clone(),
+                        cronjob: facts.cronjob.clone(),
+                    };
+                    created.created(group, slot);
+                }
                 (Answer { patch: Some(injection.ops), warnings }, Outcome::Injected(facts.source))
             }
             Err(e) => not_injected(warnings, &e, refusal_reason(&e)),

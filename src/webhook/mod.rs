@@ -5,6 +5,7 @@ pub mod admission;
 pub mod admit;
 pub mod cleanup;
 pub mod config;
+pub mod created_runs;
 pub mod cronjob_changes;
 pub mod gateway_groups;
 pub mod http;

@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 use super::admit::Admitter;
 use super::cleanup::Cleanup;
 use super::config::{WebhookArgs, WebhookConfigError};
+use super::created_runs::CreatedRuns;
 use super::cronjob_changes::CronJobChanges;
 use super::gateway_groups::GatewayGroups;
 use super::http::{WebhookState, app};
@@ -68,6 +69,7 @@ pub async fn run(args: WebhookArgs) -> Result<(), WebhookError> {
     if let Some(client) = &client {
         tokio::spawn(CronJobChanges { gateway: gateway.clone() }.run(client.clone()));
     }
+    let created_runs = CreatedRuns::start(gateway.clone());
     if let (true, Some(client)) = (args.delete_groups_of_deleted_cronjobs, &client) {
         tokio::spawn(Cleanup { gateway }.run(client.clone()));
     }
@@ -82,6 +84,7 @@ pub async fn run(args: WebhookArgs) -> Result<(), WebhookError> {
             policies,
             image_platforms,
             resolve_timeout: args.resolve_timeout,
+            created_runs: Some(created_runs),
         },
         relay,
         metrics: WebhookMetrics::default(),

@@ -13,9 +13,10 @@ use super::Server;
 /// The scrape job the shipped rules and the README name.
 pub const SCRAPE_JOB: &str = "cronpush-gateway";
 /// What `cronpush start` and `cronpush sidecar` push (README, "What a CronJob run pushes").
-pub const PUSHED_SERIES: [&str; 22] = [
+pub const PUSHED_SERIES: [&str; 23] = [
     "cronjob_info",
     "cronjob_suspended",
+    "cronjob_last_created_scheduled_timestamp_seconds",
     "cronjob_created_timestamp_seconds",
     "cronjob_status_last_successful_timestamp_seconds",
     "cronjob_last_start_timestamp_seconds",
