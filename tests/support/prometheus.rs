@@ -40,6 +40,8 @@ pub const PUSHED_SERIES: [&str; 23] = [
 ];
 /// What the gateway adds to every group.
 pub const GATEWAY_SERIES: [&str; 2] = ["push_time_seconds", "push_failure_time_seconds"];
+/// What the gateway exports of itself that the rules read.
+pub const GATEWAY_OWN_SERIES: [&str; 1] = ["process_start_time_seconds"];
 const READY_WAIT: Duration = Duration::from_secs(30);
 
 pub struct Prometheus {
