@@ -75,21 +75,7 @@ impl StartMetrics {
     }
 
     pub fn families(&self) -> Vec<MetricFamily> {
-        let info_labels = [
-            ("concurrency_policy", &self.concurrency_policy),
-            ("schedule", &self.schedule),
-            ("timezone", &self.time_zone),
-        ];
-        let info = info_labels
-            .into_iter()
-            .map(|(name, value)| LabelPair { name: Some(name.into()), value: Some(value.clone()) })
-            .collect();
-        let mut families = vec![gauge(
-            "cronjob_info",
-            "The CronJob's schedule, time zone and concurrency policy; always 1.",
-            info,
-            1.0,
-        )];
+        let mut families = vec![info_family(&self.concurrency_policy, &self.schedule, &self.time_zone)];
         let scheduled = self.last_scheduled.is_some();
         let started = seconds(self.started);
         let optional = [
@@ -157,7 +143,18 @@ pub fn info_time_zone(time_zone: Option<&str>, schedule: Option<&Schedule>) -> S
     time_zone.or_else(|| schedule.and_then(|s| s.time_zone().iana_name())).unwrap_or("UTC").to_string()
 }
 
-fn gauge(name: &str, help: &str, label: Vec<LabelPair>, value: f64) -> MetricFamily {
+/// `cronjob_info`, pushed by the start and, when the CronJob changes, by the webhook.
+pub fn info_family(concurrency_policy: &str, schedule: &str, time_zone: &str) -> MetricFamily {
+    let labels = [("concurrency_policy", concurrency_policy), ("schedule", schedule), ("timezone", time_zone)];
+    let info = labels
+        .into_iter()
+        .map(|(name, value)| LabelPair { name: Some(name.into()), value: Some(value.into()) })
+        .collect();
+    gauge("cronjob_info", "The CronJob's schedule, time zone and concurrency policy; always 1.", info, 1.0)
+}
+
+/// A family of one gauge series.
+pub fn gauge(name: &str, help: &str, label: Vec<LabelPair>, value: f64) -> MetricFamily {
     let metric = Metric { label, gauge: Some(Gauge { value: Some(value) }), ..Metric::default() };
     MetricFamily {
         name: Some(name.into()),

@@ -17,15 +17,11 @@ use kube::Api;
 use kube::runtime::WatchStreamExt as _;
 use kube::runtime::watcher::{self, Event, watcher};
 
-use super::gateway_groups::{GatewayGroups, Name};
+use super::gateway_groups::{GatewayGroups, Name, name_of};
 
 /// Deletes the groups of deleted CronJobs from the gateway.
 pub struct Cleanup {
     pub gateway: GatewayGroups,
-}
-
-fn name_of(cronjob: &CronJob) -> Name {
-    (cronjob.metadata.namespace.clone().unwrap_or_default(), cronjob.metadata.name.clone().unwrap_or_default())
 }
 
 impl Cleanup {

@@ -17,15 +17,15 @@ use tokio::sync::mpsc;
 
 use super::gateway_groups::GatewayGroups;
 use crate::exposition::text_write;
-use crate::proto::client::{Gauge, Metric, MetricFamily, MetricType};
 use crate::pushers::group::Group;
-use crate::pushers::push::TEXT_FORMAT;
+use crate::pushers::start_metrics::gauge;
 
 pub const CREATED: &str = "cronjob_last_created_scheduled_timestamp_seconds";
 const CREATED_HELP: &str = "The schedule slot of the CronJob's last scheduled run whose Pod was created (pushed by the cronpush webhook when it injected it), in Unix seconds.";
+/// Short: slots queue behind a push that hangs.
+const PUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// How many slots may wait for their push.
 const QUEUE: usize = 1024;
-const PUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The run of `slot` (Unix seconds) in `group` has its Pod.
 struct Created {
@@ -67,28 +67,13 @@ impl CreatedRuns {
 
 /// The push body: the slot, as the gateway stores it.
 pub fn push_body(slot: i64) -> String {
-    let family = MetricFamily {
-        name: Some(CREATED.into()),
-        help: Some(CREATED_HELP.into()),
-        r#type: Some(MetricType::Gauge as i32),
-        metric: vec![Metric { gauge: Some(Gauge { value: Some(slot as f64) }), ..Metric::default() }],
-        unit: None,
-    };
-    text_write::to_text(&[family])
+    text_write::to_text(&[gauge(CREATED, CREATED_HELP, Vec::new(), slot as f64)])
 }
 
 async fn push(gateway: &GatewayGroups, created: &Created) {
     let group = &created.group;
-    let url = match group.url(Some(&gateway.gateway_url)) {
-        Ok(url) => url,
-        Err(e) => return tracing::warn!(error = %e, "cannot name the group of a created run"),
-    };
-    let request = gateway.http.post(url).header("Content-Type", TEXT_FORMAT).body(push_body(created.slot));
-    match request.timeout(PUSH_TIMEOUT).send().await {
-        Ok(r) if r.status().is_success() => {
-            tracing::debug!(%group, slot = created.slot, "pushed the created run's slot")
-        }
-        Ok(r) => tracing::warn!(%group, status = %r.status(), "the gateway refused the created run's slot"),
+    match gateway.push(group, push_body(created.slot), PUSH_TIMEOUT).await {
+        Ok(()) => tracing::debug!(%group, slot = created.slot, "pushed the created run's slot"),
         Err(e) => tracing::warn!(%group, error = %e, "cannot push the created run's slot"),
     }
 }

@@ -15,7 +15,6 @@
 //! webhook ran are caught up. Every replica does it; the pushes are the same.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use futures::StreamExt as _;
 use jiff::Timestamp;
@@ -24,18 +23,15 @@ use kube::Api;
 use kube::runtime::WatchStreamExt as _;
 use kube::runtime::watcher::{self, Event, watcher};
 
-use super::gateway_groups::{GatewayGroups, GroupOnGateway, Name};
+use super::gateway_groups::{GatewayGroups, GroupOnGateway, Name, REQUEST_TIMEOUT, name_of};
 use crate::exposition::text_write;
-use crate::proto::client::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
-use crate::pushers::push::TEXT_FORMAT;
 use crate::pushers::run::DEFAULT_CONCURRENCY_POLICY;
-use crate::pushers::start_metrics::{NEXT_SCHEDULED, NEXT_SCHEDULED_HELP, info_time_zone};
+use crate::pushers::start_metrics::{NEXT_SCHEDULED, NEXT_SCHEDULED_HELP, gauge, info_family, info_time_zone};
 use crate::schedule::Schedule;
 
 pub const SUSPENDED: &str = "cronjob_suspended";
 const SUSPENDED_HELP: &str =
     "Whether the CronJob is suspended (spec.suspend), as the cronpush webhook last saw it: 1 or 0.";
-const PUSH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What a CronJob declares that its runs cannot tell.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,21 +75,10 @@ impl Declared {
 
     /// The push that tells the gateway, at `now`.
     pub fn push_body(&self, now: Timestamp) -> String {
-        let mut families = vec![gauge(SUSPENDED, SUSPENDED_HELP, Vec::new(), if self.suspended { 1.0 } else { 0.0 })];
-        let info = [
-            ("concurrency_policy", &self.concurrency_policy),
-            ("schedule", &self.schedule),
-            ("timezone", &self.time_zone),
-        ]
-        .into_iter()
-        .map(|(name, value)| LabelPair { name: Some(name.into()), value: Some(value.clone()) })
-        .collect();
-        families.push(gauge(
-            "cronjob_info",
-            "The CronJob's schedule, time zone and concurrency policy; always 1.",
-            info,
-            1.0,
-        ));
+        let mut families = vec![
+            gauge(SUSPENDED, SUSPENDED_HELP, Vec::new(), if self.suspended { 1.0 } else { 0.0 }),
+            info_family(&self.concurrency_policy, &self.schedule, &self.time_zone),
+        ];
         let zone = (self.time_zone != "UTC").then_some(self.time_zone.as_str());
         let schedule = Schedule::parse(&self.schedule, zone).ok();
         let next = schedule.as_ref().and_then(|s| s.next_after(now));
@@ -110,20 +95,6 @@ impl Declared {
         }
         text_write::to_text(&families)
     }
-}
-
-fn gauge(name: &str, help: &str, label: Vec<LabelPair>, value: f64) -> MetricFamily {
-    MetricFamily {
-        name: Some(name.into()),
-        help: Some(help.into()),
-        r#type: Some(MetricType::Gauge as i32),
-        metric: vec![Metric { label, gauge: Some(Gauge { value: Some(value) }), ..Metric::default() }],
-        unit: None,
-    }
-}
-
-fn name_of(cronjob: &CronJob) -> Name {
-    (cronjob.metadata.namespace.clone().unwrap_or_default(), cronjob.metadata.name.clone().unwrap_or_default())
 }
 
 /// Tells the gateway of CronJobs suspended, resumed and edited.
@@ -191,21 +162,14 @@ impl CronJobChanges {
 
     async fn push(&self, name: &Name, declared: &Declared) {
         let group = self.gateway.group(name);
-        let url = match group.url(Some(&self.gateway.gateway_url)) {
-            Ok(url) => url,
-            Err(e) => return tracing::warn!(error = %e, "cannot name the group to push to"),
-        };
-        let body = declared.push_body(Timestamp::now());
-        let request = self.gateway.http.post(url).header("Content-Type", TEXT_FORMAT).body(body);
-        match request.timeout(PUSH_TIMEOUT).send().await {
-            Ok(r) if r.status().is_success() => tracing::info!(
+        match self.gateway.push(&group, declared.push_body(Timestamp::now()), REQUEST_TIMEOUT).await {
+            Ok(()) => tracing::info!(
                 %group,
                 suspended = declared.suspended,
                 schedule = declared.schedule,
                 timezone = declared.time_zone,
                 "pushed the CronJob's declared state"
             ),
-            Ok(r) => tracing::warn!(%group, status = %r.status(), "the gateway refused the CronJob's declared state"),
             Err(e) => tracing::warn!(%group, error = %e, "cannot push the CronJob's declared state"),
         }
     }

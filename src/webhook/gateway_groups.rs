@@ -3,13 +3,21 @@
 
 use std::time::Duration;
 
+use k8s_openapi::api::batch::v1::CronJob;
+
 use crate::pushers::group::Group;
+use crate::pushers::push::TEXT_FORMAT;
 
 /// A CronJob, as its group names it: namespace and name.
 pub type Name = (String, String);
 
+/// The name of a CronJob's group.
+pub fn name_of(cronjob: &CronJob) -> Name {
+    (cronjob.metadata.namespace.clone().unwrap_or_default(), cronjob.metadata.name.clone().unwrap_or_default())
+}
+
 /// How long one request to the gateway may take.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The gateway, and which of its groups are cronpush's.
 #[derive(Clone)]
@@ -80,6 +88,18 @@ impl GatewayGroups {
     /// The group of the CronJob `name`.
     pub fn group(&self, (namespace, cronjob): &Name) -> Group {
         Group { job: self.job_label.clone(), namespace: namespace.clone(), cronjob: cronjob.clone() }
+    }
+
+    /// POSTs `body` (text format) into `group` within `timeout`: what is pushed replaces the same
+    /// families there.
+    pub async fn push(&self, group: &Group, body: String, timeout: Duration) -> Result<(), String> {
+        let url = group.url(Some(&self.gateway_url)).map_err(|e| e.to_string())?;
+        let request = self.http.post(url).header("Content-Type", TEXT_FORMAT).body(body);
+        match request.timeout(timeout).send().await {
+            Ok(r) if r.status().is_success() => Ok(()),
+            Ok(r) => Err(format!("the gateway answered {}", r.status())),
+            Err(e) => Err(e.to_string()),
+        }
     }
 
     /// Deletes the group of the CronJob `name`; `why` goes into the log.
