@@ -79,7 +79,9 @@ impl Declared {
             gauge(SUSPENDED, SUSPENDED_HELP, Vec::new(), if self.suspended { 1.0 } else { 0.0 }),
             info_family(&self.concurrency_policy, &self.schedule, &self.time_zone),
         ];
-        let zone = (self.time_zone != "UTC").then_some(self.time_zone.as_str());
+        // The zone given as spec.timeZone; a `CRON_TZ=` schedule names its own (and the two
+        // together are refused, as the API server refuses them).
+        let zone = (self.time_zone != "UTC" && !self.schedule.contains("TZ")).then_some(self.time_zone.as_str());
         let schedule = Schedule::parse(&self.schedule, zone).ok();
         let next = schedule.as_ref().and_then(|s| s.next_after(now));
         if let (false, Some(schedule), Some(next)) = (self.suspended, &schedule, next) {
@@ -244,8 +246,12 @@ mod tests {
         ] {
             assert!(body.lines().any(|l| l == line), "no {line:?} in\n{body}");
         }
-        let suspended = Declared { suspended: true, ..declared }.push_body(now);
+        let suspended = Declared { suspended: true, ..declared.clone() }.push_body(now);
         assert!(suspended.lines().any(|l| l == "cronjob_suspended 1"), "{suspended}");
         assert!(!suspended.contains("next_scheduled") && !suspended.contains("period"), "{suspended}");
+        // A zone named in the schedule: 03:00 in Tokyo is 18:00Z.
+        let tokyo = Declared::of(&cronjob(json!({"schedule": "CRON_TZ=Asia/Tokyo 0 3 * * *", "jobTemplate": {}})));
+        let body = tokyo.push_body(now);
+        assert!(body.lines().any(|l| l == "cronjob_next_scheduled_timestamp_seconds 1.7966664e+09"), "{body}");
     }
 }
