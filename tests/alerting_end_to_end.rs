@@ -187,6 +187,14 @@ impl Watch {
         }
     }
 
+    /// Keeps checking the alerts (any one not allowed fails the test) while `waiting` holds.
+    fn watch_while(&self, mut waiting: impl FnMut() -> bool) {
+        while waiting() {
+            self.alerts();
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
     fn disallow(&self, name: &str, namespace: &str) {
         self.allowed.lock().unwrap().remove(&(name.to_string(), namespace.to_string()));
     }
@@ -502,10 +510,7 @@ fn forbid_run_past_its_slot(watch: &Watch, gateway: &Server) {
     // next one not too close: the controller will wait for that one (MissSchedule). (Within
     // the deadline it would start the most recent slot at once, as soon as the Job ends.)
     let past_deadline = |t: f64| (35.0..50.0).contains(&(t - slot_at_or_before(t) as f64));
-    while now() < skipped as f64 + 2.0 + FOR_SECONDS + SLACK || !past_deadline(now()) {
-        watch.alerts();
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    watch.watch_while(|| now() < skipped as f64 + 2.0 + FOR_SECONDS + SLACK || !past_deadline(now()));
     run.report_main(&support::kubelet::run_main("exit 0"));
     support::kubelet::stop_sidecar(&run, &mut sidecar, Duration::from_secs(30));
     let ended = now();
@@ -517,10 +522,7 @@ fn forbid_run_past_its_slot(watch: &Watch, gateway: &Server) {
     watch.wait_for_series(&format!(
         "cronjob_next_scheduled_timestamp_seconds{{namespace=\"{FORBID_NS}\"}} == {following}"
     ));
-    while now() < following as f64 {
-        watch.alerts();
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    watch.watch_while(|| now() < following as f64);
     run_to_end(&run_of(following), "exit 0");
     watch.wait_for_series(&format!(
         "cronjob_last_ended_scheduled_timestamp_seconds{{namespace=\"{FORBID_NS}\"}} == {following}"
@@ -547,10 +549,7 @@ fn retried_then_failed_job(watch: &Watch, gateway: &Server) {
     watch.wait_for_series(&format!(r#"cronjob_last_result{{namespace="{RETRIED_NS}",result="retrying"}} == 1"#));
     // CronJobFailed has no `for:`: it would be active at the next evaluation.
     let quiet_until = now() + 3.0 * SCRAPE_AND_EVALUATION;
-    while now() < quiet_until {
-        watch.alerts();
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    watch.watch_while(|| now() < quiet_until);
     run_to_end(&attempt(1), "exit 3");
     let failed_at = now();
     let alert = watch.until("CronJobFailed firing", failed_at + SLACK, |alerts| {
@@ -580,10 +579,7 @@ fn suspended_cronjob(watch: &Watch, gateway: &Server) {
     run.api.modify("cronjobs", PAUSED_NS, CRONJOB, |cronjob| cronjob["spec"]["suspend"] = json!(true));
     watch.wait_for_series(&format!("cronjob_suspended{{namespace=\"{PAUSED_NS}\"}} == 1"));
     assert!(now() < next as f64, "suspended after its next slot: the test was too slow");
-    while now() < next as f64 + 2.0 + FOR_SECONDS + SLACK {
-        watch.alerts();
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    watch.watch_while(|| now() < next as f64 + 2.0 + FOR_SECONDS + SLACK);
 }
 
 #[test]
