@@ -7,12 +7,12 @@
 use std::sync::{Arc, OnceLock};
 
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Client};
 
+use super::job_caches::JobCaches;
 use super::resolve::{FactsSource, Resolution, Resolve, ResolveFuture, RunFacts};
 use super::selection::Candidate;
-use super::watch_cache::watch_into_cache;
 use crate::contract::{GRACE_ANNOTATION, MAX_RUN_ANNOTATION, SCHEDULED_TIMESTAMP_ANNOTATION};
 use crate::schedule;
 
@@ -21,35 +21,22 @@ const INSTANTIATE_ANNOTATION: &str = "cronjob.kubernetes.io/instantiate";
 
 pub struct KubeResolver {
     client: Client,
-    jobs: Store<Job>,
-    cronjobs: Store<CronJob>,
+    caches: JobCaches,
     /// Set once the API server's version is known and too old.
     unsupported: Arc<OnceLock<Option<String>>>,
 }
 
 impl KubeResolver {
-    /// Starts watching Jobs and CronJobs in every namespace, in the background.
-    pub fn start(client: Client) -> KubeResolver {
-        // Only metadata and a few spec fields are read: the templates are dropped, since Jobs
-        // can be many and their Pod templates large.
-        let jobs = watch_into_cache(Api::<Job>::all(client.clone()), "Jobs", |job: &mut Job| {
-            if let Some(spec) = job.spec.as_mut() {
-                spec.template = Default::default();
-            }
-        });
-        let cronjobs = watch_into_cache(Api::<CronJob>::all(client.clone()), "CronJobs", |cronjob: &mut CronJob| {
-            if let Some(spec) = cronjob.spec.as_mut() {
-                spec.job_template = Default::default();
-            }
-        });
+    /// Resolves from `caches`; learns the API server's version in the background.
+    pub fn start(client: Client, caches: JobCaches) -> KubeResolver {
         let unsupported = Arc::new(OnceLock::new());
         tokio::spawn(learn_version(client.clone(), unsupported.clone()));
-        KubeResolver { client, jobs, cronjobs, unsupported }
+        KubeResolver { client, caches, unsupported }
     }
 
     async fn resolve_job(&self, candidate: &Candidate) -> Resolution {
         let key = ObjectRef::new(&candidate.job_name).within(&candidate.namespace);
-        let job = match self.jobs.get(&key) {
+        let job = match self.caches.jobs.get(&key) {
             Some(job) => job,
             None => {
                 let api = Api::<Job>::namespaced(self.client.clone(), &candidate.namespace);
@@ -67,7 +54,7 @@ impl KubeResolver {
             return Resolution::NotCronJob;
         };
         let key = ObjectRef::new(&owner.name).within(&candidate.namespace);
-        let cronjob = match self.cronjobs.get(&key) {
+        let cronjob = match self.caches.cronjobs.get(&key) {
             Some(cronjob) => cronjob,
             None => {
                 match Api::<CronJob>::namespaced(self.client.clone(), &candidate.namespace).get_opt(&owner.name).await {

@@ -10,6 +10,7 @@ pub mod cronjob_changes;
 pub mod gateway_groups;
 pub mod http;
 pub mod injection;
+pub mod job_caches;
 pub mod kube_resolver;
 pub mod limit_range;
 pub mod metrics;

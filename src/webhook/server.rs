@@ -12,6 +12,7 @@ use super::created_runs::CreatedRuns;
 use super::cronjob_changes::CronJobChanges;
 use super::gateway_groups::GatewayGroups;
 use super::http::{WebhookState, app};
+use super::job_caches::JobCaches;
 use super::kube_resolver::KubeResolver;
 use super::metrics::WebhookMetrics;
 use super::namespace_policies::{NamespacePolicies, NoPolicies, PolicyCache};
@@ -49,9 +50,10 @@ pub async fn run(args: WebhookArgs) -> Result<(), WebhookError> {
             None
         }
     };
-    let resolver: Box<dyn Resolve> = match &client {
-        Some(client) => Box::new(KubeResolver::start(client.clone())),
-        None => Box::new(NoApi("no Kubernetes configuration".into())),
+    let caches = client.as_ref().map(|client| JobCaches::start(client.clone()));
+    let resolver: Box<dyn Resolve> = match (&client, &caches) {
+        (Some(client), Some(caches)) => Box::new(KubeResolver::start(client.clone(), caches.clone())),
+        _ => Box::new(NoApi("no Kubernetes configuration".into())),
     };
     let nodes: Box<dyn Nodes> = match &client {
         Some(client) => Box::new(NodeCache::start(client.clone())),
