@@ -6,6 +6,10 @@ pub const NAMESPACE_INJECT_LABEL: &str = "cronpush.io/inject";
 /// Pod label: `disabled` opts a Pod out; the webhook configuration's objectSelector enforces it.
 pub const POD_INJECT_LABEL: &str = "cronpush.io/inject";
 pub const INJECT_DISABLED: &str = "disabled";
+/// Pod label the webhook adds to every Pod it injects: the relay learns how runs ended from one
+/// shared watch of the Pods that carry it (`labelSelector=cronpush.io/injected`).
+pub const INJECTED_LABEL: &str = "cronpush.io/injected";
+pub const INJECTED_LABEL_VALUE: &str = "true";
 /// Pod annotation recording what was injected, by which version: idempotency and audit.
 pub const STATUS_ANNOTATION: &str = "cronpush.io/status";
 /// CronJob annotations that override the derived grace and maximum run time, in seconds.

@@ -347,8 +347,9 @@ fn runs_report_their_end_through_the_relay_and_the_job_controller_judges_the_sam
         let run = NodeRun::bind(plane, pod_of(plane, &namespace, &job), "node-amd64");
         run.run_to_end(command);
 
-        // What the sidecar learned from the relay, which reviewed its token and watched its Pod
-        // on the real API server.
+        // What the sidecar learned from the relay, which reviewed its token and learned its Pod
+        // from its one watch of injected Pods (the label selector, through the shipped RBAC) on
+        // the real API server.
         let series = series_of(&gateway, name);
         let group = format!("cronjob=\"{name}\",instance=\"\",job=\"cronpush\",namespace=\"{namespace}\"");
         assert!(has(&series, &format!("cronjob_last_result{{{group},result=\"{result}\"}}"), "1"), "{series:#?}");
@@ -364,6 +365,10 @@ fn runs_report_their_end_through_the_relay_and_the_job_controller_judges_the_sam
     }
     let metrics = installed.webhook.metrics();
     assert!(metrics.contains("cronpush_webhook_relay_requests_total{outcome=\"complete\"} 2"), "{metrics}");
+    // Both Pods are in the shared watch (they still exist, complete or failed), with the injected
+    // Pods of the other tests that share this control plane.
+    let watched = metrics.lines().find_map(|l| l.strip_prefix("cronpush_webhook_relay_watched_pods "));
+    assert!(watched.and_then(|n| n.parse::<f64>().ok()).is_some_and(|n| n >= 2.0), "{metrics}");
 }
 
 /// The gateway's groups as `namespace/cronjob`.

@@ -327,6 +327,7 @@ fn rbac_is_the_least_privilege_set_bound_to_the_webhooks_service_account() {
         ("batch", "jobs", "list"),
         ("batch", "jobs", "watch"),
         ("", "pods", "get"),
+        ("", "pods", "list"),
         ("", "pods", "watch"),
         ("", "nodes", "get"),
         ("", "nodes", "list"),

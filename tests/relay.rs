@@ -1,6 +1,7 @@
 //! The relay inside the real `cronpush webhook` binary, over verified TLS as the sidecar reaches
 //! it. The fake API server (tests/support/kube_api.rs) plays kube-apiserver: TokenReview of
-//! projected tokens with the pod-bound extras, the Pod GET and the one-Pod watch; the test plays
+//! projected tokens with the pod-bound extras, the list and watch of injected Pods (label
+//! selector), and for a Pod injected before the label the Pod GET and the one-Pod watch; the test plays
 //! the kubelet by writing the containers' terminated states into the Pod's status, sometimes
 //! after the sidecar has already asked (the kubelet's status sync is asynchronous).
 //!
@@ -20,10 +21,12 @@ use support::webhook::{HOST, Webhook};
 const POD: &str = "backup-29396160-x7k2p";
 const POD_UID: &str = "3c1f0d9e-pod";
 
-/// A running Job Pod with two main containers and the injected sidecar.
+/// A running Job Pod with two main containers and the injected sidecar, labelled as the webhook
+/// labels what it injects.
 fn running_pod() -> Value {
     json!({"apiVersion": "v1", "kind": "Pod",
-           "metadata": {"name": POD, "namespace": "ops", "uid": POD_UID},
+           "metadata": {"name": POD, "namespace": "ops", "uid": POD_UID,
+                        "labels": {"job-name": "backup-29396160", "cronpush.io/injected": "true"}},
            "spec": {"initContainers": [{"name": "cronpush-start", "image": "cronpush"},
                                        {"name": "cronpush-sidecar", "image": "cronpush", "restartPolicy": "Always"}],
                     "containers": [{"name": "main", "image": "busybox"}, {"name": "uploader", "image": "busybox"}]},
@@ -68,6 +71,19 @@ fn setup() -> (FakeApi, Webhook) {
     (api, webhook)
 }
 
+/// What the webhook's /metrics says of one unlabelled series.
+fn gauge(webhook: &Webhook, name: &str) -> f64 {
+    let metrics = webhook.client(HOST).get(webhook.url("/metrics")).send().unwrap().text().unwrap();
+    let line = metrics.lines().find(|l| l.split(' ').next() == Some(name)).unwrap_or_else(|| panic!("{metrics}"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+/// Requests for the one Pod, and for the Pods of its namespace: what a sidecar waiting with a
+/// watch of its own costs (a GET, then a watch with a field selector).
+fn own_pod_requests(api: &FakeApi) -> usize {
+    api.requests(&format!("/api/v1/namespaces/ops/pods/{POD}")) + api.requests("/api/v1/namespaces/ops/pods")
+}
+
 fn ask(webhook: &Webhook, token: Option<&str>, query: &str) -> (u16, String) {
     let mut request = webhook.client(HOST).get(webhook.url(&format!("/v1/exit-status{query}")));
     if let Some(token) = token {
@@ -96,18 +112,19 @@ fn a_finished_pod_is_answered_at_once_with_every_main_container() {
 }
 
 #[test]
-fn a_status_that_arrives_after_the_question_is_waited_for() {
+fn a_status_that_arrives_after_the_question_is_waited_for_in_the_shared_watch() {
     let (api, webhook) = setup();
     let started = Instant::now();
-    let asking = std::thread::spawn(move || {
-        let answer = ask(&webhook, Some("sidecar-token"), "?wait=20");
-        (answer, webhook)
+    let (status, body) = std::thread::scope(|threads| {
+        let asking = threads.spawn(|| ask(&webhook, Some("sidecar-token"), "?wait=20"));
+        // The sidecar is waiting at the relay before the kubelet's update lands.
+        assert!(
+            support::eventually(Duration::from_secs(10), || gauge(&webhook, "cronpush_webhook_relay_waiting") == 1.0)
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        finish(&api, terminated(3, "Error"), terminated(0, "Completed"));
+        asking.join().unwrap()
     });
-    // The sidecar is waiting at the relay (it holds a watch) before the kubelet's update lands.
-    assert!(support::eventually(Duration::from_secs(10), || api.requests("/api/v1/namespaces/ops/pods") >= 1));
-    std::thread::sleep(Duration::from_millis(300));
-    finish(&api, terminated(3, "Error"), terminated(0, "Completed"));
-    let ((status, body), webhook) = asking.join().unwrap();
     assert_eq!(status, 200, "{body}");
     let report: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(
@@ -118,6 +135,87 @@ fn a_status_that_arrives_after_the_question_is_waited_for() {
     let metrics = webhook.client(HOST).get(webhook.url("/metrics")).send().unwrap().text().unwrap();
     assert!(metrics.contains("cronpush_webhook_relay_requests_total{outcome=\"complete\"} 1"), "{metrics}");
     assert!(metrics.contains("cronpush_webhook_relay_waiting 0"), "{metrics}");
+    assert!(metrics.contains("cronpush_webhook_relay_watched_pods 1"), "{metrics}");
+    // Learned from the one list and watch of injected Pods: nothing asked about this Pod alone.
+    assert_eq!(own_pod_requests(&api), 0);
+    assert!(api.requests("/api/v1/pods") >= 1);
+}
+
+#[test]
+fn a_sidecar_costs_one_token_review_however_often_it_asks() {
+    let (api, webhook) = setup();
+    for _ in 0..3 {
+        let (status, body) = ask(&webhook, Some("sidecar-token"), "?wait=0");
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["complete"], false);
+    }
+    finish(&api, terminated(0, "Completed"), terminated(0, "Completed"));
+    let answered = support::eventually(Duration::from_secs(5), || {
+        let (_, body) = ask(&webhook, Some("sidecar-token"), "?wait=2");
+        serde_json::from_str::<Value>(&body).unwrap()["complete"] == true
+    });
+    assert!(answered);
+    assert_eq!(api.token_reviews().len(), 1, "the first review is remembered");
+    // A refused token is never remembered: each question is reviewed again.
+    for _ in 0..2 {
+        assert_eq!(ask(&webhook, Some("forged"), "").0, 401);
+    }
+    assert_eq!(api.token_reviews().len(), 3);
+}
+
+#[test]
+fn a_pod_deleted_while_its_sidecar_waits_is_answered_as_deleted() {
+    let (api, webhook) = setup();
+    let (status, body) = std::thread::scope(|threads| {
+        let asking = threads.spawn(|| ask(&webhook, Some("sidecar-token"), "?wait=20"));
+        assert!(
+            support::eventually(Duration::from_secs(10), || gauge(&webhook, "cronpush_webhook_relay_waiting") == 1.0)
+        );
+        // A graceful delete: the API server sets deletionTimestamp (MODIFIED), and removes the
+        // Pod once the kubelet has stopped it (DELETED), its containers' ends never written.
+        api.modify("pods", "ops", POD, |pod| {
+            pod["metadata"]["deletionTimestamp"] = json!("2025-11-22T00:05:00Z");
+            pod["metadata"]["deletionGracePeriodSeconds"] = json!(30);
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        api.remove("pods", "ops", POD);
+        asking.join().unwrap()
+    });
+    assert_eq!(status, 200, "{body}");
+    let report: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(report["complete"], false);
+    assert_eq!(report["deletion"]["timestamp"], "2025-11-22T00:05:00Z", "{report}");
+    assert!(
+        support::eventually(Duration::from_secs(5), || gauge(&webhook, "cronpush_webhook_relay_watched_pods") == 0.0)
+    );
+    // Asked again, the Pod is no more, as the API server would say.
+    let (status, body) = ask(&webhook, Some("sidecar-token"), "?wait=1");
+    assert_eq!(status, 404, "{body}");
+}
+
+#[test]
+fn a_pod_injected_before_the_label_is_read_and_watched_alone() {
+    let api = FakeApi::start();
+    let mut pod = running_pod();
+    pod["metadata"]["labels"].as_object_mut().unwrap().remove("cronpush.io/injected");
+    api.put(pod);
+    api.add_token("sidecar-token", identity(POD, POD_UID, "cronpush"));
+    let webhook = Webhook::start(&api.url());
+    let (status, body) = std::thread::scope(|threads| {
+        let asking = threads.spawn(|| ask(&webhook, Some("sidecar-token"), "?wait=20"));
+        // It holds a watch of its own before the kubelet's update lands.
+        assert!(support::eventually(Duration::from_secs(10), || api.requests("/api/v1/namespaces/ops/pods") >= 1));
+        std::thread::sleep(Duration::from_millis(300));
+        finish(&api, terminated(3, "Error"), terminated(0, "Completed"));
+        asking.join().unwrap()
+    });
+    assert_eq!(status, 200, "{body}");
+    let report: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (report["complete"].clone(), report["containers"][0]["terminated"]["exitCode"].clone()),
+        (json!(true), json!(3))
+    );
+    assert_eq!(api.requests(&format!("/api/v1/namespaces/ops/pods/{POD}")), 1, "read once");
 }
 
 #[test]

@@ -82,8 +82,10 @@ pub struct WebhookArgs {
     /// asks for what is left of its own deadline, up to this.
     #[arg(long, env = "CRONPUSH_RELAY_MAX_WAIT", default_value = "2m", value_parser = go_duration::flag)]
     pub relay_max_wait: Duration,
-    /// How many sidecars may wait at the relay at once; each holds one watch on the API server
-    /// and costs about 70 KiB (benches/relay.rs), so 1000 fit the manifests' 128 MiB limit.
+    /// How many sidecars may wait at the relay at once. One in the shared watch costs about
+    /// 26 KiB (its TLS connection and request), one of a Pod injected before the
+    /// `cronpush.io/injected` label about 70 KiB and a watch of its own (benches/relay.rs), so
+    /// 1000 fit the manifests' 128 MiB limit.
     #[arg(long, env = "CRONPUSH_RELAY_MAX_WAITING", default_value_t = 1000)]
     pub relay_max_waiting: usize,
     /// Delete a CronJob's group from the gateway (--gateway-url) when the CronJob is deleted,

@@ -119,6 +119,6 @@ fn relay_query(raw: &str) -> Result<RelayQuery, RelayError> {
 }
 
 async fn metrics(State(state): State<Arc<WebhookState>>) -> Response {
-    let text = state.metrics.text(state.relay.waiting());
+    let text = state.metrics.text(state.relay.waiting(), state.relay.watched_pods());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }

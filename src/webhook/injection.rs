@@ -22,8 +22,8 @@ use serde_json::{Value, json};
 use super::relay_ca::RelayCa;
 use super::resolve::RunFacts;
 use crate::contract::{
-    API_TOKEN_DIR, METRICS_FILE_ANNOTATION, NO_API_TOKEN_VOLUME, SIDECAR_CONTAINER, START_CONTAINER, STATUS_ANNOTATION,
-    TOKEN_DIR, TOKEN_FILE, TOKEN_VOLUME, env,
+    API_TOKEN_DIR, INJECTED_LABEL, INJECTED_LABEL_VALUE, METRICS_FILE_ANNOTATION, NO_API_TOKEN_VOLUME,
+    SIDECAR_CONTAINER, START_CONTAINER, STATUS_ANNOTATION, TOKEN_DIR, TOKEN_FILE, TOKEN_VOLUME, env,
 };
 
 /// The API's default `terminationGracePeriodSeconds`.
@@ -121,6 +121,13 @@ pub fn patch_with(
         ops.push(add(&["metadata", "annotations", STATUS_ANNOTATION], json!(status)));
     } else {
         ops.push(add(&["metadata", "annotations"], json!({ STATUS_ANNOTATION: status })));
+    }
+    // The label that puts the Pod into the relay's shared watch. The Job controller's own labels
+    // (job-name, controller-uid) are always there, but a Pod without labels is patched too.
+    if pod.metadata.labels.is_some() {
+        ops.push(add(&["metadata", "labels", INJECTED_LABEL], json!(INJECTED_LABEL_VALUE)));
+    } else {
+        ops.push(add(&["metadata", "labels"], json!({ INJECTED_LABEL: INJECTED_LABEL_VALUE })));
     }
     Ok(Injection { ops, warnings })
 }

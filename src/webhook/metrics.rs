@@ -52,8 +52,9 @@ impl WebhookMetrics {
         *self.inner.lock().relayed.entry(outcome).or_default() += 1;
     }
 
-    /// The metrics text; `relay_waiting` is the relay's current count of waiting sidecars.
-    pub fn text(&self, relay_waiting: usize) -> String {
+    /// The metrics text; `relay_waiting` is the relay's current count of waiting sidecars,
+    /// `watched_pods` the injected Pods its shared watch holds.
+    pub fn text(&self, relay_waiting: usize, watched_pods: usize) -> String {
         let inner = self.inner.lock();
         let label = |n: &str, v: &str| LabelPair { name: Some(n.into()), value: Some(v.into()) };
         let admissions = inner
@@ -84,7 +85,7 @@ impl WebhookMetrics {
                 ..Default::default()
             })
             .collect();
-        let waiting = Metric { gauge: Some(Gauge { value: Some(relay_waiting as f64) }), ..Default::default() };
+        let gauge = |value: usize| Metric { gauge: Some(Gauge { value: Some(value as f64) }), ..Default::default() };
         let families = [
             family(
                 "cronpush_webhook_admission_duration_seconds",
@@ -110,7 +111,13 @@ impl WebhookMetrics {
                 "cronpush_webhook_relay_waiting",
                 "Sidecars waiting at the relay for their Pod's containers to end.",
                 MetricType::Gauge,
-                vec![waiting],
+                vec![gauge(relay_waiting)],
+            ),
+            family(
+                "cronpush_webhook_relay_watched_pods",
+                "Injected Pods in the relay's shared watch.",
+                MetricType::Gauge,
+                vec![gauge(watched_pods)],
             ),
         ];
         text_write::to_text(&families)

@@ -9,6 +9,7 @@ pub mod created_runs;
 pub mod cronjob_changes;
 pub mod gateway_groups;
 pub mod http;
+pub mod injected_pods;
 pub mod injection;
 pub mod job_caches;
 pub mod kube_resolver;
@@ -27,6 +28,7 @@ pub mod resource_fit;
 pub mod resource_quota;
 pub mod selection;
 pub mod server;
+pub mod verified_tokens;
 pub mod watch_cache;
 
 #[cfg(test)]

@@ -1,12 +1,18 @@
 //! The relay: tells a sidecar how its Pod's main containers ended, without giving Job Pods any
 //! RBAC. The sidecar presents its projected service-account token (audience-bound, pod-bound);
 //! a TokenReview proves it and names the Pod (the `authentication.kubernetes.io/pod-name` and
-//! `pod-uid` extras, as Istio reads them); the relay then reads that one Pod with its own RBAC
-//! and watches it until every main container has terminated, since the kubelet's status update
-//! can arrive after it has signalled the sidecar. The answer carries each main container's end
-//! and the Pod's own reason when it was ended as a whole (`DeadlineExceeded`, `Evicted`). A
-//! token proves one Pod; it can never ask about another.
+//! `pod-uid` extras, as Istio reads them), and a verified token is remembered for a minute (see
+//! `verified_tokens`). A token proves one Pod; it can never ask about another.
+//!
+//! The relay learns the Pod's state from the webhook's one shared watch of injected Pods
+//! (`injected_pods`) and waits there until every main container has terminated, since the
+//! kubelet's status update can arrive after it has signalled the sidecar. A Pod the shared watch
+//! does not hold (injected by a version without the label) is read and watched on its own, as
+//! before. The Job and the CronJob come from the webhook's caches.
+//! The answer carries each main container's end and the Pod's own reason when it was ended as
+//! a whole (`DeadlineExceeded`, `Evicted`).
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -14,9 +20,13 @@ use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, PostParams};
+use kube::runtime::reflector::ObjectRef;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::contract::{SIDECAR_CONTAINER, env};
+use super::injected_pods::{InjectedPods, WatchedPod};
+use super::job_caches::JobCaches;
+use super::verified_tokens::{TokenPod, VerifiedTokens};
 use crate::exit_status::{Attempt, ExitReport, watch_until_exited};
 
 const POD_NAME_EXTRA: &str = "authentication.kubernetes.io/pod-name";
@@ -24,6 +34,8 @@ const POD_UID_EXTRA: &str = "authentication.kubernetes.io/pod-uid";
 const SERVICE_ACCOUNT_PREFIX: &str = "system:serviceaccount:";
 /// What reading the Pod may take beyond the sidecar's wait.
 const READ_TIME: Duration = Duration::from_secs(1);
+/// Verified tokens remembered at most: a burst's worth of sidecars, about 100 bytes each.
+const VERIFIED_TOKENS: usize = 50_000;
 
 /// What a sidecar asks: its own Pod, and how long it can wait.
 #[derive(Debug, Default)]
@@ -61,8 +73,13 @@ impl RelayError {
 
 pub struct Relay {
     client: Option<kube::Client>,
+    /// The shared watch of injected Pods and the Job and CronJob caches, when there is an API.
+    pods: Option<InjectedPods>,
+    caches: Option<JobCaches>,
+    tokens: VerifiedTokens,
     audience: String,
     max_wait: Duration,
+    /// How many sidecars may wait at once.
     max_waiting: usize,
     waiting: AtomicUsize,
     /// Whether the webhook deletes the groups of deleted CronJobs: then the relay tells a
@@ -70,23 +87,24 @@ pub struct Relay {
     deletes_groups_of_deleted_cronjobs: bool,
 }
 
-/// The Pod a token was issued to.
-struct TokenPod {
-    namespace: String,
-    name: String,
-    uid: String,
-}
-
 impl Relay {
     pub fn new(client: Option<kube::Client>, audience: String, max_wait: Duration, max_waiting: usize) -> Relay {
         Relay {
             client,
+            pods: None,
+            caches: None,
+            tokens: VerifiedTokens::new(VERIFIED_TOKENS),
             audience,
             max_wait,
             max_waiting,
             waiting: AtomicUsize::new(0),
             deletes_groups_of_deleted_cronjobs: false,
         }
+    }
+
+    /// Learns Pods from the shared watch, and Jobs and CronJobs from the caches.
+    pub fn watching(self, pods: InjectedPods, caches: JobCaches) -> Relay {
+        Relay { pods: Some(pods), caches: Some(caches), ..self }
     }
 
     /// Tells sidecars whose CronJob is deleted that their group is gone with it.
@@ -97,6 +115,11 @@ impl Relay {
     /// Sidecars waiting right now.
     pub fn waiting(&self) -> usize {
         self.waiting.load(Ordering::Relaxed)
+    }
+
+    /// Pods in the shared watch.
+    pub fn watched_pods(&self) -> usize {
+        self.pods.as_ref().map_or(0, InjectedPods::len)
     }
 
     /// The exit report of the token's Pod: at once when every main container has terminated,
@@ -110,7 +133,17 @@ impl Relay {
                 "a bearer token (the sidecar's projected service-account token) is required".into(),
             )
         })?;
-        let owner = self.review(&client, token).await?;
+        let owner = match self.tokens.get(token) {
+            Some(owner) => owner,
+            None => {
+                // Boxed, as are the other API calls below: a sidecar's request lives for as long
+                // as it waits, thousands at once, and the future of a rarely taken branch would
+                // otherwise be part of every one of them.
+                let owner = Box::pin(self.review(&client, token)).await?;
+                self.tokens.insert(token, owner.clone());
+                owner
+            }
+        };
         if query.namespace.as_ref().is_some_and(|ns| *ns != owner.namespace)
             || query.pod.as_ref().is_some_and(|pod| *pod != owner.name)
         {
@@ -121,11 +154,60 @@ impl Relay {
         }
         let wait = query.wait.unwrap_or(self.max_wait).min(self.max_wait);
         let deadline = Instant::now() + wait;
-        let _waiting = self.enter()?;
-        let pods: Api<Pod> = Api::namespaced(client.clone(), &owner.namespace);
         // Reading the Pod is not waiting: a sidecar that asks for no wait (the first question
         // after its SIGTERM) still gets the Pod as it stands.
         let read_by = deadline.max(Instant::now() + READ_TIME);
+        let followed = match &self.pods {
+            Some(pods) => pods.follow(&owner.namespace, &owner.name, read_by).await,
+            None => None,
+        };
+        // Each waiting sidecar holds a TLS connection and its request (about 26 KiB, see
+        // benches/relay.rs), and admission shares this process: beyond the limit, refuse.
+        let waiting = Waiting::enter(&self.waiting);
+        if waiting.count > self.max_waiting {
+            return Err(RelayError::Unavailable(format!(
+                "{} sidecars are already waiting; try again",
+                self.max_waiting
+            )));
+        }
+        let pod = match followed {
+            Some(pod) => wait_in_shared_watch(pod, &owner, deadline).await?,
+            None => Box::pin(self.wait_in_own_watch(&client, &owner, deadline, read_by)).await?,
+        };
+        drop(waiting);
+        let mut report = pod.report.clone();
+        if report.complete || report.deletion.is_some() {
+            let read_by = read_by.max(deadline).max(Instant::now() + READ_TIME);
+            let job = match &pod.job {
+                Some(name) => {
+                    Box::pin(self.read_job(&client, &owner.namespace, name, report.deletion.is_some(), read_by)).await
+                }
+                None => None,
+            };
+            if let Some(job) = job {
+                if report.deletion.is_some() {
+                    report.job_reason = failure_reason(&job);
+                }
+                report.attempt = Some(attempt(&job, pod.restarted_in_place));
+            }
+            if let (true, Some(cronjob)) = (self.deletes_groups_of_deleted_cronjobs, &pod.cronjob) {
+                report.cronjob_deleted =
+                    Box::pin(self.cronjob_deleted(&client, &owner.namespace, cronjob, read_by)).await;
+            }
+        }
+        Ok(report)
+    }
+
+    /// A Pod that the shared watch does not hold: read it, and watch it alone until its main
+    /// containers have ended (one watch on the API server per such sidecar).
+    async fn wait_in_own_watch(
+        &self,
+        client: &kube::Client,
+        owner: &TokenPod,
+        deadline: Instant,
+        read_by: Instant,
+    ) -> Result<WatchedPod, RelayError> {
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &owner.namespace);
         let pod = match tokio::time::timeout_at(read_by, pods.get(&owner.name)).await {
             Ok(Ok(pod)) => pod,
             Ok(Err(kube::Error::Api(e))) if e.code == 404 => {
@@ -138,40 +220,24 @@ impl Relay {
         };
         // A token outlives nothing: a Pod re-created under the same name is another run.
         if pod.metadata.uid.as_deref() != Some(owner.uid.as_str()) {
-            return Err(RelayError::Forbidden(format!(
-                "the token was issued to an earlier Pod named {}/{}",
-                owner.namespace, owner.name
-            )));
+            return Err(earlier_pod(owner));
         }
-        let job = owner_job(&pod);
-        let cronjob = injected_cronjob(&pod);
-        let restarted_in_place = pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()) != Some("Never");
-        let mut report = watch_until_exited(&pods, pod, deadline).await;
-        if report.complete || report.deletion.is_some() {
-            let read_by = read_by.max(deadline).max(Instant::now() + READ_TIME);
-            let job = match job {
-                Some(name) => self.read_job(&client, &owner.namespace, name, read_by).await,
-                None => None,
-            };
-            if let Some(job) = job {
-                if report.deletion.is_some() {
-                    report.job_reason = failure_reason(&job);
-                }
-                report.attempt = Some(attempt(&job, restarted_in_place));
-            }
-            if let (true, Some(cronjob)) = (self.deletes_groups_of_deleted_cronjobs, cronjob) {
-                report.cronjob_deleted = self.cronjob_deleted(&client, &owner.namespace, cronjob, read_by).await;
-            }
-        }
-        Ok(report)
+        let watched = WatchedPod::of(&pod);
+        let report = watch_until_exited(&pods, pod, deadline).await;
+        Ok(WatchedPod { report, ..watched })
     }
 
     /// Whether the CronJob is gone, or being deleted (the garbage collector deletes its Jobs,
     /// and so their Pods, in the background or before it: garbage-collection.md); `false` when
-    /// that cannot be learned in time, so that the end is pushed as usual.
-    async fn cronjob_deleted(&self, client: &kube::Client, namespace: &str, name: String, by: Instant) -> bool {
+    /// that cannot be learned in time, so that the end is pushed as usual. The cache answers
+    /// for a CronJob it holds; one it lacks is asked for, to tell deleted from not yet seen.
+    async fn cronjob_deleted(&self, client: &kube::Client, namespace: &str, name: &str, by: Instant) -> bool {
+        let cached = self.caches.as_ref().and_then(|c| c.cronjobs.get(&ObjectRef::new(name).within(namespace)));
+        if let Some(cronjob) = cached {
+            return cronjob.metadata.deletion_timestamp.is_some();
+        }
         let cronjobs: Api<CronJob> = Api::namespaced(client.clone(), namespace);
-        match tokio::time::timeout_at(by, cronjobs.get_opt(&name)).await {
+        match tokio::time::timeout_at(by, cronjobs.get_opt(name)).await {
             Ok(Ok(None)) => true,
             Ok(Ok(Some(cronjob))) => cronjob.metadata.deletion_timestamp.is_some(),
             Ok(Err(e)) => {
@@ -182,11 +248,24 @@ impl Relay {
         }
     }
 
-    /// The Pod's Job, or nothing when it cannot be read: the answer does not wait for it.
-    async fn read_job(&self, client: &kube::Client, namespace: &str, name: String, by: Instant) -> Option<Job> {
+    /// The Pod's Job, or nothing when it cannot be read: the answer does not wait for it. The
+    /// cache answers, except for a deleted Pod whose Job has no verdict there yet: the Job
+    /// controller writes it right after deleting the Pods, so the API server is asked.
+    async fn read_job(
+        &self,
+        client: &kube::Client,
+        namespace: &str,
+        name: &str,
+        pod_deleted: bool,
+        by: Instant,
+    ) -> Option<Arc<Job>> {
+        let cached = self.caches.as_ref().and_then(|c| c.jobs.get(&ObjectRef::new(name).within(namespace)));
+        if let Some(job) = cached.filter(|job| !pod_deleted || failure_reason(job).is_some()) {
+            return Some(job);
+        }
         let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
-        match tokio::time::timeout_at(by, jobs.get(&name)).await {
-            Ok(Ok(job)) => Some(job),
+        match tokio::time::timeout_at(by, jobs.get(name)).await {
+            Ok(Ok(job)) => Some(Arc::new(job)),
             Ok(Err(e)) => {
                 tracing::debug!(job = name, error = %e, "cannot read the Pod's Job");
                 None
@@ -230,20 +309,39 @@ impl Relay {
             _ => Err(RelayError::Forbidden("the token is not bound to a Pod (use a projected token)".into())),
         }
     }
+}
 
-    /// Counts a waiting sidecar, refusing when too many wait: each holds a watch on the API
-    /// server, and admission shares this process.
-    fn enter(&self) -> Result<WaitingGuard<'_>, RelayError> {
-        let now = self.waiting.fetch_add(1, Ordering::Relaxed) + 1;
-        let guard = WaitingGuard(&self.waiting);
-        if now > self.max_waiting {
-            return Err(RelayError::Unavailable(format!(
-                "{} sidecars are already waiting; try again",
-                self.max_waiting
-            )));
-        }
-        Ok(guard)
+/// Waits in the shared watch until the Pod's main containers have all ended, the Pod is gone,
+/// or the deadline passes, and gives the last state seen.
+async fn wait_in_shared_watch(
+    mut pod: watch::Receiver<Arc<WatchedPod>>,
+    owner: &TokenPod,
+    deadline: Instant,
+) -> Result<WatchedPod, RelayError> {
+    let mut last = pod.borrow_and_update().clone();
+    // A token outlives nothing: a Pod re-created under the same name is another run.
+    if last.uid != owner.uid {
+        return Err(earlier_pod(owner));
     }
+    while !last.report.complete && !last.gone {
+        match tokio::time::timeout_at(deadline, pod.changed()).await {
+            Ok(Ok(())) => {
+                let next = pod.borrow_and_update().clone();
+                if next.uid != owner.uid {
+                    // Deleted and created again under its name before this waiter looked.
+                    return Ok(WatchedPod { gone: true, ..WatchedPod::clone(&last) });
+                }
+                last = next;
+            }
+            // The watch dropped the Pod, after telling that it was gone; or the wait ran out.
+            Ok(Err(_)) | Err(_) => break,
+        }
+    }
+    Ok(WatchedPod::clone(&last))
+}
+
+fn earlier_pod(owner: &TokenPod) -> RelayError {
+    RelayError::Forbidden(format!("the token was issued to an earlier Pod named {}/{}", owner.namespace, owner.name))
 }
 
 /// The reason of the Job's `FailureTarget` or `Failed` condition, when the Job has failed: the
@@ -280,29 +378,22 @@ fn attempt(job: &Job, restarted_in_place: bool) -> Attempt {
     }
 }
 
-/// The CronJob the webhook injected the Pod for: its sidecar's `CRONPUSH_CRONJOB`. The Job that
-/// would tell it too may already be gone when its CronJob was deleted.
-fn injected_cronjob(pod: &Pod) -> Option<String> {
-    let sidecar = pod.spec.as_ref()?.init_containers.as_ref()?.iter().find(|c| c.name == SIDECAR_CONTAINER)?;
-    let variable = sidecar.env.as_ref()?.iter().find(|e| e.name == env::CRONJOB)?;
-    variable.value.clone().filter(|v| !v.is_empty())
+/// One sidecar counted in a gauge for as long as it waits.
+struct Waiting<'a> {
+    gauge: &'a AtomicUsize,
+    /// The count with this one.
+    count: usize,
 }
 
-/// The name of the Job that controls the Pod, if one does.
-fn owner_job(pod: &Pod) -> Option<String> {
-    pod.metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .find(|o| o.kind == "Job" && o.api_version == "batch/v1" && o.controller == Some(true))
-        .map(|o| o.name.clone())
+impl Waiting<'_> {
+    fn enter(gauge: &AtomicUsize) -> Waiting<'_> {
+        Waiting { gauge, count: gauge.fetch_add(1, Ordering::Relaxed) + 1 }
+    }
 }
 
-struct WaitingGuard<'a>(&'a AtomicUsize);
-
-impl Drop for WaitingGuard<'_> {
+impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.gauge.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -12,6 +12,7 @@ use super::created_runs::CreatedRuns;
 use super::cronjob_changes::CronJobChanges;
 use super::gateway_groups::GatewayGroups;
 use super::http::{WebhookState, app};
+use super::injected_pods::InjectedPods;
 use super::job_caches::JobCaches;
 use super::kube_resolver::KubeResolver;
 use super::metrics::WebhookMetrics;
@@ -75,8 +76,12 @@ pub async fn run(args: WebhookArgs) -> Result<(), WebhookError> {
     if let (true, Some(client)) = (args.delete_groups_of_deleted_cronjobs, &client) {
         tokio::spawn(Cleanup { gateway }.run(client.clone()));
     }
-    let relay = Relay::new(client, args.token_audience.clone(), args.relay_max_wait, args.relay_max_waiting)
-        .deleting_groups_of_deleted_cronjobs(args.delete_groups_of_deleted_cronjobs);
+    let mut relay =
+        Relay::new(client.clone(), args.token_audience.clone(), args.relay_max_wait, args.relay_max_waiting)
+            .deleting_groups_of_deleted_cronjobs(args.delete_groups_of_deleted_cronjobs);
+    if let (Some(client), Some(caches)) = (&client, caches) {
+        relay = relay.watching(InjectedPods::start(client.clone()), caches);
+    }
     let state = Arc::new(WebhookState {
         admitter: Admitter {
             injection,

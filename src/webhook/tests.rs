@@ -10,7 +10,8 @@ use super::injection::{self, InjectionConfig};
 use super::resolve::{FactsSource, RunFacts};
 use super::selection::{self, SkipReason};
 use crate::contract::{
-    API_TOKEN_DIR, NO_API_TOKEN_VOLUME, SIDECAR_CONTAINER, START_CONTAINER, STATUS_ANNOTATION, TOKEN_VOLUME,
+    API_TOKEN_DIR, INJECTED_LABEL, INJECTED_LABEL_VALUE, NO_API_TOKEN_VOLUME, SIDECAR_CONTAINER, START_CONTAINER,
+    STATUS_ANNOTATION, TOKEN_VOLUME,
 };
 use k8s_openapi::api::core::v1::Pod;
 
@@ -281,6 +282,16 @@ fn pods_without_init_containers_volumes_or_annotations_get_the_arrays_created() 
     let patched = inject(&annotated);
     assert_eq!(patched["metadata"]["annotations"]["team"], "data");
     assert!(patched["metadata"]["annotations"][STATUS_ANNOTATION].is_string());
+}
+
+#[test]
+fn an_injected_pod_is_labelled_for_the_relays_watch_whatever_labels_it_had() {
+    let labelled = inject(&article_pod(1));
+    assert_eq!(labelled["metadata"]["labels"][INJECTED_LABEL], INJECTED_LABEL_VALUE);
+    assert_eq!(labelled["metadata"]["labels"]["job-name"], article_pod(1)["metadata"]["labels"]["job-name"]);
+    let mut bare = article_pod(1);
+    bare["metadata"].as_object_mut().unwrap().remove("labels");
+    assert_eq!(inject(&bare)["metadata"]["labels"], json!({ INJECTED_LABEL: INJECTED_LABEL_VALUE }));
 }
 
 #[test]

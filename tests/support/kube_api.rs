@@ -5,7 +5,13 @@
 //! - a list (`items` and `metadata.resourceVersion`), cluster-wide or in one namespace;
 //! - a watch (`?watch=true&resourceVersion=N`): newline-delimited `{"type","object"}` events for
 //!   every change after N, the connection held open while nothing changes, `fieldSelector=
-//!   metadata.name=<name>` honoured (the relay watches one Pod that way);
+//!   metadata.name=<name>` honoured (a relay watches one Pod that way);
+//! - `labelSelector` on lists and watches, with the existence (`key`, `!key`) and equality
+//!   (`key=value`, `key==value`, `key!=value`) requirements of apimachinery's
+//!   pkg/labels/selector.go (the relay's shared watch selects `cronpush.io/injected`). A watch
+//!   filters each event by the object it carries; kube-apiserver's cacher also turns a change
+//!   of labels into ADDED or DELETED (cacher.go), which cronpush never needs: its label is set
+//!   when the Pod is created and never changes;
 //! - `POST .../tokenreviews`: the TokenReview of a token registered with `add_token`, with the
 //!   audiences and the pod-bound user extras of a projected service-account token; a token
 //!   registered with `add_expired_token` is refused as expired;
@@ -53,6 +59,7 @@ struct Inner {
     expired_tokens: HashSet<String>,
     minor: String,
     requests: HashMap<String, usize>,
+    watches: usize,
     token_reviews: Vec<Value>,
 }
 
@@ -157,6 +164,16 @@ impl FakeApi {
     /// How many requests reached `path` (without the query).
     pub fn requests(&self, path: &str) -> usize {
         self.shared.inner.lock().unwrap().requests.get(path).copied().unwrap_or(0)
+    }
+
+    /// How many requests reached the server, on any path.
+    pub fn requests_total(&self) -> usize {
+        self.shared.inner.lock().unwrap().requests.values().sum()
+    }
+
+    /// How many watches were opened, on any path.
+    pub fn watches(&self) -> usize {
+        self.shared.inner.lock().unwrap().watches
     }
 
     /// The TokenReview requests received, as sent.
@@ -284,6 +301,23 @@ fn selected(target: &Target, field_name: Option<&str>, namespace: &str, name: &s
     target.namespace.as_deref().is_none_or(|ns| ns == namespace) && field_name.is_none_or(|n| n == name)
 }
 
+/// Whether `object`'s labels meet every requirement of a `labelSelector` (none: all do).
+fn labels_match(selector: Option<&str>, object: &Value) -> bool {
+    let labels = &object["metadata"]["labels"];
+    let value = |key: &str| labels.get(key.trim()).and_then(Value::as_str);
+    selector.unwrap_or_default().split(',').filter(|r| !r.trim().is_empty()).all(|requirement| {
+        if let Some((key, wanted)) = requirement.split_once("!=") {
+            value(key) != Some(wanted.trim())
+        } else if let Some((key, wanted)) = requirement.split_once("==").or_else(|| requirement.split_once('=')) {
+            value(key) == Some(wanted.trim())
+        } else if let Some(key) = requirement.trim().strip_prefix('!') {
+            value(key).is_none()
+        } else {
+            value(requirement).is_some()
+        }
+    })
+}
+
 /// The `metadata.name=<name>` field selector, the only one cronpush uses.
 fn field_name(query: &HashMap<String, String>) -> Option<String> {
     query.get("fieldSelector").and_then(|s| s.strip_prefix("metadata.name=")).map(str::to_string)
@@ -292,10 +326,13 @@ fn field_name(query: &HashMap<String, String>) -> Option<String> {
 fn list(shared: &Shared, target: &Target, query: &HashMap<String, String>) -> Response {
     let inner = shared.inner.lock().unwrap();
     let name = field_name(query);
+    let labels = query.get("labelSelector").map(String::as_str);
     let items: Vec<Value> = inner
         .objects
         .iter()
-        .filter(|((resource, ns, n), _)| *resource == target.resource && selected(target, name.as_deref(), ns, n))
+        .filter(|((resource, ns, n), object)| {
+            *resource == target.resource && selected(target, name.as_deref(), ns, n) && labels_match(labels, object)
+        })
         .map(|(_, object)| object.clone())
         .collect();
     let list = json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": inner.revision.to_string()},
@@ -307,13 +344,19 @@ fn list(shared: &Shared, target: &Target, query: &HashMap<String, String>) -> Re
 /// happens, for as long as the client stays.
 fn watch(shared: Arc<Shared>, target: Target, query: &HashMap<String, String>) -> Response {
     let mut seen: u64 = query.get("resourceVersion").and_then(|v| v.parse().ok()).unwrap_or(0);
-    if seen == 0 {
-        seen = shared.inner.lock().unwrap().revision;
+    {
+        let mut inner = shared.inner.lock().unwrap();
+        inner.watches += 1;
+        if seen == 0 {
+            seen = inner.revision;
+        }
     }
     let name = field_name(query);
+    let labels = query.get("labelSelector").cloned();
     let events = futures::stream::unfold((shared, seen), move |(shared, mut seen)| {
         let target = Target { resource: target.resource.clone(), namespace: target.namespace.clone(), name: None };
         let name = name.clone();
+        let labels = labels.clone();
         async move {
             loop {
                 let batch = {
@@ -321,7 +364,7 @@ fn watch(shared: Arc<Shared>, target: Target, query: &HashMap<String, String>) -
                     tokio::pin!(notified);
                     // Registered before looking, so that a change made meanwhile wakes us.
                     notified.as_mut().enable();
-                    let batch = pending_events(&shared, &target, name.as_deref(), &mut seen);
+                    let batch = pending_events(&shared, &target, name.as_deref(), labels.as_deref(), &mut seen);
                     if batch.is_empty() {
                         notified.await;
                         continue;
@@ -336,12 +379,18 @@ fn watch(shared: Arc<Shared>, target: Target, query: &HashMap<String, String>) -
 }
 
 /// The watch events after `seen` that the target selects, one JSON line each; moves `seen`.
-fn pending_events(shared: &Shared, target: &Target, name: Option<&str>, seen: &mut u64) -> Vec<u8> {
+fn pending_events(
+    shared: &Shared,
+    target: &Target,
+    name: Option<&str>,
+    labels: Option<&str>,
+    seen: &mut u64,
+) -> Vec<u8> {
     let inner = shared.inner.lock().unwrap();
     let mut out = Vec::new();
     let after = *seen;
     for (revision, resource, ns, n, kind, object) in inner.log.iter().filter(|e| e.0 > after) {
-        if *resource == target.resource && selected(target, name, ns, n) {
+        if *resource == target.resource && selected(target, name, ns, n) && labels_match(labels, object) {
             out.extend(json!({"type": kind, "object": object}).to_string().into_bytes());
             out.push(b'\n');
         }
