@@ -19,6 +19,9 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
+/// hyper's minimum `max_buf_size` (proto/h1/io.rs, MINIMUM_MAX_BUFFER_SIZE).
+const HTTP1_READ_BUFFER: usize = 8192;
+
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
     /// How long a client may take to complete the TLS handshake. A client that connects and
@@ -140,7 +143,15 @@ impl Connection {
             },
         };
         let mut http = auto::Builder::new(TokioExecutor::new());
-        http.http1().timer(TokioTimer::new()).header_read_timeout(self.options.header_read_timeout);
+        // hyper's smallest read buffer. Its default ceiling makes a connection whose request
+        // arrives in two reads (the HTTP/2 sniffing above hands the first bytes over apart)
+        // double the buffer to 16 KiB; a sidecar waiting at the relay holds it for minutes, and
+        // thousands wait at the top of the hour (benches/relay.rs). Request heads stay far below
+        // it; bodies are read through it in pieces.
+        http.http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.options.header_read_timeout)
+            .max_buf_size(HTTP1_READ_BUFFER);
         http.http2().timer(TokioTimer::new());
         let connection = http.serve_connection(TokioIo::new(tls), TowerToHyperService::new(self.app));
         tokio::pin!(connection);

@@ -2,7 +2,8 @@
 //! keeps JSON objects by resource, namespace and name, and answers what cronpush asks the way
 //! kube-apiserver does:
 //! - GET of one object; a missing one is a `Status` with reason NotFound and code 404;
-//! - a list (`items` and `metadata.resourceVersion`), cluster-wide or in one namespace;
+//! - a list (`items` and `metadata.resourceVersion`), cluster-wide or in one namespace, paged
+//!   with `limit` and `continue`;
 //! - a watch (`?watch=true&resourceVersion=N`): newline-delimited `{"type","object"}` events for
 //!   every change after N, the connection held open while nothing changes, `fieldSelector=
 //!   metadata.name=<name>` honoured (a relay watches one Pod that way);
@@ -327,17 +328,33 @@ fn list(shared: &Shared, target: &Target, query: &HashMap<String, String>) -> Re
     let inner = shared.inner.lock().unwrap();
     let name = field_name(query);
     let labels = query.get("labelSelector").map(String::as_str);
-    let items: Vec<Value> = inner
-        .objects
-        .iter()
-        .filter(|((resource, ns, n), object)| {
-            *resource == target.resource && selected(target, name.as_deref(), ns, n) && labels_match(labels, object)
-        })
-        .map(|(_, object)| object.clone())
-        .collect();
-    let list = json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": inner.revision.to_string()},
-                      "items": items});
-    json_reply(StatusCode::OK, list)
+    // Paging (`limit`, then `continue`), as kube-apiserver pages a list: a continued list keeps
+    // the first page's resourceVersion and goes on after the last key it gave. This fake has no
+    // snapshots, so later pages show the objects as they are now; the watch from that
+    // resourceVersion then repeats the changes meanwhile, which a watcher applies again.
+    let limit = query.get("limit").and_then(|l| l.parse::<usize>().ok()).filter(|l| *l > 0);
+    let resumed = query.get("continue").filter(|c| !c.is_empty()).and_then(|c| {
+        let mut parts = c.splitn(3, '|');
+        Some((parts.next()?.to_string(), parts.next()?.to_string(), parts.next()?.to_string()))
+    });
+    let version = resumed.as_ref().map_or_else(|| inner.revision.to_string(), |(version, _, _)| version.clone());
+    let mut matching = inner.objects.iter().filter(|((resource, ns, n), object)| {
+        *resource == target.resource
+            && selected(target, name.as_deref(), ns, n)
+            && labels_match(labels, object)
+            && resumed.as_ref().is_none_or(|(_, after_ns, after_name)| (ns, n) > (after_ns, after_name))
+    });
+    let items: Vec<Value> = matching.by_ref().take(limit.unwrap_or(usize::MAX)).map(|(_, o)| o.clone()).collect();
+    let more = matching.next().is_some();
+    let mut metadata = json!({"resourceVersion": version});
+    if let (true, Some(last)) = (more, items.last()) {
+        let (ns, n) = (
+            last["metadata"]["namespace"].as_str().unwrap_or_default(),
+            last["metadata"]["name"].as_str().unwrap_or_default(),
+        );
+        metadata["continue"] = json!(format!("{version}|{ns}|{n}"));
+    }
+    json_reply(StatusCode::OK, json!({"apiVersion": "v1", "kind": "List", "metadata": metadata, "items": items}))
 }
 
 /// A watch: every matching change after the given resourceVersion, then each new one as it
