@@ -39,6 +39,8 @@ pub const API_TOKEN_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 pub mod env {
     pub const GATEWAY_URL: &str = "CRONPUSH_GATEWAY_URL";
     pub const JOB: &str = "CRONPUSH_JOB";
+    /// The grouping key's `cluster` value; set only when the webhook has `--cluster-name`.
+    pub const CLUSTER: &str = "CRONPUSH_CLUSTER";
     pub const NAMESPACE: &str = "CRONPUSH_NAMESPACE";
     pub const POD_NAME: &str = "CRONPUSH_POD_NAME";
     pub const CRONJOB: &str = "CRONPUSH_CRONJOB";

@@ -1,5 +1,6 @@
 //! The group a CronJob's runs push to, `/metrics/job/<job>/namespace/<ns>/cronjob/<name>`
-//! (DESIGN.md "Grouping key and metrics"), and its URL on the gateway.
+//! (DESIGN.md "Grouping key and metrics"), with `/cluster/<name>` after the job when the webhook
+//! names its cluster (`--cluster-name`), and its URL on the gateway.
 
 use std::fmt;
 
@@ -16,6 +17,9 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Group {
     pub job: String,
+    /// The cluster, when one gateway serves several: the same namespace and CronJob may exist
+    /// in each. Without it the key is the one groups had before, so their series carry on.
+    pub cluster: Option<String>,
     pub namespace: String,
     pub cronjob: String,
 }
@@ -34,7 +38,10 @@ impl Group {
     /// The push path, each value encoded as the Pushgateway's clients do.
     pub fn path(&self) -> String {
         let mut path = String::from("/metrics");
-        for (name, value) in [("job", &self.job), ("namespace", &self.namespace), ("cronjob", &self.cronjob)] {
+        let cluster = self.cluster.as_ref().map(|cluster| ("cluster", cluster));
+        let key =
+            [Some(("job", &self.job)), cluster, Some(("namespace", &self.namespace)), Some(("cronjob", &self.cronjob))];
+        for (name, value) in key.into_iter().flatten() {
             path.push('/');
             path.push_str(&segments(name, value));
         }
@@ -58,7 +65,11 @@ impl Group {
 
 impl fmt::Display for Group {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{{job={:?},namespace={:?},cronjob={:?}}}", self.job, self.namespace, self.cronjob)
+        write!(f, "{{job={:?},", self.job)?;
+        if let Some(cluster) = &self.cluster {
+            write!(f, "cluster={cluster:?},")?;
+        }
+        write!(f, "namespace={:?},cronjob={:?}}}", self.namespace, self.cronjob)
     }
 }
 
@@ -90,7 +101,7 @@ mod tests {
     use percent_encoding::percent_decode_str;
 
     fn group(job: &str, namespace: &str, cronjob: &str) -> Group {
-        Group { job: job.into(), namespace: namespace.into(), cronjob: cronjob.into() }
+        Group { job: job.into(), cluster: None, namespace: namespace.into(), cronjob: cronjob.into() }
     }
 
     /// The key a gateway reads from the path, as its router splits and decodes it.
@@ -107,6 +118,15 @@ mod tests {
     fn plain_values_are_path_segments() {
         assert_eq!(group("cronpush", "prod", "backup").path(), "/metrics/job/cronpush/namespace/prod/cronjob/backup");
         assert_eq!(group("a b", "ns", "c%d").path(), "/metrics/job/a%20b/namespace/ns/cronjob/c%25d");
+    }
+
+    #[test]
+    fn a_named_cluster_comes_after_the_job_and_reads_back() {
+        let group = Group { cluster: Some("eu/west 1".into()), ..group("cronpush", "prod", "backup") };
+        assert_eq!(group.path(), "/metrics/job/cronpush/cluster@base64/ZXUvd2VzdCAx/namespace/prod/cronjob/backup");
+        let key = read_back(&group.path());
+        assert!(key.contains(&("cluster".into(), "eu/west 1".into())), "{key:?}");
+        assert_eq!(group.to_string(), r#"{job="cronpush",cluster="eu/west 1",namespace="prod",cronjob="backup"}"#);
     }
 
     #[test]

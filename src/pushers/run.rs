@@ -34,6 +34,9 @@ pub struct RunArgs {
     /// The `job` value of the grouping key [default: cronpush].
     #[arg(long, env = env::JOB)]
     pub job: Option<String>,
+    /// The `cluster` value of the grouping key, when one gateway serves several clusters.
+    #[arg(long, env = env::CLUSTER)]
+    pub cluster: Option<String>,
     /// The Pod's namespace: the `namespace` value of the grouping key.
     #[arg(long, env = env::NAMESPACE)]
     pub namespace: Option<String>,
@@ -134,6 +137,7 @@ impl RunArgs {
         let job_name = non_empty(&self.job_name);
         let group = Group {
             job: non_empty(&self.job).unwrap_or_else(|| DEFAULT_JOB.to_string()),
+            cluster: non_empty(&self.cluster),
             namespace: self.namespace.clone().unwrap_or_default(),
             cronjob: cronjob.clone(),
         };
@@ -281,7 +285,10 @@ mod tests {
     fn defaults_fill_what_is_absent_or_empty() {
         let (run, ignored) = RunArgs { job: Some(String::new()), time_zone: Some(String::new()), ..args() }.resolve();
         assert!(ignored.is_empty());
-        assert_eq!(run.group, Group { job: "cronpush".into(), namespace: "prod".into(), cronjob: "backup".into() });
+        assert_eq!(
+            run.group,
+            Group { job: "cronpush".into(), cluster: None, namespace: "prod".into(), cronjob: "backup".into() }
+        );
         assert_eq!(run.concurrency_policy, "Allow");
         assert_eq!((run.time_zone, run.schedule, run.grace_seconds, run.timeout), (None, None, None, None));
     }

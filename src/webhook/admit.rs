@@ -101,6 +101,7 @@ impl Admitter {
                 {
                     let group = Group {
                         job: self.injection.job_label.clone(),
+                        cluster: self.injection.cluster_name.clone(),
                         namespace: candidate.namespace.clone(),
                         cronjob: facts.cronjob.clone(),
                     };

@@ -34,6 +34,11 @@ pub struct WebhookArgs {
     /// The `job` label of the grouping key the injected containers push under.
     #[arg(long, env = "CRONPUSH_JOB", default_value = "cronpush")]
     pub job_label: String,
+    /// This cluster's name, when one gateway serves several clusters: the injected containers
+    /// add `cluster=NAME` to their grouping key, and the webhook changes or deletes only the
+    /// groups of its own cluster. Without it the key has no `cluster` label, as before.
+    #[arg(long, env = "CRONPUSH_CLUSTER_NAME")]
+    pub cluster_name: Option<String>,
     /// The image the injected containers run (this same binary).
     #[arg(long, env = "CRONPUSH_IMAGE")]
     pub image: String,
@@ -114,6 +119,8 @@ pub enum WebhookConfigError {
     Ca(String),
     #[error("--image must not be empty")]
     Image,
+    #[error("--cluster-name {0:?} must be a name without control characters or surrounding spaces")]
+    ClusterName(String),
     #[error("--image-platforms: {0}")]
     ImagePlatforms(String),
     #[error("{0}")]
@@ -134,12 +141,14 @@ impl WebhookArgs {
         }
         Wanted::parse(&self.cpu_request, self.cpu_limit.as_deref(), &self.memory_request, &self.memory_limit)
             .map_err(WebhookConfigError::Resources)?;
+        let cluster_name = self.cluster_name()?;
         let relay_ca_pem = RelayCa::load(&self.tls_ca_file).map_err(WebhookConfigError::Ca)?;
         Ok(InjectionConfig {
             image: self.image.clone(),
             image_pull_policy: Some(self.image_pull_policy.clone()),
             gateway_url: self.gateway_url.trim_end_matches('/').to_string(),
             job_label: self.job_label.clone(),
+            cluster_name,
             relay_url: self.relay_url.clone(),
             relay_ca_pem,
             token_audience: self.token_audience.clone(),
@@ -150,6 +159,17 @@ impl WebhookArgs {
             memory_limit: self.memory_limit.clone(),
             start_timeout_seconds: self.start_timeout_seconds,
         })
+    }
+
+    /// `--cluster-name`, checked; empty is none.
+    pub fn cluster_name(&self) -> Result<Option<String>, WebhookConfigError> {
+        match self.cluster_name.as_deref() {
+            None | Some("") => Ok(None),
+            Some(name) if name.trim() != name || name.chars().any(char::is_control) => {
+                Err(WebhookConfigError::ClusterName(name.to_string()))
+            }
+            Some(name) => Ok(Some(name.to_string())),
+        }
     }
 
     /// The platforms of `--image`, checked: at least one, each `os/arch[/variant]`.

@@ -1,5 +1,6 @@
-//! The gateway as the webhook sees it: the CronJob groups of its `job` label, read from the
-//! JSON API (`GET /api/v1/metrics`, the reference's shape), and where each group lives.
+//! The gateway as the webhook sees it: the CronJob groups of its `job` label and its cluster,
+//! read from the JSON API (`GET /api/v1/metrics`, the reference's shape), and where each group
+//! lives. Another cluster's groups on a shared gateway are never this webhook's to change.
 
 use std::time::Duration;
 
@@ -24,6 +25,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct GatewayGroups {
     pub gateway_url: String,
     pub job_label: String,
+    /// The `cluster` of this webhook's groups (`--cluster-name`); `None`: groups without one.
+    pub cluster: Option<String>,
     pub http: reqwest::Client,
 }
 
@@ -57,7 +60,7 @@ impl GatewayGroups {
             .map_err(|e| e.to_string())
     }
 
-    /// This job label's CronJob groups on the gateway.
+    /// This job label's and this cluster's CronJob groups on the gateway.
     pub async fn read(&self) -> Result<Vec<GroupOnGateway>, String> {
         let url = format!("{}/api/v1/metrics", self.gateway_url.trim_end_matches('/'));
         let response = self.http.get(&url).timeout(REQUEST_TIMEOUT).send().await.map_err(|e| e.to_string())?;
@@ -73,7 +76,7 @@ impl GatewayGroups {
         };
         for json in data {
             let label = |name: &str| json["labels"][name].as_str().map(str::to_string);
-            if label("job").as_deref() != Some(self.job_label.as_str()) {
+            if label("job").as_deref() != Some(self.job_label.as_str()) || label("cluster") != self.cluster {
                 continue;
             }
             let (Some(namespace), Some(cronjob)) = (label("namespace"), label("cronjob")) else { continue };
@@ -87,7 +90,12 @@ impl GatewayGroups {
 
     /// The group of the CronJob `name`.
     pub fn group(&self, (namespace, cronjob): &Name) -> Group {
-        Group { job: self.job_label.clone(), namespace: namespace.clone(), cronjob: cronjob.clone() }
+        Group {
+            job: self.job_label.clone(),
+            cluster: self.cluster.clone(),
+            namespace: namespace.clone(),
+            cronjob: cronjob.clone(),
+        }
     }
 
     /// POSTs `body` (text format) into `group` within `timeout`: what is pushed replaces the same

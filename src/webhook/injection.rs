@@ -37,6 +37,8 @@ pub struct InjectionConfig {
     pub gateway_url: String,
     /// The grouping key's `job` value.
     pub job_label: String,
+    /// The grouping key's `cluster` value, if the webhook was given one.
+    pub cluster_name: Option<String>,
     pub relay_url: String,
     /// The CA bundle the sidecar trusts for the relay, PEM, following `--tls-ca-file`.
     pub relay_ca_pem: RelayCa,
@@ -309,6 +311,9 @@ fn run_env(facts: &RunFacts, config: &InjectionConfig) -> Vec<EnvVar> {
         (env::MAX_RUN_SECONDS, facts.max_run_seconds.map(|s| s.to_string())),
     ];
     vars.extend(optional.into_iter().filter_map(|(name, value)| Some(value_env(name, &value?))));
+    if let Some(cluster) = &config.cluster_name {
+        vars.push(value_env(env::CLUSTER, cluster));
+    }
     vars
 }
 

@@ -67,6 +67,7 @@ pub async fn run(args: WebhookArgs) -> Result<(), WebhookError> {
     let gateway = GatewayGroups {
         gateway_url: args.gateway_url.clone(),
         job_label: args.job_label.clone(),
+        cluster: injection.cluster_name.clone(),
         http: GatewayGroups::http_client().map_err(WebhookError::GatewayClient)?,
     };
     if let Some(client) = &client {

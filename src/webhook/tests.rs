@@ -80,6 +80,7 @@ pub(super) fn config() -> InjectionConfig {
         image_pull_policy: Some("IfNotPresent".into()),
         gateway_url: "http://pi:8080/pushgateway".into(),
         job_label: "cronpush".into(),
+        cluster_name: None,
         relay_url: "https://cronpush-webhook.cronpush.svc:443/v1/exit-status".into(),
         relay_ca_pem: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".into(),
         token_audience: "cronpush".into(),

@@ -272,6 +272,7 @@ pub fn injection_config() -> cronpush::webhook::injection::InjectionConfig {
         image_pull_policy: None,
         gateway_url: "http://cronpush-gateway.cronpush.svc:9091".into(),
         job_label: "cronpush".into(),
+        cluster_name: None,
         relay_url: "https://cronpush-webhook.cronpush.svc/v1/exit-status".into(),
         relay_ca_pem: "PEM".into(),
         token_audience: "cronpush".into(),
