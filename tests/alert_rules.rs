@@ -42,10 +42,10 @@ const KUBE_STATE_METRICS: [&str; 13] = [
 
 /// The joins KSM_RULES documents in its header: a suspended CronJob, and the groups whose
 /// CronJob kube-state-metrics does not know (while it knows any CronJob at all).
-const SUSPENDED_JOIN: &str = "unless on(namespace, cronjob) (kube_cronjob_spec_suspend == 1)";
+const SUSPENDED_JOIN: &str = "unless on(cluster, namespace, cronjob) (kube_cronjob_spec_suspend == 1)";
 const ORPHANED_GROUPS: &str = concat!(
-    r#"push_time_seconds{cronjob!=""} unless on(namespace, cronjob) kube_cronjob_info"#,
-    " and on() group(kube_cronjob_info)"
+    r#"push_time_seconds{cronjob!=""} unless on(cluster, namespace, cronjob) kube_cronjob_info"#,
+    " and on(cluster) group by (cluster) (kube_cronjob_info)"
 );
 /// The alerts a suspended CronJob silences.
 const SILENCED_WHEN_SUSPENDED: [&str; 2] = ["CronJobNotScheduled", "CronJobNotSucceededRecently"];
@@ -191,7 +191,7 @@ fn the_kube_state_metrics_rules_are_rules_yml_joined() {
     assert_eq!(names, [KSM_GROUP], "{KSM_RULES}: one group, named apart from {RULES}'s");
     let by_name: BTreeMap<String, &Value> = alerts(&joined).into_iter().map(|a| (alert_name(a), a)).collect();
 
-    let orphaned = format!("unless on(namespace, cronjob) ({ORPHANED_GROUPS})");
+    let orphaned = format!("unless on(cluster, namespace, cronjob) ({ORPHANED_GROUPS})");
     for alert in alerts(&source) {
         let name = alert_name(alert);
         let copy = by_name.get(&name).unwrap_or_else(|| panic!("{KSM_RULES} has no alert {name}"));
