@@ -17,6 +17,7 @@ use support::prometheus::{GATEWAY_OWN_SERIES, GATEWAY_SERIES, PUSHED_SERIES};
 const RULES: &str = "rules.yml";
 const KSM_RULES: &str = "rules-kube-state-metrics.yml";
 const SCRAPE_CONFIG: &str = "prometheus.yml";
+const AGENT_CONFIG: &str = "agent.yml";
 const PROMETHEUS_RULE: &str = "kubernetes/prometheusrule.yml";
 const SERVICE_MONITOR: &str = "kubernetes/servicemonitor.yml";
 const UNIT_TESTS: &str = "tests";
@@ -83,6 +84,24 @@ fn promtool_accepts_the_scrape_configuration() {
     assert_succeeded("promtool check config", &output);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains(&format!("Checking {RULES}")), "check config did not check {RULES}:\n{stdout}");
+}
+
+/// The agent of one cluster ("Beyond one Prometheus"): valid for agent mode, scraping the
+/// gateway under the watched name with its pushed labels, every sample labelled with its
+/// cluster, and remote-written.
+#[test]
+fn promtool_accepts_the_agent_configuration() {
+    let output = promtool(&["check", "config", "--agent", AGENT_CONFIG], &dir(""));
+    assert_succeeded("promtool check config --agent", &output);
+    let config = yaml(AGENT_CONFIG);
+    let text = |v: &Value| v.as_str().is_some_and(|s| !s.is_empty());
+    assert!(text(&config["global"]["external_labels"]["cluster"]), "{AGENT_CONFIG}: no cluster external label");
+    let gateway = array(&config["scrape_configs"]).iter().find(|job| job["job_name"].as_str() == Some(&gateway_job()));
+    let gateway = gateway.unwrap_or_else(|| panic!("{AGENT_CONFIG} does not scrape the gateway as {}", gateway_job()));
+    assert_eq!(gateway["honor_labels"], Value::Bool(true), "{AGENT_CONFIG}: the pushed labels must stay");
+    assert!(array(&config["remote_write"]).iter().all(|w| text(&w["url"])), "{AGENT_CONFIG}: remote_write");
+    assert!(!array(&config["remote_write"]).is_empty(), "{AGENT_CONFIG}: no remote_write");
+    assert!(config.get("rule_files").is_none(), "an agent evaluates no rules");
 }
 
 /// Every file in manifests/prometheus/tests, each in its own promtool, all at once.

@@ -54,7 +54,6 @@ impl Prometheus {
     /// Starts Prometheus with 1 s scrape and evaluation intervals; `rules` is copied next to its
     /// configuration (see `rules_copy`); `features` go to `--enable-feature`.
     pub fn start(gateway: &Server, rules: Option<&Path>, features: &[&str]) -> Prometheus {
-        let program = super::peer("prometheus");
         let dir = tempfile::tempdir().expect("temporary directory");
         let rule_files = match rules {
             Some(rules) => {
@@ -75,12 +74,44 @@ impl Prometheus {
             ),
         )
         .expect("prometheus.yml");
+        Prometheus::launch(dir, &config, features, "--storage.tsdb.path")
+    }
+
+    /// Starts Prometheus with the configuration `config` (YAML), `files` copied beside it under
+    /// their names, and `flags`. With `agent`, in agent mode (`--enable-feature=agent`, its own
+    /// storage flag), as a cluster's scraper that remote-writes.
+    pub fn start_config(config: &str, files: &[(&str, &Path)], flags: &[&str], agent: bool) -> Prometheus {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        for (name, file) in files {
+            std::fs::copy(file, dir.path().join(name)).unwrap_or_else(|e| panic!("copy {name}: {e}"));
+        }
+        let path = dir.path().join("prometheus.yml");
+        std::fs::write(&path, config).expect("prometheus.yml");
+        let mut flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+        let storage = if agent {
+            flags.push("--enable-feature=agent".into());
+            "--storage.agent.path"
+        } else {
+            "--storage.tsdb.path"
+        };
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        Prometheus::launch_flags(dir, &path, &flags, storage)
+    }
+
+    fn launch(dir: tempfile::TempDir, config: &Path, features: &[&str], storage: &str) -> Prometheus {
+        let flags: Vec<String> = features.iter().map(|f| format!("--enable-feature={f}")).collect();
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        Prometheus::launch_flags(dir, config, &flags, storage)
+    }
+
+    fn launch_flags(dir: tempfile::TempDir, config: &Path, flags: &[&str], storage: &str) -> Prometheus {
+        let program = super::peer("prometheus");
         let port = super::free_port();
         let child = Command::new(program)
             .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!("{storage}={}", dir.path().join("data").display()))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .args(features.iter().map(|f| format!("--enable-feature={f}")))
+            .args(flags)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.path().join("log")).expect("log file"))
