@@ -88,7 +88,7 @@ pub struct WebhookArgs {
     #[arg(long, env = "CRONPUSH_RELAY_MAX_WAIT", default_value = "2m", value_parser = go_duration::flag)]
     pub relay_max_wait: Duration,
     /// How many sidecars may wait at the relay at once. One in the shared watch costs about
-    /// 26 KiB (its TLS connection and request), one of a Pod injected before the
+    /// 23 KiB (its TLS connection and request), one of a Pod injected before the
     /// `cronpush.io/injected` label about 70 KiB and a watch of its own (benches/relay.rs), so
     /// 1000 fit the manifests' 128 MiB limit.
     #[arg(long, env = "CRONPUSH_RELAY_MAX_WAITING", default_value_t = 1000)]

@@ -161,7 +161,7 @@ impl Relay {
             Some(pods) => pods.follow(&owner.namespace, &owner.name, read_by).await,
             None => None,
         };
-        // Each waiting sidecar holds a TLS connection and its request (about 26 KiB, see
+        // Each waiting sidecar holds a TLS connection and its request (about 23 KiB, see
         // benches/relay.rs), and admission shares this process: beyond the limit, refuse.
         let waiting = Waiting::enter(&self.waiting);
         if waiting.count > self.max_waiting {
