@@ -339,6 +339,44 @@ fn pushed_markup_is_shown_as_text_and_runs_nothing() {
 
 /// The board after real CronJob runs, one per status: problems first, each row saying what a
 /// person needs at a glance; the same as JSON; and readable on a phone.
+/// One gateway for several clusters (`cronpush webhook --cluster-name`): the board groups the
+/// CronJobs by cluster under a heading each, problems first within each, and the JSON says which.
+#[test]
+fn the_board_groups_the_cronjobs_of_each_cluster() {
+    let gateway = Server::cronpush(&[]);
+    let now = jiff::Timestamp::now().as_second();
+    let run = |code: i32| {
+        let result = if code == 0 { "success" } else { "failure" };
+        format!(
+            "cronjob_last_start_timestamp_seconds {start}\ncronjob_last_completion_timestamp_seconds {end}\n\
+             cronjob_last_result{{result=\"{result}\"}} 1\ncronjob_last_exit_code{{container=\"main\"}} {code}\n",
+            start = now - 30,
+            end = now - 20,
+        )
+    };
+    for (path, code) in [
+        ("/metrics/job/cronpush/cluster/west/namespace/batch/cronjob/nightly", 0),
+        ("/metrics/job/cronpush/cluster/east/namespace/batch/cronjob/nightly", 3),
+        ("/metrics/job/cronpush/cluster/east/namespace/batch/cronjob/hourly", 0),
+        ("/metrics/job/cronpush/namespace/batch/cronjob/nightly", 0),
+    ] {
+        assert_eq!(gateway.post(path, &run(code)).status, 200, "{path}");
+    }
+    let browser = Browser::start();
+    browser.goto(&gateway.url("/cronjobs"));
+    assert_eq!(browser.texts("table.board tr.cluster-heading"), ["no cluster", "cluster east", "cluster west"]);
+    assert_eq!(browser.texts("table.board tbody tr").len(), 3 + 4, "a heading per cluster, a row per CronJob");
+    let names = browser.texts("table.board tbody .cronjob");
+    assert_eq!(names, ["batch/nightly", "batch/nightly", "batch/hourly", "batch/nightly"]);
+    let statuses = browser.texts("table.board tbody td[data-label=status] .status");
+    assert_eq!(statuses, ["ok", "failed", "ok", "ok"], "east's failure first within east");
+
+    let json: Value = serde_json::from_str(&gateway.get("/api/v1/cronjobs").body).unwrap();
+    let clusters: Vec<Value> =
+        json["data"]["cronjobs"].as_array().unwrap().iter().map(|r| r["cluster"].clone()).collect();
+    assert_eq!(clusters, [Value::Null, json!("east"), json!("east"), json!("west")]);
+}
+
 #[test]
 fn the_board_shows_every_cronjob_problems_first() {
     let gateway = Server::cronpush(&[]);

@@ -63,6 +63,10 @@ pub struct ContainerEnd {
 /// One CronJob on the board. Times are Unix seconds, as pushed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CronJobRow {
+    /// The grouping key's `cluster` (`cronpush webhook --cluster-name`), when one gateway
+    /// serves several clusters: the same namespace and name may be in each.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
     pub namespace: String,
     pub cronjob: String,
     /// The group's `job` label.
@@ -99,11 +103,18 @@ pub struct CronJobRow {
     pub last_push_failure: Option<f64>,
 }
 
-/// Every CronJob in `store`, problems first, then by namespace and name; `now` in Unix seconds.
+/// Every CronJob in `store`, by cluster (none first), then problems first, then by namespace
+/// and name; `now` in Unix seconds.
 pub fn rows(store: &Store, now: f64) -> Vec<CronJobRow> {
     let mut rows: Vec<CronJobRow> = store.groups().filter_map(|group| row(group, now)).collect();
     rows.sort_by(|a, b| {
-        (a.status, &a.namespace, &a.cronjob, &a.job).cmp(&(b.status, &b.namespace, &b.cronjob, &b.job))
+        (&a.cluster, a.status, &a.namespace, &a.cronjob, &a.job).cmp(&(
+            &b.cluster,
+            b.status,
+            &b.namespace,
+            &b.cronjob,
+            &b.job,
+        ))
     });
     rows
 }
@@ -127,6 +138,7 @@ fn row(group: &Group, now: f64) -> Option<CronJobRow> {
     });
 
     let mut row = CronJobRow {
+        cluster: group.key.get("cluster").map(str::to_string),
         namespace,
         cronjob,
         job: group.key.get("job").unwrap_or_default().to_string(),

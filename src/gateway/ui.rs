@@ -222,6 +222,10 @@ struct BoardPage<'a> {
 }
 
 struct RowView {
+    /// The row's cluster, and whether it is the first row of its cluster on a board that has
+    /// clusters (then a heading names it).
+    cluster: String,
+    cluster_starts: bool,
     status: &'static str,
     reason: String,
     namespace: String,
@@ -245,7 +249,15 @@ pub fn board_page(store: &Store, config: &Config, now: Nanos) -> String {
         .into_iter()
         .map(|s| (s.as_str(), rows.iter().filter(|r| r.status == s).count()))
         .collect();
-    let rows = rows.iter().map(|r| row_view(r, now)).collect();
+    let mut views: Vec<RowView> = rows.iter().map(|r| row_view(r, now)).collect();
+    if rows.iter().any(|r| r.cluster.is_some()) {
+        let mut previous = None;
+        for (view, row) in views.iter_mut().zip(&rows) {
+            view.cluster_starts = previous != Some(&row.cluster);
+            previous = Some(&row.cluster);
+        }
+    }
+    let rows = views;
     render(&BoardPage {
         chrome: Chrome::new(config, "CronJobs", "cronjobs"),
         rows,
@@ -268,6 +280,8 @@ fn row_view(row: &CronJobRow, now: Nanos) -> RowView {
         .collect::<Vec<_>>()
         .join(", ");
     RowView {
+        cluster: row.cluster.clone().unwrap_or_default(),
+        cluster_starts: false,
         status: row.status.as_str(),
         reason: row.reason.clone(),
         namespace: row.namespace.clone(),
