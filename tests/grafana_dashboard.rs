@@ -2,9 +2,9 @@
 //! panel query and every template variable's query, with the variables substituted as Grafana
 //! substitutes them, is parsed by a real Prometheus (Debian's 2.42) scraping the real cronpush
 //! gateway; every metric the queries read is one cronpush pushes or the gateway or Prometheus
-//! provides; and after realistic pushes of two CronJobs of the same name in two namespaces, the
-//! repeated row has one copy per CronJob (its options made as Grafana makes them), and each
-//! copy's queries read that CronJob alone and show its own data.
+//! provides; and after realistic pushes of CronJobs of the same name in two namespaces and in
+//! two clusters, the repeated row has one copy per CronJob (its options made as Grafana makes
+//! them), and each copy's queries read that CronJob alone and show its own data.
 
 mod support;
 
@@ -26,24 +26,33 @@ fn known_metric(name: &str) -> bool {
 }
 
 /// The filter every panel selector must carry: the repeated row's CronJob. The `cronjob`
-/// variable's value is that CronJob's exact selector, `cronjob="…",namespace="…"`. `raw`, since
+/// variable's value is that CronJob's exact selector, `[cluster="…",]cronjob="…",namespace="…"`. `raw`, since
 /// Grafana regex-escapes a multi-value variable's plain `$cronjob`: a `.` in a CronJob name
 /// would become `\.`, which an equality matcher takes literally.
 const ROW_FILTER: &str = "${cronjob:raw}";
 
-/// The `cronjob` variable: one option per namespace and CronJob name. Grafana's `query_result`
-/// makes an option of each series, the line `{cronjob="…",namespace="…",row="…/…"} 1 <ms>`
-/// (labels sorted, as Prometheus answers); the regex keeps the selector as the option's value
-/// and `namespace/cronjob` as its text.
-const ROW_QUERY: &str = r#"query_result(label_join(count by (namespace, cronjob) (cronjob_info{namespace=~"$namespace"}), "row", "/", "namespace", "cronjob"))"#;
-const ROW_REGEX: &str = r#"/^\{(?<value>cronjob="[^"]*",namespace="[^"]*"),row="(?<text>[^"]*)"\}/"#;
+/// The `cronjob` variable: one option per cluster, namespace and CronJob name. Grafana's
+/// `query_result` makes an option of each series, the line
+/// `{cluster="…",cronjob="…",namespace="…",row="…/…/…"} 1 <ms>` (labels sorted, as Prometheus
+/// answers; no cluster, and a row starting with `/`, for groups without one); the regex keeps the
+/// selector as the option's value and `[cluster/]namespace/cronjob` as its text.
+const ROW_QUERY: &str = r#"query_result(label_join(count by (cluster, namespace, cronjob) (cronjob_info{cluster=~"$cluster", namespace=~"$namespace"}), "row", "/", "cluster", "namespace", "cronjob"))"#;
+const ROW_REGEX: &str =
+    r#"/^\{(?<value>(?:cluster="[^"]*",)?cronjob="[^"]*",namespace="[^"]*"),row="\/?(?<text>[^"]*)"\}/"#;
 
 /// What the multi-value `namespace` variable stands for with All (`allValue: .+`).
 const ALL: &str = ".+";
+/// What the `cluster` variable stands for with All (`allValue: .*`: groups without one too).
+const ALL_CLUSTERS: &str = ".*";
 
 /// A CronJob's selector: the `cronjob` variable's value for it.
 fn row_selector(namespace: &str, cronjob: &str) -> String {
     format!(r#"cronjob="{cronjob}",namespace="{namespace}""#)
+}
+
+/// The selector of a CronJob in a named cluster.
+fn cluster_row_selector(cluster: &str, namespace: &str, cronjob: &str) -> String {
+    format!(r#"cluster="{cluster}",{}"#, row_selector(namespace, cronjob))
 }
 
 fn repo(path: &str) -> PathBuf {
@@ -108,10 +117,17 @@ fn variable<'a>(dashboard: &'a Value, name: &str) -> &'a Value {
 }
 
 /// The dashboard's variables replaced the way Grafana replaces them before sending a query:
-/// `namespace` as All, `${cronjob:raw}` as the repeated row's CronJob (its selector, `row`).
-/// Any other spelling of `cronjob` is left in place, and fails.
+/// `cluster` and `namespace` as All, `${cronjob:raw}` as the repeated row's CronJob (its
+/// selector, `row`). Any other spelling of `cronjob` is left in place, and fails.
 fn substitute(expr: &str, row: &str) -> String {
     let mut out = expr.replace(ROW_FILTER, row);
+    while let Some(start) = out.find("${cluster:") {
+        let end = start + out[start..].find('}').expect("closing brace");
+        out.replace_range(start..=end, ALL_CLUSTERS);
+    }
+    for spelling in ["${cluster}", "[[cluster]]", "$cluster"] {
+        out = out.replace(spelling, ALL_CLUSTERS);
+    }
     // `${namespace:format}` first, then the plain spellings.
     while let Some(start) = out.find("${namespace:") {
         let end = start + out[start..].find('}').expect("closing brace");
@@ -328,7 +344,12 @@ fn the_dashboard_is_a_grafana_dashboard_over_a_prometheus_variable() {
     let datasource = variable(&dashboard, "datasource");
     assert_eq!(datasource["type"], "datasource");
     assert_eq!(datasource["query"], "prometheus");
-    for (name, query) in [("namespace", "label_values(cronjob_info, namespace)"), ("cronjob", ROW_QUERY)] {
+    let variables = [
+        ("cluster", "label_values(cronjob_info, cluster)"),
+        ("namespace", r#"label_values(cronjob_info{cluster=~"$cluster"}, namespace)"#),
+        ("cronjob", ROW_QUERY),
+    ];
+    for (name, query) in variables {
         let variable = variable(&dashboard, name);
         assert_eq!(variable["type"], "query", "{name}");
         assert_eq!(variable["multi"], true, "{name} is multi-value");
@@ -342,6 +363,8 @@ fn the_dashboard_is_a_grafana_dashboard_over_a_prometheus_variable() {
     assert_eq!(cronjob["regex"], ROW_REGEX, "cronjob: each option's value and text");
     // With All, a repeat takes every option; an allValue would be no selector.
     assert!(cronjob["allValue"].is_null(), "cronjob: no allValue, got {}", cronjob["allValue"]);
+    // All clusters must include the groups that have none.
+    assert_eq!(variable(&dashboard, "cluster")["allValue"], ALL_CLUSTERS, "cluster: All matches no cluster too");
 
     let panels = all_panels(&dashboard);
     let mut ids = BTreeSet::new();
@@ -450,12 +473,16 @@ fn the_row_regex_makes_grafanas_options_from_query_result_lines() {
         series(json!({"cronjob": "db.vacuum", "namespace": "team-a", "row": "team-a/db.vacuum"})),
         series(json!({"cronjob": "backup", "namespace": "batch", "row": "batch/backup"})),
         series(json!({"namespace": "no-cronjob"})),
+        series(json!({"cluster": "east", "cronjob": "backup", "namespace": "batch", "row": "east/batch/backup"})),
+        series(json!({"cronjob": "sync", "namespace": "ops", "row": "/ops/sync"})),
     ];
     assert_eq!(
         query_result_options(&result, ROW_REGEX),
         vec![
             ("batch/backup".to_string(), row_selector("batch", "backup")),
             ("team-a/db.vacuum".to_string(), row_selector("team-a", "db.vacuum")),
+            ("east/batch/backup".to_string(), cluster_row_selector("east", "batch", "backup")),
+            ("ops/sync".to_string(), row_selector("ops", "sync")),
         ]
     );
     // Unanchored, as Grafana's documentation filters `up` by instance.
@@ -597,14 +624,15 @@ fn expected_row(run: &Ended, alert: &str, now: f64) -> BTreeMap<&'static str, BT
     ])
 }
 
-/// The namespace and cronjob labels of a series' labels.
-fn cronjob_labels(labels: &Value) -> (Option<String>, Option<String>) {
+/// The cluster, namespace and cronjob labels of a series' labels.
+fn cronjob_labels(labels: &Value) -> (Option<String>, Option<String>, Option<String>) {
     let label = |name: &str| labels[name].as_str().map(String::from);
-    (label("namespace"), label("cronjob"))
+    (label("cluster"), label("namespace"), label("cronjob"))
 }
 
-/// Prometheus parses every query and variable query of the dashboard. Then two CronJobs named
-/// backup, in batch and in staging, are pushed: a failed run and a run whose end is unknown.
+/// Prometheus parses every query and variable query of the dashboard. Then CronJobs named
+/// backup are pushed in batch and in staging, and in ops of clusters east and west (one gateway
+/// for both, `--cluster-name`): failed runs and runs whose end is unknown.
 /// The `cronjob` variable, made as Grafana makes it, has exactly one option per CronJob, and in
 /// each copy of the repeated row every selector of every panel query reads that CronJob alone,
 /// every panel shows data, and the data is that CronJob's: its outcome, lateness, duration,
@@ -626,16 +654,31 @@ fn each_row_reads_exactly_its_cronjob_through_a_real_prometheus() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 
-    // (b) Two CronJobs of one name in two namespaces.
+    // (b) CronJobs of one name in two namespaces, and in one namespace of two clusters.
     let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs_f64();
-    let cronjobs = [("batch", &FAILED, "CronJobFailed"), ("staging", &UNKNOWN, "CronJobExitStatusUnknown")];
-    for (namespace, run, _) in &cronjobs {
-        let path = format!("/metrics/job/cronpush/namespace/{namespace}/cronjob/backup");
+    let cronjobs = [
+        (None, "batch", &FAILED, "CronJobFailed"),
+        (None, "staging", &UNKNOWN, "CronJobExitStatusUnknown"),
+        (Some("east"), "ops", &FAILED, "CronJobFailed"),
+        (Some("west"), "ops", &UNKNOWN, "CronJobExitStatusUnknown"),
+    ];
+    let selector = |cluster: Option<&str>, namespace: &str| match cluster {
+        Some(cluster) => cluster_row_selector(cluster, namespace, "backup"),
+        None => row_selector(namespace, "backup"),
+    };
+    for (cluster, namespace, run, _) in &cronjobs {
+        let cluster = cluster.map(|c| format!("/cluster/{c}")).unwrap_or_default();
+        let path = format!("/metrics/job/cronpush{cluster}/namespace/{namespace}/cronjob/backup");
         let reply = gateway.post(&path, &run.group(now));
         assert_eq!(reply.status, 200, "POST {path}: {}", reply.body);
     }
-    let expected_rows: BTreeSet<(String, String)> =
-        cronjobs.iter().map(|(ns, _, _)| (format!("{ns}/backup"), row_selector(ns, "backup"))).collect();
+    let expected_rows: BTreeSet<(String, String)> = cronjobs
+        .iter()
+        .map(|(cluster, ns, _, _)| {
+            let text = cluster.map_or_else(|| format!("{ns}/backup"), |c| format!("{c}/{ns}/backup"));
+            (text, selector(*cluster, ns))
+        })
+        .collect();
 
     // Until each row's panels all show data (both alerts fire at the first evaluation).
     let deadline = Instant::now() + SCRAPE_WAIT;
@@ -664,9 +707,9 @@ fn each_row_reads_exactly_its_cronjob_through_a_real_prometheus() {
         std::thread::sleep(Duration::from_millis(250));
     }
 
-    for (namespace, run, alert) in &cronjobs {
-        let row = row_selector(namespace, "backup");
-        let this = BTreeSet::from([(namespace.to_string(), "backup".to_string())]);
+    for (cluster, namespace, run, alert) in &cronjobs {
+        let row = selector(*cluster, namespace);
+        let this = BTreeSet::from([(cluster.map(String::from), namespace.to_string(), "backup".to_string())]);
         let mut shown: BTreeMap<&str, BTreeSet<(String, String)>> = BTreeMap::new();
         for (what, expr, _) in promql.iter().filter(|(what, _, _)| what.starts_with("panel ")) {
             let expr = substitute(expr, &row);
@@ -675,15 +718,20 @@ fn each_row_reads_exactly_its_cronjob_through_a_real_prometheus() {
             for (name, matchers) in selectors(&expr) {
                 let selector = format!("{name}{}", matchers.unwrap_or_default());
                 for series in prometheus.ask(&selector, Api::Series).unwrap_or_else(|e| panic!("{selector}: {e}")) {
-                    let (ns, cj) = cronjob_labels(&series);
-                    read.insert((ns.unwrap_or_else(|| panic!("{series}")), cj.unwrap_or_else(|| panic!("{series}"))));
+                    let (cl, ns, cj) = cronjob_labels(&series);
+                    read.insert((
+                        cl,
+                        ns.unwrap_or_else(|| panic!("{series}")),
+                        cj.unwrap_or_else(|| panic!("{series}")),
+                    ));
                 }
             }
             assert_eq!(read, this, "row {row}: {what}: the selectors of {expr:?} read {read:?}");
             // Every series it shows that names a CronJob names this one.
             let title = what.split('"').nth(1).expect("a title");
             for series in prometheus.ask(&expr, Api::Query).expect("parsed before") {
-                let (ns, cj) = cronjob_labels(&series["metric"]);
+                let (cl, ns, cj) = cronjob_labels(&series["metric"]);
+                assert!(cl.as_deref() == *cluster || cl.is_none(), "row {row}: {what}: {series}");
                 assert!(ns.is_none_or(|ns| ns == *namespace), "row {row}: {what}: {series}");
                 assert!(cj.is_none_or(|cj| cj == "backup"), "row {row}: {what}: {series}");
                 let label = ["container", "alertname"].iter().find_map(|l| series["metric"][l].as_str());
