@@ -44,6 +44,7 @@ mod check;
 mod client;
 mod fixtures;
 mod load;
+mod relay_load;
 mod report;
 mod webhook;
 
@@ -79,6 +80,8 @@ struct Knobs {
     dir: PathBuf,
     /// BENCH_BIN, else the binary cargo built along with this benchmark: target/release/cronpush.
     binary: PathBuf,
+    /// Sidecars waiting at the relay during the last open loop (0: no such loop).
+    relay_sidecars: usize,
 }
 
 impl Knobs {
@@ -106,6 +109,10 @@ impl Knobs {
             pin: flag("BENCH_PIN", false)?,
             dir: from_root(std::env::var("BENCH_DIR").unwrap_or_else(|_| "bench-results/webhook".into())),
             binary: std::env::var("BENCH_BIN").map(from_root).unwrap_or_else(|_| env!("CARGO_BIN_EXE_cronpush").into()),
+            relay_sidecars: match std::env::var("BENCH_RELAY_SIDECARS") {
+                Err(_) => 10_000,
+                Ok(v) => v.parse().map_err(|_| "BENCH_RELAY_SIDECARS must be a number".to_string())?,
+            },
         })
     }
 }
@@ -147,9 +154,20 @@ struct Loops {
     pacer_lag: Vec<u64>,
 }
 
+/// The open loop while sidecars wait at the relay and their Pods' ends land.
+struct RelayBurst {
+    sidecars: usize,
+    /// Sidecars answered with their own Pod's end.
+    right: usize,
+    open: Phase,
+    /// The webhook's RSS with every sidecar waiting, MiB.
+    rss_waiting: f64,
+}
+
 struct Results {
     http1: Loops,
     http2: Option<Loops>,
+    relay: Option<RelayBurst>,
     rss_idle: f64,
     rss_end: f64,
     rss_peak: f64,
@@ -214,11 +232,16 @@ impl Bench<'_> {
         let mut invalid = Vec::new();
         let http1 = self.loops(Protocol::Http1, &mut invalid).await?;
         let http2 = if self.knobs.http2 { Some(self.loops(Protocol::Http2, &mut invalid).await?) } else { None };
+        let relay = match self.knobs.relay_sidecars {
+            0 => None,
+            n => Some(self.under_relay_burst(n, &mut invalid).await?),
+        };
         invalid.extend(self.check_webhook_counted().await);
         let pid = self.webhook.pid();
         Ok(Results {
             http1,
             http2,
+            relay,
             rss_idle,
             rss_end: memory_mib(pid, "VmRSS:"),
             rss_peak: memory_mib(pid, "VmHWM:"),
@@ -250,6 +273,48 @@ impl Bench<'_> {
             invalid.extend(errors_of(&format!("{name}, {phase}"), samples));
         }
         Ok(Loops { name, closed, open, pacer_lag })
+    }
+
+    /// `n` sidecars ask the relay (over 10 s) and wait; then the open loop over HTTP/1.1 runs while
+    /// their Pods' ends land over it.
+    async fn under_relay_burst(&self, n: usize, invalid: &mut Vec<String>) -> Result<RelayBurst, String> {
+        let k = &self.knobs;
+        let seconds = Duration::from_secs(k.seconds);
+        log(&format!("the relay: {n} injected Pods, their sidecars ask and wait"));
+        relay_load::add_pods(self.api, n);
+        self.wait_for_gauge("cronpush_webhook_relay_watched_pods", n).await?;
+        let asks = relay_load::ask_all(self.webhook.address, &self.webhook.ca_pem, n, Duration::from_secs(10)).await?;
+        self.wait_for_gauge("cronpush_webhook_relay_waiting", n).await?;
+        let rss_waiting = memory_mib(self.webhook.pid(), "VmRSS:");
+        log(&format!("open loop at {}/s for {} s while the {n} Pods' ends land", k.rate, k.seconds));
+        let connections = self.connect(k.connections).await?;
+        let ((_, open), ()) = tokio::join!(
+            self.measure(open_loop(&self.reviewer, connections, k.rate, seconds)),
+            relay_load::land_ends(self.api, n, seconds),
+        );
+        invalid.extend(errors_of("open loop under the relay's burst", &open.samples));
+        let (right, wrong) = relay_load::right_answers(asks).await;
+        if right != n {
+            invalid.push(format!("the relay answered {right} of {n} sidecars right, e.g. {wrong:?}"));
+        }
+        Ok(RelayBurst { sidecars: n, right, open, rss_waiting })
+    }
+
+    /// Polls the webhook's /metrics until the unlabelled gauge `name` reaches `value` (60 s).
+    async fn wait_for_gauge(&self, name: &str, value: usize) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut last = None;
+        while Instant::now() < deadline {
+            let mut connection = self.client.connect(Protocol::Http1).await?;
+            let (_, body) = connection.get("/metrics").await?;
+            let text = String::from_utf8_lossy(&body).into_owned();
+            last = text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok());
+            if last.is_some_and(|v| v as usize >= value) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Err(format!("{name} reached {last:?}, not {value}, within 60 s"))
     }
 
     /// Direct GETs of single Jobs and of the CronJob: what cache misses cost.

@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 
 use crate::load::Samples;
 use crate::webhook::SERVICE_HOST;
-use crate::{Bench, Loops, Phase, Results, TARGET_P99_MS, TARGET_RATE};
+use crate::{Bench, Loops, Phase, RelayBurst, Results, TARGET_P99_MS, TARGET_RATE};
 
 fn verdict(meets: bool) -> &'static str {
     if meets { "meets" } else { "misses" }
@@ -25,6 +25,32 @@ fn closed_loop_rows(loops: &Loops) -> String {
     let latency = quantiles_ms(&loops.closed.samples, &[0.5, 0.99, 1.0]);
     row(&format!("reviews/s, closed loop, {label}"), ">= 5,000", &value, verdict(rate >= TARGET_RATE))
         + &row(&format!("latency p50 / p99 / max ms, closed loop, {label}"), "", &latency, "")
+}
+
+/// Admission while the relay answers its burst (benches/admission/relay_load.rs).
+fn relay_rows(rate: u64, relay: &RelayBurst) -> String {
+    let open = &relay.open;
+    let p99 = open.samples.quantile_ms(0.99);
+    let p99_met = p99 < TARGET_P99_MS && rate as f64 >= TARGET_RATE;
+    let at = format!("open loop at {rate}/s, {} sidecars waiting at the relay, their ends landing", relay.sidecars);
+    let achieved = open.rate();
+    row(
+        &format!("{at}: achieved reviews/s"),
+        &rate.to_string(),
+        &format!("{achieved:.0}"),
+        verdict(achieved >= 0.99 * rate as f64),
+    ) + &row(
+        &format!("{at}: latency p99 ms"),
+        "< 2",
+        &format!("{p99:.3} ({:.2}x target)", p99 / TARGET_P99_MS),
+        verdict(p99_met),
+    ) + &row(&format!("{at}: latency p50 / p99.9 / max ms"), "", &quantiles_ms(&open.samples, &[0.5, 0.999, 1.0]), "")
+        + &row(
+            "relay: sidecars answered with their Pod's end / webhook RSS with all waiting MiB",
+            &relay.sidecars.to_string(),
+            &format!("{} / {:.1}", relay.right, relay.rss_waiting),
+            verdict(relay.right == relay.sidecars),
+        )
 }
 
 fn open_loop_rows(rate: u64, loops: &Loops) -> String {
@@ -54,6 +80,9 @@ pub fn table(bench: &Bench, results: &Results, load_at_start: &str) -> String {
     for loops in &all {
         out += &closed_loop_rows(loops);
         out += &open_loop_rows(bench.knobs.rate, loops);
+    }
+    if let Some(relay) = &results.relay {
+        out += &relay_rows(bench.knobs.rate, relay);
     }
     for loops in &all {
         out += &cpu_rows(loops);

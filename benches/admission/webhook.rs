@@ -64,6 +64,8 @@ impl Webhook {
             .arg(format!("--tls-ca-file={}", certs.join("ca.crt").display()))
             .arg(format!("--listen-address={address}"))
             .args(["--gateway-url=http://pi:8080/pushgateway", "--image=cronpush:bench"])
+            // Room for every sidecar of the relay's burst (benches/admission/relay_load.rs).
+            .arg("--relay-max-waiting=1000000")
             .env("KUBECONFIG", api.kubeconfig(dir.path()))
             .env("POD_NAMESPACE", NAMESPACE)
             .stdin(Stdio::null())
