@@ -405,8 +405,9 @@ fn pending_events(
 ) -> Vec<u8> {
     let inner = shared.inner.lock().unwrap();
     let mut out = Vec::new();
-    let after = *seen;
-    for (revision, resource, ns, n, kind, object) in inner.log.iter().filter(|e| e.0 > after) {
+    // The log is in revision order: start after `seen` rather than scan it all at every change.
+    let first = inner.log.partition_point(|e| e.0 <= *seen);
+    for (revision, resource, ns, n, kind, object) in &inner.log[first..] {
         if *resource == target.resource && selected(target, name, ns, n) && labels_match(labels, object) {
             out.extend(json!({"type": kind, "object": object}).to_string().into_bytes());
             out.push(b'\n');
