@@ -31,7 +31,7 @@ use cronpush::pushers::push::Pusher;
 use cronpush::pushers::run::Run;
 use cronpush::pushers::start_metrics::StartMetrics;
 use serde_json::json;
-use support::Server;
+use support::{Server, cpu_seconds, status_kib};
 
 const SCHEDULE: &str = "0 0 * * *";
 
@@ -69,18 +69,6 @@ fn report(run: &Run, index: usize, started: jiff::Timestamp, ended: jiff::Timest
                         "startedAt": started.to_string(), "finishedAt": ended.to_string()}}]
     }))
     .unwrap()
-}
-
-fn status_kib(pid: u32, field: &str) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
-    (fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()) / 100.0
 }
 
 /// The CronJobs whose `family` the gateway's scrape holds.

@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use support::kube_api::{FakeApi, TokenIdentity};
 use support::webhook::{HOST, Webhook};
+use support::{cpu_seconds, status_kib};
 
 fn pod(index: usize, labelled: bool) -> Value {
     let labels = if labelled {
@@ -50,19 +51,6 @@ fn terminate(api: &FakeApi, index: usize) {
             json!({"terminated": {"exitCode": (index % 2) as i32, "reason": "Completed",
                                   "startedAt": "2025-11-22T00:00:03Z", "finishedAt": "2025-11-22T00:04:10Z"}});
     });
-}
-
-fn status_kib(pid: u32, field: &str) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
-    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-    ticks / 100.0
 }
 
 fn gauge(webhook: &Webhook, name: &str) -> usize {

@@ -27,18 +27,7 @@ fn cronjob(namespace: &str, name: &str) -> serde_json::Value {
 
 /// The gateway's groups as `job/namespace/cronjob`.
 fn groups(gateway: &Server) -> Vec<String> {
-    let body: serde_json::Value = serde_json::from_str(&gateway.get("/api/v1/metrics").body).unwrap();
-    let mut groups: Vec<String> = body["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|g| {
-            let label = |n: &str| g["labels"][n].as_str().unwrap_or("-").to_string();
-            format!("{}/{}/{}", label("job"), label("namespace"), label("cronjob"))
-        })
-        .collect();
-    groups.sort();
-    groups
+    support::group_names(gateway, &["job", "namespace", "cronjob"])
 }
 
 fn push(gateway: &Server, path: &str) {

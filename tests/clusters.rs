@@ -14,20 +14,9 @@ use support::kube_api::FakeApi;
 use support::kubelet::{CronJobRun, Run, run_to_end};
 use support::webhook::Webhook;
 
-/// The gateway's groups as `job/cluster/namespace/cronjob`, `-` for a label a group lacks.
+/// The gateway's groups as `job/cluster/namespace/cronjob`.
 fn groups(gateway: &Server) -> Vec<String> {
-    let body: serde_json::Value = serde_json::from_str(&gateway.get("/api/v1/metrics").body).unwrap();
-    let mut groups: Vec<String> = body["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|g| {
-            let label = |n: &str| g["labels"][n].as_str().unwrap_or("-").to_string();
-            format!("{}/{}/{}/{}", label("job"), label("cluster"), label("namespace"), label("cronjob"))
-        })
-        .collect();
-    groups.sort();
-    groups
+    support::group_names(gateway, &["job", "cluster", "namespace", "cronjob"])
 }
 
 /// The same CronJob run in two clusters, each with its own webhook, into one gateway.

@@ -253,6 +253,34 @@ pub fn pushed_series(scrape: &str) -> Vec<String> {
     lines
 }
 
+/// The gateway's groups (its JSON API), each as its values of `labels` joined with `/` (`-` for
+/// a label the group lacks), sorted.
+pub fn group_names(gateway: &Server, labels: &[&str]) -> Vec<String> {
+    let body: serde_json::Value = serde_json::from_str(&gateway.get("/api/v1/metrics").body).unwrap();
+    let mut groups: Vec<String> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| labels.iter().map(|n| g["labels"][n].as_str().unwrap_or("-")).collect::<Vec<_>>().join("/"))
+        .collect();
+    groups.sort();
+    groups
+}
+
+/// A `/proc/PID/status` field in KiB (`VmRSS:`, `VmHWM:`).
+pub fn status_kib(pid: u32, field: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// A process' CPU time so far (utime + stime), in seconds.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+    (fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()) / 100.0
+}
+
 /// Whether a metric (or a line starting with its name) is one of a gateway's own.
 pub fn is_own_metric(name: &str) -> bool {
     ["go_", "process_", "pushgateway_", "promhttp_"].iter().any(|p| name.starts_with(p))

@@ -74,7 +74,9 @@ impl Prometheus {
             ),
         )
         .expect("prometheus.yml");
-        Prometheus::launch(dir, &config, features, "--storage.tsdb.path")
+        let flags: Vec<String> = features.iter().map(|f| format!("--enable-feature={f}")).collect();
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        Prometheus::launch(dir, &config, &flags, "--storage.tsdb.path")
     }
 
     /// Starts Prometheus with the configuration `config` (YAML), `files` copied beside it under
@@ -95,16 +97,10 @@ impl Prometheus {
             "--storage.tsdb.path"
         };
         let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-        Prometheus::launch_flags(dir, &path, &flags, storage)
+        Prometheus::launch(dir, &path, &flags, storage)
     }
 
-    fn launch(dir: tempfile::TempDir, config: &Path, features: &[&str], storage: &str) -> Prometheus {
-        let flags: Vec<String> = features.iter().map(|f| format!("--enable-feature={f}")).collect();
-        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-        Prometheus::launch_flags(dir, config, &flags, storage)
-    }
-
-    fn launch_flags(dir: tempfile::TempDir, config: &Path, flags: &[&str], storage: &str) -> Prometheus {
+    fn launch(dir: tempfile::TempDir, config: &Path, flags: &[&str], storage: &str) -> Prometheus {
         let program = super::peer("prometheus");
         let port = super::free_port();
         let child = Command::new(program)
