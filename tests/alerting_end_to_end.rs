@@ -481,7 +481,13 @@ fn runs_that_overlap(watch: &Watch, gateway: &Server) {
     watch.disallow("CronJobRunningTooLong", OVERLAP_NS);
 }
 
-/// A `concurrencyPolicy: Forbid` run that outlasts its next slot (grace 2 s, maximum 3 s, the
+/// The Forbid scenario's grace, in seconds. The following slot's run starts on time as the test
+/// sees it, but up to 1 s of polling and admission on a loaded box, a scrape (1 s) and an
+/// evaluation (1 s) can pass before Prometheus sees its start: with 2 s,
+/// CronJobNotSucceededRecently could rightly go pending for a start it had not seen yet.
+const FORBID_GRACE: i64 = 5;
+
+/// A `concurrencyPolicy: Forbid` run that outlasts its next slot (grace 5 s, maximum 3 s, the
 /// fixture's `startingDeadlineSeconds` 30). The CronJob controller skips the slot while the
 /// Job is active (cronjob_controllerv2.go, event JobAlreadyActive): CronJobRunningTooLong pages,
 /// CronJobNotScheduled does not. The run ends more than 30 s after the skipped slot, so the
@@ -491,7 +497,7 @@ fn forbid_run_past_its_slot(watch: &Watch, gateway: &Server) {
     let run_of = |slot: i64| {
         let spec = CronJobRun {
             concurrency_policy: "Forbid",
-            ..CronJobRun::at(FORBID_NS, CRONJOB, annotations("2", Some("3")), timestamp(slot))
+            ..CronJobRun::at(FORBID_NS, CRONJOB, annotations(&FORBID_GRACE.to_string(), Some("3")), timestamp(slot))
         };
         Run::admit_run(spec, &gateway.base, |_| {})
     };
@@ -505,12 +511,13 @@ fn forbid_run_past_its_slot(watch: &Watch, gateway: &Server) {
     watch.wait_for_series(&start);
     let started = watch.prometheus.value(&start).expect("the start");
     watch.fires_after_for("CronJobRunningTooLong", FORBID_NS, started + 3.0, pushed);
-    // Past the skipped slot, its grace and the `for:`, with time for a pending alert to show;
-    // then until the most recent slot is more than startingDeadlineSeconds (30) old, and the
-    // next one not too close: the controller will wait for that one (MissSchedule). (Within
-    // the deadline it would start the most recent slot at once, as soon as the Job ends.)
+    // Past the skipped slot and its grace, with time for a pending alert to show (every poll
+    // fails on one, so the `for:` need not pass); then until the most recent slot is more than
+    // startingDeadlineSeconds (30) old, and the next one not too close: the controller will
+    // wait for that one (MissSchedule). (Within the deadline it would start the most recent
+    // slot at once, as soon as the Job ends.)
     let past_deadline = |t: f64| (35.0..50.0).contains(&(t - slot_at_or_before(t) as f64));
-    watch.watch_while(|| now() < skipped as f64 + 2.0 + FOR_SECONDS + SLACK || !past_deadline(now()));
+    watch.watch_while(|| now() < (skipped + FORBID_GRACE) as f64 + SLACK || !past_deadline(now()));
     run.report_main(&support::kubelet::run_main("exit 0"));
     support::kubelet::stop_sidecar(&run, &mut sidecar, Duration::from_secs(30));
     let ended = now();
