@@ -5,9 +5,9 @@ use std::time::SystemTime;
 
 use serde_json::{Map, Value, json};
 
+use super::clock::{Nanos, nanos_since_epoch, rfc3339, seconds};
 use super::config::Config;
-use super::scrape::seconds;
-use super::store::{Group, Nanos, PUSH_FAILURE_TIME, PUSH_FAILURE_TIME_HELP, PUSH_TIME, PUSH_TIME_HELP, Store};
+use super::store::{Group, PUSH_FAILURE_TIME, PUSH_FAILURE_TIME_HELP, PUSH_TIME, PUSH_TIME_HELP, Store};
 use crate::exposition::float::to_go_string;
 use crate::exposition::text_write::single_value;
 use crate::proto::client::{LabelPair, Metric, MetricFamily, MetricType};
@@ -129,16 +129,6 @@ pub fn status(config: &Config, started: SystemTime) -> String {
         }
     })
     .to_string()
-}
-
-pub fn nanos_since_epoch(t: SystemTime) -> Nanos {
-    t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as Nanos)
-}
-
-/// RFC 3339 with nanoseconds, in UTC, as Go's `time.RFC3339Nano` writes it.
-pub fn rfc3339(nanos: Nanos) -> String {
-    jiff::Timestamp::from_nanosecond(i128::from(nanos))
-        .map_or_else(|_| "0001-01-01T00:00:00Z".into(), |t| t.to_string())
 }
 
 #[cfg(test)]

@@ -16,11 +16,11 @@
 //! A group is a CronJob's when its grouping key has `namespace` and `cronjob` labels and it
 //! holds at least one `cronjob_*` family, whatever its `job` value (configurable).
 
-use jiff::Timestamp;
 use serde::Serialize;
 
+use super::clock::Nanos;
 use super::grouping::GroupingKey;
-use super::store::{Group, Nanos, Store};
+use super::store::{Group, Store};
 use crate::exposition::text_write::single_value;
 use crate::proto::client::{Metric, MetricType};
 
@@ -317,11 +317,6 @@ fn label<'a>(metric: &'a Metric, name: &str) -> Option<&'a str> {
 
 fn seconds(nanos: Nanos) -> Option<f64> {
     (nanos != 0).then(|| nanos as f64 / 1e9)
-}
-
-/// Unix seconds as a timestamp, for display; `None` when out of range.
-pub fn timestamp(seconds: f64) -> Option<Timestamp> {
-    Timestamp::from_nanosecond((seconds * 1e9) as i128).ok()
 }
 
 #[cfg(test)]

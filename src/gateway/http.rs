@@ -15,7 +15,8 @@ use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
 
 use super::Gateway;
-use super::api::{self, CORS_HEADERS, nanos_since_epoch};
+use super::api::{self, CORS_HEADERS};
+use super::clock::{nanos_since_epoch, now};
 use super::grouping::GroupingKey;
 use super::limits::LimitError;
 use super::push::{PreparedPush, PushMethod};
@@ -387,10 +388,6 @@ fn html(body: String) -> Response {
         body,
     )
         .into_response()
-}
-
-fn now() -> super::store::Nanos {
-    nanos_since_epoch(SystemTime::now())
 }
 
 fn with_cors(mut response: Response) -> Response {

@@ -9,6 +9,8 @@ pub mod api;
 #[cfg(feature = "roles")]
 pub mod board;
 #[cfg(feature = "roles")]
+pub mod clock;
+#[cfg(feature = "roles")]
 pub mod config;
 #[cfg(feature = "roles")]
 pub mod consistency;

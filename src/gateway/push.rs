@@ -7,9 +7,8 @@ use std::collections::BTreeMap;
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hash, Hasher};
 
-use super::family::StoredFamily;
+use super::family::{PUSH_FAILURE_TIME, PUSH_TIME, StoredFamily};
 use super::grouping::GroupingKey;
-use super::store::{PUSH_FAILURE_TIME, PUSH_TIME};
 use crate::proto::client::{LabelPair, MetricFamily};
 
 /// PUT replaces the whole group; POST replaces only the families it names.

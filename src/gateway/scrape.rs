@@ -3,7 +3,8 @@
 
 use std::collections::BTreeSet;
 
-use super::store::{Group, Nanos, PUSH_FAILURE_TIME, PUSH_FAILURE_TIME_HELP, PUSH_TIME, PUSH_TIME_HELP, Store};
+use super::clock::{Nanos, seconds};
+use super::store::{Group, PUSH_FAILURE_TIME, PUSH_FAILURE_TIME_HELP, PUSH_TIME, PUSH_TIME_HELP, Store};
 use crate::exposition::{float, protobuf, text_write};
 use crate::proto::client::{Gauge, Metric, MetricFamily, MetricType};
 
@@ -124,10 +125,6 @@ pub fn timestamp_labels(group: &Group) -> Vec<crate::proto::client::LabelPair> {
         .iter()
         .map(|(n, v)| crate::proto::client::LabelPair { name: Some(n.clone()), value: Some(v.clone()) })
         .collect()
-}
-
-pub fn seconds(nanos: Nanos) -> f64 {
-    nanos as f64 / 1e9
 }
 
 #[cfg(test)]

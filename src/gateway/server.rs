@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use super::Gateway;
-use super::api::nanos_since_epoch;
+use super::clock::nanos_since_epoch;
 use super::config::Config;
 use super::expiry;
 use super::http::app;

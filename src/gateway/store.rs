@@ -8,21 +8,14 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
+pub use super::clock::Nanos;
 use super::consistency::{self, Problem};
-pub use super::family::StoredFamily;
+pub use super::family::{PUSH_FAILURE_TIME, PUSH_FAILURE_TIME_HELP, PUSH_TIME, PUSH_TIME_HELP, StoredFamily};
 use super::grouping::GroupingKey;
 pub use super::push::PushMethod;
 use super::push::{PreparedPush, SeriesHasher};
 use crate::exposition::text_write;
 use crate::proto::client::{LabelPair, MetricFamily, MetricType};
-
-/// Unix time in nanoseconds; 0 means "never".
-pub type Nanos = i64;
-
-pub const PUSH_TIME: &str = "push_time_seconds";
-pub const PUSH_FAILURE_TIME: &str = "push_failure_time_seconds";
-pub const PUSH_TIME_HELP: &str = "Last Unix time when changing this group in the Pushgateway succeeded.";
-pub const PUSH_FAILURE_TIME_HELP: &str = "Last Unix time when changing this group in the Pushgateway failed.";
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PushError {

@@ -8,11 +8,11 @@ use askama::Template;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use super::api::rfc3339;
 use super::board::{self, CronJobRow, Status, duration_words, exit_words};
+use super::clock::{Nanos, rfc3339, timestamp};
 use super::config::Config;
 use super::grouping::GroupingKey;
-use super::store::{Group, Nanos, PUSH_FAILURE_TIME, PUSH_TIME, Store};
+use super::store::{Group, PUSH_FAILURE_TIME, PUSH_TIME, Store};
 use crate::exposition::float::to_go_string;
 use crate::exposition::text_write::{single_value, type_name};
 use crate::proto::client::{Metric, MetricType};
@@ -71,7 +71,7 @@ impl When {
         } else {
             format!("in {}", duration_words(delta))
         };
-        let absolute = board::timestamp(seconds).map_or_else(String::new, |t| {
+        let absolute = timestamp(seconds).map_or_else(String::new, |t| {
             t.round(jiff::Unit::Second).map_or_else(|_| t.to_string(), |t| t.to_string())
         });
         When { relative, absolute }
