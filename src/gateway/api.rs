@@ -5,9 +5,9 @@ use std::time::SystemTime;
 
 use serde_json::{Map, Value, json};
 
-use super::clock::{Nanos, nanos_since_epoch, rfc3339, seconds};
 use super::config::Config;
-use super::store::{Group, PUSH_FAILURE_TIME, PUSH_FAILURE_TIME_HELP, PUSH_TIME, PUSH_TIME_HELP, Store};
+use super::store::clock::{nanos_since_epoch, rfc3339, seconds};
+use super::store::{Group, Nanos, PUSH_FAILURE_TIME, PUSH_FAILURE_TIME_HELP, PUSH_TIME, PUSH_TIME_HELP, Store};
 use crate::exposition::float::to_go_string;
 use crate::exposition::text_write::single_value;
 use crate::proto::client::{LabelPair, Metric, MetricFamily, MetricType};
@@ -135,8 +135,7 @@ pub fn status(config: &Config, started: SystemTime) -> String {
 mod tests {
     use super::*;
     use crate::exposition::text_parse::parse;
-    use crate::gateway::grouping::GroupingKey;
-    use crate::gateway::store::PushMethod;
+    use crate::gateway::store::{GroupingKey, PushMethod};
 
     #[test]
     fn shapes_groups_like_the_reference() {

@@ -18,9 +18,7 @@
 
 use serde::Serialize;
 
-use super::clock::Nanos;
-use super::grouping::GroupingKey;
-use super::store::{Group, Store};
+use super::store::{Group, GroupingKey, Nanos, Store};
 use crate::exposition::text_write::single_value;
 use crate::proto::client::{Metric, MetricType};
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::limits::{DEFAULT_MAX_BODY_BYTES, Limits};
+use super::store::limits::{DEFAULT_MAX_BODY_BYTES, Limits};
 use super::web_config::{WebConfig, WebConfigError};
 use crate::go_duration;
 

@@ -9,7 +9,8 @@ use std::time::{Duration, SystemTime};
 use tokio::time::MissedTickBehavior;
 
 use super::Gateway;
-use super::clock::{Nanos, nanos_since_epoch};
+use super::store::Nanos;
+use super::store::clock::nanos_since_epoch;
 use crate::go_duration;
 
 /// How often to look for stale groups: a tenth of the limit, so a group outlives it by at most

@@ -16,11 +16,10 @@ use flate2::write::GzEncoder;
 
 use super::Gateway;
 use super::api::{self, CORS_HEADERS};
-use super::clock::{nanos_since_epoch, now};
-use super::grouping::GroupingKey;
-use super::limits::LimitError;
-use super::push::{PreparedPush, PushMethod};
 use super::router::{PushPath, Route, RouteTable, Routing};
+use super::store::clock::{nanos_since_epoch, now};
+use super::store::limits::LimitError;
+use super::store::{GroupingKey, PreparedPush, PushMethod};
 use super::{scrape, ui};
 use crate::exposition::protobuf::{self, MediaType};
 use crate::exposition::text_parse;

@@ -1,41 +1,30 @@
 //! `cronpush gateway`: a drop-in replacement for the Prometheus Pushgateway.
 
-// The grouping key and the push routes are pure; the rest serves, and needs the `roles` feature.
-pub mod grouping;
+// The store's grouping key and the push routes are pure and built without the `roles` feature
+// (store/mod.rs); the rest serves, and needs it.
 pub mod router;
+pub mod store;
 
 #[cfg(feature = "roles")]
 pub mod api;
 #[cfg(feature = "roles")]
 pub mod board;
 #[cfg(feature = "roles")]
-pub mod clock;
-#[cfg(feature = "roles")]
 pub mod config;
 #[cfg(feature = "roles")]
-pub mod consistency;
-#[cfg(feature = "roles")]
 pub mod expiry;
-#[cfg(feature = "roles")]
-pub mod family;
 #[cfg(feature = "roles")]
 pub mod http;
 #[cfg(feature = "roles")]
 pub mod journal;
 #[cfg(feature = "roles")]
-pub mod limits;
-#[cfg(feature = "roles")]
 pub mod own_metrics;
 #[cfg(feature = "roles")]
 pub mod persistence;
 #[cfg(feature = "roles")]
-pub mod push;
-#[cfg(feature = "roles")]
 pub mod scrape;
 #[cfg(feature = "roles")]
 pub mod server;
-#[cfg(feature = "roles")]
-pub mod store;
 #[cfg(feature = "roles")]
 pub mod ui;
 #[cfg(feature = "roles")]
@@ -56,9 +45,7 @@ use journal::Journal;
 #[cfg(feature = "roles")]
 use own_metrics::OwnMetrics;
 #[cfg(feature = "roles")]
-use push::SeriesHasher;
-#[cfg(feature = "roles")]
-use store::Store;
+use store::{SeriesHasher, Store};
 
 /// Everything the handlers share.
 #[cfg(feature = "roles")]

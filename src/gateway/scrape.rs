@@ -3,8 +3,8 @@
 
 use std::collections::BTreeSet;
 
-use super::clock::{Nanos, seconds};
-use super::store::{Group, PUSH_FAILURE_TIME, PUSH_FAILURE_TIME_HELP, PUSH_TIME, PUSH_TIME_HELP, Store};
+use super::store::clock::seconds;
+use super::store::{Group, Nanos, PUSH_FAILURE_TIME, PUSH_FAILURE_TIME_HELP, PUSH_TIME, PUSH_TIME_HELP, Store};
 use crate::exposition::{float, protobuf, text_write};
 use crate::proto::client::{Gauge, Metric, MetricFamily, MetricType};
 
@@ -131,8 +131,7 @@ pub fn timestamp_labels(group: &Group) -> Vec<crate::proto::client::LabelPair> {
 mod tests {
     use super::*;
     use crate::exposition::text_parse::parse;
-    use crate::gateway::grouping::GroupingKey;
-    use crate::gateway::store::PushMethod;
+    use crate::gateway::store::{GroupingKey, PushMethod};
 
     #[test]
     fn merges_groups_and_own_metrics_by_name() {

@@ -11,7 +11,6 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use super::Gateway;
-use super::clock::nanos_since_epoch;
 use super::config::Config;
 use super::expiry;
 use super::http::app;
@@ -19,6 +18,7 @@ use super::journal;
 use super::own_metrics::BUILTIN;
 use super::persistence::{self, PersistError, StoreFile};
 use super::store::Store;
+use super::store::clock::nanos_since_epoch;
 use super::web_config::{self, WebConfigError};
 
 #[derive(Debug, thiserror::Error)]

@@ -9,10 +9,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::board::{self, CronJobRow, Status, duration_words, exit_words};
-use super::clock::{Nanos, rfc3339, timestamp};
 use super::config::Config;
-use super::grouping::GroupingKey;
-use super::store::{Group, PUSH_FAILURE_TIME, PUSH_TIME, Store};
+use super::store::clock::{rfc3339, timestamp};
+use super::store::{Group, GroupingKey, Nanos, PUSH_FAILURE_TIME, PUSH_TIME, Store};
 use crate::exposition::float::to_go_string;
 use crate::exposition::text_write::{single_value, type_name};
 use crate::proto::client::{Metric, MetricType};

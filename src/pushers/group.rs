@@ -97,7 +97,7 @@ pub fn redacted(url: &Url) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gateway::grouping::GroupingKey;
+    use crate::gateway::store::GroupingKey;
     use percent_encoding::percent_decode_str;
 
     fn group(job: &str, namespace: &str, cronjob: &str) -> Group {

@@ -7,8 +7,8 @@
 //! store's lock is taken. Each refusal names its limit and the flag that sets it.
 
 use super::grouping::GroupingKey;
+use super::groups::Store;
 use super::push::PreparedPush;
-use super::store::Store;
 
 /// The reference takes any body; 64 MiB (before and after gzip) keeps a gzip bomb from
 /// exhausting a Raspberry Pi's memory while no real push comes near it.
@@ -107,7 +107,7 @@ impl Limits {
 mod tests {
     use super::*;
     use crate::exposition::text_parse::parse;
-    use crate::gateway::push::{PushMethod, SeriesHasher};
+    use crate::gateway::store::push::{PushMethod, SeriesHasher};
 
     fn prepared(job: &str, labels: &str, text: &str) -> PreparedPush {
         let key = GroupingKey::from_path(job, false, labels).unwrap();

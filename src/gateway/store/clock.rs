@@ -1,7 +1,9 @@
 //! The gateway's clock. Every time the store keeps is a [`Nanos`], Unix nanoseconds; these are
 //! its conversions to and from the clocks around it: the system's, the scrape's seconds, the
 //! JSON API's RFC 3339 and the pages' timestamps. One module, so that every part of the gateway
-//! reads time the same way. The store never reads the system clock itself: callers pass `now`.
+//! reads time the same way; in the store's room, because the store keeps its times in `Nanos`
+//! and imports nothing outside its room. The store never reads the system clock itself: callers
+//! pass `now`.
 
 use std::time::SystemTime;
 

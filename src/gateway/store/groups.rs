@@ -8,12 +8,11 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-pub use super::clock::Nanos;
+use super::clock::Nanos;
 use super::consistency::{self, Problem};
-pub use super::family::{PUSH_FAILURE_TIME, PUSH_FAILURE_TIME_HELP, PUSH_TIME, PUSH_TIME_HELP, StoredFamily};
+use super::family::StoredFamily;
 use super::grouping::GroupingKey;
-pub use super::push::PushMethod;
-use super::push::{PreparedPush, SeriesHasher};
+use super::push::{PreparedPush, PushMethod, SeriesHasher};
 use crate::exposition::text_write;
 use crate::proto::client::{LabelPair, MetricFamily, MetricType};
 
