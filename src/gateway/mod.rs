@@ -18,6 +18,8 @@ pub mod http;
 #[cfg(feature = "roles")]
 pub mod journal;
 #[cfg(feature = "roles")]
+pub mod journal_writer;
+#[cfg(feature = "roles")]
 pub mod own_metrics;
 #[cfg(feature = "roles")]
 pub mod persistence;

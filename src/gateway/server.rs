@@ -14,7 +14,7 @@ use super::Gateway;
 use super::config::Config;
 use super::expiry;
 use super::http::app;
-use super::journal;
+use super::journal_writer;
 use super::own_metrics::BUILTIN;
 use super::persistence::{self, PersistError, StoreFile};
 use super::store::Store;
@@ -53,7 +53,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     }
     tokio::spawn(watch_signals(gateway.clone()));
     let (stop_writer, writer_stop) = oneshot::channel();
-    let writer = file.map(|file| tokio::spawn(journal::write_changes(gateway.clone(), file, writer_stop)));
+    let writer = file.map(|file| tokio::spawn(journal_writer::write_changes(gateway.clone(), file, writer_stop)));
     // Only now, with the store restored, may groups expire.
     let expirer =
         gateway.config.expire_after.map(|after| tokio::spawn(expiry::expire_periodically(gateway.clone(), after)));
