@@ -1,8 +1,9 @@
-//! The journal's writer: the one task that takes every group changed so far, writes them to the
-//! store file in one transaction, and moves the journal on so that the handlers waiting on them
-//! answer (group commit, told whole in journal.rs). It runs on the `Gateway`, which holds the
-//! journal, so it lives beside the `Gateway`, as the expiry sweep does, and not in journal.rs:
-//! there it would close a circle of imports (the Gateway needs the Journal, the writer the Gateway).
+//! The journal's writer: the one task that takes every group changed so far, writes them to
+//! the store file in one transaction, and moves the journal on so that the handlers waiting on
+//! them answer (group commit, told whole in durable/journal.rs). It runs on the `Gateway`, which
+//! holds the journal, so it lives beside the `Gateway`, as the expiry sweep does, and not in
+//! durable/: there it would close a circle of imports (the Gateway needs the Journal, the
+//! writer the Gateway).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use super::Gateway;
-use super::persistence::{self, Change, StoreFile};
+use super::durable::persistence::{self, Change, StoreFile};
 
 /// Writes the store's changes to `file` until `stop` fires, then writes what is left and
 /// returns.

@@ -12,17 +12,15 @@ pub mod board;
 #[cfg(feature = "roles")]
 pub mod config;
 #[cfg(feature = "roles")]
+pub mod durable;
+#[cfg(feature = "roles")]
 pub mod expiry;
 #[cfg(feature = "roles")]
 pub mod http;
 #[cfg(feature = "roles")]
-pub mod journal;
-#[cfg(feature = "roles")]
 pub mod journal_writer;
 #[cfg(feature = "roles")]
 pub mod own_metrics;
-#[cfg(feature = "roles")]
-pub mod persistence;
 #[cfg(feature = "roles")]
 pub mod scrape;
 #[cfg(feature = "roles")]
@@ -43,7 +41,7 @@ use tokio::sync::{Notify, watch};
 #[cfg(feature = "roles")]
 use config::Config;
 #[cfg(feature = "roles")]
-use journal::Journal;
+use durable::journal::Journal;
 #[cfg(feature = "roles")]
 use own_metrics::OwnMetrics;
 #[cfg(feature = "roles")]

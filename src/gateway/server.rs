@@ -12,11 +12,11 @@ use tokio::sync::oneshot;
 
 use super::Gateway;
 use super::config::Config;
+use super::durable::persistence::{self, PersistError, StoreFile};
 use super::expiry;
 use super::http::app;
 use super::journal_writer;
 use super::own_metrics::BUILTIN;
-use super::persistence::{self, PersistError, StoreFile};
 use super::store::Store;
 use super::store::clock::nanos_since_epoch;
 use super::web_config::{self, WebConfigError};

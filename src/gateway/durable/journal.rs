@@ -11,7 +11,7 @@
 //! waited on it answer with an error: nothing is acknowledged that is not on disk.
 //!
 //! Here is the [`Journal`], which the `Gateway` holds and the handlers wait on. The writer is in
-//! journal_writer.rs, beside the `Gateway` it runs on: the journal needs nothing of the gateway,
+//! gateway/journal_writer.rs, beside the `Gateway` it runs on: the journal needs nothing of the gateway,
 //! so the `Gateway` holds it without a circle of imports.
 
 use std::sync::Arc;
@@ -28,7 +28,7 @@ pub(crate) struct Progress {
 }
 
 pub struct Journal {
-    /// Moved on by the writer (journal_writer.rs), watched by the handlers.
+    /// Moved on by the writer (gateway/journal_writer.rs), watched by the handlers.
     pub(crate) progress: watch::Sender<Progress>,
 }
 

@@ -16,7 +16,7 @@ use parking_lot::Mutex;
 use prost::Message;
 use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 
-use super::store::{Group as StoreGroup, GroupingKey, Nanos, Store};
+use crate::gateway::store::{Group as StoreGroup, GroupingKey, Nanos, Store};
 use crate::proto::client::{LabelPair, MetricFamily};
 use crate::proto::store::{Group, StoredFamily};
 

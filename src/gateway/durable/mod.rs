@@ -1,0 +1,12 @@
+//! Durability: the store kept in a file, so that what a push was acknowledged for survives a
+//! restart, `kill -9` and power loss.
+//!
+//! - `persistence.rs`: the store file itself (redb), its records, and putting them back;
+//! - `journal.rs`: group commit, how handlers wait until their change is on disk.
+//!
+//! This room reads and restores the store and knows nothing of HTTP or of the `Gateway`; the task
+//! that writes the store's changes runs on the `Gateway` and lives beside it
+//! (gateway/journal_writer.rs). The store, in turn, knows nothing of files.
+
+pub mod journal;
+pub mod persistence;
