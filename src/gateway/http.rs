@@ -15,12 +15,12 @@ use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
 
 use super::Gateway;
-use super::api::{self, CORS_HEADERS};
 use super::router::{PushPath, Route, RouteTable, Routing};
 use super::store::clock::{nanos_since_epoch, now};
 use super::store::limits::LimitError;
 use super::store::{GroupingKey, PreparedPush, PushMethod};
-use super::{scrape, ui};
+use super::view::api::{self, CORS_HEADERS};
+use super::view::{scrape, ui};
 use crate::exposition::protobuf::{self, MediaType};
 use crate::exposition::text_parse;
 

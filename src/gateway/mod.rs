@@ -6,10 +6,6 @@ pub mod router;
 pub mod store;
 
 #[cfg(feature = "roles")]
-pub mod api;
-#[cfg(feature = "roles")]
-pub mod board;
-#[cfg(feature = "roles")]
 pub mod config;
 #[cfg(feature = "roles")]
 pub mod durable;
@@ -20,13 +16,9 @@ pub mod http;
 #[cfg(feature = "roles")]
 pub mod journal_writer;
 #[cfg(feature = "roles")]
-pub mod own_metrics;
-#[cfg(feature = "roles")]
-pub mod scrape;
-#[cfg(feature = "roles")]
 pub mod server;
 #[cfg(feature = "roles")]
-pub mod ui;
+pub mod view;
 #[cfg(feature = "roles")]
 pub mod web_config;
 
@@ -43,9 +35,9 @@ use config::Config;
 #[cfg(feature = "roles")]
 use durable::journal::Journal;
 #[cfg(feature = "roles")]
-use own_metrics::OwnMetrics;
-#[cfg(feature = "roles")]
 use store::{SeriesHasher, Store};
+#[cfg(feature = "roles")]
+use view::own_metrics::OwnMetrics;
 
 /// Everything the handlers share.
 #[cfg(feature = "roles")]

@@ -16,9 +16,9 @@ use super::durable::persistence::{self, PersistError, StoreFile};
 use super::expiry;
 use super::http::app;
 use super::journal_writer;
-use super::own_metrics::BUILTIN;
 use super::store::Store;
 use super::store::clock::nanos_since_epoch;
+use super::view::own_metrics::BUILTIN;
 use super::web_config::{self, WebConfigError};
 
 #[derive(Debug, thiserror::Error)]

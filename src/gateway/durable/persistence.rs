@@ -229,8 +229,8 @@ pub fn restore(store: &mut Store, groups: Vec<Group>, now: Nanos) -> Vec<String>
 mod tests {
     use super::*;
     use crate::exposition::text_parse::parse;
-    use crate::gateway::scrape::write_text;
     use crate::gateway::store::PushMethod;
+    use crate::gateway::view::scrape::write_text;
 
     fn changes(store: &mut Store) -> Vec<Change> {
         store.take_changes().into_iter().map(|k| (k.to_string(), store.group(&k).map(record))).collect()

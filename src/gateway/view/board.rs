@@ -18,8 +18,8 @@
 
 use serde::Serialize;
 
-use super::store::{Group, GroupingKey, Nanos, Store};
 use crate::exposition::text_write::single_value;
+use crate::gateway::store::{Group, GroupingKey, Nanos, Store};
 use crate::proto::client::{Metric, MetricType};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]

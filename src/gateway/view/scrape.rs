@@ -3,9 +3,11 @@
 
 use std::collections::BTreeSet;
 
-use super::store::clock::seconds;
-use super::store::{Group, Nanos, PUSH_FAILURE_TIME, PUSH_FAILURE_TIME_HELP, PUSH_TIME, PUSH_TIME_HELP, Store};
 use crate::exposition::{float, protobuf, text_write};
+use crate::gateway::store::clock::seconds;
+use crate::gateway::store::{
+    Group, Nanos, PUSH_FAILURE_TIME, PUSH_FAILURE_TIME_HELP, PUSH_TIME, PUSH_TIME_HELP, Store,
+};
 use crate::proto::client::{Gauge, Metric, MetricFamily, MetricType};
 
 /// The scrape in text format 0.0.4. Pushed series are copied from text rendered at push time,

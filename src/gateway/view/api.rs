@@ -5,11 +5,13 @@ use std::time::SystemTime;
 
 use serde_json::{Map, Value, json};
 
-use super::config::Config;
-use super::store::clock::{nanos_since_epoch, rfc3339, seconds};
-use super::store::{Group, Nanos, PUSH_FAILURE_TIME, PUSH_FAILURE_TIME_HELP, PUSH_TIME, PUSH_TIME_HELP, Store};
 use crate::exposition::float::to_go_string;
 use crate::exposition::text_write::single_value;
+use crate::gateway::config::Config;
+use crate::gateway::store::clock::{nanos_since_epoch, rfc3339, seconds};
+use crate::gateway::store::{
+    Group, Nanos, PUSH_FAILURE_TIME, PUSH_FAILURE_TIME_HELP, PUSH_TIME, PUSH_TIME_HELP, Store,
+};
 use crate::proto::client::{LabelPair, Metric, MetricFamily, MetricType};
 
 /// The headers every API answer carries, as the reference's.

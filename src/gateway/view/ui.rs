@@ -9,11 +9,11 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::board::{self, CronJobRow, Status, duration_words, exit_words};
-use super::config::Config;
-use super::store::clock::{rfc3339, timestamp};
-use super::store::{Group, GroupingKey, Nanos, PUSH_FAILURE_TIME, PUSH_TIME, Store};
 use crate::exposition::float::to_go_string;
 use crate::exposition::text_write::{single_value, type_name};
+use crate::gateway::config::Config;
+use crate::gateway::store::clock::{rfc3339, timestamp};
+use crate::gateway::store::{Group, GroupingKey, Nanos, PUSH_FAILURE_TIME, PUSH_TIME, Store};
 use crate::proto::client::{Metric, MetricType};
 
 /// Sent with every page: the pages load nothing but their own assets, and nothing runs but the
@@ -24,9 +24,9 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
 /// An embedded asset under `<prefix>/static/`: its content type and bytes.
 pub fn asset(name: &str) -> Option<(&'static str, &'static [u8])> {
     match name {
-        "cronpush.css" => Some(("text/css; charset=utf-8", include_bytes!("../../web/static/cronpush.css"))),
-        "cronpush.js" => Some(("text/javascript; charset=utf-8", include_bytes!("../../web/static/cronpush.js"))),
-        "favicon.svg" => Some(("image/svg+xml", include_bytes!("../../web/static/favicon.svg"))),
+        "cronpush.css" => Some(("text/css; charset=utf-8", include_bytes!("../../../web/static/cronpush.css"))),
+        "cronpush.js" => Some(("text/javascript; charset=utf-8", include_bytes!("../../../web/static/cronpush.js"))),
+        "favicon.svg" => Some(("image/svg+xml", include_bytes!("../../../web/static/favicon.svg"))),
         _ => None,
     }
 }
