@@ -7,7 +7,7 @@ use crate::exposition::names::{is_reserved_label_name, is_valid_label_name, is_v
 use crate::exposition::protobuf::{decode_delimited, encode_delimited};
 use crate::exposition::text_parse::parse;
 use crate::exposition::text_write::to_text;
-use crate::gateway::router::{Route, RouteTable, Routing};
+use crate::gateway::http::router::{Route, RouteTable, Routing};
 use crate::gateway::store::grouping::{GroupingKey, base64_segment};
 use crate::proto::client::{LabelPair, MetricFamily, MetricType};
 

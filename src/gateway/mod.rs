@@ -1,8 +1,8 @@
 //! `cronpush gateway`: a drop-in replacement for the Prometheus Pushgateway.
 
 // The store's grouping key and the push routes are pure and built without the `roles` feature
-// (store/mod.rs); the rest serves, and needs it.
-pub mod router;
+// (store/mod.rs, http/mod.rs); the rest serves, and needs it.
+pub mod http;
 pub mod store;
 
 #[cfg(feature = "roles")]
@@ -11,8 +11,6 @@ pub mod config;
 pub mod durable;
 #[cfg(feature = "roles")]
 pub mod expiry;
-#[cfg(feature = "roles")]
-pub mod http;
 #[cfg(feature = "roles")]
 pub mod journal_writer;
 #[cfg(feature = "roles")]

@@ -14,15 +14,15 @@ use flate2::Compression;
 use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
 
-use super::Gateway;
 use super::router::{PushPath, Route, RouteTable, Routing};
-use super::store::clock::{nanos_since_epoch, now};
-use super::store::limits::LimitError;
-use super::store::{GroupingKey, PreparedPush, PushMethod};
-use super::view::api::{self, CORS_HEADERS};
-use super::view::{scrape, ui};
 use crate::exposition::protobuf::{self, MediaType};
 use crate::exposition::text_parse;
+use crate::gateway::Gateway;
+use crate::gateway::store::clock::{nanos_since_epoch, now};
+use crate::gateway::store::limits::LimitError;
+use crate::gateway::store::{GroupingKey, PreparedPush, PushMethod};
+use crate::gateway::view::api::{self, CORS_HEADERS};
+use crate::gateway::view::{scrape, ui};
 
 const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 const PROTOBUF_FORMAT: &str =
