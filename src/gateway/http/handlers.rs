@@ -1,5 +1,6 @@
-//! The HTTP edge: requests in, the route table consulted, the store called, answers out with the
-//! reference's status codes, headers and bodies. The store and the formats know nothing of HTTP.
+//! The handlers: requests in, the route table consulted, the store called or a view rendered,
+//! answers out (shaped in responses.rs) with the reference's status codes, headers and bodies.
+//! The store and the formats know nothing of HTTP.
 
 use std::io::Read;
 use std::sync::Arc;
@@ -8,12 +9,13 @@ use std::time::{Instant, SystemTime};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use flate2::Compression;
 use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
 
+use super::responses::{html, json, not_written, plain_error, redirect, refused, with_cors};
 use super::router::{PushPath, Route, RouteTable, Routing};
 use crate::exposition::protobuf::{self, MediaType};
 use crate::exposition::text_parse;
@@ -21,8 +23,7 @@ use crate::gateway::Gateway;
 use crate::gateway::store::clock::{nanos_since_epoch, now};
 use crate::gateway::store::limits::LimitError;
 use crate::gateway::store::{GroupingKey, PreparedPush, PushMethod};
-use crate::gateway::view::api::{self, CORS_HEADERS};
-use crate::gateway::view::{scrape, ui};
+use crate::gateway::view::{api, scrape, ui};
 
 const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 const PROTOBUF_FORMAT: &str =
@@ -206,27 +207,6 @@ async fn push_outcome(
     }
 }
 
-/// Why a change was applied but not acknowledged: the store file could not be written. It is
-/// retried in the background; the client should send the change again.
-fn not_written(what: &str, why: &str) -> String {
-    format!("the {what} could not be saved to the store file and is not acknowledged ({why}); send it again")
-}
-
-/// The answer to a push a limit refuses; the store has not been touched.
-fn refused(e: LimitError) -> (StatusCode, String) {
-    let status = match e {
-        LimitError::BodyTooLarge { .. } | LimitError::TooManySeries { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-        LimitError::LabelValueTooLong { .. } => StatusCode::BAD_REQUEST,
-        // Not 429: no rate is exceeded and waiting does not help. Not 403: nothing is
-        // forbidden to this client. The push is valid and the gateway has no room for another
-        // group until an operator deletes one or raises the limit, which is what 507
-        // Insufficient Storage says; as a 5xx it also shows in the error-rate alerts that
-        // should wake that operator.
-        LimitError::TooManyGroups { .. } => StatusCode::INSUFFICIENT_STORAGE,
-    };
-    (status, e.to_string())
-}
-
 /// Reads a push body, gunzipping it when the client says so, within `limit` bytes both ways.
 async fn read_body(
     headers: &HeaderMap,
@@ -336,64 +316,6 @@ fn decode_path(raw: &str) -> Result<String, String> {
         .decode_utf8()
         .map(|p| p.into_owned())
         .map_err(|_| format!("the path {raw:?} is not valid UTF-8 once decoded"))
-}
-
-fn redirect(location: &str, query: Option<&str>) -> Response {
-    let encoded = percent_encoding::utf8_percent_encode(location, PATH_ESCAPES).to_string();
-    let target = match query {
-        Some(q) => format!("{encoded}?{q}"),
-        None => encoded,
-    };
-    match HeaderValue::from_str(&target) {
-        Ok(value) => (StatusCode::MOVED_PERMANENTLY, [(header::LOCATION, value)]).into_response(),
-        Err(_) => plain_error(StatusCode::BAD_REQUEST, "cannot redirect to the cleaned path".into()),
-    }
-}
-
-const PATH_ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'%')
-    .add(b'<')
-    .add(b'>')
-    .add(b'?')
-    .add(b'`')
-    .add(b'{')
-    .add(b'}');
-
-/// An error as Go's `http.Error` writes it.
-fn plain_error(status: StatusCode, msg: String) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::X_CONTENT_TYPE_OPTIONS, "nosniff")],
-        format!("{msg}\n"),
-    )
-        .into_response()
-}
-
-fn json(body: String) -> Response {
-    with_cors(([(header::CONTENT_TYPE, "application/json")], body).into_response())
-}
-
-fn html(body: String) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CONTENT_SECURITY_POLICY, ui::CONTENT_SECURITY_POLICY),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        body,
-    )
-        .into_response()
-}
-
-fn with_cors(mut response: Response) -> Response {
-    for (name, value) in CORS_HEADERS {
-        response.headers_mut().insert(name, HeaderValue::from_static(value));
-    }
-    response
 }
 
 fn lower(method: &Method) -> &'static str {

@@ -3,7 +3,8 @@
 //!
 //! - `router.rs`: which handler a request reaches, a pure function of method and path;
 //! - `handlers.rs`: the handlers: push, delete and wipe change the store and wait for the store
-//!   file; scrape, API and pages answer with a view.
+//!   file; scrape, API and pages answer with a view;
+//! - `responses.rs`: how answers look: errors, JSON, pages, redirects, refusals' statuses.
 //!
 //! Requests come in here and answers go out with the reference's status codes, headers and
 //! bodies; the store, the views and the store file know nothing of HTTP.
@@ -13,6 +14,8 @@ pub mod router;
 
 #[cfg(feature = "roles")]
 pub mod handlers;
+#[cfg(feature = "roles")]
+mod responses;
 
 #[cfg(feature = "roles")]
 pub use handlers::app;
