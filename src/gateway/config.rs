@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::store::limits::{DEFAULT_MAX_BODY_BYTES, Limits};
-use super::web_config::{WebConfig, WebConfigError};
+use super::web::{WebConfig, WebConfigError};
 use crate::go_duration;
 
 #[derive(Args, Debug, Clone)]

@@ -18,7 +18,7 @@ pub mod server;
 #[cfg(feature = "roles")]
 pub mod view;
 #[cfg(feature = "roles")]
-pub mod web_config;
+pub mod web;
 
 #[cfg(feature = "roles")]
 use std::sync::{Mutex, MutexGuard};

@@ -19,7 +19,7 @@ use super::journal_writer;
 use super::store::Store;
 use super::store::clock::nanos_since_epoch;
 use super::view::own_metrics::BUILTIN;
-use super::web_config::{self, WebConfigError};
+use super::web::{self, WebConfigError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -42,7 +42,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         None => None,
     };
     // The handle keeps the certificate reloading until the servers are done.
-    let (tls, _reloading) = web_config::start_tls(&config.web)?.unzip();
+    let (tls, _reloading) = web::start_tls(&config.web)?.unzip();
     let gateway = Gateway::new(config, store);
     let gateway = Arc::new(if file.is_some() { gateway.with_journal() } else { gateway });
     let mut listeners = Vec::new();
@@ -60,7 +60,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     let mut servers = Vec::new();
     for listener in listeners {
         let mut stop = gateway.shutdown_requested();
-        let service = web_config::protect(app(gateway.clone()), &gateway.config.web);
+        let service = web::protect(app(gateway.clone()), &gateway.config.web);
         let stopped = async move {
             let _ = stop.wait_for(|stopping| *stopping).await;
         };
