@@ -1,37 +1,26 @@
-//! `--web.config.file`: HTTPS and basic auth in the format of the Prometheus exporter-toolkit
-//! (`tls_server_config`, `http_server_config`, `basic_auth_users`), so that a file written for
-//! the reference Pushgateway works unchanged.
+//! The web configuration file and its checks: the toolkit's layout (`tls_server_config`,
+//! `http_server_config`, `basic_auth_users`), read into the settings the TLS and basic-auth
+//! layers serve with.
 //!
-//! The file is read and checked once, before any port is bound: a file that cannot be honoured
-//! is a start error, never a silent fallback to plain HTTP. As in the toolkit, unknown keys are
-//! errors and relative paths are resolved against the file's directory. The serving
-//! certificate is then kept fresh by [`ReloadingCert`]; the rest of the file is not reloaded.
+//! As in the toolkit, unknown keys are errors and relative paths are resolved against the file's
+//! directory. What rustls cannot do is refused by name: TLS 1.0 and 1.1, the CBC and
+//! RSA-key-exchange cipher suites, the P-521 curve, and `client_allowed_sans`.
 //!
-//! What rustls cannot do is refused by name: TLS 1.0 and 1.1, the CBC and RSA-key-exchange
-//! cipher suites, the P-521 curve, and `client_allowed_sans`.
+//! The response headers a file sets are kept as axum's (the `http` crate's) header types, so that
+//! the basic-auth layer adds them as they are.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use axum::Router;
-use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
-use rustls::client::danger::HandshakeSignatureValid;
-use rustls::crypto::{SupportedKxGroup, WebPkiSupportedAlgorithms};
+use axum::http::{HeaderName, HeaderValue};
+use rustls::crypto::SupportedKxGroup;
+use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::{CertificateDer, UnixTime};
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::server::{ResolvesServerCert, WebPkiClientVerifier};
-use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme};
-use rustls::{SupportedCipherSuite, SupportedProtocolVersion};
+use rustls::{RootCertStore, SupportedCipherSuite, SupportedProtocolVersion};
 use serde::Deserialize;
 
-use crate::tls::{ReloadHandle, ReloadingCert, SwappableCert, TlsError};
+use crate::tls::TlsError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebConfigError {
@@ -125,24 +114,6 @@ const SETTABLE_HEADERS: &[(&str, Option<&[&str]>)] = &[
     ("X-XSS-Protection", None),
     ("Content-Security-Policy", None),
 ];
-
-impl WebConfig {
-    /// Reads and checks the file, including that the certificate pair and the client CAs load.
-    pub fn load(path: &Path) -> Result<WebConfig, WebConfigError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| WebConfigError::Read { path: path.to_owned(), source })?;
-        let invalid = |reason: String| WebConfigError::Invalid { path: path.to_owned(), reason };
-        let dir = path.parent().unwrap_or(Path::new(""));
-        let config = parse(&text, dir).map_err(invalid)?;
-        if let Some(tls) = &config.tls {
-            // Everything rustls would refuse is found now, with a throw-away resolver.
-            let pair = crate::tls::load_certified_key(&tls.cert_file, &tls.key_file)
-                .map_err(|source| WebConfigError::Tls { path: path.to_owned(), source })?;
-            server_config(tls, config.http2, Arc::new(SwappableCert::new(pair))).map_err(invalid)?;
-        }
-        Ok(config)
-    }
-}
 
 /// The checks that need no certificate: the whole file but the files it names, except the
 /// client CAs, which are read here.
@@ -310,198 +281,6 @@ fn headers(configured: BTreeMap<String, String>) -> Result<Vec<(HeaderName, Head
         .collect()
 }
 
-/// The server configuration for `settings`, serving what `certificates` resolves.
-fn server_config(
-    settings: &TlsSettings,
-    http2: bool,
-    certificates: Arc<dyn ResolvesServerCert>,
-) -> Result<ServerConfig, String> {
-    let mut provider = rustls::crypto::ring::default_provider();
-    if let Some(suites) = &settings.cipher_suites {
-        provider.cipher_suites.clone_from(suites);
-    }
-    if let Some(groups) = &settings.kx_groups {
-        provider.kx_groups.clone_from(groups);
-    }
-    let provider = Arc::new(provider);
-    let builder = ServerConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&settings.versions)
-        .map_err(|e| format!("tls_server_config: {e}"))?;
-    let algorithms = provider.signature_verification_algorithms;
-    let verifier: Arc<dyn ClientCertVerifier> = match &settings.client_auth {
-        ClientAuth::NoClientCert => WebPkiClientVerifier::no_client_auth(),
-        ClientAuth::RequestClientCert => Arc::new(AnyClientCert { algorithms, mandatory: false }),
-        ClientAuth::RequireAnyClientCert => Arc::new(AnyClientCert { algorithms, mandatory: true }),
-        ClientAuth::VerifyClientCertIfGiven(roots) => {
-            WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
-                .allow_unauthenticated()
-                .build()
-                .map_err(|e| format!("tls_server_config.client_ca_file: {e}"))?
-        }
-        ClientAuth::RequireAndVerifyClientCert(roots) => {
-            WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
-                .build()
-                .map_err(|e| format!("tls_server_config.client_ca_file: {e}"))?
-        }
-    };
-    let mut config = builder.with_client_cert_verifier(verifier).with_cert_resolver(certificates);
-    config.alpn_protocols = if http2 { vec![b"h2".to_vec(), b"http/1.1".to_vec()] } else { vec![b"http/1.1".to_vec()] };
-    config.ignore_client_order = settings.prefer_server_cipher_suites;
-    Ok(config)
-}
-
-/// Starts reloading the certificate pair and returns the configuration to serve with; the
-/// handle must live as long as the server.
-pub fn start_tls(config: &WebConfig) -> Result<Option<(Arc<ServerConfig>, ReloadHandle)>, WebConfigError> {
-    let Some(settings) = &config.tls else { return Ok(None) };
-    let tls_error = |source| WebConfigError::Tls { path: settings.cert_file.clone(), source };
-    let (reloading, handle) = ReloadingCert::spawn(&settings.cert_file, &settings.key_file).map_err(tls_error)?;
-    let served = server_config(settings, config.http2, reloading.cert_resolver.clone())
-        .map_err(|reason| WebConfigError::Invalid { path: settings.cert_file.clone(), reason })?;
-    Ok(Some((Arc::new(served), handle)))
-}
-
-/// Go's `tls.RequestClientCert` and `tls.RequireAnyClientCert`: the chain is not verified, but
-/// the client must prove it holds the key of the certificate it sent.
-#[derive(Debug)]
-struct AnyClientCert {
-    algorithms: WebPkiSupportedAlgorithms,
-    mandatory: bool,
-}
-
-impl ClientCertVerifier for AnyClientCert {
-    fn client_auth_mandatory(&self) -> bool {
-        self.mandatory
-    }
-
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        &[]
-    }
-
-    fn verify_client_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _now: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        Ok(ClientCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
-}
-
-/// Wraps every route with the file's headers and, when it names users, basic auth.
-pub fn protect(app: Router, config: &WebConfig) -> Router {
-    if config.users.is_empty() && config.headers.is_empty() {
-        return app;
-    }
-    let guard = Arc::new(Guard {
-        users: config.users.clone(),
-        headers: config.headers.clone(),
-        verified: Mutex::new(HashSet::new()),
-    });
-    app.layer(axum::middleware::from_fn_with_state(guard, guard_request))
-}
-
-struct Guard {
-    users: BTreeMap<String, String>,
-    headers: Vec<(HeaderName, HeaderValue)>,
-    /// SHA-256 of user, hash and password of the credentials bcrypt accepted: bcrypt costs tens
-    /// of milliseconds (far more on a Pi), too much for every scrape. Bounded by clearing.
-    verified: Mutex<HashSet<Vec<u8>>>,
-}
-
-/// Checked against when the user is unknown, so that the answer takes as long as for a known
-/// user (the toolkit's constant).
-const DUMMY_HASH: &str = "$2y$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi";
-const MAX_VERIFIED: usize = 100;
-
-impl Guard {
-    async fn allows(self: &Arc<Self>, authorization: Option<&HeaderValue>) -> bool {
-        let Some((user, password)) = authorization.and_then(basic_credentials) else { return false };
-        let known = self.users.get(&user);
-        let hash = known.map_or(DUMMY_HASH, String::as_str).to_owned();
-        let key = cache_key(&user, &hash, &password);
-        if known.is_some() && self.verified.lock().unwrap_or_else(|e| e.into_inner()).contains(&key) {
-            return true;
-        }
-        // bcrypt is slow on purpose: off the async threads.
-        let matches = tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false))
-            .await
-            .unwrap_or(false);
-        if matches && known.is_some() {
-            let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
-            if verified.len() >= MAX_VERIFIED {
-                verified.clear();
-            }
-            verified.insert(key);
-        }
-        matches && known.is_some()
-    }
-}
-
-/// `Basic base64(user:password)`, as Go's `Request.BasicAuth` reads it.
-fn basic_credentials(value: &HeaderValue) -> Option<(String, Vec<u8>)> {
-    let value = value.as_bytes();
-    let encoded = value.get(..6).filter(|p| p.eq_ignore_ascii_case(b"Basic ")).map(|_| &value[6..])?;
-    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded).ok()?;
-    let colon = decoded.iter().position(|&b| b == b':')?;
-    let user = String::from_utf8(decoded[..colon].to_vec()).ok()?;
-    Some((user, decoded[colon + 1..].to_vec()))
-}
-
-fn cache_key(user: &str, hash: &str, password: &[u8]) -> Vec<u8> {
-    let data = [user.as_bytes(), b":", hash.as_bytes(), b":", password].concat();
-    // SHA-256 from the TLS provider already linked in, so the cache holds no password.
-    match rustls::crypto::ring::cipher_suite::TLS13_AES_128_GCM_SHA256.tls13() {
-        Some(suite) => suite.common.hash_provider.hash(&data).as_ref().to_vec(),
-        None => data,
-    }
-}
-
-async fn guard_request(State(guard): State<Arc<Guard>>, request: Request, next: Next) -> Response {
-    let allowed = guard.users.is_empty() || guard.allows(request.headers().get(header::AUTHORIZATION)).await;
-    let mut response = if allowed { next.run(request).await } else { unauthorized() };
-    for (name, value) in &guard.headers {
-        response.headers_mut().entry(name.clone()).or_insert_with(|| value.clone());
-    }
-    response
-}
-
-/// Go's `http.Error(w, "Unauthorized", 401)` after `WWW-Authenticate: Basic`.
-fn unauthorized() -> Response {
-    (
-        StatusCode::UNAUTHORIZED,
-        [
-            (header::WWW_AUTHENTICATE, "Basic"),
-            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        ],
-        Body::from("Unauthorized\n"),
-    )
-        .into_response()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -558,31 +337,5 @@ mod tests {
         assert!(parsed("http_server_config:\n  headers:\n    X-Frame-Options: allow\n").is_err());
         let ok = parsed("http_server_config:\n  http2: false\n  headers:\n    X-Frame-Options: DENY\n").unwrap();
         assert!(!ok.http2 && ok.headers.len() == 1);
-    }
-
-    #[test]
-    fn credentials_are_read_as_go_reads_them() {
-        let header = |s: &str| HeaderValue::from_str(s).unwrap();
-        assert_eq!(basic_credentials(&header("basic YTpiOmM=")), Some(("a".to_owned(), b"b:c".to_vec())));
-        assert_eq!(basic_credentials(&header("Bearer YTpi")), None);
-        assert_eq!(basic_credentials(&header("Basic !!")), None);
-    }
-
-    #[tokio::test]
-    async fn a_verified_password_is_remembered_and_a_wrong_one_is_not() {
-        let hash = bcrypt::hash("secret", 4).unwrap();
-        let guard = Arc::new(Guard {
-            users: BTreeMap::from([("alice".to_owned(), hash)]),
-            headers: Vec::new(),
-            verified: Mutex::new(HashSet::new()),
-        });
-        let basic =
-            |s: &str| HeaderValue::from_str(&format!("Basic {}", base64::prelude::BASE64_STANDARD.encode(s))).unwrap();
-        assert!(guard.allows(Some(&basic("alice:secret"))).await);
-        assert!(guard.allows(Some(&basic("alice:secret"))).await);
-        assert_eq!(guard.verified.lock().unwrap().len(), 1);
-        assert!(!guard.allows(Some(&basic("alice:wrong"))).await);
-        assert!(!guard.allows(Some(&basic("bob:secret"))).await);
-        assert!(!guard.allows(None).await);
     }
 }
