@@ -1,4 +1,20 @@
 //! `cronpush gateway`: a drop-in replacement for the Prometheus Pushgateway.
+//!
+//! One room a concern, as the Pushgateway's own code has storage, handlers and API:
+//! - `store/`: the in-memory model: groups, families, grouping keys, prepared pushes, the
+//!   consistency checks, limits, and the clock every room reads time with;
+//! - `durable/`: the store kept in a file, and group commit (handlers wait until it is written);
+//! - `http/`: the route table, the handlers and how answers look;
+//! - `view/`: what is shown of the store: scrape, JSON API, pages, CronJob board, own metrics;
+//! - `web/`: the exporter-toolkit web configuration: the file, TLS and basic auth;
+//! - here: the [`Gateway`] the handlers share, the command line (`config.rs`), running and
+//!   stopping (`server.rs`), and the two tasks that run on the `Gateway`: the expiry sweep
+//!   (`expiry.rs`) and the journal's writer (`journal_writer.rs`).
+//!
+//! Imports go one way, so that each room can be read and tested without those above it: the
+//! store imports nothing else of the gateway; the views read the store and the configuration;
+//! the store file knows the store; the handlers use all three; the tasks and the server sit on
+//! top. Only http/, server.rs and web/ (for the basic-auth layer) use axum.
 
 // The store's grouping key and the push routes are pure and built without the `roles` feature
 // (store/mod.rs, http/mod.rs); the rest serves, and needs it.
