@@ -5,7 +5,7 @@
 
 mod support;
 
-use cronpush::webhook::admission;
+use cronpush::webhook::admission_review;
 use cronpush::webhook::injection;
 use cronpush::webhook::resolve::{FactsSource, RunFacts};
 use cronpush::webhook::selection::{self, SkipReason};
@@ -108,7 +108,7 @@ proptest! {
 
     #[test]
     fn the_patch_applies_keeps_everything_and_is_idempotent(pod in pod()) {
-        let request = admission::parse(&review(&pod)).unwrap().request;
+        let request = admission_review::parse(&review(&pod)).unwrap().request;
         let typed = request.object.clone().unwrap();
         let names = typed.spec.iter().flat_map(|s| s.init_containers.iter().flatten().chain(&s.containers));
         let has_ours = names.map(|c| c.name.as_str()).any(|n| n == "cronpush-start" || n == "cronpush-sidecar");
@@ -140,7 +140,7 @@ proptest! {
         let result: Pod = serde_json::from_value(patched.clone()).map_err(|e| TestCaseError::fail(e.to_string()))?;
         let init: Vec<String> = result.spec.unwrap().init_containers.unwrap().into_iter().map(|c| c.name).collect();
         prop_assert_eq!(&init[init.len() - 2..], &["cronpush-start".to_string(), "cronpush-sidecar".to_string()]);
-        let again = admission::parse(&review(&patched)).unwrap().request;
+        let again = admission_review::parse(&review(&patched)).unwrap().request;
         prop_assert_eq!(selection::select(&again, &[]), Err(SkipReason::AlreadyInjected));
     }
 }

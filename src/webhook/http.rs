@@ -12,8 +12,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use super::admission;
-use super::admit::Admitter;
+use super::admission_review;
+use super::decision::Admitter;
 use super::metrics::WebhookMetrics;
 use super::relay::{Relay, RelayError, RelayQuery};
 
@@ -39,7 +39,7 @@ pub fn app(state: Arc<WebhookState>) -> Router {
 
 async fn mutate(State(state): State<Arc<WebhookState>>, body: Bytes) -> Response {
     let started = Instant::now();
-    let review = match admission::parse(&body) {
+    let review = match admission_review::parse(&body) {
         Ok(review) => review,
         Err(e) => {
             state.metrics.observe(None, started.elapsed());
@@ -55,7 +55,7 @@ async fn mutate(State(state): State<Arc<WebhookState>>, body: Bytes) -> Response
     for warning in &answer.warnings {
         tracing::warn!(uid = %request.uid, pod = %pod, ?outcome, "{warning}");
     }
-    ([(header::CONTENT_TYPE, "application/json")], admission::respond(&request.uid, &answer)).into_response()
+    ([(header::CONTENT_TYPE, "application/json")], admission_review::respond(&request.uid, &answer)).into_response()
 }
 
 /// The relay: `Authorization: Bearer <projected token>`, and the query `namespace`, `pod`

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use super::admit::Outcome;
+use super::decision::Outcome;
 use crate::exposition::text_write;
 use crate::proto::client::{Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType};
 

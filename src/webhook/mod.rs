@@ -1,12 +1,12 @@
 //! `cronpush webhook`: the mutating admission webhook that adds cronpush's start pusher and
 //! exit-status sidecar to the Pods of Jobs that CronJobs create.
 
-pub mod admission;
-pub mod admit;
+pub mod admission_review;
 pub mod cleanup;
 pub mod config;
 pub mod created_runs;
 pub mod cronjob_changes;
+pub mod decision;
 pub mod gateway_groups;
 pub mod http;
 pub mod injected_pods;

@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-use super::admit::Admitter;
 use super::cleanup::Cleanup;
 use super::config::{WebhookArgs, WebhookConfigError};
 use super::created_runs::CreatedRuns;
 use super::cronjob_changes::CronJobChanges;
+use super::decision::Admitter;
 use super::gateway_groups::GatewayGroups;
 use super::http::{WebhookState, app};
 use super::injected_pods::InjectedPods;

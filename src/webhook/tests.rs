@@ -5,7 +5,7 @@
 use base64::Engine;
 use serde_json::{Value, json};
 
-use super::admission::{self, Answer};
+use super::admission_review::{self, Answer};
 use super::injection::{self, InjectionConfig};
 use super::resolve::{FactsSource, RunFacts};
 use super::selection::{self, SkipReason};
@@ -112,7 +112,7 @@ fn facts() -> RunFacts {
 
 /// Applies the answer's patch, decoded from its base64 wire form, to the raw Pod.
 fn apply(pod: &Value, answer: &Answer) -> Value {
-    let wire: Value = serde_json::from_slice(&admission::respond("uid", answer)).unwrap();
+    let wire: Value = serde_json::from_slice(&admission_review::respond("uid", answer)).unwrap();
     assert_eq!(wire["response"]["patchType"], "JSONPatch");
     let bytes = base64::engine::general_purpose::STANDARD.decode(wire["response"]["patch"].as_str().unwrap()).unwrap();
     let patch: json_patch::Patch = serde_json::from_slice(&bytes).unwrap();
@@ -129,7 +129,7 @@ fn inject(pod: &Value) -> Value {
 
 #[test]
 fn selects_job_pods_from_the_request() {
-    let request = admission::parse(&review(article_pod(29_396_160))).unwrap().request;
+    let request = admission_review::parse(&review(article_pod(29_396_160))).unwrap().request;
     let candidate = selection::select(&request, &[]).unwrap();
     assert_eq!(candidate.namespace, "batch", "taken from the request: the object has none");
     assert_eq!(candidate.job_name, "sample-cronjob-29396160");
@@ -140,27 +140,27 @@ fn selects_job_pods_from_the_request() {
 fn leaves_other_pods_alone() {
     let mut plain = article_pod(1);
     plain["metadata"].as_object_mut().unwrap().remove("ownerReferences");
-    let request = admission::parse(&review(plain)).unwrap().request;
+    let request = admission_review::parse(&review(plain)).unwrap().request;
     assert_eq!(selection::select(&request, &[]), Err(SkipReason::NotJobPod));
 
     let mut replica_set = article_pod(1);
     replica_set["metadata"]["ownerReferences"][0]["kind"] = json!("ReplicaSet");
     replica_set["metadata"]["ownerReferences"][0]["apiVersion"] = json!("apps/v1");
     assert_eq!(
-        selection::select(&admission::parse(&review(replica_set)).unwrap().request, &[]),
+        selection::select(&admission_review::parse(&review(replica_set)).unwrap().request, &[]),
         Err(SkipReason::NotJobPod)
     );
 
     let mut opted_out = article_pod(1);
     opted_out["metadata"]["labels"]["cronpush.io/inject"] = json!("disabled");
     assert_eq!(
-        selection::select(&admission::parse(&review(opted_out)).unwrap().request, &[]),
+        selection::select(&admission_review::parse(&review(opted_out)).unwrap().request, &[]),
         Err(SkipReason::OptedOut)
     );
 
     let mut update: Value = serde_json::from_slice(&review(article_pod(1))).unwrap();
     update["request"]["operation"] = json!("UPDATE");
-    let request = admission::parse(&serde_json::to_vec(&update).unwrap()).unwrap().request;
+    let request = admission_review::parse(&serde_json::to_vec(&update).unwrap()).unwrap().request;
     assert_eq!(selection::select(&request, &[]), Err(SkipReason::NotPodCreate));
 }
 
@@ -237,7 +237,7 @@ fn containers_of_our_names_that_we_did_not_inject_are_a_collision_not_an_injecti
         let mut containers = pod["spec"][list].as_array().cloned().unwrap_or_default();
         containers.push(json!({"name": ours, "image": "someone-elses:1"}));
         pod["spec"][list] = json!(containers);
-        let request = admission::parse(&review(pod.clone())).unwrap().request;
+        let request = admission_review::parse(&review(pod.clone())).unwrap().request;
         assert!(selection::select(&request, &[]).is_ok(), "no mark of ours: a candidate");
         let typed: Pod = serde_json::from_value(pod).unwrap();
         let refused = injection::patch(&typed, &facts(), &config());
@@ -266,7 +266,7 @@ fn a_windows_pod_gets_nothing() {
 #[test]
 fn injection_is_idempotent() {
     let once = inject(&article_pod(1));
-    let request = admission::parse(&review(once)).unwrap().request;
+    let request = admission_review::parse(&review(once)).unwrap().request;
     assert_eq!(selection::select(&request, &[]), Err(SkipReason::AlreadyInjected));
 }
 
@@ -309,14 +309,14 @@ fn a_taken_volume_name_is_refused_not_overwritten() {
 #[test]
 fn the_answer_is_a_v1_review_with_a_base64_patch_and_short_warnings() {
     let answer = Answer { patch: Some(vec![]), warnings: vec!["w".repeat(300)] };
-    let wire: Value = serde_json::from_slice(&admission::respond("u-1", &answer)).unwrap();
+    let wire: Value = serde_json::from_slice(&admission_review::respond("u-1", &answer)).unwrap();
     assert_eq!(wire["apiVersion"], "admission.k8s.io/v1");
     assert_eq!(wire["kind"], "AdmissionReview");
     assert_eq!(wire["response"]["uid"], "u-1");
     assert_eq!(wire["response"]["allowed"], true);
     assert_eq!(wire["response"]["patch"], "W10=", "base64 of []");
     assert!(wire["response"]["warnings"][0].as_str().unwrap().len() < 120);
-    let none: Value = serde_json::from_slice(&admission::respond("u-2", &Answer::default())).unwrap();
+    let none: Value = serde_json::from_slice(&admission_review::respond("u-2", &Answer::default())).unwrap();
     assert!(none["response"].get("patchType").is_none(), "no patchType without a patch");
 }
 
@@ -343,12 +343,12 @@ fn malformed_reviews_are_errors_not_panics() {
     .map(<[u8]>::to_vec)
     .collect();
     for body in bodies {
-        let error = admission::parse(&body).unwrap_err();
+        let error = admission_review::parse(&body).unwrap_err();
         assert!(error.to_string().starts_with("malformed AdmissionReview: "), "{error}");
     }
     let mut old: Value = serde_json::from_slice(&review(article_pod(1))).unwrap();
     old["apiVersion"] = json!("admission.k8s.io/v1beta1");
-    let error = admission::parse(&serde_json::to_vec(&old).unwrap()).unwrap_err();
+    let error = admission_review::parse(&serde_json::to_vec(&old).unwrap()).unwrap_err();
     assert!(error.to_string().contains("\"admission.k8s.io/v1beta1\""), "{error}");
 }
 
@@ -356,7 +356,7 @@ fn malformed_reviews_are_errors_not_panics() {
 fn a_pod_that_does_not_decode_still_leaves_a_review_to_answer() {
     let mut pod = article_pod(1);
     pod["spec"]["containers"] = json!("main-batch");
-    let parsed = admission::parse(&review(pod)).unwrap();
+    let parsed = admission_review::parse(&review(pod)).unwrap();
     assert_eq!(parsed.request.uid, "705ab4f5-6393-11e8-b7cc-42010a800002");
     assert!(parsed.request.object.is_none());
     assert!(parsed.undecodable_pod.unwrap().to_string().contains("invalid type"));
@@ -364,7 +364,7 @@ fn a_pod_that_does_not_decode_still_leaves_a_review_to_answer() {
     // An unreadable old object does not matter: only the new one is admitted.
     let mut update: Value = serde_json::from_slice(&review(article_pod(1))).unwrap();
     update["request"]["oldObject"] = json!({"spec": 7});
-    let parsed = admission::parse(&serde_json::to_vec(&update).unwrap()).unwrap();
+    let parsed = admission_review::parse(&serde_json::to_vec(&update).unwrap()).unwrap();
     assert!(parsed.undecodable_pod.is_none() && parsed.request.object.is_some());
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{PodSpec, ResourceRequirements};
 use tokio::time::{Instant, timeout_at};
 
-use super::admission::{Answer, Review};
+use super::admission_review::{Answer, Review};
 use super::created_runs::CreatedRuns;
 use super::injection::{self, InjectionConfig, InjectionError};
 use super::namespace_policies::NamespacePolicies;
