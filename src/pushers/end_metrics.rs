@@ -16,8 +16,9 @@ use super::run::Run;
 use super::skipped_slots::next_slot_after_skipped;
 use super::start_metrics::{NEXT_SCHEDULED, NEXT_SCHEDULED_HELP};
 use crate::exit_status::{ContainerExit, ExitReport, Terminated};
+use crate::exposition::families::{gauge, gauges, label, unix_seconds};
 use crate::exposition::text_write;
-use crate::proto::client::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use crate::proto::client::MetricFamily;
 use crate::schedule::Schedule;
 
 /// The exit code pushed for a container whose end is not known.
@@ -166,19 +167,19 @@ impl EndMetrics {
     }
 
     pub fn families(&self) -> Vec<MetricFamily> {
-        let completed = seconds(self.completed);
+        let completed = unix_seconds(self.completed);
         let mut families = vec![
-            family(
+            gauges(
                 "cronjob_last_completion_timestamp_seconds",
                 "When the CronJob's last run ended, in Unix seconds.",
                 vec![gauge(Vec::new(), completed)],
             ),
-            family(
+            gauges(
                 "cronjob_last_result",
                 "How the CronJob's last run ended: success, failure or unknown (the exit status could not be learned); always 1.",
                 vec![gauge(vec![label("result", self.result.as_str())], 1.0)],
             ),
-            family(
+            gauges(
                 "cronjob_last_exit_code",
                 "Exit code of each main container in the CronJob's last run; -1 when not known (container \"unknown\" when not even the containers are).",
                 self.containers
@@ -189,7 +190,7 @@ impl EndMetrics {
                     })
                     .collect(),
             ),
-            family(
+            gauges(
                 "cronjob_last_termination_info",
                 "Why each main container of the CronJob's last run ended (the kubelet's reason, or the Pod's when it was ended whole, and the signal that killed it); always 1.",
                 self.containers
@@ -207,7 +208,7 @@ impl EndMetrics {
                     })
                     .collect(),
             ),
-            family(
+            gauges(
                 "cronjob_last_restarts",
                 "How many times the kubelet restarted each main container of the CronJob's last run in place (restartPolicy OnFailure) before it ended.",
                 self.containers
@@ -215,24 +216,24 @@ impl EndMetrics {
                     .map(|c| gauge(vec![label("container", &c.name)], f64::from(c.restarts)))
                     .collect(),
             ),
-            family(
+            gauges(
                 "cronjob_last_attempt",
                 "Which attempt of its Job the CronJob's last finished Pod was (1 for the first; the Job runs another Pod after a failure, up to its backoffLimit); 0 when not known.",
                 vec![gauge(Vec::new(), f64::from(self.attempt.unwrap_or(0)))],
             ),
-            family(
+            gauges(
                 "cronjob_last_duration_seconds",
                 "How long the CronJob's last run took, from its first main container's start to its last one's end; when those are not known, from the cronpush sidecar's start to its SIGTERM, which holds the run.",
                 vec![gauge(Vec::new(), self.duration_seconds)],
             ),
         ];
         match self.result {
-            RunResult::Success => families.push(family(
+            RunResult::Success => families.push(gauges(
                 "cronjob_last_success_timestamp_seconds",
                 "When the CronJob's last successful run ended, in Unix seconds.",
                 vec![gauge(Vec::new(), completed)],
             )),
-            RunResult::Failure => families.push(family(
+            RunResult::Failure => families.push(gauges(
                 "cronjob_last_failure_timestamp_seconds",
                 "When the CronJob's last failed run ended, in Unix seconds.",
                 vec![gauge(Vec::new(), completed)],
@@ -241,28 +242,28 @@ impl EndMetrics {
         }
         // A retried attempt did not end the run: the Job's next Pod goes on with it.
         if let Some(slot) = self.slot.filter(|_| self.result != RunResult::Retrying) {
-            families.push(family(
+            families.push(gauges(
                 "cronjob_last_ended_scheduled_timestamp_seconds",
                 "The schedule slot of the CronJob's last scheduled run that ended, in Unix seconds: equal to cronjob_last_scheduled_timestamp_seconds once the latest scheduled run is over.",
-                vec![gauge(Vec::new(), seconds(slot))],
+                vec![gauge(Vec::new(), unix_seconds(slot))],
             ));
             if let Some(previous) = self.previous_slot {
-                families.push(family(
+                families.push(gauges(
                     "cronjob_last_ended_previous_scheduled_timestamp_seconds",
                     "The schedule slot before that of the CronJob's last scheduled run that ended, in Unix seconds.",
-                    vec![gauge(Vec::new(), seconds(previous))],
+                    vec![gauge(Vec::new(), unix_seconds(previous))],
                 ));
             }
         }
         if let Some(slot) = self.success_slot {
-            families.push(family(
+            families.push(gauges(
                 "cronjob_last_success_scheduled_timestamp_seconds",
                 "The schedule slot of the CronJob's last successful run (for a run by hand, the last slot before it ended), in Unix seconds.",
-                vec![gauge(Vec::new(), seconds(slot))],
+                vec![gauge(Vec::new(), unix_seconds(slot))],
             ));
         }
         if let Some(next) = self.next_scheduled {
-            families.push(family(NEXT_SCHEDULED, NEXT_SCHEDULED_HELP, vec![gauge(Vec::new(), seconds(next))]));
+            families.push(gauges(NEXT_SCHEDULED, NEXT_SCHEDULED_HELP, vec![gauge(Vec::new(), unix_seconds(next))]));
         }
         families
     }
@@ -312,29 +313,6 @@ fn signal_name(t: &Terminated) -> String {
         Some(15) => "SIGTERM".into(),
         Some(n) => format!("signal {n}"),
     }
-}
-
-fn label(name: &str, value: &str) -> LabelPair {
-    LabelPair { name: Some(name.into()), value: Some(value.into()) }
-}
-
-fn gauge(label: Vec<LabelPair>, value: f64) -> Metric {
-    Metric { label, gauge: Some(Gauge { value: Some(value) }), ..Metric::default() }
-}
-
-fn family(name: &str, help: &str, metric: Vec<Metric>) -> MetricFamily {
-    MetricFamily {
-        name: Some(name.into()),
-        help: Some(help.into()),
-        r#type: Some(MetricType::Gauge as i32),
-        metric,
-        unit: None,
-    }
-}
-
-/// Unix seconds to the millisecond.
-fn seconds(t: Timestamp) -> f64 {
-    t.as_millisecond() as f64 / 1000.0
 }
 
 #[cfg(test)]

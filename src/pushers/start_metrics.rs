@@ -5,8 +5,9 @@
 use jiff::{SignedDuration, Timestamp};
 
 use super::run::Run;
+use crate::exposition::families::{gauge_family, labels, unix_seconds};
 use crate::exposition::text_write;
-use crate::proto::client::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use crate::proto::client::MetricFamily;
 use crate::schedule::Schedule;
 
 /// The grace when the CronJob sets none. Without `startingDeadlineSeconds` the controller
@@ -77,7 +78,7 @@ impl StartMetrics {
     pub fn families(&self) -> Vec<MetricFamily> {
         let mut families = vec![info_family(&self.concurrency_policy, &self.schedule, &self.time_zone)];
         let scheduled = self.last_scheduled.is_some();
-        let started = seconds(self.started);
+        let started = unix_seconds(self.started);
         let optional = [
             (
                 "cronjob_last_start_timestamp_seconds",
@@ -92,14 +93,14 @@ impl StartMetrics {
             (
                 "cronjob_last_scheduled_timestamp_seconds",
                 "The schedule slot of the CronJob's last scheduled run, in Unix seconds: the run's identity.",
-                self.last_scheduled.map(seconds),
+                self.last_scheduled.map(unix_seconds),
             ),
             (
                 "cronjob_previous_scheduled_timestamp_seconds",
                 "The schedule slot before that of the CronJob's last scheduled run, in Unix seconds.",
-                self.previous_scheduled.map(seconds),
+                self.previous_scheduled.map(unix_seconds),
             ),
-            (NEXT_SCHEDULED, NEXT_SCHEDULED_HELP, self.next_scheduled.map(seconds)),
+            (NEXT_SCHEDULED, NEXT_SCHEDULED_HELP, self.next_scheduled.map(unix_seconds)),
             (
                 "cronjob_schedule_period_seconds",
                 "The time from the last run's schedule slot to the next slot.",
@@ -118,16 +119,17 @@ impl StartMetrics {
             (
                 "cronjob_created_timestamp_seconds",
                 "When the CronJob was created, in Unix seconds: until its first success, the rules count from it.",
-                self.cronjob_created.map(seconds),
+                self.cronjob_created.map(unix_seconds),
             ),
             (
                 "cronjob_status_last_successful_timestamp_seconds",
                 "When the CronJob's last successful Job finished, in Unix seconds, as the CronJob controller had recorded it (status.lastSuccessfulTime) when the last run started.",
-                self.cronjob_last_success.map(seconds),
+                self.cronjob_last_success.map(unix_seconds),
             ),
         ];
-        families
-            .extend(optional.into_iter().filter_map(|(name, help, value)| Some(gauge(name, help, Vec::new(), value?))));
+        families.extend(
+            optional.into_iter().filter_map(|(name, help, value)| Some(gauge_family(name, help, Vec::new(), value?))),
+        );
         families
     }
 
@@ -145,29 +147,8 @@ pub fn info_time_zone(time_zone: Option<&str>, schedule: Option<&Schedule>) -> S
 
 /// `cronjob_info`, pushed by the start and, when the CronJob changes, by the webhook.
 pub fn info_family(concurrency_policy: &str, schedule: &str, time_zone: &str) -> MetricFamily {
-    let labels = [("concurrency_policy", concurrency_policy), ("schedule", schedule), ("timezone", time_zone)];
-    let info = labels
-        .into_iter()
-        .map(|(name, value)| LabelPair { name: Some(name.into()), value: Some(value.into()) })
-        .collect();
-    gauge("cronjob_info", "The CronJob's schedule, time zone and concurrency policy; always 1.", info, 1.0)
-}
-
-/// A family of one gauge series.
-pub fn gauge(name: &str, help: &str, label: Vec<LabelPair>, value: f64) -> MetricFamily {
-    let metric = Metric { label, gauge: Some(Gauge { value: Some(value) }), ..Metric::default() };
-    MetricFamily {
-        name: Some(name.into()),
-        help: Some(help.into()),
-        r#type: Some(MetricType::Gauge as i32),
-        metric: vec![metric],
-        unit: None,
-    }
-}
-
-/// Unix seconds to the millisecond: exact for whole seconds, and a start time needs no more.
-fn seconds(t: Timestamp) -> f64 {
-    t.as_millisecond() as f64 / 1000.0
+    let info = labels(&[("concurrency_policy", concurrency_policy), ("schedule", schedule), ("timezone", time_zone)]);
+    gauge_family("cronjob_info", "The CronJob's schedule, time zone and concurrency policy; always 1.", info, 1.0)
 }
 
 #[cfg(test)]

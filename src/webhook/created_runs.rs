@@ -16,9 +16,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::gateway_groups::GatewayGroups;
+use crate::exposition::families::gauge_family;
 use crate::exposition::text_write;
 use crate::pushers::group::Group;
-use crate::pushers::start_metrics::gauge;
 
 pub const CREATED: &str = "cronjob_last_created_scheduled_timestamp_seconds";
 const CREATED_HELP: &str = "The schedule slot of the CronJob's last scheduled run whose Pod was created (pushed by the cronpush webhook when it injected it), in Unix seconds.";
@@ -67,7 +67,7 @@ impl CreatedRuns {
 
 /// The push body: the slot, as the gateway stores it.
 pub fn push_body(slot: i64) -> String {
-    text_write::to_text(&[gauge(CREATED, CREATED_HELP, Vec::new(), slot as f64)])
+    text_write::to_text(&[gauge_family(CREATED, CREATED_HELP, Vec::new(), slot as f64)])
 }
 
 async fn push(gateway: &GatewayGroups, created: &Created) {

@@ -24,9 +24,10 @@ use kube::runtime::WatchStreamExt as _;
 use kube::runtime::watcher::{self, Event, watcher};
 
 use super::gateway_groups::{GatewayGroups, GroupOnGateway, Name, REQUEST_TIMEOUT, name_of};
+use crate::exposition::families::gauge_family;
 use crate::exposition::text_write;
 use crate::pushers::run::DEFAULT_CONCURRENCY_POLICY;
-use crate::pushers::start_metrics::{NEXT_SCHEDULED, NEXT_SCHEDULED_HELP, gauge, info_family, info_time_zone};
+use crate::pushers::start_metrics::{NEXT_SCHEDULED, NEXT_SCHEDULED_HELP, info_family, info_time_zone};
 use crate::schedule::Schedule;
 
 pub const SUSPENDED: &str = "cronjob_suspended";
@@ -76,7 +77,7 @@ impl Declared {
     /// The push that tells the gateway, at `now`.
     pub fn push_body(&self, now: Timestamp) -> String {
         let mut families = vec![
-            gauge(SUSPENDED, SUSPENDED_HELP, Vec::new(), if self.suspended { 1.0 } else { 0.0 }),
+            gauge_family(SUSPENDED, SUSPENDED_HELP, Vec::new(), if self.suspended { 1.0 } else { 0.0 }),
             info_family(&self.concurrency_policy, &self.schedule, &self.time_zone),
         ];
         // The zone given as spec.timeZone; a `CRON_TZ=` schedule names its own (and the two
@@ -85,9 +86,9 @@ impl Declared {
         let schedule = Schedule::parse(&self.schedule, zone).ok();
         let next = schedule.as_ref().and_then(|s| s.next_after(now));
         if let (false, Some(schedule), Some(next)) = (self.suspended, &schedule, next) {
-            families.push(gauge(NEXT_SCHEDULED, NEXT_SCHEDULED_HELP, Vec::new(), next.as_second() as f64));
+            families.push(gauge_family(NEXT_SCHEDULED, NEXT_SCHEDULED_HELP, Vec::new(), next.as_second() as f64));
             if let Some(period) = schedule.period_at(next) {
-                families.push(gauge(
+                families.push(gauge_family(
                     "cronjob_schedule_period_seconds",
                     "The time from the last run's schedule slot to the next slot.",
                     Vec::new(),

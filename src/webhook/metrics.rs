@@ -6,8 +6,9 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use super::decision::Outcome;
+use crate::exposition::families::{counter, family, gauge, label};
 use crate::exposition::text_write;
-use crate::proto::client::{Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType};
+use crate::proto::client::{Bucket, Histogram, Metric, MetricType};
 
 /// Upper bounds of the latency histogram, in seconds: admission must stay far below the
 /// webhook configuration's timeout.
@@ -56,15 +57,10 @@ impl WebhookMetrics {
     /// `watched_pods` the injected Pods its shared watch holds.
     pub fn text(&self, relay_waiting: usize, watched_pods: usize) -> String {
         let inner = self.inner.lock();
-        let label = |n: &str, v: &str| LabelPair { name: Some(n.into()), value: Some(v.into()) };
         let admissions = inner
             .admissions
             .iter()
-            .map(|((outcome, reason), n)| Metric {
-                label: vec![label("outcome", outcome), label("reason", reason)],
-                counter: Some(Counter { value: Some(*n as f64), ..Default::default() }),
-                ..Default::default()
-            })
+            .map(|((outcome, reason), n)| counter(vec![label("outcome", outcome), label("reason", reason)], *n as f64))
             .collect();
         let histogram = Histogram {
             sample_count: Some(inner.count),
@@ -76,16 +72,8 @@ impl WebhookMetrics {
                 .collect(),
             ..Default::default()
         };
-        let relayed = inner
-            .relayed
-            .iter()
-            .map(|(outcome, n)| Metric {
-                label: vec![label("outcome", outcome)],
-                counter: Some(Counter { value: Some(*n as f64), ..Default::default() }),
-                ..Default::default()
-            })
-            .collect();
-        let gauge = |value: usize| Metric { gauge: Some(Gauge { value: Some(value as f64) }), ..Default::default() };
+        let relayed =
+            inner.relayed.iter().map(|(outcome, n)| counter(vec![label("outcome", outcome)], *n as f64)).collect();
         let families = [
             family(
                 "cronpush_webhook_admission_duration_seconds",
@@ -111,19 +99,15 @@ impl WebhookMetrics {
                 "cronpush_webhook_relay_waiting",
                 "Sidecars waiting at the relay for their Pod's containers to end.",
                 MetricType::Gauge,
-                vec![gauge(relay_waiting)],
+                vec![gauge(Vec::new(), relay_waiting as f64)],
             ),
             family(
                 "cronpush_webhook_relay_watched_pods",
                 "Injected Pods in the relay's shared watch.",
                 MetricType::Gauge,
-                vec![gauge(watched_pods)],
+                vec![gauge(Vec::new(), watched_pods as f64)],
             ),
         ];
         text_write::to_text(&families)
     }
-}
-
-fn family(name: &str, help: &str, ty: MetricType, metric: Vec<Metric>) -> MetricFamily {
-    MetricFamily { name: Some(name.into()), help: Some(help.into()), r#type: Some(ty as i32), metric, unit: None }
 }

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 
-use crate::proto::client::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType, Quantile, Summary};
+use crate::exposition::families::{counter, family, gauge, labels};
+use crate::proto::client::{Metric, MetricFamily, MetricType, Quantile, Summary};
 
 /// Names and types a push may not contradict.
 pub const BUILTIN: &[(&str, MetricType)] = &[
@@ -70,10 +71,10 @@ impl OwnMetrics {
             "A metric with a constant '1' value labeled by version and revision from which cronpush was built.",
             MetricType::Gauge,
             vec![gauge(
-                &[
+                labels(&[
                     ("revision", option_env!("CRONPUSH_REVISION").unwrap_or("unknown")),
                     ("version", env!("CARGO_PKG_VERSION")),
-                ],
+                ]),
                 1.0,
             )],
         ));
@@ -92,10 +93,7 @@ impl OwnMetrics {
             .iter()
             .map(|((code, handler, method), n)| {
                 let code = code.to_string();
-                let mut m = gauge(&[("code", &code), ("handler", handler), ("method", method)], 0.0);
-                m.gauge = None;
-                m.counter = Some(Counter { value: Some(*n as f64), ..Default::default() });
-                m
+                counter(labels(&[("code", &code), ("handler", handler), ("method", method)]), *n as f64)
             })
             .collect();
         families.push(family(
@@ -167,7 +165,7 @@ fn process_families(start_time: SystemTime) -> Vec<MetricFamily> {
         "process_start_time_seconds",
         "Start time of the process since unix epoch in seconds.",
         MetricType::Gauge,
-        vec![gauge(&[], start)],
+        vec![gauge(Vec::new(), start)],
     )];
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let kib = |field: &str| {
@@ -182,7 +180,7 @@ fn process_families(start_time: SystemTime) -> Vec<MetricFamily> {
             "process_resident_memory_bytes",
             "Resident memory size in bytes.",
             MetricType::Gauge,
-            vec![gauge(&[], rss)],
+            vec![gauge(Vec::new(), rss)],
         ));
     }
     if let Some(vsz) = kib("VmSize:") {
@@ -190,7 +188,7 @@ fn process_families(start_time: SystemTime) -> Vec<MetricFamily> {
             "process_virtual_memory_bytes",
             "Virtual memory size in bytes.",
             MetricType::Gauge,
-            vec![gauge(&[], vsz)],
+            vec![gauge(Vec::new(), vsz)],
         ));
     }
     if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
@@ -198,7 +196,7 @@ fn process_families(start_time: SystemTime) -> Vec<MetricFamily> {
             "process_open_fds",
             "Number of open file descriptors.",
             MetricType::Gauge,
-            vec![gauge(&[], fds.count() as f64)],
+            vec![gauge(Vec::new(), fds.count() as f64)],
         ));
     }
     let max_fds = std::fs::read_to_string("/proc/self/limits").ok().and_then(|limits| {
@@ -209,7 +207,7 @@ fn process_families(start_time: SystemTime) -> Vec<MetricFamily> {
             "process_max_fds",
             "Maximum number of open file descriptors.",
             MetricType::Gauge,
-            vec![gauge(&[], max)],
+            vec![gauge(Vec::new(), max)],
         ));
     }
     // utime and stime are fields 14 and 15 of /proc/self/stat, in clock ticks (100 per second
@@ -220,27 +218,14 @@ fn process_families(start_time: SystemTime) -> Vec<MetricFamily> {
         Some((fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?) / 100.0)
     });
     if let Some(cpu) = cpu {
-        let metric = Metric { counter: Some(Counter { value: Some(cpu), ..Default::default() }), ..Default::default() };
         families.push(family(
             "process_cpu_seconds_total",
             "Total user and system CPU time spent in seconds.",
             MetricType::Counter,
-            vec![metric],
+            vec![counter(Vec::new(), cpu)],
         ));
     }
     families
-}
-
-fn family(name: &str, help: &str, ty: MetricType, metric: Vec<Metric>) -> MetricFamily {
-    MetricFamily { name: Some(name.into()), help: Some(help.into()), r#type: Some(ty as i32), metric, unit: None }
-}
-
-fn labels(pairs: &[(&str, &str)]) -> Vec<LabelPair> {
-    pairs.iter().map(|(n, v)| LabelPair { name: Some(n.to_string()), value: Some(v.to_string()) }).collect()
-}
-
-fn gauge(pairs: &[(&str, &str)], value: f64) -> Metric {
-    Metric { label: labels(pairs), gauge: Some(Gauge { value: Some(value) }), ..Default::default() }
 }
 
 #[cfg(test)]
