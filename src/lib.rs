@@ -27,6 +27,8 @@ pub mod pushers;
 #[cfg(feature = "roles")]
 pub mod schedule;
 #[cfg(feature = "roles")]
+pub mod shutdown;
+#[cfg(feature = "roles")]
 pub mod tls;
 #[cfg(feature = "roles")]
 pub mod webhook;

@@ -19,6 +19,7 @@ use super::push::Pusher;
 use super::run::{Run, RunArgs, non_negative_seconds};
 use crate::contract::env;
 use crate::exit_status::ExitReport;
+use crate::shutdown::{Shutdown, StopSignal};
 
 /// The Pod's `terminationGracePeriodSeconds` when the webhook did not say: the API default.
 const DEFAULT_GRACE: Duration = Duration::from_secs(30);
@@ -226,24 +227,24 @@ impl End<'_> {
 }
 
 /// Waits for SIGTERM (the kubelet) or SIGINT. The handlers are in place before the log line
-/// says so. False when they cannot be installed: then the end cannot be noticed.
+/// says so. False when they cannot be installed: then the end cannot be noticed, and the sidecar
+/// waits to be ended by SIGTERM's default action, as any container without handlers is, rather
+/// than exit and be restarted by the kubelet over and over (it is a restartable init container).
 async fn end_of_run(pod: Option<&str>) -> bool {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
-        (Ok(mut term), Ok(mut int)) => {
-            tracing::info!(pod, "waiting for the end of the run (SIGTERM)");
-            tokio::select! {
-                _ = term.recv() => tracing::info!("SIGTERM: the main containers have ended"),
-                _ = int.recv() => tracing::info!("SIGINT: pushing the end of the run"),
-            }
-            true
-        }
-        (Err(e), _) | (_, Err(e)) => {
-            tracing::error!(error = %e, "cannot install the signal handlers; the end of the run will not be pushed");
+    let shutdown = match Shutdown::install() {
+        Ok(shutdown) => shutdown,
+        Err(e) => {
+            tracing::error!(error = %e, "the end of the run will not be pushed");
             std::future::pending::<()>().await;
-            false
+            return false;
         }
+    };
+    tracing::info!(pod, "waiting for the end of the run (SIGTERM)");
+    match shutdown.requested().await {
+        StopSignal::Terminate => tracing::info!("SIGTERM: the main containers have ended"),
+        StopSignal::Interrupt => tracing::info!("SIGINT: pushing the end of the run"),
     }
+    true
 }
 
 fn exit_source(args: &SidecarArgs) -> Result<ExitSource, String> {

@@ -36,11 +36,10 @@ pub struct ServeOptions {
 
 impl Default for ServeOptions {
     fn default() -> Self {
-        // The grace period fits in Kubernetes' default 30 s terminationGracePeriodSeconds.
         Self {
             handshake_timeout: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(30),
-            grace_period: Duration::from_secs(25),
+            grace_period: crate::shutdown::DRAIN_LIMIT,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Running the webhook: check the flags, load the certificate (reloaded on change), connect to
-//! Kubernetes when a configuration exists, and serve HTTPS until SIGTERM or SIGINT.
+//! Kubernetes when a configuration exists, and serve HTTPS until SIGTERM or SIGINT (see
+//! `crate::shutdown`, installed first).
 
 use std::sync::Arc;
 
@@ -20,6 +21,7 @@ use super::namespace_policies::{NamespacePolicies, NoPolicies, PolicyCache};
 use super::node_cache::{NoNodes, NodeCache, Nodes};
 use super::relay::Relay;
 use super::resolve::{NoApi, Resolve};
+use crate::shutdown::{Shutdown, SignalsError};
 use crate::tls::{self, ReloadingCert, TlsError};
 
 #[derive(Debug, thiserror::Error)]
@@ -34,9 +36,12 @@ pub enum WebhookError {
     Serve(std::io::Error),
     #[error("cannot make the HTTP client that talks to the gateway: {0}")]
     GatewayClient(String),
+    #[error(transparent)]
+    Signals(#[from] SignalsError),
 }
 
 pub async fn run(args: WebhookArgs) -> Result<(), WebhookError> {
+    let shutdown = Shutdown::install()?;
     tls::install_crypto_provider();
     let image_platforms = args.image_platforms()?;
     let injection = args.injection()?;
@@ -102,24 +107,11 @@ pub async fn run(args: WebhookArgs) -> Result<(), WebhookError> {
         .map_err(|source| WebhookError::Listen { address: args.listen_address.clone(), source })?;
     let address = listener.local_addr().map_or_else(|_| args.listen_address.clone(), |a| a.to_string());
     tracing::info!(address = %address, "serving admission over HTTPS");
-    tls::serve(listener, tls_config, app(state), stop_signal()).await.map_err(WebhookError::Serve)?;
+    let stop = async {
+        let signal = shutdown.requested().await;
+        tracing::info!("received {}, draining", signal.name());
+    };
+    tls::serve(listener, tls_config, app(state), stop).await.map_err(WebhookError::Serve)?;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// SIGTERM (the kubelet) or SIGINT.
-async fn stop_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => tracing::info!("received SIGTERM, draining"),
-                _ = int.recv() => tracing::info!("received SIGINT, draining"),
-            }
-        }
-        _ => {
-            tracing::error!("cannot install the signal handlers; stop with SIGKILL");
-            std::future::pending::<()>().await;
-        }
-    }
 }
