@@ -12,6 +12,7 @@ pub mod kubelet;
 pub mod kustomize;
 pub mod node;
 pub mod prometheus;
+pub mod promql;
 pub mod webhook;
 
 use std::io::Read;
