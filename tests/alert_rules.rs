@@ -5,15 +5,13 @@
 //! joins, every alert must be tested firing and quiet, and no expression may read a series that
 //! nothing exports.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
-use support::promql::{self, Token};
 use support::prometheus::{GATEWAY_OWN_SERIES, GATEWAY_SERIES, PUSHED_SERIES};
+use support::promql::{self, Token};
 
 const RULES: &str = "rules.yml";
 const KSM_RULES: &str = "rules-kube-state-metrics.yml";

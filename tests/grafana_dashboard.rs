@@ -6,16 +6,14 @@
 //! two clusters, the repeated row has one copy per CronJob (its options made as Grafana makes
 //! them), and each copy's queries read that CronJob alone and show its own data.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use support::Server;
-use support::promql::{self, Token};
 use support::prometheus::{GATEWAY_SERIES, PUSHED_SERIES};
+use support::promql::{self, Token};
 
 /// How long Prometheus may take to show a push (1 s scrape and rule intervals, loaded box).
 const SCRAPE_WAIT: Duration = Duration::from_secs(60);

@@ -4,8 +4,6 @@
 //! kube-apiserver, the kubelet and the scheduler will do with them. The last test runs the
 //! deploy steps of manifests/README.md with the real `cronpush certs`.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Command, Output};

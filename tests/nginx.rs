@@ -6,8 +6,6 @@
 //!
 //! nginx missing is a failure, never a skip: `scripts/test` installs it (nginx-light).
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

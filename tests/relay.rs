@@ -10,8 +10,6 @@
 //! is gone, all in milliseconds. The relay's TokenReview and Pod watch against the real API
 //! server, with tokens from the TokenRequest API, are tested in tests/cluster.rs.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};

@@ -6,8 +6,6 @@
 //! `systemd-analyze` (Debian's `systemd`) is installed by `scripts/test`; missing, it is a
 //! failure, never a skip.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;

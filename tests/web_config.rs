@@ -2,8 +2,6 @@
 //! right, wrong and missing passwords, the same file given to the reference Pushgateway with the
 //! same answers, files that must stop the start, and a certificate replaced on disk.
 
-mod support;
-
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

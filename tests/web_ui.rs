@@ -11,8 +11,6 @@
 //! Why on the fake: the board needs runs in chosen states (a slot ten minutes ago, a relay that
 //! is gone), and the browser tests stay fast.
 
-mod support;
-
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;

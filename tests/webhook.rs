@@ -13,8 +13,6 @@
 //! in milliseconds. What the real API server decides (selection, owners, the schedule slot, the
 //! admission chain after the patch, reinvocation) is tested there.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};

@@ -9,8 +9,6 @@
 //! tests/tls.rs covers the same reload at library level (renewals from one CA, in-place writes,
 //! broken pairs); this test checks that the binary wires it up for a Secret volume.
 
-mod support;
-
 use base64::Engine as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -2,8 +2,19 @@
 //! Pushgateway (Debian's `prometheus-pushgateway`), on a free loopback port, and talk HTTP to it.
 //!
 //! A missing peer is a failure with a clear message, never a skip: `scripts/test` installs them.
-
-#![allow(dead_code)]
+//!
+//! A crate of its own (`cronpush-test-support`, a dev-dependency of the root package, named
+//! `support` in the tests and benchmarks), not a module each test includes with `mod support;`:
+//! a module is compiled into every test binary, where each helper that binary does not call
+//! is dead code, so the module needed a blanket `#![allow(dead_code)]` that also hid what no
+//! test calls at all; and the benchmarks could only reach it with `#[path]`. As a library its
+//! public helpers are its interface, compiled once, and the compiler still reports every
+//! private item nothing uses. Splitting it into modules each test declares would not have
+//! sufficed: within one module, too, each binary calls only some of the helpers.
+//!
+//! A library is not told where cargo put the `cronpush` binary (`CARGO_BIN_EXE_cronpush` is
+//! given to the root package's tests and benchmarks only): [`cronpush_binary`] finds it beside
+//! the running test.
 
 pub mod control_plane;
 pub mod https;
@@ -19,6 +30,7 @@ use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 pub const REFERENCE: &str = "prometheus-pushgateway";
@@ -42,7 +54,7 @@ impl Server {
     /// cronpush serving under a route prefix; `base` stays the root, readiness is polled under
     /// the prefix.
     pub fn cronpush_at(args: &[&str], prefix: &str) -> Server {
-        Server::start(Path::new(env!("CARGO_BIN_EXE_cronpush")), &["gateway"], args, prefix)
+        Server::start(cronpush_binary(), &["gateway"], args, prefix)
     }
 
     /// The reference Pushgateway, memory only unless `args` say otherwise.
@@ -296,7 +308,7 @@ pub fn free_port() -> u16 {
 /// defaults the environment may hold), and returns what it printed: the caBundle. A failure
 /// panics with what the command said.
 pub fn issue_certs(out: &Path, args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_cronpush"))
+    let output = Command::new(cronpush_binary())
         .arg("certs")
         .args(args)
         .arg("--out")
@@ -308,6 +320,25 @@ pub fn issue_certs(out: &Path, args: &[&str]) -> String {
         .expect("run cronpush certs");
     assert!(output.status.success(), "cronpush certs failed: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8(output.stdout).expect("UTF-8 caBundle")
+}
+
+/// The `cronpush` binary that cargo built with the running test or benchmark: they run from
+/// `target/<profile>/deps/`, and the binary is `target/<profile>/cronpush` (what
+/// `CARGO_BIN_EXE_cronpush` names to them).
+pub fn cronpush_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let running = std::env::current_exe().expect("the running test's path");
+        let profile = running.parent().and_then(Path::parent).expect("a test runs from target/<profile>/deps");
+        let binary = profile.join("cronpush");
+        assert!(binary.is_file(), "{} is missing: cargo builds it with the tests and benchmarks", binary.display());
+        binary
+    })
+}
+
+/// A path in the repository (the root package's directory).
+pub fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).expect("tests/support is two levels down").join(path)
 }
 
 /// The path of a peer program that `scripts/test` installs; a clear failure when it is missing.

@@ -4,12 +4,12 @@
 //! `by`/`without`/`on`/`ignoring`/`group_left`/`group_right`. What a word means is each test's.
 
 /// Aggregation operators: a word before `(` or `by`/`without`, never a metric name.
-pub const AGGREGATORS: &[&str] =
+const AGGREGATORS: &[&str] =
     &["sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values", "bottomk", "topk", "quantile"];
 /// The words followed by a list of label names.
-pub const GROUPINGS: &[&str] = &["by", "without", "on", "ignoring", "group_left", "group_right"];
+const GROUPINGS: &[&str] = &["by", "without", "on", "ignoring", "group_left", "group_right"];
 /// Binary operators, modifiers and literals spelt as words.
-pub const KEYWORDS: &[&str] = &["and", "or", "unless", "bool", "offset", "atan2", "inf", "nan", "start", "end"];
+const KEYWORDS: &[&str] = &["and", "or", "unless", "bool", "offset", "atan2", "inf", "nan", "start", "end"];
 
 /// Whether `word` is PromQL's own (an aggregator, a grouping or a keyword; any case), never a
 /// metric name.
@@ -52,7 +52,8 @@ pub fn tokens(expr: &str) -> Vec<Token> {
             i = skip_balanced(&chars, i, '[', ']');
             out.push(Token::Other);
         } else if c == '(' {
-            let grouping = matches!(out.last(), Some(Token::Word(w)) if GROUPINGS.contains(&w.to_ascii_lowercase().as_str()));
+            let grouping =
+                matches!(out.last(), Some(Token::Word(w)) if GROUPINGS.contains(&w.to_ascii_lowercase().as_str()));
             if grouping {
                 let end = skip_balanced(&chars, i, '(', ')');
                 out.push(Token::LabelList(chars[i..end].iter().collect()));

@@ -63,7 +63,7 @@ impl Webhook {
         super::issue_certs(&certs, &["--service", SERVICE, "--namespace", NAMESPACE, "--extra-name", "127.0.0.1"]);
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_cronpush"))
+        let child = Command::new(super::cronpush_binary())
             .arg("webhook")
             .arg(format!("--tls-cert-file={}", certs.join("tls.crt").display()))
             .arg(format!("--tls-key-file={}", certs.join("tls.key").display()))
