@@ -126,7 +126,7 @@ impl Drop for Webhook {
 impl Webhook {
     /// `cronpush webhook` serving the volume's pair, with a kubeconfig naming `api`.
     fn start(volume: &SecretVolume, work: &Path, api: &FakeApi) -> Webhook {
-        let address = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let address = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
         let log = work.join("webhook.log");
         let log_file = std::fs::File::create(&log).expect("a log file");
         let child = Command::new(env!("CARGO_BIN_EXE_cronpush"))
