@@ -16,9 +16,6 @@
 //!
 //! Run with `cargo bench --bench burst`; `BURST_CRONJOBS=N` sets N, `BURST_SECONDS=S` the minute.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;

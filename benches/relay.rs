@@ -19,9 +19,6 @@
 //! `RELAY_SPREAD_SECONDS=S` the time over which sidecars ask, and again over which their Pods'
 //! ends land (default 25: the burst fits in a minute).
 
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

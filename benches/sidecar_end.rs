@@ -20,9 +20,6 @@
 //!
 //! Run with `scripts/bench-webhook` (or `cargo bench --bench sidecar_end`).
 
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use std::time::{Duration, Instant};
 
 use serde_json::json;

@@ -5,14 +5,13 @@
 //! joins, every alert must be tested firing and quiet, and no expression may read a series that
 //! nothing exports.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 use support::prometheus::{GATEWAY_OWN_SERIES, GATEWAY_SERIES, PUSHED_SERIES};
+use support::promql::{self, Token};
 
 const RULES: &str = "rules.yml";
 const KSM_RULES: &str = "rules-kube-state-metrics.yml";
@@ -431,95 +430,27 @@ fn rust_sources(dir: &Path) -> String {
     text
 }
 
-/// PromQL words that are never metric names.
-const KEYWORDS: [&str; 22] = [
-    "and",
-    "or",
-    "unless",
-    "bool",
-    "offset",
-    "on",
-    "ignoring",
-    "group_left",
-    "group_right",
-    "by",
-    "without",
-    "sum",
-    "min",
-    "max",
-    "avg",
-    "group",
-    "stddev",
-    "stdvar",
-    "count",
-    "count_values",
-    "bottomk",
-    "topk",
-];
-/// The keywords followed by a list of label names.
-const LABEL_LISTS: [&str; 6] = ["on", "ignoring", "group_left", "group_right", "by", "without"];
-
 /// The metric names a PromQL expression reads: identifiers that are not keywords, functions
 /// (a name before `(`), label names (in `{}` and after on/by/...), strings or durations.
 fn metric_names(expr: &str) -> BTreeSet<String> {
-    let chars: Vec<char> = expr.chars().collect();
+    let tokens = promql::tokens(expr);
     let mut names = BTreeSet::new();
-    let mut i = 0;
-    let skip_to = |from: usize, close: char| -> usize {
-        let mut j = from;
-        while j < chars.len() && chars[j] != close {
-            if chars[j] == '"' || chars[j] == '\'' {
-                j = skip_string(&chars, j);
-            } else {
-                j += 1;
+    for (i, token) in tokens.iter().enumerate() {
+        match token {
+            Token::Matchers(matchers) => {
+                // A selector by name, `{__name__=~"a|b"}`, reads each of its alternatives.
+                let selector = &matchers[1..matchers.len() - 1];
+                if let Some(alternatives) =
+                    selector.trim().strip_prefix("__name__=~\"").and_then(|s| s.strip_suffix('"'))
+                {
+                    names.extend(alternatives.split('|').map(String::from));
+                }
             }
-        }
-        j + 1
-    };
-    while i < chars.len() {
-        let c = chars[i];
-        if c == '"' || c == '\'' || c == '`' {
-            i = skip_string(&chars, i);
-        } else if c == '{' {
-            // A selector by name, `{__name__=~"a|b"}`, reads each of its alternatives.
-            let end = skip_to(i + 1, '}');
-            let selector: String = chars[i + 1..end - 1].iter().collect();
-            if let Some(alternatives) = selector.trim().strip_prefix("__name__=~\"").and_then(|s| s.strip_suffix('"')) {
-                names.extend(alternatives.split('|').map(String::from));
+            Token::Word(word) if !promql::is_keyword(word) && tokens.get(i + 1) != Some(&Token::Open) => {
+                names.insert(word.clone());
             }
-            i = end;
-        } else if c == '[' {
-            i = skip_to(i + 1, ']');
-        } else if c.is_ascii_digit() || c == '.' {
-            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '.') {
-                i += 1;
-            }
-        } else if c.is_ascii_alphabetic() || c == '_' || c == ':' {
-            let start = i;
-            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == ':') {
-                i += 1;
-            }
-            let word: String = chars[start..i].iter().collect();
-            let next = chars[i..].iter().position(|c| !c.is_whitespace()).map(|n| i + n);
-            let opens = next.is_some_and(|n| chars[n] == '(');
-            if LABEL_LISTS.contains(&word.as_str()) && opens {
-                i = skip_to(next.unwrap() + 1, ')');
-            } else if !opens && !KEYWORDS.contains(&word.as_str()) {
-                names.insert(word);
-            }
-        } else {
-            i += 1;
+            _ => {}
         }
     }
     names
-}
-
-/// The index after the string literal that starts at `start`.
-fn skip_string(chars: &[char], start: usize) -> usize {
-    let quote = chars[start];
-    let mut j = start + 1;
-    while j < chars.len() && chars[j] != quote {
-        j += if chars[j] == '\\' && quote != '`' { 2 } else { 1 };
-    }
-    j + 1
 }

@@ -38,8 +38,6 @@
 //! Why on the fake: time is compressed by choosing each run's schedule slot, which a real CronJob
 //! controller would only reach by waiting for the real minutes.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Mutex;

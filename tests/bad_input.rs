@@ -1,8 +1,6 @@
 //! Hostile and malformed input against the real binary: every request gets a 4xx with a clear
 //! message, never a 5xx or a crash, and the store is left exactly as it was, timestamps included.
 
-mod support;
-
 use std::io::Write;
 
 use support::Server;

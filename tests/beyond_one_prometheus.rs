@@ -8,8 +8,6 @@
 //! and `sidecar` of each cluster (the kubelet emulation of tests/support/kubelet.rs); east's
 //! webhook names its cluster (`--cluster-name`), west's does not and its agent's label does.
 
-mod support;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 

@@ -8,8 +8,6 @@
 //! nothing is deleted without the flag. The same clean-up against the real API server, with the
 //! shipped RBAC as the webhook's authority, is in tests/cluster.rs.
 
-mod support;
-
 use std::time::Duration;
 
 use serde_json::json;

@@ -5,8 +5,6 @@
 //! Pushgateway and both must expose the same pushed series: that is what "drop-in" means to a
 //! user who swaps one for the other.
 
-mod support;
-
 #[path = "clients/programs.rs"]
 mod programs;
 

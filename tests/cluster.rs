@@ -21,8 +21,6 @@
 //! `cronpush.test/case=<case>` (beside the shipped expressions, which stay as shipped), so that
 //! the tests of this binary, which share one control plane, never see each other's Pods.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use base64::Engine;

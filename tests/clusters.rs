@@ -4,8 +4,6 @@
 //! webhook, `start`, `sidecar` and gateway binaries, the kubelet emulation and the fake API
 //! server (tests/support), as in tests/run_end_to_end.rs and tests/cleanup.rs.
 
-mod support;
-
 use std::time::Duration;
 
 use serde_json::json;

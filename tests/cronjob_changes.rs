@@ -7,8 +7,6 @@
 //! Why on the fake: the times of the next slots are checked against the clock here, and the
 //! changes made while no webhook ran need the webhook stopped and started again.
 
-mod support;
-
 use std::time::Duration;
 
 use jiff::{Timestamp, ToSpan as _, tz::TimeZone};

@@ -8,8 +8,6 @@
 //! `.state_differs(why)`, and the test asserts cronpush's behaviour instead. Those are the
 //! intentional differences, listed in the README.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::Duration;

@@ -5,8 +5,6 @@
 //! a daemon whose writes should fail rather than kill it; systemd's default leaves it fatal, and
 //! then the unit restarts the gateway, which also loses nothing acknowledged.
 
-mod support;
-
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};

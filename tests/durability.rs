@@ -6,8 +6,6 @@
 //! out is, and the gateway starts cleanly. A change in flight at the kill may or may not be
 //! there: it was never acknowledged.
 
-mod support;
-
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

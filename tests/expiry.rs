@@ -2,8 +2,6 @@
 //! from the scrape and the API as if deleted, one pushed again stays, nothing expires without
 //! the flag, an expired group stays gone after a restart, and a bad value stops the start.
 
-mod support;
-
 use std::time::{Duration, Instant, SystemTime};
 
 use support::Server;

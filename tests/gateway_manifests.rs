@@ -4,8 +4,6 @@
 //! against the ServiceMonitor that scrapes the gateway, and the StatefulSet's command line run
 //! with the real binary.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;

@@ -6,8 +6,6 @@
 //! two clusters, the repeated row has one copy per CronJob (its options made as Grafana makes
 //! them), and each copy's queries read that CronJob alone and show its own data.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -15,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{Value, json};
 use support::Server;
 use support::prometheus::{GATEWAY_SERIES, PUSHED_SERIES};
+use support::promql::{self, Token};
 
 /// How long Prometheus may take to show a push (1 s scrape and rule intervals, loaded box).
 const SCRAPE_WAIT: Duration = Duration::from_secs(60);
@@ -222,98 +221,29 @@ fn query_result_options(result: &[Value], regex: &str) -> Vec<(String, String)> 
 // The series a PromQL expression reads
 // ---------------------------------------------------------------------------------------------
 
-const AGGREGATORS: &[&str] =
-    &["sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values", "bottomk", "topk", "quantile"];
-const GROUPINGS: &[&str] = &["by", "without", "on", "ignoring", "group_left", "group_right"];
-const KEYWORDS: &[&str] = &["and", "or", "unless", "bool", "offset", "atan2", "inf", "nan", "start", "end"];
-
-/// Skips from an opening bracket at `i` past its matching close, strings included.
-fn skip_balanced(chars: &[char], mut i: usize, open: char, close: char) -> usize {
-    let mut depth = 0;
-    while i < chars.len() {
-        match chars[i] {
-            '"' | '\'' | '`' => i = skip_string(chars, i),
-            c if c == open => {
-                depth += 1;
-                i += 1;
-            }
-            c if c == close => {
-                depth -= 1;
-                i += 1;
-                if depth == 0 {
-                    return i;
-                }
-            }
-            _ => i += 1,
-        }
-    }
-    panic!("unbalanced {open}{close} in {:?}", chars.iter().collect::<String>())
-}
-
-fn skip_string(chars: &[char], i: usize) -> usize {
-    let quote = chars[i];
-    let mut j = i + 1;
-    while j < chars.len() && chars[j] != quote {
-        j += if chars[j] == '\\' && quote != '`' { 2 } else { 1 };
-    }
-    j + 1
-}
-
-fn next_non_space(chars: &[char], mut i: usize) -> usize {
-    while i < chars.len() && chars[i].is_whitespace() {
-        i += 1;
-    }
-    i
-}
-
 /// The selectors of a PromQL expression: each metric name with its `{...}` matchers, if any.
 /// Function calls, aggregators, keywords, strings, label names in braces and in
 /// `by`/`without`/`on`/`ignoring`/`group_left`/`group_right` lists, durations and numbers are
 /// not metric names.
 fn selectors(expr: &str) -> Vec<(String, Option<String>)> {
-    let chars: Vec<char> = expr.chars().collect();
+    let tokens = promql::tokens(expr);
     let mut out = Vec::new();
     let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        if c == '"' || c == '\'' || c == '`' {
-            i = skip_string(&chars, i);
-        } else if c == '{' {
-            let end = skip_balanced(&chars, i, '{', '}');
-            out.push((String::new(), Some(chars[i..end].iter().collect())));
-            i = end;
-        } else if c == '[' {
-            i = skip_balanced(&chars, i, '[', ']');
-        } else if c.is_ascii_digit() || c == '.' {
-            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '.' || chars[i] == '_') {
-                i += 1;
-            }
-        } else if c.is_ascii_alphabetic() || c == '_' || c == ':' {
-            let start = i;
-            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == ':') {
-                i += 1;
-            }
-            let word: String = chars[start..i].iter().collect();
-            let next = next_non_space(&chars, i);
-            let lower = word.to_ascii_lowercase();
-            if GROUPINGS.contains(&lower.as_str()) {
-                if chars.get(next) == Some(&'(') {
-                    i = skip_balanced(&chars, next, '(', ')');
-                }
-            } else if AGGREGATORS.contains(&lower.as_str()) || KEYWORDS.contains(&lower.as_str()) {
-                // not a metric
-            } else if chars.get(next) == Some(&'(') {
+    while i < tokens.len() {
+        match &tokens[i] {
+            Token::Matchers(matchers) => out.push((String::new(), Some(matchers.clone()))),
+            Token::Word(word) if !promql::is_keyword(word) => match tokens.get(i + 1) {
                 // a function call
-            } else if chars.get(next) == Some(&'{') {
-                let end = skip_balanced(&chars, next, '{', '}');
-                out.push((word, Some(chars[next..end].iter().collect())));
-                i = end;
-            } else {
-                out.push((word, None));
-            }
-        } else {
-            i += 1;
+                Some(Token::Open) => {}
+                Some(Token::Matchers(matchers)) => {
+                    out.push((word.clone(), Some(matchers.clone())));
+                    i += 1;
+                }
+                _ => out.push((word.clone(), None)),
+            },
+            _ => {}
         }
+        i += 1;
     }
     out
 }

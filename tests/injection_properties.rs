@@ -3,8 +3,6 @@
 //! patch always applies, nothing the user wrote is changed or lost, our containers come last,
 //! and a second admission of the result injects nothing.
 
-mod support;
-
 use cronpush::webhook::admission_review;
 use cronpush::webhook::injection;
 use cronpush::webhook::resolve::{FactsSource, RunFacts};

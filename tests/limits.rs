@@ -2,8 +2,6 @@
 //! status and message, and a store left exactly as it was by every refusal. And what users
 //! pushed comes back escaped, as text in the HTML UI and as proper strings from the JSON API.
 
-mod support;
-
 use std::io::Write;
 
 use base64::Engine;

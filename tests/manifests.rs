@@ -4,11 +4,10 @@
 //! kube-apiserver, the kubelet and the scheduler will do with them. The last test runs the
 //! deploy steps of manifests/README.md with the real `cronpush certs`.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 
 use k8s_openapi::api::admissionregistration::v1::{MutatingWebhook, MutatingWebhookConfiguration};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -66,13 +65,22 @@ struct Rendered {
     cert_manager: Vec<Value>,
 }
 
-/// The YAML `kubectl kustomize <dir>` prints, with the kubectl users of Debian have.
-fn render_text(dir: &str) -> String {
-    kustomize::render(dir)
+/// The YAML `kubectl kustomize <dir>` prints, with the kubectl users of Debian have. Each of
+/// `EVERY_RENDERING` is rendered once per run of this test binary, whichever test asks first:
+/// the tests only read it, and kubectl takes a while to start.
+fn render_text(dir: &'static str) -> &'static str {
+    static TEXTS: [OnceLock<String>; EVERY_RENDERING.len()] = [const { OnceLock::new() }; EVERY_RENDERING.len()];
+    TEXTS[rendering_index(dir)].get_or_init(|| kustomize::render(dir))
 }
 
-fn render(dir: &str) -> Rendered {
-    parse(&render_text(dir)).unwrap_or_else(|e| panic!("{dir}: {e}"))
+/// `render_text(dir)` parsed, once per run like the text.
+fn render(dir: &'static str) -> &'static Rendered {
+    static PARSED: [OnceLock<Rendered>; EVERY_RENDERING.len()] = [const { OnceLock::new() }; EVERY_RENDERING.len()];
+    PARSED[rendering_index(dir)].get_or_init(|| parse(render_text(dir)).unwrap_or_else(|e| panic!("{dir}: {e}")))
+}
+
+fn rendering_index(dir: &str) -> usize {
+    EVERY_RENDERING.iter().position(|d| *d == dir).unwrap_or_else(|| panic!("{dir} is not in EVERY_RENDERING"))
 }
 
 fn succeeded(output: &Output, what: &str) -> Vec<u8> {
@@ -435,7 +443,7 @@ fn deployment_runs_two_restricted_replicas_serving_https_from_its_secret() {
             assert_eq!(container_port(container, &get.port), https, "{dir}");
         }
 
-        assert_eq!(tls_secret(&rendered), "cronpush-webhook-tls", "{dir}");
+        assert_eq!(tls_secret(rendered), "cronpush-webhook-tls", "{dir}");
         // The webhook leaves its own namespace alone; it learns it from the Downward API.
         let env = container.env.iter().flatten().find(|e| e.name == "POD_NAMESPACE").expect("POD_NAMESPACE");
         let field = env.value_from.as_ref().and_then(|v| v.field_ref.as_ref()).expect("a fieldRef");
@@ -612,7 +620,7 @@ fn cert_manager_overlay_issues_the_mounted_secret_for_the_service_names() {
     let (namespace, name) = annotations[INJECT_CA_FROM].split_once('/').expect("<namespace>/<certificate>");
     let serving = rendered.cert_manager("Certificate", name);
     assert_eq!(serving["metadata"]["namespace"], namespace);
-    assert_eq!(serving["spec"]["secretName"], tls_secret(&rendered).as_str());
+    assert_eq!(serving["spec"]["secretName"], tls_secret(rendered).as_str());
     let dns_names: BTreeSet<String> = serde_json::from_value(serving["spec"]["dnsNames"].clone()).expect("dnsNames");
     assert_eq!(dns_names, service_dns_names(rendered.service()));
 

@@ -6,13 +6,11 @@
 //!
 //! nginx missing is a failure, never a skip: `scripts/test` installs it (nginx-light).
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use support::{Reply, Server, client, free_port, pushed_series, send};
+use support::{NotReady, Reply, Server, client, on_free_port, pushed_series, send, wait_ready};
 
 const NGINX: &str = "/usr/sbin/nginx";
 const LOCATION: &str = "/pushgateway/";
@@ -28,8 +26,9 @@ struct Nginx {
 }
 
 impl Nginx {
-    /// nginx on loopback `port`, proxying the article's location to `upstream_port`.
-    fn start(port: u16, upstream_port: u16) -> Nginx {
+    /// nginx on loopback `port`, proxying the article's location to `upstream_port`; its logs
+    /// if it exited before it answered.
+    fn start(port: u16, upstream_port: u16) -> Result<Nginx, String> {
         assert!(
             Path::new(NGINX).is_file(),
             "{NGINX} is not installed; run ./scripts/test, which installs every peer the tests use"
@@ -51,25 +50,18 @@ impl Nginx {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {NGINX}: {e}"));
         let mut nginx = Nginx { child: Some(child), port, dir };
-        nginx.wait_answering();
-        nginx
+        nginx.wait_answering().map(|()| nginx)
     }
 
-    fn wait_answering(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
+    fn wait_answering(&mut self) -> Result<(), String> {
         let client = client();
-        while Instant::now() < deadline {
-            if let Ok(r) = client.get(self.url("/pushgateway/-/ready")).send()
-                && r.status().is_success()
-            {
-                return;
-            }
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("nginx exited with {status} before it answered:\n{}", self.logs());
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        let ready = self.url("/pushgateway/-/ready");
+        let answers = || client.get(&ready).send().is_ok_and(|r| r.status().is_success());
+        match wait_ready(self.child.as_mut().expect("running"), Duration::from_secs(20), answers) {
+            Ok(()) => Ok(()),
+            Err(NotReady::Exited(status)) => Err(format!("exit status {status}\n{}", self.logs())),
+            Err(NotReady::TimedOut) => panic!("nginx did not pass /pushgateway/-/ready within 20 s:\n{}", self.logs()),
         }
-        panic!("nginx did not pass /pushgateway/-/ready within 20 s:\n{}", self.logs());
     }
 
     /// The article's external URL: where users reach the gateway.
@@ -146,12 +138,12 @@ fn location_block(upstream: &str) -> String {
 /// The article's deployment: nginx in front, the gateway told its external URL and the root
 /// route prefix. nginx's port is chosen first, since the gateway's flag names it.
 fn article_setup() -> (Server, Nginx) {
-    let nginx_port = free_port();
-    let external = format!("--web.external-url=http://127.0.0.1:{nginx_port}{LOCATION}");
-    // Route prefix "/" means routes at the root: readiness is at /-/ready.
-    let gateway = Server::cronpush_at(&[&external, "--web.route-prefix=/"], "");
-    let nginx = Nginx::start(nginx_port, gateway.port);
-    (gateway, nginx)
+    on_free_port("nginx", |nginx_port| {
+        let external = format!("--web.external-url=http://127.0.0.1:{nginx_port}{LOCATION}");
+        // Route prefix "/" means routes at the root: readiness is at /-/ready.
+        let gateway = Server::cronpush_at(&[&external, "--web.route-prefix=/"], "");
+        Nginx::start(nginx_port, gateway.port).map(|nginx| (gateway, nginx))
+    })
 }
 
 fn external_path(path: &str) -> String {

@@ -5,8 +5,6 @@
 //! clear error instead of silently becoming an empty gateway, unless the operator asks to start
 //! empty, and then the file is kept aside.
 
-mod support;
-
 use std::time::Duration;
 
 use support::Server;

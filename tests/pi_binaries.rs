@@ -7,8 +7,6 @@
 //! say to run it (`scripts/test` does, before `cargo test`). `PI_PROFILE` picks the Cargo profile
 //! as it does for the script (default `dist`).
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;

@@ -2,8 +2,6 @@
 //! the article: a scrape job for the gateway with `honor_labels: true`, pushes made the way the
 //! article's curl makes them, and the article's alert expression evaluated by Prometheus itself.
 
-mod support;
-
 #[path = "clients/programs.rs"]
 mod programs;
 

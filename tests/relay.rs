@@ -10,8 +10,6 @@
 //! is gone, all in milliseconds. The relay's TokenReview and Pod watch against the real API
 //! server, with tokens from the TokenRequest API, are tested in tests/cluster.rs.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -293,7 +291,7 @@ fn a_pod_ended_whole_is_answered_with_its_own_reason() {
 
 #[test]
 fn without_an_api_server_the_relay_says_unavailable() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = format!("127.0.0.1:{}", support::free_port());
     let webhook = Webhook::start(&format!("http://{closed}"));
     let (status, body) = ask(&webhook, Some("sidecar-token"), "?wait=1");
     assert_eq!(status, 503, "{body}");

@@ -24,8 +24,6 @@
 //! run against the real API server (TokenRequest, TokenReview, the Pod watch and the Job
 //! controller's verdict) is in tests/cluster.rs.
 
-mod support;
-
 use std::process::Child;
 use std::time::Duration;
 

@@ -3,8 +3,6 @@
 //! cronpush gateway and to the reference Pushgateway, and against every way a gateway can fail.
 //! Whatever happens it exits 0, within its timeout: a failed init container fails the Job.
 
-mod support;
-
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};

@@ -2,14 +2,11 @@
 //! right, wrong and missing passwords, the same file given to the reference Pushgateway with the
 //! same answers, files that must stop the start, and a certificate replaced on disk.
 
-mod support;
-
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{REFERENCE, free_port, peer};
+use support::{NotReady, REFERENCE, listening_address, peer, read_log, wait_ready};
 
 const USER: &str = "alice";
 const PASSWORD: &str = "s3cret";
@@ -99,10 +96,11 @@ fn request(
     Ok(Answer { status: response.status().as_u16(), challenge, frame_options, body: response.text()? })
 }
 
-/// A gateway process on a free port, killed when dropped.
+/// A gateway process on port 0 (the port it bound is read from its log once it is ready),
+/// killed when dropped.
 struct Running {
     child: Child,
-    port: u16,
+    port: Option<u16>,
     stderr: PathBuf,
     _logs: tempfile::TempDir,
 }
@@ -119,45 +117,44 @@ impl Running {
     fn start(program: &Path, leading: &[&str], web_config: &Path) -> Running {
         let logs = tempfile::tempdir().expect("temporary directory");
         let stderr = logs.path().join("stderr");
-        let port = free_port();
         let child = Command::new(program)
             .args(leading)
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--web.listen-address=127.0.0.1:0")
             .arg(format!("--web.config.file={}", web_config.display()))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&stderr).expect("log file"))
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
-        Running { child, port, stderr, _logs: logs }
+        Running { child, port: None, stderr, _logs: logs }
     }
 
     fn url(&self, scheme: &str, path: &str) -> String {
-        format!("{scheme}://127.0.0.1:{}{path}", self.port)
+        format!("{scheme}://127.0.0.1:{}{path}", self.port.expect("wait_ready first"))
     }
 
     fn stderr(&self) -> String {
-        let mut text = String::new();
-        if let Ok(mut file) = std::fs::File::open(&self.stderr) {
-            let _ = file.read_to_string(&mut text);
-        }
-        text
+        read_log(&self.stderr)
     }
 
-    /// Polls `/-/ready` over HTTPS with the right credentials.
+    /// Waits for the port the server logs, then polls `/-/ready` over HTTPS with the right
+    /// credentials.
     fn wait_ready(&mut self, client: &reqwest::blocking::Client) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            let ready = request(client, "GET", &self.url("https", "/-/ready"), "", Credentials::Right);
-            if ready.is_ok_and(|a| a.status == 200) {
-                return;
+        let mut port = None;
+        let waited = wait_ready(&mut self.child, Duration::from_secs(20), || {
+            port = port.or_else(|| listening_address(&read_log(&self.stderr)).map(|a| a.port()));
+            port.is_some_and(|port| {
+                let url = format!("https://127.0.0.1:{port}/-/ready");
+                request(client, "GET", &url, "", Credentials::Right).is_ok_and(|a| a.status == 200)
+            })
+        });
+        match waited {
+            Ok(()) => self.port = port,
+            Err(NotReady::Exited(status)) => {
+                panic!("the server exited with {status} before it was ready:\n{}", self.stderr())
             }
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                panic!("the server exited with {status} before it was ready:\n{}", self.stderr());
-            }
-            std::thread::sleep(Duration::from_millis(50));
+            Err(NotReady::TimedOut) => panic!("the server was not ready within 20 s:\n{}", self.stderr()),
         }
-        panic!("the server was not ready within 20 s:\n{}", self.stderr());
     }
 
     /// The exit code of a start that must fail, and what it said.

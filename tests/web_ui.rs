@@ -11,8 +11,6 @@
 //! Why on the fake: the board needs runs in chosen states (a slot ten minutes ago, a relay that
 //! is gone), and the browser tests stay fast.
 
-mod support;
-
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -22,7 +20,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
 use support::kubelet::{CronJobRun, MAIN, PodContainers as _, Run, run_main, run_start, run_to_end, stop_sidecar};
-use support::{Server, eventually, free_port};
+use support::{Server, free_port};
 
 const HOSTILE: &str = "<img src=x onerror=alert(1)>";
 
@@ -42,7 +40,7 @@ impl Browser {
 
     fn with_javascript(javascript: bool) -> Browser {
         let port = free_port();
-        let driver = Command::new("chromedriver")
+        let mut driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -51,10 +49,10 @@ impl Browser {
         let profile = tempfile::tempdir().unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let webdriver = format!("http://127.0.0.1:{port}");
-        let ready = eventually(Duration::from_secs(20), || {
+        let ready = support::wait_ready(&mut driver, Duration::from_secs(20), || {
             support::client().get(format!("{webdriver}/status")).send().is_ok_and(|r| r.status().is_success())
         });
-        assert!(ready, "chromedriver did not come up on {webdriver}");
+        assert!(ready.is_ok(), "chromedriver did not come up on {webdriver}");
         let mut options = json!({
             "binary": "/usr/bin/chromium",
             "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

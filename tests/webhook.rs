@@ -13,8 +13,6 @@
 //! in milliseconds. What the real API server decides (selection, owners, the schedule slot, the
 //! admission chain after the patch, reinvocation) is tested there.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -133,7 +131,7 @@ fn with_the_api_down_the_job_name_decides_and_a_warning_says_so() {
 
 #[test]
 fn with_the_api_down_since_the_start_the_nodes_are_unknown_and_nothing_is_injected() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = format!("127.0.0.1:{}", support::free_port());
     let webhook = Webhook::start(&format!("http://{closed}"));
     let started = Instant::now();
     let response = webhook.review(&pod_review("sample-cronjob-29396160"));
@@ -306,7 +304,7 @@ fn an_api_server_older_than_1_29_gets_no_injection_and_a_reason() {
 
 #[test]
 fn bad_reviews_get_400_and_the_certificate_is_checked_for_the_service_name() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = format!("127.0.0.1:{}", support::free_port());
     let webhook = Webhook::start(&format!("http://{closed}"));
     let reply = webhook.client(HOST).post(webhook.url("/mutate")).body("{not json").send().unwrap();
     assert_eq!(reply.status(), 400);

@@ -9,8 +9,6 @@
 //! tests/tls.rs covers the same reload at library level (renewals from one CA, in-place writes,
 //! broken pairs); this test checks that the binary wires it up for a Secret volume.
 
-mod support;
-
 use base64::Engine as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -128,7 +126,7 @@ impl Drop for Webhook {
 impl Webhook {
     /// `cronpush webhook` serving the volume's pair, with a kubeconfig naming `api`.
     fn start(volume: &SecretVolume, work: &Path, api: &FakeApi) -> Webhook {
-        let address = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let address = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
         let log = work.join("webhook.log");
         let log_file = std::fs::File::create(&log).expect("a log file");
         let child = Command::new(env!("CARGO_BIN_EXE_cronpush"))

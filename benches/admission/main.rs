@@ -33,13 +33,6 @@
 
 #![forbid(unsafe_code)]
 
-#[path = "../../tests/support/kube_api.rs"]
-#[allow(dead_code)]
-mod kube_api;
-
-#[path = "../../tests/support/https.rs"]
-mod https;
-
 mod check;
 mod client;
 mod fixtures;
@@ -59,6 +52,7 @@ use fixtures::{Bodies, CRONJOB, JOBS_NAMESPACE, cronjob, job, job_name};
 use kube_api::FakeApi;
 use load::{Reviewer, Samples, closed_loop, open_loop};
 use report::{cpus, table};
+use support::{https, kube_api};
 use webhook::{Webhook, clock_ticks_per_second, cpu_time, memory_mib};
 
 const TARGET_RATE: f64 = 5_000.0;

@@ -50,8 +50,7 @@ impl Webhook {
         if !made.success() {
             return Err(format!("`cronpush certs` failed: {made}"));
         }
-        let free = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr());
-        let address = free.map_err(|e| format!("no free port: {e}"))?;
+        let address = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
         let log_file = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
         let mut command = Command::new(if pin { Path::new("taskset") } else { binary });
         if pin {

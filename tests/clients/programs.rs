@@ -24,7 +24,7 @@ pub struct GoPrograms {
 pub fn go_programs() -> &'static GoPrograms {
     static BUILT: OnceLock<GoPrograms> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let go = crate::support::peer("go");
+        let go = support::peer("go");
         assert!(
             Path::new(CLIENT_GOLANG).is_dir(),
             "client_golang is not installed at {CLIENT_GOLANG}; run ./scripts/test, which installs \

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::free_port;
+use super::{free_port, repo};
 
 /// The admission plugins that matter to cronpush's Pods, enabled explicitly (kube-apiserver
 /// enables them by default too, with the rest of its defaults, and orders them itself: the
@@ -39,7 +39,7 @@ const CONTROLLERS: &str = "cronjob-controller,job-controller,garbage-collector-c
 resourcequota-controller,namespace-controller,serviceaccount-controller,root-ca-certificate-publisher-controller";
 
 /// The service-account issuer, as kubeadm sets it.
-pub const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
+const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
 
 pub struct ControlPlane {
     /// `https://127.0.0.1:<port>`.
@@ -72,10 +72,6 @@ pub fn versions() -> (String, String) {
             .unwrap_or_else(|| panic!("go.mod names no {prefix}"))
     };
     (find("require k8s.io/kubernetes "), find("go.etcd.io/etcd/server/v3 "))
-}
-
-fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
 /// Where scripts/build-control-plane put a binary.
@@ -325,7 +321,7 @@ const CLUSTER_SCOPED: &[&str] = &[
 
 /// The REST path of an object's collection, from its apiVersion and kind (the plural of every
 /// kind used here is the lower-cased kind plus `s`).
-pub fn collection_path(object: &Value) -> String {
+fn collection_path(object: &Value) -> String {
     let api_version = object["apiVersion"].as_str().expect("an object has an apiVersion");
     let kind = object["kind"].as_str().expect("an object has a kind");
     let group = if api_version.contains('/') { format!("/apis/{api_version}") } else { format!("/api/{api_version}") };

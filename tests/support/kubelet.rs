@@ -200,7 +200,7 @@ impl Run {
     /// As `report_main`, for a Pod the kubelet ended as a whole and marked with `reason`:
     /// `DeadlineExceeded` when its `activeDeadlineSeconds` passed (the kubelet then kills the
     /// containers, which end with a plain `Error`), `Evicted` under node pressure.
-    pub fn report_pod_ended(&self, terminated: &Value, reason: Option<&str>) {
+    fn report_pod_ended(&self, terminated: &Value, reason: Option<&str>) {
         self.api.modify("pods", &self.spec.namespace, &self.spec.pod, |pod| {
             // Conditions that others set (DisruptionTarget) stay: the kubelet keeps the ones it
             // does not own when it writes a status (kubelet_pods.go `generateAPIPodStatus`).
@@ -320,7 +320,7 @@ pub trait PodContainers {
     fn spawn(&self, name: &str) -> Child {
         let args: Vec<String> =
             self.container(name)["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect();
-        Command::new(env!("CARGO_BIN_EXE_cronpush"))
+        Command::new(super::cronpush_binary())
             .args(&args)
             .env_clear()
             .envs(self.environment(name))

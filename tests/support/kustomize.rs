@@ -2,19 +2,16 @@
 //! kustomize v2.0.3, the oldest the manifests promise to work with), and each document parsed
 //! into its Kubernetes API type as strictly as `kubectl apply` validates it.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+pub use super::repo;
+
 /// Where ./scripts/test unpacks Debian's kubernetes-client.
 const KUBECTL: &str = "target/peers/kubernetes-client/usr/bin/kubectl";
-
-pub fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
 
 /// The YAML `kubectl kustomize <dir>` prints (`dir` relative to the repository).
 pub fn render(dir: &str) -> String {

@@ -2,8 +2,19 @@
 //! Pushgateway (Debian's `prometheus-pushgateway`), on a free loopback port, and talk HTTP to it.
 //!
 //! A missing peer is a failure with a clear message, never a skip: `scripts/test` installs them.
-
-#![allow(dead_code)]
+//!
+//! A crate of its own (`cronpush-test-support`, a dev-dependency of the root package, named
+//! `support` in the tests and benchmarks), not a module each test includes with `mod support;`:
+//! a module is compiled into every test binary, where each helper that binary does not call
+//! is dead code, so the module needed a blanket `#![allow(dead_code)]` that also hid what no
+//! test calls at all; and the benchmarks could only reach it with `#[path]`. As a library its
+//! public helpers are its interface, compiled once, and the compiler still reports every
+//! private item nothing uses. Splitting it into modules each test declares would not have
+//! sufficed: within one module, too, each binary calls only some of the helpers.
+//!
+//! A library is not told where cargo put the `cronpush` binary (`CARGO_BIN_EXE_cronpush` is
+//! given to the root package's tests and benchmarks only): [`cronpush_binary`] finds it beside
+//! the running test.
 
 pub mod control_plane;
 pub mod https;
@@ -12,12 +23,14 @@ pub mod kubelet;
 pub mod kustomize;
 pub mod node;
 pub mod prometheus;
+pub mod promql;
 pub mod webhook;
 
 use std::io::Read;
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 pub const REFERENCE: &str = "prometheus-pushgateway";
@@ -41,7 +54,7 @@ impl Server {
     /// cronpush serving under a route prefix; `base` stays the root, readiness is polled under
     /// the prefix.
     pub fn cronpush_at(args: &[&str], prefix: &str) -> Server {
-        Server::start(Path::new(env!("CARGO_BIN_EXE_cronpush")), &["gateway"], args, prefix)
+        Server::start(cronpush_binary(), &["gateway"], args, prefix)
     }
 
     /// The reference Pushgateway, memory only unless `args` say otherwise.
@@ -55,14 +68,16 @@ impl Server {
         Server::start(&peer(REFERENCE), &[], &all, prefix)
     }
 
+    /// Starts `program` listening on port 0 of 127.0.0.1 (before `args`, so its first listener):
+    /// the system picks a free port as it binds, which the server then logs, so no other
+    /// process can take the port between choosing and binding it.
     pub fn start(program: &Path, leading: &[&str], args: &[&str], prefix: &str) -> Server {
-        let port = free_port();
         let logs = tempfile::tempdir().expect("temporary directory");
         let stderr_path = logs.path().join("stderr");
         let mut command = Command::new(program);
         command
             .args(leading)
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--web.listen-address=127.0.0.1:0")
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -70,8 +85,8 @@ impl Server {
         let child = command.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
         let mut server = Server {
             child: Some(child),
-            port,
-            base: format!("http://127.0.0.1:{port}"),
+            port: 0,
+            base: String::new(),
             ready_path: format!("{prefix}/-/ready"),
             stderr_path,
             _logs: logs,
@@ -80,21 +95,27 @@ impl Server {
         server
     }
 
+    /// Waits until the server has logged the port it bound, then until it is ready there.
     fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
         let client = client();
-        while Instant::now() < deadline {
-            if let Ok(r) = client.get(format!("{}{}", self.base, self.ready_path)).send()
-                && r.status().is_success()
-            {
-                return;
+        let mut address = None;
+        let child = self.child.as_mut().expect("running");
+        let waited = wait_ready(child, Duration::from_secs(20), || {
+            address = address.or_else(|| listening_address(&read_log(&self.stderr_path)));
+            address.is_some_and(|address| {
+                client.get(format!("http://{address}{}", self.ready_path)).send().is_ok_and(|r| r.status().is_success())
+            })
+        });
+        match (waited, address) {
+            (Ok(()), Some(address)) => {
+                self.port = address.port();
+                self.base = format!("http://127.0.0.1:{}", self.port);
             }
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("the server exited with {status} before it was ready:\n{}", self.stderr());
+            (Err(NotReady::Exited(status)), _) => {
+                panic!("the server exited with {status} before it was ready:\n{}", self.stderr())
             }
-            std::thread::sleep(Duration::from_millis(20));
+            _ => panic!("the server was not ready within 20 s:\n{}", self.stderr()),
         }
-        panic!("the server was not ready within 20 s:\n{}", self.stderr());
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -102,11 +123,7 @@ impl Server {
     }
 
     pub fn stderr(&self) -> String {
-        let mut s = String::new();
-        if let Ok(mut f) = std::fs::File::open(&self.stderr_path) {
-            let _ = f.read_to_string(&mut s);
-        }
-        s
+        read_log(&self.stderr_path)
     }
 
     pub fn pid(&self) -> u32 {
@@ -286,16 +303,86 @@ pub fn is_own_metric(name: &str) -> bool {
     ["go_", "process_", "pushgateway_", "promhttp_"].iter().any(|p| name.starts_with(p))
 }
 
-/// A port that was free a moment ago on 127.0.0.1.
+/// A log file as it stands (empty while it does not exist).
+pub fn read_log(path: &Path) -> String {
+    let mut text = String::new();
+    if let Ok(mut file) = std::fs::File::open(path) {
+        let _ = file.read_to_string(&mut text);
+    }
+    text
+}
+
+/// Why a process started to serve never became ready.
+#[derive(Debug)]
+pub enum NotReady {
+    /// It exited first.
+    Exited(ExitStatus),
+    /// It was still not ready when the time was up.
+    TimedOut,
+}
+
+/// The one start-and-wait loop of the servers the tests start: polls `ready` every 20 ms until
+/// it holds, giving up when `child` exits or `within` has passed.
+pub fn wait_ready(child: &mut Child, within: Duration, mut ready: impl FnMut() -> bool) -> Result<(), NotReady> {
+    let deadline = Instant::now() + within;
+    loop {
+        if ready() {
+            return Ok(());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(NotReady::Exited(status));
+        }
+        if Instant::now() > deadline {
+            return Err(NotReady::TimedOut);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The address a server that was given port 0 says it listens on, from its log: the first line
+/// about listening with an address, in logfmt (cronpush's `msg="listening"
+/// address=127.0.0.1:41234`, the reference's `msg="Listening on" address=…`) or in JSON
+/// (cronpush's `--log.format=json`: `"address":"…"`).
+pub fn listening_address(log: &str) -> Option<SocketAddr> {
+    log.lines().filter(|line| line.to_ascii_lowercase().contains("listening")).find_map(|line| {
+        let (_, rest) = line.split_once("address=").or_else(|| line.split_once("\"address\":\""))?;
+        rest.split(['"', ' ', ',', '}']).next()?.parse().ok()
+    })
+}
+
+/// A port that was free on 127.0.0.1 a moment ago. Racy: another process may bind it before
+/// the server it is meant for does. Only for what cannot bind port 0 and say which port it got
+/// (then [`Server::start`]'s way is better): a server whose port must be known before it
+/// starts (written into its configuration or another's flags), or an address where nothing
+/// listens. [`on_free_port`] starts a server again when the port was taken.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// Whether a server's log says it could not listen because another process had the address.
+pub fn address_in_use(log: &str) -> bool {
+    log.to_ascii_lowercase().contains("address already in use")
+}
+
+/// Starts a server on a [`free_port`] with `start`, which returns the server, or its log if it
+/// exited before it was ready; again on another port (five times at most) when the log says
+/// the port was taken in between.
+pub fn on_free_port<T>(what: &str, mut start: impl FnMut(u16) -> Result<T, String>) -> T {
+    for _ in 0..5 {
+        match start(free_port()) {
+            Ok(server) => return server,
+            Err(log) if address_in_use(&log) => continue,
+            Err(log) => panic!("{what} exited before it was ready:\n{log}"),
+        }
+    }
+    panic!("{what}: five free ports in a row were taken before it could bind them")
 }
 
 /// Runs `cronpush certs --out <out>` with `args`, as a user would (without the CRONPUSH_*
 /// defaults the environment may hold), and returns what it printed: the caBundle. A failure
 /// panics with what the command said.
 pub fn issue_certs(out: &Path, args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_cronpush"))
+    let output = Command::new(cronpush_binary())
         .arg("certs")
         .args(args)
         .arg("--out")
@@ -307,6 +394,25 @@ pub fn issue_certs(out: &Path, args: &[&str]) -> String {
         .expect("run cronpush certs");
     assert!(output.status.success(), "cronpush certs failed: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8(output.stdout).expect("UTF-8 caBundle")
+}
+
+/// The `cronpush` binary that cargo built with the running test or benchmark: they run from
+/// `target/<profile>/deps/`, and the binary is `target/<profile>/cronpush` (what
+/// `CARGO_BIN_EXE_cronpush` names to them).
+pub fn cronpush_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let running = std::env::current_exe().expect("the running test's path");
+        let profile = running.parent().and_then(Path::parent).expect("a test runs from target/<profile>/deps");
+        let binary = profile.join("cronpush");
+        assert!(binary.is_file(), "{} is missing: cargo builds it with the tests and benchmarks", binary.display());
+        binary
+    })
+}
+
+/// A path in the repository (the root package's directory).
+pub fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).expect("tests/support is two levels down").join(path)
 }
 
 /// The path of a peer program that `scripts/test` installs; a clear failure when it is missing.

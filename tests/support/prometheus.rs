@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::Server;
+use super::{NotReady, Server};
 
 /// The scrape job the shipped rules and the README name.
 pub const SCRAPE_JOB: &str = "cronpush-gateway";
@@ -102,27 +102,33 @@ impl Prometheus {
 
     fn launch(dir: tempfile::TempDir, config: &Path, flags: &[&str], storage: &str) -> Prometheus {
         let program = super::peer("prometheus");
-        let port = super::free_port();
-        let child = Command::new(program)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("{storage}={}", dir.path().join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .args(flags)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("log")).expect("log file"))
-            .spawn()
-            .expect("cannot start prometheus");
-        let mut prometheus = Prometheus { child, base: format!("http://127.0.0.1:{port}"), dir };
+        let log = dir.path().join("log");
         let client = super::client();
-        let ready = super::eventually(READY_WAIT, || {
-            if let Ok(Some(status)) = prometheus.child.try_wait() {
-                panic!("prometheus exited with {status} before it was ready:\n{}", prometheus.log());
+        // Prometheus logs the address it was given, not the port it bound: its port is chosen first.
+        let (child, base) = super::on_free_port("prometheus", |port| {
+            let mut child = Command::new(&program)
+                .arg(format!("--config.file={}", config.display()))
+                .arg(format!("{storage}={}", dir.path().join("data").display()))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .args(flags)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).expect("log file"))
+                .spawn()
+                .expect("cannot start prometheus");
+            let base = format!("http://127.0.0.1:{port}");
+            let ready = || client.get(format!("{base}/-/ready")).send().is_ok_and(|r| r.status().is_success());
+            match super::wait_ready(&mut child, READY_WAIT, ready) {
+                Ok(()) => Ok((child, base)),
+                Err(NotReady::Exited(status)) => Err(format!("exit status {status}\n{}", super::read_log(&log))),
+                Err(NotReady::TimedOut) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("prometheus was not ready within {READY_WAIT:?}:\n{}", super::read_log(&log))
+                }
             }
-            client.get(format!("{}/-/ready", prometheus.base)).send().is_ok_and(|r| r.status().is_success())
         });
-        assert!(ready, "prometheus was not ready within {READY_WAIT:?}:\n{}", prometheus.log());
-        prometheus
+        Prometheus { child, base, dir }
     }
 
     pub fn log(&self) -> String {

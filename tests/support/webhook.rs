@@ -5,12 +5,13 @@
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::{Value, json};
 
+use super::NotReady;
 use super::kube_api::kubeconfig;
 
 pub const SERVICE: &str = "cronpush-webhook";
@@ -61,33 +62,41 @@ impl Webhook {
     fn start_in(dir: tempfile::TempDir, kubeconfig: &std::path::Path, gateway_url: &str, flags: &[&str]) -> Webhook {
         let certs = dir.path().join("certs");
         super::issue_certs(&certs, &["--service", SERVICE, "--namespace", NAMESPACE, "--extra-name", "127.0.0.1"]);
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_cronpush"))
-            .arg("webhook")
-            .arg(format!("--tls-cert-file={}", certs.join("tls.crt").display()))
-            .arg(format!("--tls-key-file={}", certs.join("tls.key").display()))
-            .arg(format!("--tls-ca-file={}", certs.join("ca.crt").display()))
-            .arg(format!("--listen-address={address}"))
-            .arg(format!("--gateway-url={gateway_url}"))
-            .arg(format!("--relay-url=https://{address}/v1/exit-status"))
-            .args(["--image=cronpush:test", "--resolve-timeout=1s"])
-            .args(flags)
-            .env("KUBECONFIG", kubeconfig)
-            .env("POD_NAMESPACE", NAMESPACE)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let log = dir.path().join("webhook.log");
         let ca = std::fs::read(certs.join("ca.crt")).unwrap();
-        let webhook = Webhook { child, address, ca, _dir: dir };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while webhook.client(HOST).get(format!("https://{HOST}:{port}/healthz")).send().is_err() {
-            assert!(Instant::now() < deadline, "the webhook did not come up");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        webhook
+        // The relay URL names the port, so it is chosen before the webhook starts.
+        let (child, address) = super::on_free_port("the webhook", |port| {
+            let address = SocketAddr::from(([127, 0, 0, 1], port));
+            let mut child = Command::new(super::cronpush_binary())
+                .arg("webhook")
+                .arg(format!("--tls-cert-file={}", certs.join("tls.crt").display()))
+                .arg(format!("--tls-key-file={}", certs.join("tls.key").display()))
+                .arg(format!("--tls-ca-file={}", certs.join("ca.crt").display()))
+                .arg(format!("--listen-address={address}"))
+                .arg(format!("--gateway-url={gateway_url}"))
+                .arg(format!("--relay-url=https://{address}/v1/exit-status"))
+                .args(["--image=cronpush:test", "--resolve-timeout=1s"])
+                .args(flags)
+                .env("KUBECONFIG", kubeconfig)
+                .env("POD_NAMESPACE", NAMESPACE)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .unwrap();
+            let client = client_trusting(&ca, HOST, address);
+            let answers = || client.get(format!("https://{HOST}:{port}/healthz")).send().is_ok();
+            match super::wait_ready(&mut child, Duration::from_secs(20), answers) {
+                Ok(()) => Ok((child, address)),
+                Err(NotReady::Exited(status)) => Err(format!("exit status {status}\n{}", super::read_log(&log))),
+                Err(NotReady::TimedOut) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("the webhook did not come up")
+                }
+            }
+        });
+        Webhook { child, address, ca, _dir: dir }
     }
 
     pub fn pid(&self) -> u32 {
@@ -103,15 +112,7 @@ impl Webhook {
     /// A client that trusts only the caBundle and reaches the webhook under `host`, as the API
     /// server reaches the Service.
     pub fn client(&self, host: &str) -> reqwest::blocking::Client {
-        cronpush::tls::install_crypto_provider();
-        reqwest::blocking::Client::builder()
-            .use_rustls_tls()
-            .tls_built_in_root_certs(false)
-            .add_root_certificate(reqwest::Certificate::from_pem(&self.ca).unwrap())
-            .resolve(host, self.address)
-            .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap()
+        client_trusting(&self.ca, host, self.address)
     }
 
     /// The webhook's own `/metrics` text.
@@ -283,4 +284,17 @@ pub fn injection_config() -> cronpush::webhook::injection::InjectionConfig {
         memory_limit: "32Mi".into(),
         start_timeout_seconds: 5,
     }
+}
+
+/// A client that trusts only `ca` and reaches `address` under `host`.
+fn client_trusting(ca: &[u8], host: &str, address: SocketAddr) -> reqwest::blocking::Client {
+    cronpush::tls::install_crypto_provider();
+    reqwest::blocking::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(ca).unwrap())
+        .resolve(host, address)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
 }

@@ -1,7 +1,7 @@
 -- wrk script for scripts/bench: POST one fixed text body, either always to the single group
 -- /metrics/job/bench or to a random group /metrics/job/bench/instance/g<i> among N.
 --
--- Usage: wrk ... -s bench/push.lua URL -- BODY_FILE GROUPS
+-- Usage: wrk ... -s benches/gateway/push.lua URL -- BODY_FILE GROUPS
 --   BODY_FILE  the exposition text pushed on every request (the same file the preloader uses,
 --              so both servers and all phases see byte-identical bodies)
 --   GROUPS     0 for the single group, else the number of preloaded groups to pick from
