@@ -251,11 +251,16 @@ mod tests {
         store.track_changes();
         let key = GroupingKey::from_path("j", false, "/path@base64/L3Zhci90bXA").unwrap();
         store
-            .push(key.clone(), PushMethod::Replace, parse(b"# HELP a x\n# TYPE a counter\na{l=\"v\"} 1\n").unwrap(), 5)
+            .apply_push(
+                key.clone(),
+                PushMethod::Replace,
+                parse(b"# HELP a x\n# TYPE a counter\na{l=\"v\"} 1\n").unwrap(),
+                5,
+            )
             .unwrap();
-        store.push(key, PushMethod::Update, parse(b"b 1 123\n").unwrap(), 7).unwrap_err();
+        store.apply_push(key, PushMethod::Update, parse(b"b 1 123\n").unwrap(), 7).unwrap_err();
         let gone = GroupingKey::from_path("gone", false, "").unwrap();
-        store.push(gone.clone(), PushMethod::Replace, parse(b"g 1\n").unwrap(), 8).unwrap();
+        store.apply_push(gone.clone(), PushMethod::Replace, parse(b"g 1\n").unwrap(), 8).unwrap();
         file.write(&changes(&mut store)).unwrap();
         store.delete(&gone);
         file.write(&changes(&mut store)).unwrap();

@@ -61,7 +61,7 @@ async fn handle(State(gw): State<Arc<Gateway>>, method: Method, uri: Uri, header
 async fn dispatch(gw: &Arc<Gateway>, route: Route, method: &Method, headers: &HeaderMap, body: Body) -> Response {
     let lower_method = lower(method);
     match route {
-        Route::Push(path) => push(gw, method, &path, headers, body).await,
+        Route::Push(path) => push_or_delete(gw, method, &path, headers, body).await,
         Route::Scrape => scrape(gw, headers),
         Route::Healthy | Route::Ready => {
             let handler = if route == Route::Healthy { "healthy" } else { "ready" };
@@ -129,7 +129,13 @@ async fn dispatch(gw: &Arc<Gateway>, route: Route, method: &Method, headers: &He
     }
 }
 
-async fn push(gw: &Arc<Gateway>, method: &Method, path: &PushPath, headers: &HeaderMap, body: Body) -> Response {
+async fn push_or_delete(
+    gw: &Arc<Gateway>,
+    method: &Method,
+    path: &PushPath,
+    headers: &HeaderMap,
+    body: Body,
+) -> Response {
     let started = Instant::now();
     let lower_method = lower(method);
     let handler = if *method == Method::DELETE { "delete" } else { "push" };

@@ -12,7 +12,7 @@ use super::clock::Nanos;
 use super::consistency::{self, Problem};
 use super::family::StoredFamily;
 use super::grouping::GroupingKey;
-use super::push::{PreparedPush, PushMethod, SeriesHasher};
+use super::prepared_push::{PreparedPush, PushMethod, SeriesHasher};
 use crate::exposition::text_write;
 use crate::proto::client::{LabelPair, MetricFamily, MetricType};
 
@@ -164,7 +164,7 @@ impl Store {
     }
 
     /// Applies a push, or refuses it and records the failure time.
-    pub fn push(
+    pub fn apply_push(
         &mut self,
         key: GroupingKey,
         method: PushMethod,
@@ -244,7 +244,7 @@ impl Store {
     ) -> Result<(), PushError> {
         let written: HashMap<String, Nanos> = families.iter().map(|(f, t)| (f.name().to_string(), *t)).collect();
         let families: Vec<MetricFamily> = families.into_iter().map(|(f, _)| f).collect();
-        self.push(key.clone(), PushMethod::Replace, families, created)?;
+        self.apply_push(key.clone(), PushMethod::Replace, families, created)?;
         let slot = self.by_key[&key];
         let group = self.slots[slot as usize].as_mut().expect("just pushed");
         for (name, family) in group.families.iter_mut() {
@@ -455,7 +455,7 @@ mod tests {
     }
 
     fn push(store: &mut Store, key: &GroupingKey, method: PushMethod, text: &str) -> Result<(), PushError> {
-        store.push(key.clone(), method, parse(text.as_bytes()).unwrap(), 1)
+        store.apply_push(key.clone(), method, parse(text.as_bytes()).unwrap(), 1)
     }
 
     fn names(store: &Store, key: &GroupingKey) -> Vec<String> {
@@ -582,7 +582,7 @@ mod tests {
     fn expire_removes_only_groups_pushed_before_the_cutoff() {
         let mut store = Store::new(&[]);
         let at = |store: &mut Store, job: &str, text: &str, now: Nanos| {
-            store.push(key(job, ""), PushMethod::Replace, parse(text.as_bytes()).unwrap(), now)
+            store.apply_push(key(job, ""), PushMethod::Replace, parse(text.as_bytes()).unwrap(), now)
         };
         at(&mut store, "old", "# TYPE m counter\nm{x=\"1\"} 1\n", 10).unwrap();
         at(&mut store, "new", "n 1\n", 30).unwrap();

@@ -4,7 +4,7 @@
 //!
 //! - `grouping.rs`: grouping keys, the label sets in push URLs that name groups;
 //! - `family.rs`: a family as a group keeps it, already in the forms a scrape sends;
-//! - `push.rs`: a push made ready outside the store's lock;
+//! - `prepared_push.rs`: a push made ready outside the store's lock;
 //! - `consistency.rs`: the checks a pushed family must pass for the store to stay scrapable;
 //! - `groups.rs`: the store itself, its groups and the indexes a push is checked against;
 //! - `limits.rs`: what a push may bring, checked before the store changes;
@@ -13,7 +13,7 @@
 //! This room imports nothing else of the gateway, only the exposition formats, the protobuf
 //! model, std and external crates: it knows nothing of HTTP, files or pages, so it is tested
 //! without sockets, and every other room reaches it through the names below. Inside it the files
-//! import one way: `clock` and `grouping` first, then `family` and `consistency`, `push`,
+//! import one way: `clock` and `grouping` first, then `family` and `consistency`, `prepared_push`,
 //! `groups`, and `limits` last.
 
 // The grouping key is pure, and needed without the `roles` feature (the fuzz targets).
@@ -30,7 +30,7 @@ pub mod groups;
 #[cfg(feature = "roles")]
 pub mod limits;
 #[cfg(feature = "roles")]
-pub mod push;
+pub mod prepared_push;
 
 pub use grouping::GroupingKey;
 
@@ -41,4 +41,4 @@ pub use family::{PUSH_FAILURE_TIME, PUSH_FAILURE_TIME_HELP, PUSH_TIME, PUSH_TIME
 #[cfg(feature = "roles")]
 pub use groups::{Group, Named, PushError, Store};
 #[cfg(feature = "roles")]
-pub use push::{PreparedPush, PushMethod, SeriesHasher};
+pub use prepared_push::{PreparedPush, PushMethod, SeriesHasher};
