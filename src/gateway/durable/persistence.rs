@@ -10,9 +10,9 @@
 use std::io::ErrorKind;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::SystemTime;
 
-use parking_lot::Mutex;
 use prost::Message;
 use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 
@@ -87,7 +87,7 @@ impl StoreFile {
     /// Writes a batch of changes in one transaction, on disk when this returns.
     pub fn write(&self, changes: &[Change]) -> Result<(), PersistError> {
         let failed = |e: &dyn std::fmt::Display| PersistError::Write { path: self.path.clone(), why: e.to_string() };
-        let mut db = self.db.lock();
+        let mut db = self.db.lock().unwrap_or_else(|e| e.into_inner());
         let open = match db.take() {
             Some(open) => open,
             None => database(&self.path, false).map_err(|e| failed(&e))?,
