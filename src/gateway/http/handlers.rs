@@ -2,6 +2,7 @@
 //! answers out (shaped in responses.rs) with the reference's status codes, headers and bodies.
 //! The store and the formats know nothing of HTTP.
 
+use std::convert::Infallible;
 use std::io::Read;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -19,11 +20,11 @@ use super::responses::{html, json, not_written, plain_error, redirect, refused, 
 use super::router::{PushPath, Route, RouteTable, Routing};
 use crate::exposition::protobuf::{self, MediaType};
 use crate::exposition::text_parse;
-use crate::gateway::Gateway;
 use crate::gateway::store::clock::{nanos_since_epoch, now};
 use crate::gateway::store::limits::LimitError;
-use crate::gateway::store::{GroupingKey, PreparedPush, PushMethod};
+use crate::gateway::store::{GroupingKey, PreparedPush, PushError, PushMethod};
 use crate::gateway::view::{api, scrape, ui};
+use crate::gateway::{ChangeError, Gateway};
 
 const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 const PROTOBUF_FORMAT: &str =
@@ -90,13 +91,13 @@ async fn dispatch(gw: &Arc<Gateway>, route: Route, method: &Method, headers: &He
             with_cors(StatusCode::OK.into_response())
         }
         Route::ApiWipe => {
-            let generation = {
-                let mut store = gw.store();
-                store.wipe();
-                store.generation()
-            };
-            gw.changed.notify_one();
-            if let Err(why) = gw.written(generation).await {
+            let wiped = gw
+                .change(|store| {
+                    store.wipe();
+                    Ok::<(), Infallible>(())
+                })
+                .await;
+            if let Err(ChangeError::NotWritten(why)) = wiped {
                 return plain_error(StatusCode::SERVICE_UNAVAILABLE, not_written("wipe", &why));
             }
             tracing::info!("wiped every group through the admin API");
@@ -169,14 +170,17 @@ async fn push_outcome(
     let key = GroupingKey::from_path(&path.job, path.job_is_base64, &path.labels).map_err(|e| bad(e.to_string()))?;
     let body = read_body(headers, body, gw.config.limits.body_bytes(), size).await?;
     if *method == Method::DELETE {
-        let generation = {
-            let mut store = gw.store();
-            store.delete(&key);
-            store.generation()
+        return match gw
+            .change(|store| {
+                store.delete(&key);
+                Ok::<(), Infallible>(())
+            })
+            .await
+        {
+            Ok(()) => Ok(StatusCode::ACCEPTED),
+            Err(ChangeError::NotWritten(why)) => Err((StatusCode::SERVICE_UNAVAILABLE, not_written("delete", &why))),
+            Err(ChangeError::Refused(never)) => match never {},
         };
-        gw.changed.notify_one();
-        gw.written(generation).await.map_err(|why| (StatusCode::SERVICE_UNAVAILABLE, not_written("delete", &why)))?;
-        return Ok(StatusCode::ACCEPTED);
     }
     let push_method = if *method == Method::PUT { PushMethod::Replace } else { PushMethod::Update };
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -190,27 +194,31 @@ async fn push_outcome(
     limits.check_push(&prepared).map_err(refused)?;
     let now = nanos_since_epoch(SystemTime::now());
     // The lock is held for the checks and the bookkeeping only; `prepared` is dropped after it.
-    let (result, generation) = {
-        let mut store = gw.store();
-        limits.check_groups(&store, &key).map_err(refused)?;
-        (store.apply_prepared(&mut prepared, now), store.generation())
-    };
-    gw.changed.notify_one();
-    // Acknowledged only once on disk. A refused push is answered at once: what it changed
-    // (the group's failure time) is written with the next batch.
-    if result.is_ok() {
-        gw.written(generation).await.map_err(|why| (StatusCode::SERVICE_UNAVAILABLE, not_written("push", &why)))?;
-    }
+    // Acknowledged only once on disk; a refused push is answered at once.
+    let result = gw
+        .change(|store| {
+            limits.check_groups(store, &key).map_err(Refusal::Limit)?;
+            store.apply_prepared(&mut prepared, now).map_err(Refusal::Push)
+        })
+        .await;
     match result {
         Ok(()) if gw.config.consistency_check => Ok(StatusCode::OK),
         Ok(()) => Ok(StatusCode::ACCEPTED),
-        Err(e) if gw.config.consistency_check => Err(bad(e.to_string())),
-        Err(e) => {
+        Err(ChangeError::NotWritten(why)) => Err((StatusCode::SERVICE_UNAVAILABLE, not_written("push", &why))),
+        Err(ChangeError::Refused(Refusal::Limit(e))) => Err(refused(e)),
+        Err(ChangeError::Refused(Refusal::Push(e))) if gw.config.consistency_check => Err(bad(e.to_string())),
+        Err(ChangeError::Refused(Refusal::Push(e))) => {
             // The client was promised a 202 before the check; the refusal is only logged.
             tracing::warn!(group = %key, error = %e, "dropped an inconsistent push");
             Ok(StatusCode::ACCEPTED)
         }
     }
+}
+
+/// Why a push's change to the store refused itself.
+enum Refusal {
+    Limit(LimitError),
+    Push(PushError),
 }
 
 /// Reads a push body, gunzipping it when the client says so, within `limit` bytes both ways.
