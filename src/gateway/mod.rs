@@ -1,8 +1,8 @@
 //! `cronpush gateway`: a drop-in replacement for the Prometheus Pushgateway.
 //!
 //! One room a concern, as the Pushgateway's own code has storage, handlers and API:
-//! - `store/`: the in-memory model: groups, families, grouping keys, prepared pushes, the
-//!   consistency checks, limits, and the clock every room reads time with;
+//! - `store/`: the in-memory model: groups, families, grouping keys, prepared pushes and their
+//!   way in (limits, then consistency checks), and the clock every room reads time with;
 //! - `durable/`: the store kept in a file, and group commit (handlers wait until it is written);
 //! - `http/`: the route table, the handlers and how answers look;
 //! - `view/`: what is shown of the store: scrape, JSON API, pages, CronJob board, own metrics;

@@ -22,7 +22,8 @@ use crate::exposition::protobuf::{self, MediaType};
 use crate::exposition::text_parse;
 use crate::gateway::store::clock::{nanos_since_epoch, now};
 use crate::gateway::store::limits::LimitError;
-use crate::gateway::store::{GroupingKey, PreparedPush, PushError, PushMethod};
+use crate::gateway::store::push_pipeline::{self, Refusal};
+use crate::gateway::store::{GroupingKey, PushMethod};
 use crate::gateway::view::{api, scrape, ui};
 use crate::gateway::{ChangeError, Gateway};
 
@@ -189,36 +190,25 @@ async fn push_outcome(
     } else {
         text_parse::parse(&body).map_err(|e| bad(e.to_string()))?
     };
-    let mut prepared = PreparedPush::new(&gw.hasher, key.clone(), push_method, families);
     let limits = &gw.config.limits;
-    limits.check_push(&prepared).map_err(refused)?;
+    let mut prepared =
+        push_pipeline::prepare(&gw.hasher, limits, key.clone(), push_method, families).map_err(refused)?;
     let now = nanos_since_epoch(SystemTime::now());
     // The lock is held for the checks and the bookkeeping only; `prepared` is dropped after it.
     // Acknowledged only once on disk; a refused push is answered at once.
-    let result = gw
-        .change(|store| {
-            limits.check_groups(store, &key).map_err(Refusal::Limit)?;
-            store.apply_prepared(&mut prepared, now).map_err(Refusal::Push)
-        })
-        .await;
+    let result = gw.change(|store| push_pipeline::apply(store, limits, &mut prepared, now)).await;
     match result {
         Ok(()) if gw.config.consistency_check => Ok(StatusCode::OK),
         Ok(()) => Ok(StatusCode::ACCEPTED),
         Err(ChangeError::NotWritten(why)) => Err((StatusCode::SERVICE_UNAVAILABLE, not_written("push", &why))),
         Err(ChangeError::Refused(Refusal::Limit(e))) => Err(refused(e)),
-        Err(ChangeError::Refused(Refusal::Push(e))) if gw.config.consistency_check => Err(bad(e.to_string())),
-        Err(ChangeError::Refused(Refusal::Push(e))) => {
+        Err(ChangeError::Refused(Refusal::Invalid(e))) if gw.config.consistency_check => Err(bad(e.to_string())),
+        Err(ChangeError::Refused(Refusal::Invalid(e))) => {
             // The client was promised a 202 before the check; the refusal is only logged.
             tracing::warn!(group = %key, error = %e, "dropped an inconsistent push");
             Ok(StatusCode::ACCEPTED)
         }
     }
-}
-
-/// Why a push's change to the store refused itself.
-enum Refusal {
-    Limit(LimitError),
-    Push(PushError),
 }
 
 /// Reads a push body, gunzipping it when the client says so, within `limit` bytes both ways.

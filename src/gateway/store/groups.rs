@@ -176,7 +176,8 @@ impl Store {
     }
 
     /// Applies a push prepared with this store's hasher, or refuses it and records the failure
-    /// time. What the store does not keep stays in `push`, to be dropped outside the lock.
+    /// time: the last step of a push (push_pipeline.rs), timestamps checked first, then
+    /// consistency. What the store does not keep stays in `push`, to be dropped outside the lock.
     pub fn apply_prepared(&mut self, push: &mut PreparedPush, now: Nanos) -> Result<(), PushError> {
         let slot = self.by_key.get(&push.key).copied();
         let result = if push.has_timestamps {

@@ -8,13 +8,14 @@
 //! - `consistency.rs`: the checks a pushed family must pass for the store to stay scrapable;
 //! - `groups.rs`: the store itself, its groups and the indexes a push is checked against;
 //! - `limits.rs`: what a push may bring, checked before the store changes;
+//! - `push_pipeline.rs`: a client's push on its way in, every check in the order it runs;
 //! - `clock.rs`: the store's time ([`Nanos`]) and its conversions, which every room uses.
 //!
 //! This room imports nothing else of the gateway, only the exposition formats, the protobuf
 //! model, std and external crates: it knows nothing of HTTP, files or pages, so it is tested
 //! without sockets, and every other room reaches it through the names below. Inside it the files
 //! import one way: `clock` and `grouping` first, then `family` and `consistency`, `prepared_push`,
-//! `groups`, and `limits` last.
+//! `groups`, `limits`, and `push_pipeline` last.
 
 // The grouping key is pure, and needed without the `roles` feature (the fuzz targets).
 pub mod grouping;
@@ -31,6 +32,8 @@ pub mod groups;
 pub mod limits;
 #[cfg(feature = "roles")]
 pub mod prepared_push;
+#[cfg(feature = "roles")]
+pub mod push_pipeline;
 
 pub use grouping::GroupingKey;
 
