@@ -23,17 +23,18 @@ pub enum PushError {
     )]
     Timestamps,
     #[error("pushed metrics are invalid or inconsistent with existing metrics: {}", list(.0))]
-    Inconsistent(Vec<String>),
+    Inconsistent(Vec<Problem>),
 }
 
-fn list(problems: &[String]) -> String {
+/// The problems as client_golang's multi-error lists them.
+fn list(problems: &[Problem]) -> String {
     match problems {
-        [one] => one.clone(),
+        [one] => one.to_string(),
         many => {
             let mut s = format!("{} error(s) occurred:", many.len());
             for p in many {
                 s.push_str("\n* ");
-                s.push_str(p);
+                s.push_str(&p.to_string());
             }
             s
         }
@@ -184,11 +185,7 @@ impl Store {
             Err(PushError::Timestamps)
         } else {
             let problems = self.check(slot, push);
-            if problems.is_empty() {
-                Ok(())
-            } else {
-                Err(PushError::Inconsistent(problems.into_iter().map(|p| p.to_string()).collect()))
-            }
+            if problems.is_empty() { Ok(()) } else { Err(PushError::Inconsistent(problems)) }
         };
         match result {
             Ok(()) => self.apply(slot, push, now),
