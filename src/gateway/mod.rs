@@ -47,7 +47,7 @@ use tokio::sync::{Notify, watch};
 #[cfg(feature = "roles")]
 use config::Config;
 #[cfg(feature = "roles")]
-use durable::journal::Journal;
+use durable::journal::{Journal, WriteError};
 #[cfg(feature = "roles")]
 use store::{SeriesHasher, Store};
 #[cfg(feature = "roles")]
@@ -55,13 +55,15 @@ use view::own_metrics::OwnMetrics;
 
 /// Why [`Gateway::change`] did not return a durable change.
 #[cfg(feature = "roles")]
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ChangeError<E> {
     /// The change refused itself; the store holds what it did before refusing, if anything.
+    #[error(transparent)]
     Refused(E),
-    /// The change was made but could not be written to the store file (the reason): it is
-    /// retried in the background, and not acknowledged.
-    NotWritten(std::sync::Arc<str>),
+    /// The change was made but could not be written to the store file: it is retried in the
+    /// background, and not acknowledged.
+    #[error(transparent)]
+    NotWritten(WriteError),
 }
 
 /// Everything the handlers share.
@@ -106,7 +108,7 @@ impl Gateway {
 
     /// Waits until the store's changes up to `generation` are on disk (at once without a
     /// file). The error says why they could not be written.
-    async fn written(&self, generation: u64) -> Result<(), std::sync::Arc<str>> {
+    async fn written(&self, generation: u64) -> Result<(), WriteError> {
         match &self.journal {
             Some(journal) => journal.written(generation).await,
             None => Ok(()),
