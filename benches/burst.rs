@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 
 use cronpush::exit_status::ExitReport;
 use cronpush::pushers::end_metrics::{EndMetrics, Watch};
+use cronpush::pushers::gateway_client::Pusher;
 use cronpush::pushers::group::Group;
-use cronpush::pushers::push::Pusher;
 use cronpush::pushers::run::Run;
 use cronpush::pushers::start_metrics::StartMetrics;
 use serde_json::json;

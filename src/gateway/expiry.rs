@@ -3,6 +3,7 @@
 //! deletes it, and that stays the default; a Pi whose CronJobs come and go may prefer the
 //! series of a vanished job to disappear on their own.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -25,19 +26,24 @@ pub async fn expire_periodically(gateway: Arc<Gateway>, expire_after: Duration) 
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        sweep(&gateway, expire_after, SystemTime::now());
+        sweep(&gateway, expire_after, SystemTime::now()).await;
     }
 }
 
-/// Deletes every group not pushed successfully within `expire_after` of `now`; returns how many.
-pub fn sweep(gateway: &Gateway, expire_after: Duration, now: SystemTime) -> usize {
+/// Deletes every group not pushed successfully within `expire_after` of `now`, as a DELETE of
+/// each would, and returns how many once the removals are on disk (or could not be written).
+pub async fn sweep(gateway: &Gateway, expire_after: Duration, now: SystemTime) -> usize {
     let limit = Nanos::try_from(expire_after.as_nanos()).unwrap_or(Nanos::MAX);
     let cutoff = nanos_since_epoch(now).saturating_sub(limit);
-    let expired = gateway.store().expire(cutoff);
-    if !expired.is_empty() {
-        // As after a DELETE: the journal writes the removals to the store file.
-        gateway.changed.notify_one();
-    }
+    let mut expired = Vec::new();
+    let written = gateway
+        .change(|store| {
+            expired = store.expire(cutoff);
+            Ok::<(), Infallible>(())
+        })
+        .await;
+    // No client waits on a sweep: a failed write is logged by the journal's writer and retried.
+    drop(written);
     for key in &expired {
         tracing::info!(group = %key, expire_after = %go_duration::format(expire_after), "expired a group not pushed within --push.expire-after");
     }

@@ -1,8 +1,8 @@
 //! `cronpush gateway`: a drop-in replacement for the Prometheus Pushgateway.
 //!
 //! One room a concern, as the Pushgateway's own code has storage, handlers and API:
-//! - `store/`: the in-memory model: groups, families, grouping keys, prepared pushes, the
-//!   consistency checks, limits, and the clock every room reads time with;
+//! - `store/`: the in-memory model: groups, families, grouping keys, prepared pushes and their
+//!   way in (limits, then consistency checks), and the clock every room reads time with;
 //! - `durable/`: the store kept in a file, and group commit (handlers wait until it is written);
 //! - `http/`: the route table, the handlers and how answers look;
 //! - `view/`: what is shown of the store: scrape, JSON API, pages, CronJob board, own metrics;
@@ -47,11 +47,24 @@ use tokio::sync::{Notify, watch};
 #[cfg(feature = "roles")]
 use config::Config;
 #[cfg(feature = "roles")]
-use durable::journal::Journal;
+use durable::journal::{Journal, WriteError};
 #[cfg(feature = "roles")]
 use store::{SeriesHasher, Store};
 #[cfg(feature = "roles")]
 use view::own_metrics::OwnMetrics;
+
+/// Why [`Gateway::change`] did not return a durable change.
+#[cfg(feature = "roles")]
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError<E> {
+    /// The change refused itself; the store holds what it did before refusing, if anything.
+    #[error(transparent)]
+    Refused(E),
+    /// The change was made but could not be written to the store file: it is retried in the
+    /// background, and not acknowledged.
+    #[error(transparent)]
+    NotWritten(WriteError),
+}
 
 /// Everything the handlers share.
 #[cfg(feature = "roles")]
@@ -61,7 +74,7 @@ pub struct Gateway {
     /// The store's series hasher, so that pushes are prepared before taking its lock.
     pub hasher: SeriesHasher,
     pub own: OwnMetrics,
-    /// Signalled after every change, for the journal's writer.
+    /// Signalled by [`Gateway::change`] after every change, for the journal's writer.
     pub changed: Notify,
     /// Present when the store is kept in a file: handlers wait on it before answering.
     pub journal: Option<Journal>,
@@ -95,11 +108,34 @@ impl Gateway {
 
     /// Waits until the store's changes up to `generation` are on disk (at once without a
     /// file). The error says why they could not be written.
-    pub async fn written(&self, generation: u64) -> Result<(), std::sync::Arc<str>> {
+    async fn written(&self, generation: u64) -> Result<(), WriteError> {
         match &self.journal {
             Some(journal) => journal.written(generation).await,
             None => Ok(()),
         }
+    }
+
+    /// Changes the store the one way every writer does (push, delete, wipe, expiry), and
+    /// returns once the change is on disk (at once without a store file).
+    ///
+    /// `change` runs under the store's lock, so it should only check and keep; whatever can be
+    /// done without the store is done before. The journal's writer is told whenever the store
+    /// changed (its generation moved). What `change` returns decides whether to wait: `Ok` is
+    /// acknowledged only once on disk; `Err` is a refusal, answered at once, and what it changed
+    /// (a refused push's failure time) is written with the next batch.
+    pub async fn change<T, E>(&self, change: impl FnOnce(&mut Store) -> Result<T, E>) -> Result<T, ChangeError<E>> {
+        let (outcome, changed, generation) = {
+            let mut store = self.store();
+            let before = store.generation();
+            let outcome = change(&mut store);
+            (outcome, store.generation() != before, store.generation())
+        };
+        if changed {
+            self.changed.notify_one();
+        }
+        let value = outcome.map_err(ChangeError::Refused)?;
+        self.written(generation).await.map_err(ChangeError::NotWritten)?;
+        Ok(value)
     }
 
     pub fn store(&self) -> MutexGuard<'_, Store> {

@@ -10,7 +10,7 @@ use kube::Api;
 use reqwest::{StatusCode, Url};
 use tokio::time::Instant;
 
-use super::push::causes;
+use super::gateway_client::causes;
 use crate::exit_status::{ExitReport, watch_until_exited};
 
 /// Left for the relay's answer to travel back after its wait ends.

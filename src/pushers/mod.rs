@@ -4,14 +4,14 @@
 //!
 //! They run inside someone else's Job, so they share one rule: nothing they meet, from a
 //! missing gateway to a garbled environment, may fail or hold up that Job. Every input is read
-//! leniently ([`run`]), every push is bounded by a deadline ([`push`]), and the process always
+//! leniently ([`run`]), every push is bounded by a deadline ([`gateway_client`]), and the process always
 //! exits 0 ([`process`]).
 
 pub mod end_metrics;
 pub mod exit_source;
+pub mod gateway_client;
 pub mod group;
 pub mod process;
-pub mod push;
 pub mod run;
 pub mod sidecar;
 pub mod skipped_slots;

@@ -14,8 +14,8 @@ use tokio::time::Instant;
 
 use super::end_metrics::{EndMetrics, Watch};
 use super::exit_source::{ExitSource, OwnPod};
+use super::gateway_client::Pusher;
 use super::process::run_contained;
-use super::push::Pusher;
 use super::run::{Run, RunArgs, non_negative_seconds};
 use crate::contract::env;
 use crate::exit_status::ExitReport;

@@ -7,8 +7,8 @@ use std::time::Duration;
 use jiff::Timestamp;
 use tokio::time::Instant;
 
+use super::gateway_client::Pusher;
 use super::process::run_contained;
-use super::push::Pusher;
 use super::run::{Run, RunArgs};
 use super::start_metrics::StartMetrics;
 use crate::schedule::Schedule;

@@ -1,8 +1,7 @@
 //! The certificate every new handshake gets, replaceable while connections are open.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
-use parking_lot::RwLock;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
@@ -21,13 +20,13 @@ impl SwappableCert {
 
     /// The certificate the next handshake gets.
     pub fn current(&self) -> Arc<CertifiedKey> {
-        self.current.read().clone()
+        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub fn replace(&self, certified: CertifiedKey) {
         let fresh = Arc::new(certified);
         // The old value is dropped after the lock is released, not while a handshake waits.
-        let _old = std::mem::replace(&mut *self.current.write(), fresh);
+        let _old = std::mem::replace(&mut *self.current.write().unwrap_or_else(|e| e.into_inner()), fresh);
     }
 }
 

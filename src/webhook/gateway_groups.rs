@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::CronJob;
 
+use crate::pushers::gateway_client::TEXT_FORMAT;
 use crate::pushers::group::Group;
-use crate::pushers::push::TEXT_FORMAT;
 
 /// A CronJob, as its group names it: namespace and name.
 pub type Name = (String, String);

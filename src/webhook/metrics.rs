@@ -1,9 +1,8 @@
 //! The webhook's own metrics: admissions by outcome and skip reason, and their latency.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::time::Duration;
-
-use parking_lot::Mutex;
 
 use super::decision::Outcome;
 use crate::exposition::families::{counter, family, gauge, label};
@@ -38,7 +37,7 @@ impl WebhookMetrics {
             None => ("malformed", ""),
         };
         let seconds = took.as_secs_f64();
-        let mut inner = self.inner.lock();
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         *inner.admissions.entry(key).or_default() += 1;
         for (i, bound) in BUCKETS.iter().enumerate() {
             if seconds <= *bound {
@@ -50,13 +49,13 @@ impl WebhookMetrics {
     }
 
     pub fn observe_relay(&self, outcome: &'static str) {
-        *self.inner.lock().relayed.entry(outcome).or_default() += 1;
+        *self.inner.lock().unwrap_or_else(|e| e.into_inner()).relayed.entry(outcome).or_default() += 1;
     }
 
     /// The metrics text; `relay_waiting` is the relay's current count of waiting sidecars,
     /// `watched_pods` the injected Pods its shared watch holds.
     pub fn text(&self, relay_waiting: usize, watched_pods: usize) -> String {
-        let inner = self.inner.lock();
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let admissions = inner
             .admissions
             .iter()

@@ -8,10 +8,8 @@
 
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-use parking_lot::Mutex;
 
 const RECHECK: Duration = Duration::from_secs(1);
 
@@ -48,7 +46,7 @@ impl RelayCa {
 
     /// The bundle as the file holds it now (as of at most a second ago).
     pub fn current(&self) -> Arc<str> {
-        let mut state = self.0.state.lock();
+        let mut state = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
         let Some(path) = &self.0.path else { return state.pem.clone() };
         if state.checked.elapsed() < RECHECK {
             return state.pem.clone();

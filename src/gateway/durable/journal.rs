@@ -27,6 +27,16 @@ pub(crate) struct Progress {
     pub(crate) failed: Option<(u64, Arc<str>)>,
 }
 
+/// Why a change is not on disk.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WriteError {
+    /// Writing it failed, for this reason; the writer tries again.
+    #[error("{0}")]
+    Failed(Arc<str>),
+    #[error("the gateway is stopping")]
+    Stopping,
+}
+
 pub struct Journal {
     /// Moved on by the writer (gateway/journal_writer.rs), watched by the handlers.
     pub(crate) progress: watch::Sender<Progress>,
@@ -40,15 +50,17 @@ impl Journal {
 
     /// Waits until the change that brought the store to `generation` is on disk, or its write
     /// failed.
-    pub async fn written(&self, generation: u64) -> Result<(), Arc<str>> {
+    pub async fn written(&self, generation: u64) -> Result<(), WriteError> {
         let mut progress = self.progress.subscribe();
         let reached = progress
             .wait_for(|p| p.written >= generation || p.failed.as_ref().is_some_and(|(g, _)| *g >= generation))
             .await;
         match reached {
             Ok(p) if p.written >= generation => Ok(()),
-            Ok(p) => Err(p.failed.as_ref().map(|(_, why)| why.clone()).unwrap_or_else(|| "".into())),
-            Err(_) => Err("the gateway is stopping".into()),
+            Ok(p) => {
+                Err(WriteError::Failed(p.failed.as_ref().map(|(_, why)| why.clone()).unwrap_or_else(|| "".into())))
+            }
+            Err(_) => Err(WriteError::Stopping),
         }
     }
 }

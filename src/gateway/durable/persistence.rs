@@ -10,9 +10,9 @@
 use std::io::ErrorKind;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::SystemTime;
 
-use parking_lot::Mutex;
 use prost::Message;
 use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 
@@ -38,11 +38,41 @@ pub enum PersistError {
          empty store on purpose, pass --persistence.start-empty-if-damaged: the file is then \
          moved aside, not deleted"
     )]
-    Damaged { path: PathBuf, why: String },
+    Damaged { path: PathBuf, why: Damage },
     #[error("cannot move the damaged {path} aside: {source}")]
     MoveAside { path: PathBuf, source: std::io::Error },
     #[error("cannot write to {path}: {why}")]
-    Write { path: PathBuf, why: String },
+    Write { path: PathBuf, why: WriteFailure },
+}
+
+/// Why the store file cannot be read back: redb's own words, or ours.
+#[derive(Debug, thiserror::Error)]
+pub enum Damage {
+    #[error("reading it failed")]
+    Panicked,
+    #[error("reading its groups failed")]
+    GroupsPanicked,
+    #[error("{0}")]
+    Database(DatabaseError),
+    #[error("it is a redb database without cronpush's groups (it has {0:?})")]
+    Foreign(String),
+    #[error("{0}")]
+    Transaction(redb::TransactionError),
+    #[error("{0}")]
+    Storage(redb::StorageError),
+    #[error("{0}")]
+    Table(redb::TableError),
+    #[error("the record of group {key}: {why}")]
+    Record { key: String, why: prost::DecodeError },
+}
+
+/// Why a batch could not be written: opening the file again, or the transaction.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteFailure {
+    #[error("{0}")]
+    Reopen(DatabaseError),
+    #[error("{0}")]
+    Transaction(redb::Error),
 }
 
 /// A group's record as the journal hands it over: its key and its state, or `None` when the
@@ -86,13 +116,13 @@ impl StoreFile {
 
     /// Writes a batch of changes in one transaction, on disk when this returns.
     pub fn write(&self, changes: &[Change]) -> Result<(), PersistError> {
-        let failed = |e: &dyn std::fmt::Display| PersistError::Write { path: self.path.clone(), why: e.to_string() };
-        let mut db = self.db.lock();
+        let failed = |why| PersistError::Write { path: self.path.clone(), why };
+        let mut db = self.db.lock().unwrap_or_else(|e| e.into_inner());
         let open = match db.take() {
             Some(open) => open,
-            None => database(&self.path, false).map_err(|e| failed(&e))?,
+            None => database(&self.path, false).map_err(|e| failed(WriteFailure::Reopen(e)))?,
         };
-        write_to(&open, changes).map_err(|e| failed(&e))?;
+        write_to(&open, changes).map_err(|e| failed(WriteFailure::Transaction(e)))?;
         *db = Some(open);
         Ok(())
     }
@@ -135,11 +165,11 @@ fn create_private(path: &Path) -> std::io::Result<()> {
 
 fn open_and_read(path: &Path) -> Result<(StoreFile, Vec<Group>), PersistError> {
     create_private(path).map_err(|source| PersistError::Open { path: path.into(), source })?;
-    let damaged = |why: String| PersistError::Damaged { path: path.into(), why };
+    let damaged = |why: Damage| PersistError::Damaged { path: path.into(), why };
     // redb checks every page's checksum on open; in a debug build it may also panic on a file
     // it cannot have written. Either way the file is damaged, not the gateway.
-    let opened = panic::catch_unwind(AssertUnwindSafe(|| database(path, true)))
-        .map_err(|_| damaged("reading it failed".into()))?;
+    let opened =
+        panic::catch_unwind(AssertUnwindSafe(|| database(path, true))).map_err(|_| damaged(Damage::Panicked))?;
     let db = match opened {
         Ok(db) => db,
         Err(DatabaseError::DatabaseAlreadyOpen) => return Err(PersistError::InUse { path: path.into() }),
@@ -149,29 +179,29 @@ fn open_and_read(path: &Path) -> Result<(StoreFile, Vec<Group>), PersistError> {
         {
             return Err(PersistError::Open { path: path.into(), source });
         }
-        Err(e) => return Err(damaged(e.to_string())),
+        Err(e) => return Err(damaged(Damage::Database(e))),
     };
     let groups = panic::catch_unwind(AssertUnwindSafe(|| read_groups(&db)))
-        .map_err(|_| damaged("reading its groups failed".into()))?
+        .map_err(|_| damaged(Damage::GroupsPanicked))?
         .map_err(damaged)?;
     Ok((StoreFile { path: path.into(), db: Mutex::new(Some(db)) }, groups))
 }
 
-fn read_groups(db: &Database) -> Result<Vec<Group>, String> {
-    let tx = db.begin_read().map_err(|e| e.to_string())?;
-    let tables: Vec<String> = tx.list_tables().map_err(|e| e.to_string())?.map(|t| t.name().to_string()).collect();
+fn read_groups(db: &Database) -> Result<Vec<Group>, Damage> {
+    let tx = db.begin_read().map_err(Damage::Transaction)?;
+    let tables: Vec<String> = tx.list_tables().map_err(Damage::Storage)?.map(|t| t.name().to_string()).collect();
     if !tables.iter().any(|t| t == GROUPS.name()) {
         // A new file, or a redb database of some other program.
         return match tables.first() {
             None => Ok(Vec::new()),
-            Some(other) => Err(format!("it is a redb database without cronpush's groups (it has {other:?})")),
+            Some(other) => Err(Damage::Foreign(other.clone())),
         };
     }
-    let table = tx.open_table(GROUPS).map_err(|e| e.to_string())?;
+    let table = tx.open_table(GROUPS).map_err(Damage::Table)?;
     let mut groups = Vec::new();
-    for entry in table.iter().map_err(|e| e.to_string())? {
-        let (key, value) = entry.map_err(|e| e.to_string())?;
-        let group = Group::decode(value.value()).map_err(|e| format!("the record of group {}: {e}", key.value()))?;
+    for entry in table.iter().map_err(Damage::Storage)? {
+        let (key, value) = entry.map_err(Damage::Storage)?;
+        let group = Group::decode(value.value()).map_err(|why| Damage::Record { key: key.value().to_string(), why })?;
         groups.push(group);
     }
     Ok(groups)
@@ -251,11 +281,16 @@ mod tests {
         store.track_changes();
         let key = GroupingKey::from_path("j", false, "/path@base64/L3Zhci90bXA").unwrap();
         store
-            .push(key.clone(), PushMethod::Replace, parse(b"# HELP a x\n# TYPE a counter\na{l=\"v\"} 1\n").unwrap(), 5)
+            .apply_push(
+                key.clone(),
+                PushMethod::Replace,
+                parse(b"# HELP a x\n# TYPE a counter\na{l=\"v\"} 1\n").unwrap(),
+                5,
+            )
             .unwrap();
-        store.push(key, PushMethod::Update, parse(b"b 1 123\n").unwrap(), 7).unwrap_err();
+        store.apply_push(key, PushMethod::Update, parse(b"b 1 123\n").unwrap(), 7).unwrap_err();
         let gone = GroupingKey::from_path("gone", false, "").unwrap();
-        store.push(gone.clone(), PushMethod::Replace, parse(b"g 1\n").unwrap(), 8).unwrap();
+        store.apply_push(gone.clone(), PushMethod::Replace, parse(b"g 1\n").unwrap(), 8).unwrap();
         file.write(&changes(&mut store)).unwrap();
         store.delete(&gone);
         file.write(&changes(&mut store)).unwrap();

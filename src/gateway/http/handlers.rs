@@ -2,6 +2,7 @@
 //! answers out (shaped in responses.rs) with the reference's status codes, headers and bodies.
 //! The store and the formats know nothing of HTTP.
 
+use std::convert::Infallible;
 use std::io::Read;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -15,15 +16,17 @@ use flate2::Compression;
 use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
 
-use super::responses::{html, json, not_written, plain_error, redirect, refused, with_cors};
+use super::error::{Error, GzipError, PathError, Result};
+use super::responses::{html, json, redirect, with_cors};
 use super::router::{PushPath, Route, RouteTable, Routing};
 use crate::exposition::protobuf::{self, MediaType};
 use crate::exposition::text_parse;
-use crate::gateway::Gateway;
 use crate::gateway::store::clock::{nanos_since_epoch, now};
 use crate::gateway::store::limits::LimitError;
-use crate::gateway::store::{GroupingKey, PreparedPush, PushMethod};
+use crate::gateway::store::push_pipeline::{self, Refusal};
+use crate::gateway::store::{GroupingKey, PushMethod};
 use crate::gateway::view::{api, scrape, ui};
+use crate::gateway::{ChangeError, Gateway};
 
 const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 const PROTOBUF_FORMAT: &str =
@@ -36,7 +39,7 @@ pub fn app(gateway: Arc<Gateway>) -> Router {
 async fn handle(State(gw): State<Arc<Gateway>>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
     let path = match decode_path(uri.path()) {
         Ok(path) => path,
-        Err(msg) => return plain_error(StatusCode::BAD_REQUEST, msg),
+        Err(e) => return Error::from(e).into_response(),
     };
     let table = RouteTable {
         prefix: &gw.config.route_prefix,
@@ -54,14 +57,14 @@ async fn handle(State(gw): State<Arc<Gateway>>, method: Method, uri: Uri, header
             (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, allow)], "Method Not Allowed\n").into_response()
         }
         Routing::Redirect(location) => redirect(&location, uri.query()),
-        Routing::NotFound => plain_error(StatusCode::NOT_FOUND, "404 page not found".into()),
+        Routing::NotFound => Error::NotFound.into_response(),
     }
 }
 
 async fn dispatch(gw: &Arc<Gateway>, route: Route, method: &Method, headers: &HeaderMap, body: Body) -> Response {
     let lower_method = lower(method);
     match route {
-        Route::Push(path) => push(gw, method, &path, headers, body).await,
+        Route::Push(path) => push_or_delete(gw, method, &path, headers, body).await,
         Route::Scrape => scrape(gw, headers),
         Route::Healthy | Route::Ready => {
             let handler = if route == Route::Healthy { "healthy" } else { "ready" };
@@ -90,14 +93,14 @@ async fn dispatch(gw: &Arc<Gateway>, route: Route, method: &Method, headers: &He
             with_cors(StatusCode::OK.into_response())
         }
         Route::ApiWipe => {
-            let generation = {
-                let mut store = gw.store();
-                store.wipe();
-                store.generation()
-            };
-            gw.changed.notify_one();
-            if let Err(why) = gw.written(generation).await {
-                return plain_error(StatusCode::SERVICE_UNAVAILABLE, not_written("wipe", &why));
+            let wiped = gw
+                .change(|store| {
+                    store.wipe();
+                    Ok::<(), Infallible>(())
+                })
+                .await;
+            if let Err(ChangeError::NotWritten(why)) = wiped {
+                return Error::NotWritten { what: "wipe", why }.into_response();
             }
             tracing::info!("wiped every group through the admin API");
             gw.own.count_request(202, "wipe", lower_method);
@@ -124,18 +127,24 @@ async fn dispatch(gw: &Arc<Gateway>, route: Route, method: &Method, headers: &He
                 gw.own.count_request(200, "static", lower_method);
                 ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "max-age=300")], bytes).into_response()
             }
-            None => plain_error(StatusCode::NOT_FOUND, "404 page not found".into()),
+            None => Error::NotFound.into_response(),
         },
     }
 }
 
-async fn push(gw: &Arc<Gateway>, method: &Method, path: &PushPath, headers: &HeaderMap, body: Body) -> Response {
+async fn push_or_delete(
+    gw: &Arc<Gateway>,
+    method: &Method,
+    path: &PushPath,
+    headers: &HeaderMap,
+    body: Body,
+) -> Response {
     let started = Instant::now();
     let lower_method = lower(method);
     let handler = if *method == Method::DELETE { "delete" } else { "push" };
     let mut size = 0;
     let outcome = push_outcome(gw, method, path, headers, body, &mut size).await;
-    let status = outcome.as_ref().map_or_else(|(status, _)| *status, |status| *status);
+    let status = outcome.as_ref().map_or_else(Error::status, |status| *status);
     if handler == "push" {
         gw.own.count_push(status.as_u16(), lower_method, started.elapsed(), size);
     } else {
@@ -143,9 +152,9 @@ async fn push(gw: &Arc<Gateway>, method: &Method, path: &PushPath, headers: &Hea
     }
     match outcome {
         Ok(status) => status.into_response(),
-        Err((status, msg)) => {
-            tracing::debug!(status = status.as_u16(), error = %msg, "refused push");
-            plain_error(status, msg)
+        Err(e) => {
+            tracing::debug!(status = status.as_u16(), error = %e, "refused push");
+            e.into_response()
         }
     }
 }
@@ -158,67 +167,55 @@ async fn push_outcome(
     headers: &HeaderMap,
     body: Body,
     size: &mut usize,
-) -> Result<StatusCode, (StatusCode, String)> {
-    let bad = |msg: String| (StatusCode::BAD_REQUEST, msg);
-    let key = GroupingKey::from_path(&path.job, path.job_is_base64, &path.labels).map_err(|e| bad(e.to_string()))?;
+) -> Result<StatusCode> {
+    let key = GroupingKey::from_path(&path.job, path.job_is_base64, &path.labels)?;
     let body = read_body(headers, body, gw.config.limits.body_bytes(), size).await?;
     if *method == Method::DELETE {
-        let generation = {
-            let mut store = gw.store();
-            store.delete(&key);
-            store.generation()
+        return match gw
+            .change(|store| {
+                store.delete(&key);
+                Ok::<(), Infallible>(())
+            })
+            .await
+        {
+            Ok(()) => Ok(StatusCode::ACCEPTED),
+            Err(ChangeError::NotWritten(why)) => Err(Error::NotWritten { what: "delete", why }),
+            Err(ChangeError::Refused(never)) => match never {},
         };
-        gw.changed.notify_one();
-        gw.written(generation).await.map_err(|why| (StatusCode::SERVICE_UNAVAILABLE, not_written("delete", &why)))?;
-        return Ok(StatusCode::ACCEPTED);
     }
     let push_method = if *method == Method::PUT { PushMethod::Replace } else { PushMethod::Update };
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let families = if protobuf::is_delimited_protobuf(content_type) {
-        protobuf::decode_delimited(&body).map_err(|e| bad(format!("protobuf parsing error: {e}")))?
+        protobuf::decode_delimited(&body)?
     } else {
-        text_parse::parse(&body).map_err(|e| bad(e.to_string()))?
+        text_parse::parse(&body)?
     };
-    let mut prepared = PreparedPush::new(&gw.hasher, key.clone(), push_method, families);
     let limits = &gw.config.limits;
-    limits.check_push(&prepared).map_err(refused)?;
+    let mut prepared = push_pipeline::prepare(&gw.hasher, limits, key.clone(), push_method, families)?;
     let now = nanos_since_epoch(SystemTime::now());
     // The lock is held for the checks and the bookkeeping only; `prepared` is dropped after it.
-    let (result, generation) = {
-        let mut store = gw.store();
-        limits.check_groups(&store, &key).map_err(refused)?;
-        (store.apply_prepared(&mut prepared, now), store.generation())
-    };
-    gw.changed.notify_one();
-    // Acknowledged only once on disk. A refused push is answered at once: what it changed
-    // (the group's failure time) is written with the next batch.
-    if result.is_ok() {
-        gw.written(generation).await.map_err(|why| (StatusCode::SERVICE_UNAVAILABLE, not_written("push", &why)))?;
-    }
+    // Acknowledged only once on disk; a refused push is answered at once.
+    let result = gw.change(|store| push_pipeline::apply(store, limits, &mut prepared, now)).await;
     match result {
         Ok(()) if gw.config.consistency_check => Ok(StatusCode::OK),
         Ok(()) => Ok(StatusCode::ACCEPTED),
-        Err(e) if gw.config.consistency_check => Err(bad(e.to_string())),
-        Err(e) => {
+        Err(ChangeError::NotWritten(why)) => Err(Error::NotWritten { what: "push", why }),
+        Err(ChangeError::Refused(Refusal::Invalid(e))) if !gw.config.consistency_check => {
             // The client was promised a 202 before the check; the refusal is only logged.
             tracing::warn!(group = %key, error = %e, "dropped an inconsistent push");
             Ok(StatusCode::ACCEPTED)
         }
+        Err(ChangeError::Refused(refusal)) => Err(refusal.into()),
     }
 }
 
 /// Reads a push body, gunzipping it when the client says so, within `limit` bytes both ways.
-async fn read_body(
-    headers: &HeaderMap,
-    body: Body,
-    limit: usize,
-    size: &mut usize,
-) -> Result<Bytes, (StatusCode, String)> {
-    let too_large = || refused(LimitError::BodyTooLarge { limit });
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize, size: &mut usize) -> Result<Bytes> {
+    let too_large = || Error::Limit(LimitError::BodyTooLarge { limit });
     let raw = axum::body::to_bytes(body, limit).await.map_err(|e| {
         let over_limit = std::error::Error::source(&e)
             .is_some_and(|s| s.downcast_ref::<http_body_util::LengthLimitError>().is_some());
-        if over_limit { too_large() } else { (StatusCode::BAD_REQUEST, format!("reading request body: {e}")) }
+        if over_limit { too_large() } else { Error::ReadBody(e) }
     })?;
     *size = raw.len();
     let gzipped = headers
@@ -230,19 +227,19 @@ async fn read_body(
     }
     // Go's gzip reader reads the whole 10-byte header before it looks at the magic number.
     if raw.is_empty() {
-        return Err((StatusCode::BAD_REQUEST, "EOF".into()));
+        return Err(GzipError::Empty.into());
     }
     if raw.len() < 10 {
-        return Err((StatusCode::BAD_REQUEST, "unexpected EOF".into()));
+        return Err(GzipError::Truncated.into());
     }
     if !raw.starts_with(&[0x1f, 0x8b]) {
-        return Err((StatusCode::BAD_REQUEST, "gzip: invalid header".into()));
+        return Err(GzipError::InvalidHeader.into());
     }
     let mut decoded = Vec::new();
     MultiGzDecoder::new(&raw[..])
         .take((limit as u64).saturating_add(1))
         .read_to_end(&mut decoded)
-        .map_err(|e| (StatusCode::BAD_REQUEST, format!("gzip: {e}")))?;
+        .map_err(GzipError::Decode)?;
     if decoded.len() > limit {
         return Err(too_large());
     }
@@ -302,20 +299,20 @@ fn negotiate_protobuf(accept: &str) -> bool {
 }
 
 /// The path as the reference routes on it: percent-decoded, so `%2F` separates.
-fn decode_path(raw: &str) -> Result<String, String> {
+fn decode_path(raw: &str) -> Result<String, PathError> {
     let bytes = raw.as_bytes();
     for (i, b) in bytes.iter().enumerate() {
         if *b == b'%'
             && !(bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
                 && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
         {
-            return Err(format!("invalid URL escape in path {raw:?}"));
+            return Err(PathError::InvalidEscape(raw.to_string()));
         }
     }
     percent_encoding::percent_decode_str(raw)
         .decode_utf8()
         .map(|p| p.into_owned())
-        .map_err(|_| format!("the path {raw:?} is not valid UTF-8 once decoded"))
+        .map_err(|_| PathError::NotUtf8(raw.to_string()))
 }
 
 fn lower(method: &Method) -> &'static str {

@@ -4,7 +4,8 @@
 //! - `router.rs`: which handler a request reaches, a pure function of method and path;
 //! - `handlers.rs`: the handlers: push, delete and wipe change the store and wait for the store
 //!   file; scrape, API and pages answer with a view;
-//! - `responses.rs`: how answers look: errors, JSON, pages, redirects, refusals' statuses.
+//! - `responses.rs`: how answers look: errors, JSON, pages, redirects;
+//! - `error.rs`: why a request is not done, typed until the edge, each with its status and text.
 //!
 //! Requests come in here and answers go out with the reference's status codes, headers and
 //! bodies; the store, the views and the store file know nothing of HTTP.
@@ -12,6 +13,8 @@
 // The route table is pure, and needed without the `roles` feature (the fuzz targets).
 pub mod router;
 
+#[cfg(feature = "roles")]
+mod error;
 #[cfg(feature = "roles")]
 pub mod handlers;
 #[cfg(feature = "roles")]

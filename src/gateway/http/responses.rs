@@ -1,35 +1,14 @@
 //! How the gateway's answers look, beside what they say: errors as Go's `http.Error` writes
 //! them, JSON with the reference's CORS headers, pages with their content security policy,
-//! redirects to a cleaned path, and the status each refusal gets. One place, so that every
-//! handler answers the same way.
+//! redirects to a cleaned path (the status and text of each error are in error.rs). One place,
+//! so that every handler answers the same way.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::gateway::store::limits::LimitError;
+use super::error::Error;
 use crate::gateway::view::api::CORS_HEADERS;
 use crate::gateway::view::ui;
-
-/// Why a change was applied but not acknowledged: the store file could not be written. It is
-/// retried in the background; the client should send the change again.
-pub(super) fn not_written(what: &str, why: &str) -> String {
-    format!("the {what} could not be saved to the store file and is not acknowledged ({why}); send it again")
-}
-
-/// The answer to a push a limit refuses; the store has not been touched.
-pub(super) fn refused(e: LimitError) -> (StatusCode, String) {
-    let status = match e {
-        LimitError::BodyTooLarge { .. } | LimitError::TooManySeries { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-        LimitError::LabelValueTooLong { .. } => StatusCode::BAD_REQUEST,
-        // Not 429: no rate is exceeded and waiting does not help. Not 403: nothing is
-        // forbidden to this client. The push is valid and the gateway has no room for another
-        // group until an operator deletes one or raises the limit, which is what 507
-        // Insufficient Storage says; as a 5xx it also shows in the error-rate alerts that
-        // should wake that operator.
-        LimitError::TooManyGroups { .. } => StatusCode::INSUFFICIENT_STORAGE,
-    };
-    (status, e.to_string())
-}
 
 pub(super) fn redirect(location: &str, query: Option<&str>) -> Response {
     let encoded = percent_encoding::utf8_percent_encode(location, PATH_ESCAPES).to_string();
@@ -39,7 +18,7 @@ pub(super) fn redirect(location: &str, query: Option<&str>) -> Response {
     };
     match HeaderValue::from_str(&target) {
         Ok(value) => (StatusCode::MOVED_PERMANENTLY, [(header::LOCATION, value)]).into_response(),
-        Err(_) => plain_error(StatusCode::BAD_REQUEST, "cannot redirect to the cleaned path".into()),
+        Err(_) => Error::Redirect.into_response(),
     }
 }
 

@@ -9,7 +9,7 @@ use crate::exposition::names::{go_quote, is_reserved_label_name, is_valid_label_
 use crate::proto::client::{Metric, MetricFamily, MetricType};
 
 /// One reason to refuse a push. The texts follow client_golang's, which the reference returns.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Problem {
     InvalidMetricName(String),
     WrongType {

@@ -13,8 +13,9 @@ use crate::exposition::text_write;
 use crate::proto::client::{Metric, MetricFamily, MetricType};
 
 // The two families every group has, which the gateway writes itself from the group's push times
-// rather than keeping them: a pushed family of either name is dropped (push.rs). Here, beside the
-// families a group keeps, so that preparing a push does not reach into the store for them.
+// rather than keeping them: a pushed family of either name is dropped (prepared_push.rs). Here,
+// beside the families a group keeps, so that preparing a push does not reach into the store for
+// them.
 pub const PUSH_TIME: &str = "push_time_seconds";
 pub const PUSH_FAILURE_TIME: &str = "push_failure_time_seconds";
 pub const PUSH_TIME_HELP: &str = "Last Unix time when changing this group in the Pushgateway succeeded.";

@@ -41,9 +41,20 @@ pub enum KeyError {
     #[error("job name is required")]
     EmptyJob,
     #[error("invalid base64 encoding in job name {}: {why}", go_quote(decoded))]
-    JobBase64 { decoded: String, why: String },
+    JobBase64 { decoded: String, why: Base64Error },
     #[error("invalid base64 encoding for label {name}={}: {why}", go_quote(value))]
-    LabelBase64 { name: String, value: String, why: String },
+    LabelBase64 { name: String, value: String, why: Base64Error },
+}
+
+/// Why a base64url segment does not decode, in the words of Go's decoder.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Base64Error {
+    #[error("illegal base64 data at input byte {0}")]
+    IllegalByte(usize),
+    #[error("illegal base64 data: bad padding")]
+    BadPadding,
+    #[error("decoded value is not valid UTF-8")]
+    NotUtf8,
 }
 
 impl GroupingKey {
@@ -167,15 +178,15 @@ fn split_labels(labels: &str) -> Result<Vec<(String, String)>, KeyError> {
 }
 
 /// base64url with optional padding; `=` alone is the empty string.
-fn decode_base64(value: &str) -> Result<String, String> {
+fn decode_base64(value: &str) -> Result<String, Base64Error> {
     let bytes = BASE64URL.decode(value.trim_end_matches('=')).map_err(|e| match e {
         base64::DecodeError::InvalidByte(at, _) | base64::DecodeError::InvalidLastSymbol(at, _) => {
-            format!("illegal base64 data at input byte {at}")
+            Base64Error::IllegalByte(at)
         }
-        base64::DecodeError::InvalidLength(len) => format!("illegal base64 data at input byte {len}"),
-        base64::DecodeError::InvalidPadding => "illegal base64 data: bad padding".to_string(),
+        base64::DecodeError::InvalidLength(len) => Base64Error::IllegalByte(len),
+        base64::DecodeError::InvalidPadding => Base64Error::BadPadding,
     })?;
-    String::from_utf8(bytes).map_err(|_| "decoded value is not valid UTF-8".to_string())
+    String::from_utf8(bytes).map_err(|_| Base64Error::NotUtf8)
 }
 
 #[cfg(test)]

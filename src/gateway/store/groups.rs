@@ -12,7 +12,7 @@ use super::clock::Nanos;
 use super::consistency::{self, Problem};
 use super::family::StoredFamily;
 use super::grouping::GroupingKey;
-use super::push::{PreparedPush, PushMethod, SeriesHasher};
+use super::prepared_push::{PreparedPush, PushMethod, SeriesHasher};
 use crate::exposition::text_write;
 use crate::proto::client::{LabelPair, MetricFamily, MetricType};
 
@@ -23,17 +23,18 @@ pub enum PushError {
     )]
     Timestamps,
     #[error("pushed metrics are invalid or inconsistent with existing metrics: {}", list(.0))]
-    Inconsistent(Vec<String>),
+    Inconsistent(Vec<Problem>),
 }
 
-fn list(problems: &[String]) -> String {
+/// The problems as client_golang's multi-error lists them.
+fn list(problems: &[Problem]) -> String {
     match problems {
-        [one] => one.clone(),
+        [one] => one.to_string(),
         many => {
             let mut s = format!("{} error(s) occurred:", many.len());
             for p in many {
                 s.push_str("\n* ");
-                s.push_str(p);
+                s.push_str(&p.to_string());
             }
             s
         }
@@ -164,7 +165,7 @@ impl Store {
     }
 
     /// Applies a push, or refuses it and records the failure time.
-    pub fn push(
+    pub fn apply_push(
         &mut self,
         key: GroupingKey,
         method: PushMethod,
@@ -176,18 +177,15 @@ impl Store {
     }
 
     /// Applies a push prepared with this store's hasher, or refuses it and records the failure
-    /// time. What the store does not keep stays in `push`, to be dropped outside the lock.
+    /// time: the last step of a push (push_pipeline.rs), timestamps checked first, then
+    /// consistency. What the store does not keep stays in `push`, to be dropped outside the lock.
     pub fn apply_prepared(&mut self, push: &mut PreparedPush, now: Nanos) -> Result<(), PushError> {
         let slot = self.by_key.get(&push.key).copied();
         let result = if push.has_timestamps {
             Err(PushError::Timestamps)
         } else {
             let problems = self.check(slot, push);
-            if problems.is_empty() {
-                Ok(())
-            } else {
-                Err(PushError::Inconsistent(problems.into_iter().map(|p| p.to_string()).collect()))
-            }
+            if problems.is_empty() { Ok(()) } else { Err(PushError::Inconsistent(problems)) }
         };
         match result {
             Ok(()) => self.apply(slot, push, now),
@@ -244,7 +242,7 @@ impl Store {
     ) -> Result<(), PushError> {
         let written: HashMap<String, Nanos> = families.iter().map(|(f, t)| (f.name().to_string(), *t)).collect();
         let families: Vec<MetricFamily> = families.into_iter().map(|(f, _)| f).collect();
-        self.push(key.clone(), PushMethod::Replace, families, created)?;
+        self.apply_push(key.clone(), PushMethod::Replace, families, created)?;
         let slot = self.by_key[&key];
         let group = self.slots[slot as usize].as_mut().expect("just pushed");
         for (name, family) in group.families.iter_mut() {
@@ -455,7 +453,7 @@ mod tests {
     }
 
     fn push(store: &mut Store, key: &GroupingKey, method: PushMethod, text: &str) -> Result<(), PushError> {
-        store.push(key.clone(), method, parse(text.as_bytes()).unwrap(), 1)
+        store.apply_push(key.clone(), method, parse(text.as_bytes()).unwrap(), 1)
     }
 
     fn names(store: &Store, key: &GroupingKey) -> Vec<String> {
@@ -582,7 +580,7 @@ mod tests {
     fn expire_removes_only_groups_pushed_before_the_cutoff() {
         let mut store = Store::new(&[]);
         let at = |store: &mut Store, job: &str, text: &str, now: Nanos| {
-            store.push(key(job, ""), PushMethod::Replace, parse(text.as_bytes()).unwrap(), now)
+            store.apply_push(key(job, ""), PushMethod::Replace, parse(text.as_bytes()).unwrap(), now)
         };
         at(&mut store, "old", "# TYPE m counter\nm{x=\"1\"} 1\n", 10).unwrap();
         at(&mut store, "new", "n 1\n", 30).unwrap();

@@ -8,7 +8,7 @@
 
 use super::grouping::GroupingKey;
 use super::groups::Store;
-use super::push::PreparedPush;
+use super::prepared_push::PreparedPush;
 
 /// The reference takes any body; 64 MiB (before and after gzip) keeps a gzip bomb from
 /// exhausting a Raspberry Pi's memory while no real push comes near it.
@@ -107,7 +107,7 @@ impl Limits {
 mod tests {
     use super::*;
     use crate::exposition::text_parse::parse;
-    use crate::gateway::store::push::{PushMethod, SeriesHasher};
+    use crate::gateway::store::prepared_push::{PushMethod, SeriesHasher};
 
     fn prepared(job: &str, labels: &str, text: &str) -> PreparedPush {
         let key = GroupingKey::from_path(job, false, labels).unwrap();
@@ -155,7 +155,7 @@ mod tests {
         let a = GroupingKey::from_path("a", false, "").unwrap();
         let b = GroupingKey::from_path("b", false, "").unwrap();
         assert_eq!(limits.check_groups(&store, &a), Ok(()));
-        store.push(a.clone(), PushMethod::Replace, Vec::new(), 1).unwrap();
+        store.apply_push(a.clone(), PushMethod::Replace, Vec::new(), 1).unwrap();
         assert_eq!(limits.check_groups(&store, &a), Ok(()));
         assert_eq!(limits.check_groups(&store, &b), Err(LimitError::TooManyGroups { held: 1, limit: 1 }));
         store.delete(&a);

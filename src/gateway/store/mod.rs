@@ -4,17 +4,18 @@
 //!
 //! - `grouping.rs`: grouping keys, the label sets in push URLs that name groups;
 //! - `family.rs`: a family as a group keeps it, already in the forms a scrape sends;
-//! - `push.rs`: a push made ready outside the store's lock;
+//! - `prepared_push.rs`: a push made ready outside the store's lock;
 //! - `consistency.rs`: the checks a pushed family must pass for the store to stay scrapable;
 //! - `groups.rs`: the store itself, its groups and the indexes a push is checked against;
 //! - `limits.rs`: what a push may bring, checked before the store changes;
+//! - `push_pipeline.rs`: a client's push on its way in, every check in the order it runs;
 //! - `clock.rs`: the store's time ([`Nanos`]) and its conversions, which every room uses.
 //!
 //! This room imports nothing else of the gateway, only the exposition formats, the protobuf
 //! model, std and external crates: it knows nothing of HTTP, files or pages, so it is tested
 //! without sockets, and every other room reaches it through the names below. Inside it the files
-//! import one way: `clock` and `grouping` first, then `family` and `consistency`, `push`,
-//! `groups`, and `limits` last.
+//! import one way: `clock` and `grouping` first, then `family` and `consistency`, `prepared_push`,
+//! `groups`, `limits`, and `push_pipeline` last.
 
 // The grouping key is pure, and needed without the `roles` feature (the fuzz targets).
 pub mod grouping;
@@ -30,7 +31,9 @@ pub mod groups;
 #[cfg(feature = "roles")]
 pub mod limits;
 #[cfg(feature = "roles")]
-pub mod push;
+pub mod prepared_push;
+#[cfg(feature = "roles")]
+pub mod push_pipeline;
 
 pub use grouping::GroupingKey;
 
@@ -41,4 +44,4 @@ pub use family::{PUSH_FAILURE_TIME, PUSH_FAILURE_TIME_HELP, PUSH_TIME, PUSH_TIME
 #[cfg(feature = "roles")]
 pub use groups::{Group, Named, PushError, Store};
 #[cfg(feature = "roles")]
-pub use push::{PreparedPush, PushMethod, SeriesHasher};
+pub use prepared_push::{PreparedPush, PushMethod, SeriesHasher};

@@ -145,7 +145,7 @@ mod tests {
         let key = GroupingKey::from_path("api", false, "/instance/i1").unwrap();
         let body = "# HELP g A gauge.\n# TYPE g gauge\ng{x=\"1\"} 3.5\n# TYPE s summary\ns{quantile=\"0.5\"} 1\ns_sum 3\ns_count 2\n\
                     # TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 3\nh_count 2\nlabels 1\n";
-        store.push(key, PushMethod::Replace, parse(body.as_bytes()).unwrap(), 1_795_597_383_832_780_100).unwrap();
+        store.apply_push(key, PushMethod::Replace, parse(body.as_bytes()).unwrap(), 1_795_597_383_832_780_100).unwrap();
         let v: Value = serde_json::from_str(&metrics(&store)).unwrap();
         let group = &v["data"][0];
         assert_eq!(group["labels"], json!({"instance": "i1", "job": "api"}));

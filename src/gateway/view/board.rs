@@ -358,7 +358,7 @@ mod tests {
         for (namespace, cronjob, body) in groups {
             let key = GroupingKey::from_path("cronpush", false, &format!("/namespace/{namespace}/cronjob/{cronjob}"));
             let families = parse(body.as_bytes()).unwrap();
-            store.push(key.unwrap(), PushMethod::Update, families, 1_799_999_990_000_000_000).unwrap();
+            store.apply_push(key.unwrap(), PushMethod::Update, families, 1_799_999_990_000_000_000).unwrap();
         }
         rows(&store, NOW)
     }

@@ -3,9 +3,8 @@
 //! `pushgateway_http_requests_total{code="400",handler="push"}`) keep working.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-use parking_lot::Mutex;
 
 use crate::exposition::families::{counter, family, gauge, labels};
 use crate::proto::client::{Metric, MetricFamily, MetricType, Quantile, Summary};
@@ -50,13 +49,14 @@ impl Default for OwnMetrics {
 
 impl OwnMetrics {
     pub fn count_request(&self, code: u16, handler: &'static str, method: &'static str) {
-        *self.counts.lock().requests.entry((code, handler, method)).or_default() += 1;
+        *self.counts.lock().unwrap_or_else(|e| e.into_inner()).requests.entry((code, handler, method)).or_default() +=
+            1;
     }
 
     /// Counts a push request with its duration and body size.
     pub fn count_push(&self, code: u16, method: &'static str, duration: Duration, size: usize) {
         let now = Instant::now();
-        let mut counts = self.counts.lock();
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         *counts.requests.entry((code, "push", method)).or_default() += 1;
         counts.push_durations.entry(method).or_default().observe(now, duration.as_secs_f64());
         counts.push_sizes.entry(method).or_default().observe(now, size as f64);
@@ -65,7 +65,7 @@ impl OwnMetrics {
     /// Every own family, sorted by name.
     pub fn families(&self) -> Vec<MetricFamily> {
         let mut families = process_families(self.start_time);
-        let counts = self.counts.lock();
+        let counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         families.push(family(
             "pushgateway_build_info",
             "A metric with a constant '1' value labeled by version and revision from which cronpush was built.",

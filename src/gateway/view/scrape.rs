@@ -141,10 +141,15 @@ mod tests {
         let a = GroupingKey::from_path("a", false, "").unwrap();
         let b = GroupingKey::from_path("b", false, "/instance/i").unwrap();
         store
-            .push(a, PushMethod::Replace, parse(b"# HELP m From a.\nm 1\nz 1\n").unwrap(), 1_500_000_000_000_000_000)
+            .apply_push(
+                a,
+                PushMethod::Replace,
+                parse(b"# HELP m From a.\nm 1\nz 1\n").unwrap(),
+                1_500_000_000_000_000_000,
+            )
             .unwrap();
         store
-            .push(
+            .apply_push(
                 b,
                 PushMethod::Replace,
                 parse(b"# HELP m From b.\nm 2\n# TYPE process_open_fds gauge\nprocess_open_fds 3\n").unwrap(),

@@ -27,9 +27,69 @@ pub enum WebConfigError {
     #[error("cannot read the web config file {}: {source}", .path.display())]
     Read { path: PathBuf, source: std::io::Error },
     #[error("invalid web config file {}: {reason}", .path.display())]
-    Invalid { path: PathBuf, reason: String },
+    Invalid { path: PathBuf, reason: Box<FileError> },
     #[error("web config file {}: {source}", .path.display())]
     Tls { path: PathBuf, source: TlsError },
+}
+
+/// What is wrong in the file: each check's refusal, naming the key it is about.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error(transparent)]
+    Yaml(#[from] serde_saphyr::Error),
+    #[error("basic_auth_users: the password hash of {user:?} is not a bcrypt hash: {why}")]
+    PasswordHash { user: String, why: bcrypt::BcryptError },
+    #[error("tls_server_config needs both cert_file and key_file")]
+    CertOrKeyMissing,
+    #[error("tls_server_config.client_allowed_sans is not supported by cronpush")]
+    ClientAllowedSans,
+    #[error("tls_server_config.{key}: {name} is not supported (rustls speaks only TLS12 and TLS13)")]
+    OldVersion { key: &'static str, name: String },
+    #[error("tls_server_config.{key}: unknown TLS version {name:?} (TLS12 or TLS13)")]
+    UnknownVersion { key: &'static str, name: String },
+    #[error("tls_server_config: min_version is above max_version")]
+    VersionsReversed,
+    #[error("tls_server_config: client_auth_type {kind} needs client_ca_file")]
+    ClientCaMissing { kind: String },
+    #[error("tls_server_config.client_ca_file {}: {why}", .path.display())]
+    ClientCa { path: PathBuf, why: ClientCaError },
+    #[error("tls_server_config: invalid client_auth_type {0:?}")]
+    ClientAuthType(String),
+    #[error("tls_server_config: client_ca_file is set but client_auth_type does not verify client certificates")]
+    ClientCaUnused,
+    #[error("tls_server_config.cipher_suites: {name} is unknown or not supported by rustls (supported: {})", .offered.join(", "))]
+    CipherSuite { name: String, offered: Vec<String> },
+    #[error("tls_server_config.curve_preferences: CurveP521 is not supported by rustls")]
+    CurveP521,
+    #[error("tls_server_config.curve_preferences: unknown curve {0:?}")]
+    UnknownCurve(String),
+    #[error("http_server_config.headers: HTTP header {0:?} can not be configured")]
+    HeaderNotSettable(String),
+    #[error("http_server_config.headers: invalid value for {name}: expected one of {allowed:?}, got {value:?}")]
+    HeaderValueNotAllowed { name: String, allowed: &'static [&'static str], value: String },
+    #[error("http_server_config.headers: bad value for {0}")]
+    HeaderValue(String),
+    #[error(transparent)]
+    HeaderName(#[from] axum::http::header::InvalidHeaderName),
+    /// rustls refuses the versions (found when the server configuration is built, tls.rs).
+    #[error("tls_server_config: {0}")]
+    Versions(rustls::Error),
+    /// rustls refuses the client CAs (found when the server configuration is built, tls.rs).
+    #[error("tls_server_config.client_ca_file: {0}")]
+    ClientVerifier(rustls::server::VerifierBuilderError),
+}
+
+/// Why the client CA file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientCaError {
+    #[error("{0}")]
+    Read(std::io::Error),
+    #[error("{0}")]
+    Pem(rustls::pki_types::pem::Error),
+    #[error("{0}")]
+    Certificate(rustls::Error),
+    #[error("no CERTIFICATE section")]
+    Empty,
 }
 
 /// What the file says, checked.
@@ -117,17 +177,13 @@ const SETTABLE_HEADERS: &[(&str, Option<&[&str]>)] = &[
 
 /// The checks that need no certificate: the whole file but the files it names, except the
 /// client CAs, which are read here.
-pub fn parse(text: &str, dir: &Path) -> Result<WebConfig, String> {
-    let file: FileContents = if is_empty_document(text) {
-        FileContents::default()
-    } else {
-        serde_saphyr::from_str(text).map_err(|e| e.to_string())?
-    };
+pub fn parse(text: &str, dir: &Path) -> Result<WebConfig, FileError> {
+    let file: FileContents =
+        if is_empty_document(text) { FileContents::default() } else { serde_saphyr::from_str(text)? };
     let http = file.http_server_config.unwrap_or_default();
     let users = file.basic_auth_users.unwrap_or_default();
     for (user, hash) in &users {
-        hash.parse::<bcrypt::HashParts>()
-            .map_err(|e| format!("basic_auth_users: the password hash of {user:?} is not a bcrypt hash: {e}"))?;
+        hash.parse::<bcrypt::HashParts>().map_err(|why| FileError::PasswordHash { user: user.clone(), why })?;
     }
     Ok(WebConfig {
         tls: file.tls_server_config.map(|tls| tls_settings(tls, dir)).transpose()?.flatten(),
@@ -142,7 +198,7 @@ fn is_empty_document(text: &str) -> bool {
 }
 
 /// `None` when the section names no file at all: the toolkit then serves plain HTTP.
-fn tls_settings(file: TlsFile, dir: &Path) -> Result<Option<TlsSettings>, String> {
+fn tls_settings(file: TlsFile, dir: &Path) -> Result<Option<TlsSettings>, FileError> {
     let nonempty = |s: &Option<String>| s.as_deref().is_some_and(|s| !s.is_empty());
     if !nonempty(&file.cert_file)
         && !nonempty(&file.key_file)
@@ -153,15 +209,15 @@ fn tls_settings(file: TlsFile, dir: &Path) -> Result<Option<TlsSettings>, String
     }
     let (Some(cert), Some(key)) = (file.cert_file.filter(|s| !s.is_empty()), file.key_file.filter(|s| !s.is_empty()))
     else {
-        return Err("tls_server_config needs both cert_file and key_file".to_owned());
+        return Err(FileError::CertOrKeyMissing);
     };
     if file.client_allowed_sans.is_some_and(|sans| !sans.is_empty()) {
-        return Err("tls_server_config.client_allowed_sans is not supported by cronpush".to_owned());
+        return Err(FileError::ClientAllowedSans);
     }
     let min = version(file.min_version.as_deref().unwrap_or("TLS12"), "min_version")?;
     let max = version(file.max_version.as_deref().unwrap_or("TLS13"), "max_version")?;
     if min > max {
-        return Err("tls_server_config: min_version is above max_version".to_owned());
+        return Err(FileError::VersionsReversed);
     }
     let versions = [(12, &rustls::version::TLS12), (13, &rustls::version::TLS13)]
         .into_iter()
@@ -181,30 +237,29 @@ fn tls_settings(file: TlsFile, dir: &Path) -> Result<Option<TlsSettings>, String
 }
 
 /// 12 or 13, for TLS 1.2 or 1.3.
-fn version(name: &str, key: &str) -> Result<u8, String> {
+fn version(name: &str, key: &'static str) -> Result<u8, FileError> {
     match name {
         "TLS12" => Ok(12),
         "TLS13" => Ok(13),
-        "TLS10" | "TLS11" => {
-            Err(format!("tls_server_config.{key}: {name} is not supported (rustls speaks only TLS12 and TLS13)"))
-        }
-        other => Err(format!("tls_server_config.{key}: unknown TLS version {other:?} (TLS12 or TLS13)")),
+        "TLS10" | "TLS11" => Err(FileError::OldVersion { key, name: name.to_owned() }),
+        other => Err(FileError::UnknownVersion { key, name: other.to_owned() }),
     }
 }
 
-fn client_auth(kind: &str, ca_file: Option<&Path>) -> Result<ClientAuth, String> {
-    let roots = || -> Result<Arc<RootCertStore>, String> {
+fn client_auth(kind: &str, ca_file: Option<&Path>) -> Result<ClientAuth, FileError> {
+    let roots = || -> Result<Arc<RootCertStore>, FileError> {
         let Some(ca_file) = ca_file else {
-            return Err(format!("tls_server_config: client_auth_type {kind} needs client_ca_file"));
+            return Err(FileError::ClientCaMissing { kind: kind.to_owned() });
         };
-        let bad = |reason: String| format!("tls_server_config.client_ca_file {}: {reason}", ca_file.display());
-        let pem = std::fs::read(ca_file).map_err(|e| bad(e.to_string()))?;
+        let bad = |why: ClientCaError| FileError::ClientCa { path: ca_file.to_owned(), why };
+        let pem = std::fs::read(ca_file).map_err(|e| bad(ClientCaError::Read(e)))?;
         let mut roots = RootCertStore::empty();
         for cert in CertificateDer::pem_slice_iter(&pem) {
-            roots.add(cert.map_err(|e| bad(e.to_string()))?).map_err(|e| bad(e.to_string()))?;
+            let cert = cert.map_err(|e| bad(ClientCaError::Pem(e)))?;
+            roots.add(cert).map_err(|e| bad(ClientCaError::Certificate(e)))?;
         }
         if roots.is_empty() {
-            return Err(bad("no CERTIFICATE section".to_owned()));
+            return Err(bad(ClientCaError::Empty));
         }
         Ok(Arc::new(roots))
     };
@@ -214,20 +269,18 @@ fn client_auth(kind: &str, ca_file: Option<&Path>) -> Result<ClientAuth, String>
         "RequireAnyClientCert" => ClientAuth::RequireAnyClientCert,
         "VerifyClientCertIfGiven" => return Ok(ClientAuth::VerifyClientCertIfGiven(roots()?)),
         "RequireAndVerifyClientCert" => return Ok(ClientAuth::RequireAndVerifyClientCert(roots()?)),
-        other => return Err(format!("tls_server_config: invalid client_auth_type {other:?}")),
+        other => return Err(FileError::ClientAuthType(other.to_owned())),
     };
     if ca_file.is_some() {
         // The toolkit's own check: CAs that nothing would use are a mistake in the file.
-        return Err("tls_server_config: client_ca_file is set but client_auth_type does not verify client \
-                    certificates"
-            .to_owned());
+        return Err(FileError::ClientCaUnused);
     }
     Ok(auth)
 }
 
 /// Go's names are the IANA names rustls prints. TLS 1.3 names are taken and change nothing: Go
 /// does not let them be configured either.
-fn cipher_suites(names: &[String]) -> Result<Vec<SupportedCipherSuite>, String> {
+fn cipher_suites(names: &[String]) -> Result<Vec<SupportedCipherSuite>, FileError> {
     let all = rustls::crypto::ring::ALL_CIPHER_SUITES;
     let name_of = |suite: &SupportedCipherSuite| format!("{:?}", suite.suite());
     let mut chosen: Vec<_> = all.iter().filter(|s| s.tls13().is_some()).copied().collect();
@@ -236,10 +289,7 @@ fn cipher_suites(names: &[String]) -> Result<Vec<SupportedCipherSuite>, String> 
             name.strip_suffix("_CHACHA20_POLY1305").map_or(name.clone(), |n| format!("{n}_CHACHA20_POLY1305_SHA256"));
         let Some(suite) = all.iter().find(|s| name_of(s) == name) else {
             let offered: Vec<_> = all.iter().filter(|s| s.tls13().is_none()).map(name_of).collect();
-            return Err(format!(
-                "tls_server_config.cipher_suites: {name} is unknown or not supported by rustls (supported: {})",
-                offered.join(", ")
-            ));
+            return Err(FileError::CipherSuite { name, offered });
         };
         if !chosen.iter().any(|s| s.suite() == suite.suite()) {
             chosen.push(*suite);
@@ -248,7 +298,7 @@ fn cipher_suites(names: &[String]) -> Result<Vec<SupportedCipherSuite>, String> 
     Ok(chosen)
 }
 
-fn kx_groups(names: &[String]) -> Result<Vec<&'static dyn SupportedKxGroup>, String> {
+fn kx_groups(names: &[String]) -> Result<Vec<&'static dyn SupportedKxGroup>, FileError> {
     use rustls::crypto::ring::kx_group;
     names
         .iter()
@@ -256,27 +306,26 @@ fn kx_groups(names: &[String]) -> Result<Vec<&'static dyn SupportedKxGroup>, Str
             "X25519" => Ok(kx_group::X25519),
             "CurveP256" => Ok(kx_group::SECP256R1),
             "CurveP384" => Ok(kx_group::SECP384R1),
-            "CurveP521" => Err("tls_server_config.curve_preferences: CurveP521 is not supported by rustls".to_owned()),
-            other => Err(format!("tls_server_config.curve_preferences: unknown curve {other:?}")),
+            "CurveP521" => Err(FileError::CurveP521),
+            other => Err(FileError::UnknownCurve(other.to_owned())),
         })
         .collect()
 }
 
-fn headers(configured: BTreeMap<String, String>) -> Result<Vec<(HeaderName, HeaderValue)>, String> {
+fn headers(configured: BTreeMap<String, String>) -> Result<Vec<(HeaderName, HeaderValue)>, FileError> {
     configured
         .into_iter()
         .map(|(name, value)| {
             let Some((_, allowed)) = SETTABLE_HEADERS.iter().find(|(n, _)| *n == name) else {
-                return Err(format!("http_server_config.headers: HTTP header {name:?} can not be configured"));
+                return Err(FileError::HeaderNotSettable(name));
             };
             if let Some(allowed) = allowed.filter(|a| !a.iter().any(|a| a.eq_ignore_ascii_case(&value))) {
-                return Err(format!(
-                    "http_server_config.headers: invalid value for {name}: expected one of {allowed:?}, got {value:?}"
-                ));
+                return Err(FileError::HeaderValueNotAllowed { name, allowed, value });
             }
-            let value = HeaderValue::from_str(&value)
-                .map_err(|_| format!("http_server_config.headers: bad value for {name}"))?;
-            Ok((HeaderName::from_bytes(name.as_bytes()).map_err(|e| e.to_string())?, value))
+            let Ok(value) = HeaderValue::from_str(&value) else {
+                return Err(FileError::HeaderValue(name));
+            };
+            Ok((HeaderName::from_bytes(name.as_bytes())?, value))
         })
         .collect()
 }
@@ -286,7 +335,7 @@ mod tests {
     use super::*;
 
     fn parsed(text: &str) -> Result<WebConfig, String> {
-        parse(text, Path::new("/etc/cronpush"))
+        parse(text, Path::new("/etc/cronpush")).map_err(|e| e.to_string())
     }
 
     #[test]

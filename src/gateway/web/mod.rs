@@ -25,7 +25,7 @@ use self::tls::server_config;
 use crate::tls::SwappableCert;
 
 pub use basic_auth::protect;
-pub use file::{WebConfig, WebConfigError};
+pub use file::{FileError, WebConfig, WebConfigError};
 pub use tls::start_tls;
 
 impl WebConfig {
@@ -33,7 +33,7 @@ impl WebConfig {
     pub fn load(path: &Path) -> Result<WebConfig, WebConfigError> {
         let text =
             std::fs::read_to_string(path).map_err(|source| WebConfigError::Read { path: path.to_owned(), source })?;
-        let invalid = |reason: String| WebConfigError::Invalid { path: path.to_owned(), reason };
+        let invalid = |reason| WebConfigError::Invalid { path: path.to_owned(), reason: Box::new(reason) };
         let dir = path.parent().unwrap_or(Path::new(""));
         let config = parse(&text, dir).map_err(invalid)?;
         if let Some(tls) = &config.tls {

@@ -11,7 +11,7 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ResolvesServerCert, WebPkiClientVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme};
 
-use super::file::{ClientAuth, TlsSettings, WebConfig, WebConfigError};
+use super::file::{ClientAuth, FileError, TlsSettings, WebConfig, WebConfigError};
 use crate::tls::{ReloadHandle, ReloadingCert};
 
 /// The server configuration for `settings`, serving what `certificates` resolves.
@@ -19,7 +19,7 @@ pub(super) fn server_config(
     settings: &TlsSettings,
     http2: bool,
     certificates: Arc<dyn ResolvesServerCert>,
-) -> Result<ServerConfig, String> {
+) -> Result<ServerConfig, FileError> {
     let mut provider = rustls::crypto::ring::default_provider();
     if let Some(suites) = &settings.cipher_suites {
         provider.cipher_suites.clone_from(suites);
@@ -30,7 +30,7 @@ pub(super) fn server_config(
     let provider = Arc::new(provider);
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&settings.versions)
-        .map_err(|e| format!("tls_server_config: {e}"))?;
+        .map_err(FileError::Versions)?;
     let algorithms = provider.signature_verification_algorithms;
     let verifier: Arc<dyn ClientCertVerifier> = match &settings.client_auth {
         ClientAuth::NoClientCert => WebPkiClientVerifier::no_client_auth(),
@@ -40,12 +40,12 @@ pub(super) fn server_config(
             WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
                 .allow_unauthenticated()
                 .build()
-                .map_err(|e| format!("tls_server_config.client_ca_file: {e}"))?
+                .map_err(FileError::ClientVerifier)?
         }
         ClientAuth::RequireAndVerifyClientCert(roots) => {
             WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
                 .build()
-                .map_err(|e| format!("tls_server_config.client_ca_file: {e}"))?
+                .map_err(FileError::ClientVerifier)?
         }
     };
     let mut config = builder.with_client_cert_verifier(verifier).with_cert_resolver(certificates);
@@ -61,7 +61,7 @@ pub fn start_tls(config: &WebConfig) -> Result<Option<(Arc<ServerConfig>, Reload
     let tls_error = |source| WebConfigError::Tls { path: settings.cert_file.clone(), source };
     let (reloading, handle) = ReloadingCert::spawn(&settings.cert_file, &settings.key_file).map_err(tls_error)?;
     let served = server_config(settings, config.http2, reloading.cert_resolver.clone())
-        .map_err(|reason| WebConfigError::Invalid { path: settings.cert_file.clone(), reason })?;
+        .map_err(|reason| WebConfigError::Invalid { path: settings.cert_file.clone(), reason: Box::new(reason) })?;
     Ok(Some((Arc::new(served), handle)))
 }
 

@@ -1,0 +1,108 @@
+//! Why a request is not done, typed until the edge: each kind has its status here, and its text
+//! is the reference's (the differential tests compare both), written as Go's `http.Error` does.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use super::responses::plain_error;
+use crate::exposition::text_parse::ParseError;
+use crate::gateway::durable::journal::WriteError;
+use crate::gateway::store::grouping::KeyError;
+use crate::gateway::store::limits::LimitError;
+use crate::gateway::store::{PushError, push_pipeline::Refusal};
+
+pub(super) type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub(super) enum Error {
+    #[error(transparent)]
+    Path(#[from] PathError),
+    #[error("404 page not found")]
+    NotFound,
+    #[error("cannot redirect to the cleaned path")]
+    Redirect,
+    #[error(transparent)]
+    GroupingKey(#[from] KeyError),
+    #[error("reading request body: {0}")]
+    ReadBody(axum::Error),
+    #[error(transparent)]
+    Gzip(#[from] GzipError),
+    #[error(transparent)]
+    Text(#[from] ParseError),
+    #[error("protobuf parsing error: {0}")]
+    Protobuf(#[from] prost::DecodeError),
+    /// A limit refused the push; the store has not been touched.
+    #[error(transparent)]
+    Limit(#[from] LimitError),
+    /// The push is invalid or inconsistent with the store (with the consistency check on).
+    #[error(transparent)]
+    Invalid(#[from] PushError),
+    /// A change was applied but not acknowledged: the store file could not be written. It is
+    /// retried in the background; the client should send the change again.
+    #[error("the {what} could not be saved to the store file and is not acknowledged ({why}); send it again")]
+    NotWritten { what: &'static str, why: WriteError },
+}
+
+impl From<Refusal> for Error {
+    fn from(refusal: Refusal) -> Error {
+        match refusal {
+            Refusal::Limit(e) => Error::Limit(e),
+            Refusal::Invalid(e) => Error::Invalid(e),
+        }
+    }
+}
+
+impl Error {
+    pub(super) fn status(&self) -> StatusCode {
+        match self {
+            Error::NotFound => StatusCode::NOT_FOUND,
+            Error::Limit(LimitError::BodyTooLarge { .. } | LimitError::TooManySeries { .. }) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            Error::Limit(LimitError::LabelValueTooLong { .. }) => StatusCode::BAD_REQUEST,
+            // Not 429: no rate is exceeded and waiting does not help. Not 403: nothing is
+            // forbidden to this client. The push is valid and the gateway has no room for another
+            // group until an operator deletes one or raises the limit, which is what 507
+            // Insufficient Storage says; as a 5xx it also shows in the error-rate alerts that
+            // should wake that operator.
+            Error::Limit(LimitError::TooManyGroups { .. }) => StatusCode::INSUFFICIENT_STORAGE,
+            Error::NotWritten { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Path(_)
+            | Error::Redirect
+            | Error::GroupingKey(_)
+            | Error::ReadBody(_)
+            | Error::Gzip(_)
+            | Error::Text(_)
+            | Error::Protobuf(_)
+            | Error::Invalid(_) => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        plain_error(self.status(), self.to_string())
+    }
+}
+
+/// Why a request path cannot be routed on.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum PathError {
+    #[error("invalid URL escape in path {0:?}")]
+    InvalidEscape(String),
+    #[error("the path {0:?} is not valid UTF-8 once decoded")]
+    NotUtf8(String),
+}
+
+/// Why a gzipped push body cannot be read, in the words of Go's gzip reader.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum GzipError {
+    #[error("EOF")]
+    Empty,
+    #[error("unexpected EOF")]
+    Truncated,
+    #[error("gzip: invalid header")]
+    InvalidHeader,
+    #[error("gzip: {0}")]
+    Decode(std::io::Error),
+}
