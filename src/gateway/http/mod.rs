@@ -22,3 +22,6 @@ mod responses;
 
 #[cfg(feature = "roles")]
 pub use handlers::app;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,131 @@
+//! The push API's answers in process: the route table, the handlers and the store, driven
+//! through the router with `tower::ServiceExt::oneshot`, without a socket or a binary, so that a
+//! maintainer has an answer in seconds. The statuses and messages expected here are those the
+//! reference, Debian's Pushgateway 1.5.1, gave to the same requests; tests/differential.rs stays
+//! the proof, comparing both binaries request by request.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use clap::Parser;
+use tower::ServiceExt;
+
+use super::app;
+use crate::gateway::Gateway;
+use crate::gateway::config::GatewayArgs;
+use crate::gateway::store::Store;
+use crate::gateway::view::own_metrics::BUILTIN;
+
+const CONSISTENCY: &str = "pushed metrics are invalid or inconsistent with existing metrics: ";
+
+#[derive(Parser)]
+struct Command {
+    #[command(flatten)]
+    args: GatewayArgs,
+}
+
+/// A gateway without a store file, as `cronpush gateway FLAGS` would serve it.
+fn gateway(flags: &[&str]) -> Router {
+    let command = Command::try_parse_from(std::iter::once("gateway").chain(flags.iter().copied())).unwrap();
+    let config = command.args.validate().unwrap();
+    app(Arc::new(Gateway::new(config, Store::new(BUILTIN))))
+}
+
+async fn send(gateway: &Router, method: &str, path: &str, body: &str) -> (StatusCode, String) {
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::CONTENT_TYPE, "text/plain")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let answer = gateway.clone().oneshot(request).await.unwrap();
+    let status = answer.status();
+    let body = axum::body::to_bytes(answer.into_body(), usize::MAX).await.unwrap();
+    (status, String::from_utf8_lossy(&body).trim_end().to_string())
+}
+
+async fn scrape(gateway: &Router) -> String {
+    let (status, text) = send(gateway, "GET", "/metrics", "").await;
+    assert_eq!(status, StatusCode::OK);
+    text
+}
+
+#[tokio::test]
+async fn a_push_is_kept_scraped_and_deleted() {
+    let gateway = gateway(&[]);
+    assert_eq!(send(&gateway, "PUT", "/metrics/job/nightly/instance/pi", "backup_ok 1\n").await.0, StatusCode::OK);
+    assert!(scrape(&gateway).await.contains("backup_ok{instance=\"pi\",job=\"nightly\"} 1"));
+    assert_eq!(send(&gateway, "DELETE", "/metrics/job/nightly/instance/pi", "").await.0, StatusCode::ACCEPTED);
+    assert!(!scrape(&gateway).await.contains("backup_ok"));
+}
+
+#[tokio::test]
+async fn a_grouping_key_that_names_no_group_is_refused() {
+    let gateway = gateway(&[]);
+    let cases = [
+        ("/metrics/job@base64/===", StatusCode::BAD_REQUEST, "job name is required"),
+        ("/metrics/job/a/__name__/1", StatusCode::BAD_REQUEST, "improper label name \"__name__\""),
+        ("/metrics/job/a/b", StatusCode::BAD_REQUEST, "odd number of components in label string \"/b\""),
+    ];
+    for (path, status, message) in cases {
+        assert_eq!(send(&gateway, "PUT", path, "x 1\n").await, (status, message.to_string()), "{path}");
+    }
+    // An empty job segment names no group: the reference redirects (307) where cronpush says
+    // not found (404); both keep nothing (tests/differential.rs, an_empty_job_segment...).
+    let (status, _) = send(&gateway, "PUT", "/metrics/job/", "x 1\n").await;
+    assert!(status.is_redirection() || status.is_client_error(), "{status}");
+    assert!(!scrape(&gateway).await.contains("x{"));
+}
+
+#[tokio::test]
+async fn an_invalid_push_says_why_and_changes_nothing() {
+    let gateway = gateway(&[]);
+    assert_eq!(send(&gateway, "PUT", "/metrics/job/a", "x 1\n").await.0, StatusCode::OK);
+    let cases = [
+        ("x{a=\"1\"} 1 1234\n", format!("{CONSISTENCY}pushed metrics must not have timestamps")),
+        ("bad line here\n", "text format parsing error in line 1: expected float as value, got \"line\"".to_string()),
+        (
+            "x 1\nx 2\n",
+            format!(
+                "{CONSISTENCY}collected metric \"x\" {{ label:<name:\"instance\" value:\"\" > label:<name:\"job\" value:\"a\" > untyped:<value:2 > }} was collected before with the same name and label values"
+            ),
+        ),
+    ];
+    for (body, message) in cases {
+        assert_eq!(send(&gateway, "PUT", "/metrics/job/a", body).await, (StatusCode::BAD_REQUEST, message), "{body}");
+    }
+    let (status, message) = send(&gateway, "POST", "/metrics/job/b", "# TYPE x gauge\nx 3\n").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        message,
+        format!(
+            "{CONSISTENCY}collected metric \"x\" {{ label:<name:\"instance\" value:\"\" > label:<name:\"job\" value:\"b\" > gauge:<value:3 > }} is not a UNTYPED"
+        )
+    );
+    let scraped = scrape(&gateway).await;
+    assert!(scraped.lines().any(|line| line == "x{instance=\"\",job=\"a\"} 1"), "{scraped}");
+    assert!(!scraped.contains("job=\"b\"} 3"), "{scraped}");
+}
+
+#[tokio::test]
+async fn methods_and_routes_that_are_not_there() {
+    let gateway = gateway(&[]);
+    assert_eq!(
+        send(&gateway, "PATCH", "/metrics/job/a", "").await,
+        (StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed".into())
+    );
+    assert_eq!(
+        send(&gateway, "GET", "/metrics/job/a", "").await,
+        (StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed".into())
+    );
+    assert_eq!(
+        send(&gateway, "PUT", "/api/v1/admin/wipe", "").await,
+        (StatusCode::NOT_FOUND, "404 page not found".into())
+    );
+    assert_eq!(
+        send(&gateway, "PUT", "/-/quit", "").await,
+        (StatusCode::FORBIDDEN, "Lifecycle API is not enabled.".into())
+    );
+}
