@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -20,6 +20,7 @@ use super::store::Store;
 use super::store::clock::nanos_since_epoch;
 use super::view::own_metrics::BUILTIN;
 use super::web::{self, WebConfigError};
+use crate::shutdown::{DRAIN_LIMIT, Shutdown, SignalsError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -27,8 +28,8 @@ pub enum ServeError {
     Persistence(#[from] PersistError),
     #[error("cannot listen on {address}: {source}")]
     Listen { address: String, source: std::io::Error },
-    #[error("cannot install the signal handlers: {0}")]
-    Signals(std::io::Error),
+    #[error(transparent)]
+    Signals(#[from] SignalsError),
     #[error(transparent)]
     Tls(#[from] WebConfigError),
     #[error("cannot start: {0}")]
@@ -36,6 +37,8 @@ pub enum ServeError {
 }
 
 pub async fn run(config: Config) -> Result<(), ServeError> {
+    // Before the store is read or a port bound: from here on SIGTERM drains instead of killing.
+    let shutdown = Shutdown::install()?;
     let mut store = Store::new(BUILTIN);
     let file = match config.persistence_file.clone() {
         Some(path) => Some(open_store_file(path, config.start_empty_if_damaged, &mut store).await?),
@@ -51,7 +54,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         tracing::info!(address = %listener.local_addr().map_or_else(|_| address.clone(), |a| a.to_string()), "listening");
         listeners.push(listener);
     }
-    tokio::spawn(watch_signals(gateway.clone()));
+    tokio::spawn(stop_on_signal(shutdown, gateway.clone()));
     let (stop_writer, writer_stop) = oneshot::channel();
     let writer = file.map(|file| tokio::spawn(journal_writer::write_changes(gateway.clone(), file, writer_stop)));
     // Only now, with the store restored, may groups expire.
@@ -73,10 +76,17 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         }));
     }
     let _ = gateway.shutdown_requested().wait_for(|stopping| *stopping).await;
+    // In-flight requests finish (a push is answered once it is on disk), on plain HTTP within
+    // the same limit as TLS's (tls/serve.rs); a stuck client does not hold the stop for ever:
+    // its connection ends with the process.
+    let drained_by = tokio::time::Instant::now() + DRAIN_LIMIT;
     for server in servers {
-        // In-flight requests finish (a push is answered once it is on disk); a stuck client
-        // does not hold the shutdown forever.
-        let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+        if tokio::time::timeout_at(drained_by, server).await.is_err() {
+            tracing::warn!(
+                grace_seconds = DRAIN_LIMIT.as_secs_f64(),
+                "closing connections still busy after the drain limit"
+            );
+        }
     }
     if let Some(task) = expirer {
         task.abort();
@@ -123,22 +133,10 @@ async fn bind(address: &str) -> std::io::Result<TcpListener> {
     TcpListener::bind(address).await
 }
 
-async fn watch_signals(gateway: Arc<Gateway>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
-        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
-    else {
-        tracing::error!("{}", ServeError::Signals(std::io::Error::last_os_error()));
-        return;
-    };
-    loop {
-        tokio::select! {
-            _ = term.recv() => { tracing::info!("received SIGTERM, exiting gracefully"); break; }
-            _ = int.recv() => { tracing::info!("received SIGINT, exiting gracefully"); break; }
-            // The reference dies on SIGHUP without saving, and Debian's unit sends it on reload.
-            // There is nothing to reload; say so and keep serving.
-            _ = hup.recv() => tracing::info!("received SIGHUP; there is no configuration to reload"),
-        }
-    }
+async fn stop_on_signal(shutdown: Shutdown, gateway: Arc<Gateway>) {
+    // The reference dies on SIGHUP without saving, and Debian's unit sends it on reload:
+    // `Shutdown` logs it and keeps serving.
+    let signal = shutdown.requested().await;
+    tracing::info!("received {}, exiting gracefully", signal.name());
     gateway.shutdown();
 }
