@@ -236,3 +236,24 @@ fn bad_flags_are_refused_before_anything_starts() {
         assert!(!output.stderr.is_empty(), "{flags:?} must say what is wrong");
     }
 }
+
+#[test]
+fn a_bad_listen_address_is_refused_before_the_store_file_is_touched() {
+    // A damaged store file that --persistence.start-empty-if-damaged would move aside: a start
+    // that is refused for its flags must leave it exactly as it was.
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("gateway.redb");
+    std::fs::write(&store, b"not a store file").unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cronpush"))
+        .arg("gateway")
+        .arg(format!("--persistence.file={}", store.display()))
+        .arg("--persistence.start-empty-if-damaged")
+        .arg("--web.listen-address=9091")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--web.listen-address \"9091\": missing port in address"), "{stderr}");
+    assert_eq!(std::fs::read(&store).unwrap(), b"not a store file");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "nothing written beside the store file");
+}

@@ -133,6 +133,8 @@ pub enum ConfigError {
     TelemetryPath(String),
     #[error("--web.listen-address needs at least one address")]
     NoListenAddress,
+    #[error("--web.listen-address {address:?}: {why}")]
+    ListenAddress { address: String, why: &'static str },
     #[error(transparent)]
     WebConfig(#[from] WebConfigError),
 }
@@ -149,6 +151,11 @@ impl GatewayArgs {
         }
         if self.listen_address.is_empty() {
             return Err(ConfigError::NoListenAddress);
+        }
+        if let Some((address, why)) =
+            self.listen_address.iter().find_map(|address| listen_address_problem(address).map(|why| (address, why)))
+        {
+            return Err(ConfigError::ListenAddress { address: address.clone(), why });
         }
         let web = if self.web_config_file.is_empty() {
             WebConfig::default()
@@ -194,6 +201,19 @@ impl GatewayArgs {
     }
 }
 
+/// What is wrong with a listen address, found before anything is read or bound: `host:port` or
+/// `:port`, the host an IPv6 address in brackets, as Go's net.SplitHostPort reads it (the
+/// reference's messages); the port a number, which is all `server::bind` takes.
+fn listen_address_problem(address: &str) -> Option<&'static str> {
+    let Some((host, port)) = address.rsplit_once(':') else {
+        return Some("missing port in address");
+    };
+    if host.contains(':') && !(host.starts_with('[') && host.ends_with(']')) {
+        return Some("too many colons in address");
+    }
+    port.parse::<u16>().is_err().then_some("the port is not a number from 0 to 65535")
+}
+
 /// `/` and `` become ``; otherwise one leading `/` and no trailing one.
 fn normalize_prefix(prefix: &str) -> String {
     let trimmed = prefix.trim_end_matches('/');
@@ -223,6 +243,17 @@ mod tests {
         assert_eq!(url_path("http://localhost:8080/pushgateway/").unwrap(), "/pushgateway/");
         assert_eq!(url_path("http://localhost:8080").unwrap(), "/");
         assert!(url_path("localhost:8080").is_none());
+    }
+
+    #[test]
+    fn listen_addresses_are_checked_before_anything_is_bound() {
+        for good in [":9091", "0.0.0.0:9091", "127.0.0.1:0", "[::1]:9091", "localhost:9091"] {
+            assert_eq!(listen_address_problem(good), None, "{good}");
+        }
+        assert_eq!(listen_address_problem("9091"), Some("missing port in address"));
+        assert_eq!(listen_address_problem("::1:9091"), Some("too many colons in address"));
+        assert_eq!(listen_address_problem("pi:"), Some("the port is not a number from 0 to 65535"));
+        assert_eq!(listen_address_problem(":70000"), Some("the port is not a number from 0 to 65535"));
     }
 
     #[test]
