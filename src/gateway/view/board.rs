@@ -19,6 +19,7 @@
 use serde::Serialize;
 
 use crate::exposition::text_write::single_value;
+use crate::gateway::store::clock::seconds;
 use crate::gateway::store::{Group, GroupingKey, Nanos, Store};
 use crate::proto::client::{Metric, MetricType};
 
@@ -160,8 +161,8 @@ fn row(group: &Group, now: f64) -> Option<CronJobRow> {
         max_run_duration_seconds: gauge("cronjob_max_run_duration_seconds"),
         running: false,
         suspended: gauge("cronjob_suspended") == Some(1.0),
-        last_push: seconds(group.last_push),
-        last_push_failure: seconds(group.last_failure),
+        last_push: seconds_if_ever(group.last_push),
+        last_push_failure: seconds_if_ever(group.last_failure),
     };
     row.running = row.last_start.is_some()
         && !last_scheduled_run_is_over(
@@ -313,8 +314,8 @@ fn label<'a>(metric: &'a Metric, name: &str) -> Option<&'a str> {
     metric.label.iter().find(|l| l.name() == name).map(|l| l.value())
 }
 
-fn seconds(nanos: Nanos) -> Option<f64> {
-    (nanos != 0).then(|| nanos as f64 / 1e9)
+fn seconds_if_ever(nanos: Nanos) -> Option<f64> {
+    (nanos != 0).then(|| seconds(nanos))
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use super::board::{self, CronJobRow, Status, duration_words, exit_words};
 use crate::exposition::float::to_go_string;
 use crate::exposition::text_write::{single_value, type_name};
 use crate::gateway::config::Config;
-use crate::gateway::store::clock::{rfc3339, timestamp};
+use crate::gateway::store::clock::{rfc3339, seconds, timestamp};
 use crate::gateway::store::{Group, GroupingKey, Nanos, PUSH_FAILURE_TIME, PUSH_TIME, Store};
 use crate::proto::client::{Metric, MetricType};
 
@@ -58,11 +58,11 @@ struct When {
 
 impl When {
     fn nanos(nanos: Nanos, now: Nanos) -> Option<When> {
-        (nanos != 0).then(|| When::seconds(nanos as f64 / 1e9, now))
+        (nanos != 0).then(|| When::seconds(seconds(nanos), now))
     }
 
     fn seconds(seconds: f64, now: Nanos) -> When {
-        let delta = seconds - now as f64 / 1e9;
+        let delta = seconds - self::seconds(now);
         let relative = if delta.abs() < 0.5 {
             "now".to_string()
         } else if delta < 0.0 {
@@ -242,7 +242,7 @@ struct RowView {
 }
 
 pub fn board_page(store: &Store, config: &Config, now: Nanos) -> String {
-    let now_seconds = now as f64 / 1e9;
+    let now_seconds = seconds(now);
     let rows = board::rows(store, now_seconds);
     let counts = [Status::Failed, Status::Late, Status::Unknown, Status::Running, Status::Suspended, Status::Ok]
         .into_iter()
@@ -266,7 +266,7 @@ pub fn board_page(store: &Store, config: &Config, now: Nanos) -> String {
 }
 
 fn row_view(row: &CronJobRow, now: Nanos) -> RowView {
-    let now_seconds = now as f64 / 1e9;
+    let now_seconds = seconds(now);
     let duration = if row.running {
         row.last_start.map(|s| format!("{} so far", duration_words(now_seconds - s))).unwrap_or_default()
     } else {
@@ -300,7 +300,7 @@ fn row_view(row: &CronJobRow, now: Nanos) -> RowView {
 
 /// `GET /api/v1/cronjobs`.
 pub fn board_json(store: &Store, now: Nanos) -> String {
-    let now = now as f64 / 1e9;
+    let now = seconds(now);
     board::json(&board::rows(store, now), now)
 }
 
@@ -322,7 +322,7 @@ pub fn status_page(store: &Store, config: &Config, started: Nanos, now: Nanos) -
         version: env!("CARGO_PKG_VERSION"),
         revision: option_env!("CRONPUSH_REVISION").unwrap_or("unknown"),
         started: When::nanos(started, now).unwrap_or(When { relative: String::new(), absolute: rfc3339(started) }),
-        uptime: duration_words((now - started) as f64 / 1e9),
+        uptime: duration_words(seconds(now - started)),
         groups: store.group_count(),
         flags: config.flags.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect(),
     })
