@@ -257,3 +257,28 @@ fn a_bad_listen_address_is_refused_before_the_store_file_is_touched() {
     assert_eq!(std::fs::read(&store).unwrap(), b"not a store file");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "nothing written beside the store file");
 }
+
+#[test]
+fn an_unreadable_certificate_is_refused_before_the_store_file_is_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("gateway.redb");
+    std::fs::write(&store, b"not a store file").unwrap();
+    let (cert, key, web_config) = (dir.path().join("tls.crt"), dir.path().join("tls.key"), dir.path().join("web.yml"));
+    std::fs::write(&cert, "not a certificate\n").unwrap();
+    std::fs::write(&key, "not a key\n").unwrap();
+    let yaml = format!("tls_server_config:\n  cert_file: {}\n  key_file: {}\n", cert.display(), key.display());
+    std::fs::write(&web_config, yaml).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cronpush"))
+        .arg("gateway")
+        .arg(format!("--persistence.file={}", store.display()))
+        .arg("--persistence.start-empty-if-damaged")
+        .arg(format!("--web.config.file={}", web_config.display()))
+        .arg("--web.listen-address=127.0.0.1:0")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("tls.crt"), "the error names the certificate: {stderr}");
+    assert_eq!(std::fs::read(&store).unwrap(), b"not a store file");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 4, "nothing written beside the files");
+}
