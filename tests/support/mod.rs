@@ -244,7 +244,7 @@ pub fn send(
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
-    let response = request.body(body).send().unwrap_or_else(|e| panic!("request to {url} failed: {e}"));
+    let response = request.body(body).send().unwrap_or_else(|e| panic!("request to {url} failed: {e:?}"));
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let bytes = response.bytes().expect("body").to_vec();
