@@ -232,6 +232,18 @@ fn url_path(url: &str) -> Option<String> {
     (!host.is_empty()).then(|| format!("/{path}"))
 }
 
+/// The configuration `cronpush gateway FLAGS` would run with, for tests.
+#[cfg(test)]
+pub(crate) fn from_flags(flags: &[&str]) -> Config {
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        gateway: GatewayArgs,
+    }
+    let argv = std::iter::once("gateway").chain(flags.iter().copied());
+    <Cli as clap::Parser>::try_parse_from(argv).unwrap().gateway.validate().unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,16 +270,7 @@ mod tests {
 
     #[test]
     fn links_follow_the_external_url_even_when_the_routes_do_not() {
-        #[derive(clap::Parser)]
-        struct Cli {
-            #[command(flatten)]
-            gateway: GatewayArgs,
-        }
-        let config = |args: &[&str]| {
-            let mut argv = vec!["gateway"];
-            argv.extend_from_slice(args);
-            <Cli as clap::Parser>::try_parse_from(argv).unwrap().gateway.validate().unwrap()
-        };
+        let config = from_flags;
         // The article behind nginx: the proxy strips /pushgateway/, the links must keep it.
         let behind = config(&["--web.external-url=http://localhost:8080/pushgateway/", "--web.route-prefix=/"]);
         assert_eq!((behind.route_prefix.as_str(), behind.external_prefix.as_str()), ("", "/pushgateway"));

@@ -9,28 +9,19 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use clap::Parser;
 use tower::ServiceExt;
 
 use super::app;
 use crate::gateway::Gateway;
-use crate::gateway::config::GatewayArgs;
+use crate::gateway::config::from_flags;
 use crate::gateway::store::Store;
 use crate::gateway::view::own_metrics::BUILTIN;
 
 const CONSISTENCY: &str = "pushed metrics are invalid or inconsistent with existing metrics: ";
 
-#[derive(Parser)]
-struct Command {
-    #[command(flatten)]
-    args: GatewayArgs,
-}
-
 /// A gateway without a store file, as `cronpush gateway FLAGS` would serve it.
 fn gateway(flags: &[&str]) -> Router {
-    let command = Command::try_parse_from(std::iter::once("gateway").chain(flags.iter().copied())).unwrap();
-    let config = command.args.validate().unwrap();
-    app(Arc::new(Gateway::new(config, Store::new(BUILTIN))))
+    app(Arc::new(Gateway::new(from_flags(flags), Store::new(BUILTIN))))
 }
 
 async fn send(gateway: &Router, method: &str, path: &str, body: &str) -> (StatusCode, String) {
