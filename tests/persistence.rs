@@ -237,48 +237,44 @@ fn bad_flags_are_refused_before_anything_starts() {
     }
 }
 
-#[test]
-fn a_bad_listen_address_is_refused_before_the_store_file_is_touched() {
-    // A damaged store file that --persistence.start-empty-if-damaged would move aside: a start
-    // that is refused for its flags must leave it exactly as it was.
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("gateway.redb");
+/// Starts the gateway on a damaged store file that --persistence.start-empty-if-damaged would move
+/// aside, with `flags` that must refuse the start; checks the file and its folder are left as
+/// they were, and returns the exit code and stderr.
+fn refused_start_keeps_the_store(dir: &std::path::Path, flags: &[String]) -> (Option<i32>, String) {
+    let store = dir.join("gateway.redb");
     std::fs::write(&store, b"not a store file").unwrap();
+    let before = std::fs::read_dir(dir).unwrap().count();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_cronpush"))
         .arg("gateway")
         .arg(format!("--persistence.file={}", store.display()))
         .arg("--persistence.start-empty-if-damaged")
-        .arg("--web.listen-address=9091")
+        .args(flags)
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(std::fs::read(&store).unwrap(), b"not a store file", "{stderr}");
+    assert_eq!(std::fs::read_dir(dir).unwrap().count(), before, "nothing written beside the store file");
+    (output.status.code(), stderr)
+}
+
+#[test]
+fn a_bad_listen_address_is_refused_before_the_store_file_is_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stderr) = refused_start_keeps_the_store(dir.path(), &["--web.listen-address=9091".into()]);
+    assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("--web.listen-address \"9091\": missing port in address"), "{stderr}");
-    assert_eq!(std::fs::read(&store).unwrap(), b"not a store file");
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "nothing written beside the store file");
 }
 
 #[test]
 fn an_unreadable_certificate_is_refused_before_the_store_file_is_touched() {
     let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("gateway.redb");
-    std::fs::write(&store, b"not a store file").unwrap();
     let (cert, key, web_config) = (dir.path().join("tls.crt"), dir.path().join("tls.key"), dir.path().join("web.yml"));
     std::fs::write(&cert, "not a certificate\n").unwrap();
     std::fs::write(&key, "not a key\n").unwrap();
     let yaml = format!("tls_server_config:\n  cert_file: {}\n  key_file: {}\n", cert.display(), key.display());
     std::fs::write(&web_config, yaml).unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cronpush"))
-        .arg("gateway")
-        .arg(format!("--persistence.file={}", store.display()))
-        .arg("--persistence.start-empty-if-damaged")
-        .arg(format!("--web.config.file={}", web_config.display()))
-        .arg("--web.listen-address=127.0.0.1:0")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "{stderr}");
+    let flags = [format!("--web.config.file={}", web_config.display()), "--web.listen-address=127.0.0.1:0".into()];
+    let (code, stderr) = refused_start_keeps_the_store(dir.path(), &flags);
+    assert_ne!(code, Some(0), "{stderr}");
     assert!(stderr.contains("tls.crt"), "the error names the certificate: {stderr}");
-    assert_eq!(std::fs::read(&store).unwrap(), b"not a store file");
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 4, "nothing written beside the files");
 }

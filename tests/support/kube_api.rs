@@ -330,10 +330,10 @@ fn list(shared: &Shared, target: &Target, query: &HashMap<String, String>) -> Re
     let labels = query.get("labelSelector").map(String::as_str);
     // Paging (`limit`, then `continue`), as kube-apiserver pages a list (website
     // content/en/docs/reference/using-api/api-concepts.md, "Retrieving large results sets in
-    // chunks"; KEP-365): a continued list keeps the first page's resourceVersion and goes on after
-    // the last key it gave. This fake has no
-    // snapshots, so later pages show the objects as they are now; the watch from that
-    // resourceVersion then repeats the changes meanwhile, which a watcher applies again.
+    // chunks"; KEP-365): a continued list keeps the first page's resourceVersion and goes on
+    // after the last key it gave. This fake has no snapshots, so later pages show the objects as
+    // they are now; the watch from that resourceVersion then repeats the changes meanwhile, which
+    // a watcher applies again.
     let limit = query.get("limit").and_then(|l| l.parse::<usize>().ok()).filter(|l| *l > 0);
     let resumed = query.get("continue").filter(|c| !c.is_empty()).and_then(|c| {
         let mut parts = c.splitn(3, '|');
