@@ -122,7 +122,7 @@ proptest! {
             }
             Ok(injection) => {
                 prop_assert!(!has_ours);
-                injection.ops
+                injection.operations()
             }
             Err(injection::InjectionError::VolumeNameTaken(taken)) => {
                 let volumes = typed.spec.as_ref().unwrap().volumes.iter().flatten();

@@ -68,7 +68,7 @@ impl Start {
             "spec": {"containers": [{"name": "app", "image": "busybox"}], "restartPolicy": "Never"}
         });
         let typed: Pod = serde_json::from_value(pod.clone()).unwrap();
-        let ops = injection::patch(&typed, &facts, &injection_config()).expect("injection").ops;
+        let ops = injection::patch(&typed, &facts, &injection_config()).expect("injection").operations();
         let mut patched = pod.clone();
         json_patch::patch(&mut patched, &ops).expect("the patch applies");
         let patched: Pod = serde_json::from_value(patched).unwrap();

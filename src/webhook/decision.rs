@@ -95,6 +95,7 @@ impl Admitter {
         };
         match injection::patch_with(pod, &facts, &self.injection, &resources) {
             Ok(injection) => {
+                let patch = injection.patch_json();
                 warnings.extend(injection.warnings);
                 // A dry run creates nothing.
                 if let (Some(created), Some(slot), false) = (&self.created_runs, facts.scheduled_time, request.dry_run)
@@ -107,7 +108,7 @@ impl Admitter {
                     };
                     created.created(group, slot);
                 }
-                (Answer { patch: Some(injection.ops), warnings }, Outcome::Injected(facts.source))
+                (Answer { patch: Some(patch), warnings }, Outcome::Injected(facts.source))
             }
             Err(e) => not_injected(warnings, &e, refusal_reason(&e)),
         }

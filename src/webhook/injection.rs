@@ -9,15 +9,16 @@
 
 use std::collections::BTreeMap;
 
+use json_patch::PatchOperation;
 use json_patch::jsonptr::PointerBuf;
-use json_patch::{AddOperation, PatchOperation};
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, ObjectFieldSelector, Pod, PodSpec,
     ProjectedVolumeSource, ResourceRequirements, SeccompProfile, SecurityContext, ServiceAccountTokenProjection,
     Volume, VolumeMount, VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::json;
 
 use super::relay_ca::RelayCa;
 use super::resolve::RunFacts;
@@ -67,8 +68,42 @@ pub enum InjectionError {
 /// The patch, and what the Pod's owner should hear about it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Injection {
-    pub ops: Vec<PatchOperation>,
+    pub ops: Vec<Add>,
     pub warnings: Vec<String>,
+}
+
+impl Injection {
+    /// The patch as the API server reads it: a JSON array of operations.
+    pub fn patch_json(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.ops).expect("k8s types serialize")
+    }
+
+    /// The same operations as `json_patch` reads them, to apply the patch to a Pod's JSON.
+    pub fn operations(&self) -> Vec<PatchOperation> {
+        serde_json::from_slice(&self.patch_json()).expect("the patch is JSON patch operations")
+    }
+}
+
+/// One JSON patch `add` operation. Its value stays typed until the answer is written: building
+/// `serde_json::Value` trees of the containers and writing those again cost more than the rest
+/// of building the patch.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Add {
+    op: &'static str,
+    path: PointerBuf,
+    value: Addition,
+}
+
+/// What an `add` puts into the Pod.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Addition {
+    Containers(Vec<Container>),
+    Container(Box<Container>),
+    Volumes(Vec<Volume>),
+    Volume(Box<Volume>),
+    Text(String),
+    Map(BTreeMap<String, String>),
 }
 
 /// The JSON patch that injects `facts`' run into `pod`, with the configured resources.
@@ -114,22 +149,32 @@ pub fn patch_with(
             )),
         }
     }
-    let containers = [start_container(facts, config, resources), sidecar];
+    let containers = vec![start_container(facts, config, resources), sidecar];
+    let volumes = vec![token_volume(config), no_api_token_volume()];
     let mut ops = Vec::new();
-    append_all(&mut ops, &["spec", "initContainers"], spec.init_containers.is_some(), &containers);
-    append_all(&mut ops, &["spec", "volumes"], spec.volumes.is_some(), &[token_volume(config), no_api_token_volume()]);
+    let init_containers = ["spec", "initContainers"];
+    append_all(
+        &mut ops,
+        &init_containers,
+        spec.init_containers.is_some(),
+        containers,
+        Addition::Container,
+        Addition::Containers,
+    );
+    append_all(&mut ops, &["spec", "volumes"], spec.volumes.is_some(), volumes, Addition::Volume, Addition::Volumes);
     let status = status_annotation(facts);
     if pod.metadata.annotations.is_some() {
-        ops.push(add(&["metadata", "annotations", STATUS_ANNOTATION], json!(status)));
+        ops.push(add(&["metadata", "annotations", STATUS_ANNOTATION], Addition::Text(status)));
     } else {
-        ops.push(add(&["metadata", "annotations"], json!({ STATUS_ANNOTATION: status })));
+        ops.push(add(&["metadata", "annotations"], one_entry(STATUS_ANNOTATION, status)));
     }
     // The label that puts the Pod into the relay's shared watch. The Job controller's own labels
     // (job-name, controller-uid) are always there, but a Pod without labels is patched too.
+    let injected = INJECTED_LABEL_VALUE.to_string();
     if pod.metadata.labels.is_some() {
-        ops.push(add(&["metadata", "labels", INJECTED_LABEL], json!(INJECTED_LABEL_VALUE)));
+        ops.push(add(&["metadata", "labels", INJECTED_LABEL], Addition::Text(injected)));
     } else {
-        ops.push(add(&["metadata", "labels"], json!({ INJECTED_LABEL: INJECTED_LABEL_VALUE })));
+        ops.push(add(&["metadata", "labels"], one_entry(INJECTED_LABEL, injected)));
     }
     Ok(Injection { ops, warnings })
 }
@@ -183,22 +228,32 @@ fn shared_mount(spec: &PodSpec, path: &str) -> Option<VolumeMount> {
 
 /// Appends `items` to the array at `path`, creating it when the Pod has none: `add` to `-`
 /// needs the array to exist.
-fn append_all<T: serde::Serialize>(ops: &mut Vec<PatchOperation>, path: &[&str], exists: bool, items: &[T]) {
-    let values: Vec<Value> = items.iter().map(|i| serde_json::to_value(i).expect("k8s types serialize")).collect();
+fn append_all<T>(
+    ops: &mut Vec<Add>,
+    path: &[&str],
+    exists: bool,
+    items: Vec<T>,
+    one: fn(Box<T>) -> Addition,
+    all: fn(Vec<T>) -> Addition,
+) {
     if exists {
         let mut tokens = path.to_vec();
         tokens.push("-");
-        for value in values {
-            ops.push(add(&tokens, value));
+        for item in items {
+            ops.push(add(&tokens, one(Box::new(item))));
         }
     } else {
-        ops.push(add(path, Value::Array(values)));
+        ops.push(add(path, all(items)));
     }
 }
 
-fn add(tokens: &[&str], value: Value) -> PatchOperation {
+fn add(tokens: &[&str], value: Addition) -> Add {
     // jsonptr escapes `/` and `~` in tokens itself.
-    PatchOperation::Add(AddOperation { path: PointerBuf::from_tokens(tokens.iter().copied()), value })
+    Add { op: "add", path: PointerBuf::from_tokens(tokens.iter().copied()), value }
+}
+
+fn one_entry(key: &str, value: String) -> Addition {
+    Addition::Map(BTreeMap::from([(key.to_string(), value)]))
 }
 
 /// What the annotation records: our version and what we added, for idempotency and audits.

@@ -124,7 +124,7 @@ fn apply(pod: &Value, answer: &Answer) -> Value {
 fn inject(pod: &Value) -> Value {
     let typed: Pod = serde_json::from_value(pod.clone()).unwrap();
     let injection = injection::patch(&typed, &facts(), &config()).unwrap();
-    apply(pod, &Answer { patch: Some(injection.ops), warnings: injection.warnings })
+    apply(pod, &Answer { patch: Some(injection.patch_json()), warnings: injection.warnings })
 }
 
 #[test]
@@ -308,7 +308,7 @@ fn a_taken_volume_name_is_refused_not_overwritten() {
 
 #[test]
 fn the_answer_is_a_v1_review_with_a_base64_patch_and_short_warnings() {
-    let answer = Answer { patch: Some(vec![]), warnings: vec!["w".repeat(300)] };
+    let answer = Answer { patch: Some(b"[]".to_vec()), warnings: vec!["w".repeat(300)] };
     let wire: Value = serde_json::from_slice(&admission_review::respond("u-1", &answer)).unwrap();
     assert_eq!(wire["apiVersion"], "admission.k8s.io/v1");
     assert_eq!(wire["kind"], "AdmissionReview");
@@ -318,6 +318,21 @@ fn the_answer_is_a_v1_review_with_a_base64_patch_and_short_warnings() {
     assert!(wire["response"]["warnings"][0].as_str().unwrap().len() < 120);
     let none: Value = serde_json::from_slice(&admission_review::respond("u-2", &Answer::default())).unwrap();
     assert!(none["response"].get("patchType").is_none(), "no patchType without a patch");
+}
+
+/// The answer is written by hand (see `respond`): a uid or a warning with quotes, backslashes
+/// or control characters still makes a review the API server reads, with the values intact.
+#[test]
+fn the_answer_escapes_what_it_carries() {
+    let uid = "u-\"1\\\n\u{7}";
+    let warning = "cronpush: \"/data/x\" is\ton no volume \u{e9}";
+    let answer =
+        Answer { patch: Some(br#"[{"op":"add","path":"/a","value":"\""}]"#.to_vec()), warnings: vec![warning.into()] };
+    let wire: Value = serde_json::from_slice(&admission_review::respond(uid, &answer)).unwrap();
+    assert_eq!(wire["response"]["uid"], uid);
+    assert_eq!(wire["response"]["warnings"][0], warning);
+    let patch = base64::engine::general_purpose::STANDARD.decode(wire["response"]["patch"].as_str().unwrap()).unwrap();
+    assert_eq!(patch, answer.patch.unwrap());
 }
 
 #[test]
@@ -398,6 +413,6 @@ fn the_sidecar_learns_the_grace_period_and_mounts_the_custom_metrics_volume_read
     let typed: Pod = serde_json::from_value(pod.clone()).unwrap();
     let injection = injection::patch(&typed, &facts(), &config()).unwrap();
     assert!(injection.warnings[0].contains("on no volume mounted into a main container"), "{:?}", injection.warnings);
-    let patched = apply(&pod, &Answer { patch: Some(injection.ops), warnings: vec![] });
+    let patched = apply(&pod, &Answer { patch: Some(injection.patch_json()), warnings: vec![] });
     assert_eq!(sidecar_env(&patched, "CRONPUSH_METRICS_FILE"), None);
 }
