@@ -440,3 +440,18 @@ pub fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// [`eventually`] on a Tokio runtime, where a blocking sleep would hold up the tasks the test
+/// waits for: awaits `check` every 20 ms until it returns true or `within` passes.
+pub async fn eventually_async(within: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if check().await {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
