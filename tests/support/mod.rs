@@ -16,6 +16,7 @@
 //! given to the root package's tests and benchmarks only): [`cronpush_binary`] finds it beside
 //! the running test.
 
+pub mod clients;
 pub mod control_plane;
 pub mod https;
 pub mod kube_api;
