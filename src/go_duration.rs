@@ -3,9 +3,17 @@
 
 use std::time::Duration;
 
+/// Why a flag's value is not a duration: `why` is [`parse`]'s reason, or `negative`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{text:?} is not a duration: {why}")]
+pub struct NotADuration {
+    text: String,
+    why: &'static str,
+}
+
 /// A flag's duration: Go's syntax, not negative.
-pub fn flag(text: &str) -> Result<Duration, String> {
-    let err = |why: &str| format!("{text:?} is not a duration: {why}");
+pub fn flag(text: &str) -> Result<Duration, NotADuration> {
+    let err = |why| NotADuration { text: text.to_string(), why };
     let nanos = parse(text).map_err(err)?;
     u64::try_from(nanos).map(Duration::from_nanos).map_err(|_| err("negative"))
 }

@@ -5,15 +5,12 @@
 //! Pushgateway and both must expose the same pushed series: that is what "drop-in" means to a
 //! user who swaps one for the other.
 
-#[path = "clients/programs.rs"]
-mod programs;
-
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use programs::{Ran, go_programs, run};
 use support::Server;
+use support::clients::{Ran, go_programs, run};
 
 /// A client run that takes longer than this is hung, not slow.
 const CLIENT_LIMIT: Duration = Duration::from_secs(60);

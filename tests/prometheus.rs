@@ -2,14 +2,12 @@
 //! the article: a scrape job for the gateway with `honor_labels: true`, pushes made the way the
 //! article's curl makes them, and the article's alert expression evaluated by Prometheus itself.
 
-#[path = "clients/programs.rs"]
-mod programs;
-
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::Server;
+use support::clients;
 use support::prometheus::SCRAPE_JOB;
 
 /// How long Prometheus may take to show a push: a 1 s scrape interval, on a loaded 2-core box.
@@ -136,8 +134,8 @@ fn prometheus_scrapes_protobuf_when_it_asks_for_native_histograms() {
                 some_hist_bucket{le=\"+Inf\"} 3\nsome_hist_sum 2.5\nsome_hist_count 3\n";
     let reply = gateway.put("/metrics/job/hist_job", body);
     assert_eq!(reply.status, 200, "pushing some_hist failed: {}", reply.body);
-    let ran = programs::run(
-        Command::new(&programs::go_programs().pusher).args([
+    let ran = clients::run(
+        Command::new(&clients::go_programs().pusher).args([
             format!("-url={}", gateway.base).as_str(),
             "-job=native_job",
             "-native=some_native=0.5,1,2,3",

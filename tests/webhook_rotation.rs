@@ -151,20 +151,23 @@ impl Webhook {
     }
 
     async fn wait_ready(&mut self, client: &Client) {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
+        let child = &mut self.child;
+        let mut exited = None;
+        let ready = support::eventually_async(PATIENCE, async || {
             if let Ok(tls) = client.connect(b"http/1.1").await
                 && let Ok(mut http) = Http::over(tls).await
                 && http.send(Method::GET, "/healthz", Bytes::new()).await.is_ok_and(|(status, _)| status == 200)
             {
-                return;
+                return true;
             }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("the webhook exited with {status}:\n{}", self.log());
-            }
-            assert!(Instant::now() < deadline, "the webhook did not come up:\n{}", self.log());
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            exited = child.try_wait().ok().flatten();
+            exited.is_some()
+        })
+        .await;
+        if let Some(status) = exited {
+            panic!("the webhook exited with {status}:\n{}", self.log());
         }
+        assert!(ready, "the webhook did not come up:\n{}", self.log());
     }
 }
 
@@ -430,18 +433,6 @@ impl Traffic {
     }
 }
 
-/// Polls `condition` until it holds; false if it did not within `within`.
-async fn until(within: Duration, condition: impl Fn() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    while !condition() {
-        if Instant::now() > deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    true
-}
-
 // ---- The test ----------------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -462,18 +453,19 @@ async fn a_new_ca_swapped_into_the_secret_volume_is_served_without_a_failed_revi
     assert!(only_new.connect(b"h2").await.is_err(), "before the rotation, the new CA alone is not enough");
 
     let traffic = Traffic::start(&bundle, &leaves).await;
-    let flowing = until(PATIENCE, || traffic.all().all(|t| t.reviews() >= 10)).await;
+    let flowing = support::eventually_async(PATIENCE, async || traffic.all().all(|t| t.reviews() >= 10)).await;
     assert!(flowing, "no traffic before the rotation: {}", traffic.diagnosis(&webhook));
     let swapped = Instant::now();
     volume.write(&new);
-    let served = until(PATIENCE, || traffic.fresh.iter().all(|t| t.new_handshakes() > 0)).await;
+    let served =
+        support::eventually_async(PATIENCE, async || traffic.fresh.iter().all(|t| t.new_handshakes() > 0)).await;
     let took = swapped.elapsed();
     assert!(served, "new handshakes never got the new certificate: {}", traffic.diagnosis(&webhook));
     assert!(took < ROTATION_DEADLINE, "the new certificate came after {took:?}: {}", traffic.diagnosis(&webhook));
     // Then both kinds of traffic go on: the fresh handshakes all with the new certificate, the
     // connections from before the rotation with the old one.
     let kept_before: Vec<u64> = traffic.kept_alive.iter().map(|t| t.reviews()).collect();
-    let went_on = until(PATIENCE, || {
+    let went_on = support::eventually_async(PATIENCE, async || {
         traffic.fresh.iter().all(|t| t.new_handshakes() >= HANDSHAKES_AFTER)
             && traffic.kept_alive.iter().zip(&kept_before).all(|(t, before)| t.reviews() >= before + REVIEWS_AFTER)
     })
@@ -488,13 +480,11 @@ async fn a_new_ca_swapped_into_the_secret_volume_is_served_without_a_failed_revi
     // with the new certificate (it is reread within a second).
     let mut http = Http::over(only_new.connect(b"http/1.1").await.unwrap()).await.unwrap();
     let mut injected = String::new();
-    for _ in 0..30 {
+    support::eventually_async(Duration::from_secs(3), async || {
         injected = http.injected_relay_ca().await.unwrap();
-        if injected.as_bytes() == new.ca.as_slice() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        injected.as_bytes() == new.ca.as_slice()
+    })
+    .await;
     assert_eq!(injected.as_bytes(), new.ca.as_slice(), "sidecars admitted after the rotation trust the new CA");
     eprintln!("the new certificate was served {took:?} after the swap; reviews answered: {counts:?}");
 }

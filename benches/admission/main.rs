@@ -189,12 +189,12 @@ impl Bench<'_> {
         webhook.wait_ready(&client, &log_path).await?;
         // kube's watcher lists, hands the list to the cache, and only then opens the watch: a
         // second request to each collection means both caches hold what the list returned.
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while api.requests("/apis/batch/v1/jobs") < 2 || api.requests("/apis/batch/v1/cronjobs") < 2 {
-            if Instant::now() > deadline {
-                return Err("the webhook never watched Jobs and CronJobs".into());
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        let watched = support::eventually_async(Duration::from_secs(20), async || {
+            api.requests("/apis/batch/v1/jobs") >= 2 && api.requests("/apis/batch/v1/cronjobs") >= 2
+        })
+        .await;
+        if !watched {
+            return Err("the webhook never watched Jobs and CronJobs".into());
         }
         let reviewer = Arc::new(Reviewer {
             bodies: Bodies::new(knobs.jobs),

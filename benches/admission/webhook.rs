@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::client::{Client, Protocol};
 use crate::kube_api::FakeApi;
@@ -82,20 +82,22 @@ impl Webhook {
 
     /// Waits until `/healthz` answers over TLS; fails early if the process exits.
     pub async fn wait_ready(&mut self, client: &Client, log: &Path) -> Result<(), String> {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
+        let child = &mut self.child;
+        let mut exited = None;
+        let ready = support::eventually_async(Duration::from_secs(20), async || {
             if let Ok(mut connection) = client.connect(Protocol::Http1).await
                 && connection.get("/healthz").await.is_ok_and(|(status, _)| status == 200)
             {
-                return Ok(());
+                return true;
             }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!("the webhook exited with {status}; see {}", log.display()));
-            }
-            if Instant::now() > deadline {
-                return Err(format!("the webhook did not come up within 20 s; see {}", log.display()));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            exited = child.try_wait().ok().flatten();
+            exited.is_some()
+        })
+        .await;
+        match exited {
+            Some(status) => Err(format!("the webhook exited with {status}; see {}", log.display())),
+            None if ready => Ok(()),
+            None => Err(format!("the webhook did not come up within 20 s; see {}", log.display())),
         }
     }
 }

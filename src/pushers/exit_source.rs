@@ -32,6 +32,42 @@ pub enum ExitSource {
     Api,
 }
 
+/// Why the relay cannot be asked: its CA bundle, or the client that trusts only it.
+#[derive(Debug, thiserror::Error)]
+pub enum RelaySetupError {
+    #[error("the relay's CA (CRONPUSH_RELAY_CA) is not PEM: {0}")]
+    CaNotPem(#[source] reqwest::Error),
+    #[error("no relay CA (CRONPUSH_RELAY_CA) to verify the relay with")]
+    NoCa,
+    #[error("cannot build the relay client: {0}")]
+    Client(#[source] reqwest::Error),
+}
+
+/// Why nothing was learned of how the main containers ended.
+#[derive(Debug, thiserror::Error)]
+pub enum NotLearned {
+    #[error("no attempt fit before the deadline")]
+    NoAttempt,
+    #[error("cannot read the token {}: {source}", .path.display())]
+    Token { path: PathBuf, source: std::io::Error },
+    #[error("reading the relay's answer: {0}")]
+    ReadAnswer(#[source] reqwest::Error),
+    #[error("the relay's answer is not an exit report: {0}")]
+    NotAReport(#[source] serde_json::Error),
+    /// `message` is the relay's, trimmed.
+    #[error("the relay answered {status}: {message}")]
+    RelayRefused { status: StatusCode, message: String },
+    #[error("cannot reach the relay: {}", causes(.0))]
+    RelayUnreachable(#[source] reqwest::Error),
+    #[error("no Kubernetes client: {0}")]
+    NoClient(#[source] kube::Error),
+    /// The API refused the read (401, 403 or 404): asking again would not help.
+    #[error("reading Pod {namespace}/{name}: {source}")]
+    PodRefused { namespace: String, name: String, source: Box<kube::core::Status> },
+    #[error("reading Pod {namespace}/{name}: {source}")]
+    PodUnread { namespace: String, name: String, source: kube::Error },
+}
+
 /// The Pod the sidecar runs in.
 pub struct OwnPod {
     pub namespace: String,
@@ -40,12 +76,11 @@ pub struct OwnPod {
 
 impl ExitSource {
     /// The relay as a source: checks the CA bundle and builds the client that trusts only it.
-    pub fn relay(url: Url, ca_pem: &str, token_file: PathBuf) -> Result<ExitSource, String> {
+    pub fn relay(url: Url, ca_pem: &str, token_file: PathBuf) -> Result<ExitSource, RelaySetupError> {
         crate::tls::install_crypto_provider();
-        let roots = reqwest::Certificate::from_pem_bundle(ca_pem.as_bytes())
-            .map_err(|e| format!("the relay's CA (CRONPUSH_RELAY_CA) is not PEM: {e}"))?;
+        let roots = reqwest::Certificate::from_pem_bundle(ca_pem.as_bytes()).map_err(RelaySetupError::CaNotPem)?;
         if roots.is_empty() {
-            return Err("no relay CA (CRONPUSH_RELAY_CA) to verify the relay with".into());
+            return Err(RelaySetupError::NoCa);
         }
         let client = roots
             .into_iter()
@@ -54,7 +89,7 @@ impl ExitSource {
             })
             .connect_timeout(Duration::from_secs(2))
             .build()
-            .map_err(|e| format!("cannot build the relay client: {e}"))?;
+            .map_err(RelaySetupError::Client)?;
         Ok(ExitSource::Relay { url, client, token_file })
     }
 
@@ -68,7 +103,7 @@ impl ExitSource {
     /// The main containers' ends as they stand, waited for until `wait_until` while some have
     /// not ended; failed attempts are retried until `deadline`. An incomplete report (the wait
     /// ran out) is still an answer; an error means nothing was learned.
-    pub async fn learn(&self, pod: &OwnPod, wait_until: Instant, deadline: Instant) -> Result<ExitReport, String> {
+    pub async fn learn(&self, pod: &OwnPod, wait_until: Instant, deadline: Instant) -> Result<ExitReport, NotLearned> {
         let wait_until = wait_until.min(deadline);
         match self {
             ExitSource::Relay { url, client, token_file } => {
@@ -86,8 +121,8 @@ async fn from_relay(
     pod: &OwnPod,
     wait_until: Instant,
     deadline: Instant,
-) -> Result<ExitReport, String> {
-    let mut last_error = String::from("no attempt fit before the deadline");
+) -> Result<ExitReport, NotLearned> {
+    let mut last_error = NotLearned::NoAttempt;
     loop {
         let now = Instant::now();
         let left = deadline.saturating_duration_since(now);
@@ -96,7 +131,7 @@ async fn from_relay(
         }
         let token = match std::fs::read_to_string(token_file) {
             Ok(token) => token.trim().to_string(),
-            Err(e) => return Err(format!("cannot read the token {}: {e}", token_file.display())),
+            Err(source) => return Err(NotLearned::Token { path: token_file.clone(), source }),
         };
         let wait = wait_until.saturating_duration_since(now).min(left.saturating_sub(ANSWER_MARGIN));
         let mut asked = url.clone();
@@ -108,14 +143,13 @@ async fn from_relay(
         let attempt = client.get(asked).bearer_auth(token).timeout(left).send().await;
         match attempt {
             Ok(reply) if reply.status() == StatusCode::OK => {
-                let body = reply.bytes().await.map_err(|e| format!("reading the relay's answer: {e}"))?;
-                return serde_json::from_slice(&body)
-                    .map_err(|e| format!("the relay's answer is not an exit report: {e}"));
+                let body = reply.bytes().await.map_err(NotLearned::ReadAnswer)?;
+                return serde_json::from_slice(&body).map_err(NotLearned::NotAReport);
             }
             Ok(reply) => {
                 let status = reply.status();
                 let message = reply.text().await.unwrap_or_default();
-                let why = format!("the relay answered {status}: {}", message.trim());
+                let why = NotLearned::RelayRefused { status, message: message.trim().to_string() };
                 // A refused token or a malformed question stays refused; an overloaded or
                 // restarting relay may answer the next time.
                 if !(status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS) {
@@ -123,23 +157,29 @@ async fn from_relay(
                 }
                 last_error = why;
             }
-            Err(e) => last_error = format!("cannot reach the relay: {}", causes(&e)),
+            Err(e) => last_error = NotLearned::RelayUnreachable(e),
         }
         tokio::time::sleep(RETRY_DELAY.min(deadline.saturating_duration_since(Instant::now()))).await;
     }
 }
 
-async fn from_api(pod: &OwnPod, wait_until: Instant, deadline: Instant) -> Result<ExitReport, String> {
-    let client = kube::Client::try_default().await.map_err(|e| format!("no Kubernetes client: {e}"))?;
+async fn from_api(pod: &OwnPod, wait_until: Instant, deadline: Instant) -> Result<ExitReport, NotLearned> {
+    let client = kube::Client::try_default().await.map_err(NotLearned::NoClient)?;
     let pods: Api<Pod> = Api::namespaced(client, &pod.namespace);
-    let mut last_error = String::from("no attempt fit before the deadline");
+    let mut last_error = NotLearned::NoAttempt;
     while Instant::now() < deadline {
         match tokio::time::timeout_at(deadline, pods.get(&pod.name)).await {
             Ok(Ok(own)) => return Ok(watch_until_exited(&pods, own, wait_until).await),
-            Ok(Err(kube::Error::Api(e))) if matches!(e.code, 401 | 403 | 404) => {
-                return Err(format!("reading Pod {}/{}: {e}", pod.namespace, pod.name));
+            Ok(Err(kube::Error::Api(source))) if matches!(source.code, 401 | 403 | 404) => {
+                return Err(NotLearned::PodRefused {
+                    namespace: pod.namespace.clone(),
+                    name: pod.name.clone(),
+                    source,
+                });
             }
-            Ok(Err(e)) => last_error = format!("reading Pod {}/{}: {e}", pod.namespace, pod.name),
+            Ok(Err(source)) => {
+                last_error = NotLearned::PodUnread { namespace: pod.namespace.clone(), name: pod.name.clone(), source }
+            }
             Err(_) => break,
         }
         tokio::time::sleep(RETRY_DELAY.min(deadline.saturating_duration_since(Instant::now()))).await;

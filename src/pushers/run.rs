@@ -115,12 +115,34 @@ pub struct Run {
 }
 
 /// An input that was given but cannot be used; the pusher goes on as if it were absent.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Ignored {
     /// The variable of the contract (or its flag) that carried the value.
     pub input: &'static str,
     pub value: String,
-    pub why: String,
+    pub why: UnusableValue,
+}
+
+/// Equal when they say the same: jiff's error, which one reason holds, has no equality.
+impl PartialEq for Ignored {
+    fn eq(&self, other: &Ignored) -> bool {
+        (self.input, &self.value, self.why.to_string()) == (other.input, &other.value, other.why.to_string())
+    }
+}
+
+impl Eq for Ignored {}
+
+/// Why a value that was given cannot be used.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum UnusableValue {
+    #[error("expected whole Unix seconds, such as 1772544600")]
+    NotUnixSeconds,
+    #[error("not a time: {0}")]
+    NotATime(#[source] jiff::Error),
+    #[error("expected a number of seconds, 0 or more")]
+    NotNonNegativeSeconds,
+    #[error("expected a number of seconds above 0")]
+    NotPositiveSeconds,
 }
 
 impl fmt::Display for Ignored {
@@ -212,33 +234,32 @@ fn read<T>(
     ignored: &mut Vec<Ignored>,
     input: &'static str,
     value: &Option<String>,
-    parse: impl Fn(&str) -> Result<T, String>,
+    parse: impl Fn(&str) -> Result<T, UnusableValue>,
 ) -> Option<T> {
     let text = value.as_deref().filter(|v| !v.trim().is_empty())?;
     parse(text.trim()).map_err(|why| ignored.push(Ignored { input, value: text.to_string(), why })).ok()
 }
 
-fn unix_seconds(text: &str) -> Result<Timestamp, String> {
-    let seconds: i64 =
-        text.trim().parse().map_err(|_| "expected whole Unix seconds, such as 1772544600".to_string())?;
-    Timestamp::from_second(seconds).map_err(|e| format!("not a time: {e}"))
+fn unix_seconds(text: &str) -> Result<Timestamp, UnusableValue> {
+    let seconds: i64 = text.trim().parse().map_err(|_| UnusableValue::NotUnixSeconds)?;
+    Timestamp::from_second(seconds).map_err(UnusableValue::NotATime)
 }
 
-pub(super) fn non_negative_seconds(text: &str) -> Result<f64, String> {
+pub(super) fn non_negative_seconds(text: &str) -> Result<f64, UnusableValue> {
     match text.parse::<f64>() {
         Ok(value) if value.is_finite() && value >= 0.0 => Ok(value),
-        _ => Err("expected a number of seconds, 0 or more".to_string()),
+        _ => Err(UnusableValue::NotNonNegativeSeconds),
     }
 }
 
-fn positive_seconds(text: &str) -> Result<f64, String> {
+fn positive_seconds(text: &str) -> Result<f64, UnusableValue> {
     match text.parse::<f64>() {
         Ok(value) if value.is_finite() && value > 0.0 => Ok(value),
-        _ => Err("expected a number of seconds above 0".to_string()),
+        _ => Err(UnusableValue::NotPositiveSeconds),
     }
 }
 
-fn timeout(text: &str) -> Result<Duration, String> {
+fn timeout(text: &str) -> Result<Duration, UnusableValue> {
     let value = positive_seconds(text)?;
     Ok(Duration::from_secs_f64(value.min(MAX_TIMEOUT.as_secs_f64())))
 }

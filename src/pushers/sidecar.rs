@@ -13,8 +13,9 @@ use reqwest::Url;
 use tokio::time::Instant;
 
 use super::end_metrics::{EndMetrics, Watch};
-use super::exit_source::{ExitSource, OwnPod};
-use super::gateway_client::Pusher;
+use super::exit_source::{ExitSource, OwnPod, RelaySetupError};
+use super::gateway_client::{PushError, Pusher};
+use super::group::GatewayUrlError;
 use super::process::run_contained;
 use super::run::{Run, RunArgs, non_negative_seconds};
 use crate::contract::env;
@@ -42,6 +43,44 @@ const FLOOR_PUSH_TIME: Duration = Duration::from_millis(800);
 const DEFAULT_PUSH_TIME: Duration = Duration::from_secs(5);
 /// A custom metrics file larger than this is not pushed: it is a mistake, not metrics.
 const MAX_METRICS_FILE: u64 = 4 << 20;
+
+/// `url::ParseError`, named through reqwest's `Url`: cronpush does not depend on `url` itself.
+type UrlParseError = <Url as std::str::FromStr>::Err;
+
+/// Why the sidecar has no source to learn the end of the run from.
+#[derive(Debug, thiserror::Error)]
+enum ExitSourceError {
+    #[error("{0} is not set")]
+    NotSet(&'static str),
+    #[error("{name}={url:?} is not a URL: {source}", name = env::RELAY_URL)]
+    RelayUrl { url: String, source: UrlParseError },
+    #[error("{name}={0} is not https: the token never travels in clear", name = env::RELAY_URL)]
+    RelayNotHttps(Url),
+    #[error("{name}={0:?} is neither relay nor api", name = env::EXIT_STATUS_SOURCE)]
+    UnknownSource(String),
+    #[error(transparent)]
+    Relay(#[from] RelaySetupError),
+}
+
+/// Why the custom metrics file is not pushed (a missing file is no error: none was written).
+#[derive(Debug, thiserror::Error)]
+enum MetricsFileError {
+    #[error("{0}")]
+    Unreadable(#[source] std::io::Error),
+    #[error("{0} bytes, more than the {MAX_METRICS_FILE} allowed")]
+    TooLarge(u64),
+}
+
+/// Why a push of the run's metrics did not happen; `target` is the redacted URL.
+#[derive(Debug, thiserror::Error)]
+enum NotPushed {
+    #[error(transparent)]
+    GatewayUrl(#[from] GatewayUrlError),
+    #[error("{source} after {} attempts ({target})", .source.attempts().0)]
+    Failed { target: String, source: PushError },
+    #[error("the deadline passed ({target})")]
+    Deadline { target: String },
+}
 
 #[derive(Args, Debug, Clone, Default)]
 pub struct SidecarArgs {
@@ -247,26 +286,26 @@ async fn end_of_run(pod: Option<&str>) -> bool {
     true
 }
 
-fn exit_source(args: &SidecarArgs) -> Result<ExitSource, String> {
+fn exit_source(args: &SidecarArgs) -> Result<ExitSource, ExitSourceError> {
     match args.exit_status_source.as_deref().map(str::trim).unwrap_or("relay") {
         "api" => Ok(ExitSource::Api),
         "relay" | "" => {
             let url =
-                args.relay_url.as_deref().filter(|u| !u.is_empty()).ok_or(format!("{} is not set", env::RELAY_URL))?;
-            let url = Url::parse(url).map_err(|e| format!("{}={url:?} is not a URL: {e}", env::RELAY_URL))?;
+                args.relay_url.as_deref().filter(|u| !u.is_empty()).ok_or(ExitSourceError::NotSet(env::RELAY_URL))?;
+            let url = Url::parse(url).map_err(|source| ExitSourceError::RelayUrl { url: url.to_string(), source })?;
             if url.scheme() != "https" {
-                return Err(format!("{}={url} is not https: the token never travels in clear", env::RELAY_URL));
+                return Err(ExitSourceError::RelayNotHttps(url));
             }
             let ca_pem = args
                 .relay_ca
                 .as_deref()
                 .filter(|c| !c.trim().is_empty())
-                .ok_or(format!("{} is not set", env::RELAY_CA))?;
+                .ok_or(ExitSourceError::NotSet(env::RELAY_CA))?;
             let token_file =
-                args.token_file.clone().filter(|t| !t.is_empty()).ok_or(format!("{} is not set", env::TOKEN_FILE))?;
-            ExitSource::relay(url, ca_pem, token_file.into())
+                args.token_file.clone().filter(|t| !t.is_empty()).ok_or(ExitSourceError::NotSet(env::TOKEN_FILE))?;
+            Ok(ExitSource::relay(url, ca_pem, token_file.into())?)
         }
-        other => Err(format!("{}={other:?} is neither relay nor api", env::EXIT_STATUS_SOURCE)),
+        other => Err(ExitSourceError::UnknownSource(other.to_string())),
     }
 }
 
@@ -308,26 +347,26 @@ async fn push_custom(pusher: &Pusher, run: &Run, path: PathBuf, deadline: Instan
     }
 }
 
-fn read_metrics_file(path: &PathBuf) -> Result<Option<String>, String> {
+fn read_metrics_file(path: &PathBuf) -> Result<Option<String>, MetricsFileError> {
     let metadata = match std::fs::metadata(path) {
         Ok(metadata) => metadata,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(MetricsFileError::Unreadable(e)),
     };
     if metadata.len() > MAX_METRICS_FILE {
-        return Err(format!("{} bytes, more than the {MAX_METRICS_FILE} allowed", metadata.len()));
+        return Err(MetricsFileError::TooLarge(metadata.len()));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let text = std::fs::read_to_string(path).map_err(MetricsFileError::Unreadable)?;
     Ok((!text.trim().is_empty()).then_some(text))
 }
 
 /// POSTs to the run's group before the deadline: the redacted URL and the attempts, or why not.
-async fn post(pusher: &Pusher, run: &Run, body: String, deadline: Instant) -> Result<(String, u32), String> {
-    let url = run.group.url(run.gateway_url.as_deref()).map_err(|e| e.to_string())?;
+async fn post(pusher: &Pusher, run: &Run, body: String, deadline: Instant) -> Result<(String, u32), NotPushed> {
+    let url = run.group.url(run.gateway_url.as_deref())?;
     let target = super::group::redacted(&url);
     match tokio::time::timeout_at(deadline, pusher.post(&url, body, deadline)).await {
         Ok(Ok(attempts)) => Ok((target, attempts.0)),
-        Ok(Err(e)) => Err(format!("{e} after {} attempts ({target})", e.attempts().0)),
-        Err(_) => Err(format!("the deadline passed ({target})")),
+        Ok(Err(source)) => Err(NotPushed::Failed { target, source }),
+        Err(_) => Err(NotPushed::Deadline { target }),
     }
 }

@@ -7,9 +7,9 @@ use std::time::Duration;
 use clap::Args;
 
 use super::injection::InjectionConfig;
-use super::node_fit::Platform;
-use super::relay_ca::RelayCa;
-use super::resource_fit::Wanted;
+use super::node_fit::{NotAPlatform, Platform};
+use super::relay_ca::{RelayCa, RelayCaError};
+use super::resource_fit::{ResourceFlagError, Wanted};
 use crate::go_duration;
 
 #[derive(Args, Debug, Clone)]
@@ -115,16 +115,18 @@ pub enum WebhookConfigError {
     GatewayUrl(String),
     #[error("--relay-url {0:?} must be an https URL: the sidecar's token never travels in clear")]
     RelayUrl(String),
-    #[error("{0}")]
-    Ca(String),
+    #[error(transparent)]
+    Ca(#[from] RelayCaError),
     #[error("--image must not be empty")]
     Image,
     #[error("--cluster-name {0:?} must be a name without control characters or surrounding spaces")]
     ClusterName(String),
     #[error("--image-platforms: {0}")]
-    ImagePlatforms(String),
-    #[error("{0}")]
-    Resources(String),
+    ImagePlatforms(#[source] NotAPlatform),
+    #[error("--image-platforms: names no platform, e.g. linux/amd64")]
+    NoImagePlatforms,
+    #[error(transparent)]
+    Resources(#[from] ResourceFlagError),
 }
 
 impl WebhookArgs {
@@ -139,10 +141,9 @@ impl WebhookArgs {
         if self.image.trim().is_empty() {
             return Err(WebhookConfigError::Image);
         }
-        Wanted::parse(&self.cpu_request, self.cpu_limit.as_deref(), &self.memory_request, &self.memory_limit)
-            .map_err(WebhookConfigError::Resources)?;
+        Wanted::parse(&self.cpu_request, self.cpu_limit.as_deref(), &self.memory_request, &self.memory_limit)?;
         let cluster_name = self.cluster_name()?;
-        let relay_ca_pem = RelayCa::load(&self.tls_ca_file).map_err(WebhookConfigError::Ca)?;
+        let relay_ca_pem = RelayCa::load(&self.tls_ca_file)?;
         Ok(InjectionConfig {
             image: self.image.clone(),
             image_pull_policy: Some(self.image_pull_policy.clone()),
@@ -182,7 +183,7 @@ impl WebhookArgs {
             .collect::<Result<Vec<_>, _>>()
             .map_err(WebhookConfigError::ImagePlatforms)?;
         if platforms.is_empty() {
-            return Err(WebhookConfigError::ImagePlatforms("names no platform, e.g. linux/amd64".into()));
+            return Err(WebhookConfigError::NoImagePlatforms);
         }
         Ok(platforms)
     }

@@ -136,7 +136,8 @@ impl Admitter {
                 return Err((why, SkipReason::PoliciesUnknown));
             }
         };
-        resource_fit::fit(spec, &self.injection, &policies).map_err(|why| (why, SkipReason::ResourcesRefused))
+        resource_fit::fit(spec, &self.injection, &policies)
+            .map_err(|why| (why.to_string(), SkipReason::ResourcesRefused))
     }
 
     /// Whether every node the Pod may land on runs what the injection needs.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use k8s_openapi::api::batch::v1::CronJob;
 
 use crate::pushers::gateway_client::TEXT_FORMAT;
-use crate::pushers::group::Group;
+use crate::pushers::group::{GatewayUrlError, Group};
 
 /// A CronJob, as its group names it: namespace and name.
 pub type Name = (String, String);
@@ -19,6 +19,23 @@ pub fn name_of(cronjob: &CronJob) -> Name {
 
 /// How long one request to the gateway may take.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why the gateway's groups could not be read, or a push into one was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayGroupsError {
+    #[error(transparent)]
+    Request(reqwest::Error),
+    #[error("{url} answered {status}")]
+    ReadRefused { url: String, status: reqwest::StatusCode },
+    #[error("{url}: {source}")]
+    ReadBody { url: String, source: reqwest::Error },
+    #[error("{url}: {source}")]
+    NotJson { url: String, source: serde_json::Error },
+    #[error(transparent)]
+    GroupUrl(#[from] GatewayUrlError),
+    #[error("the gateway answered {0}")]
+    PushRefused(reqwest::StatusCode),
+}
 
 /// The gateway, and which of its groups are cronpush's.
 #[derive(Clone)]
@@ -53,22 +70,22 @@ impl GroupOnGateway {
 
 impl GatewayGroups {
     /// The HTTP client the webhook talks to the gateway with.
-    pub fn http_client() -> Result<reqwest::Client, String> {
-        reqwest::Client::builder()
-            .user_agent(concat!("cronpush/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| e.to_string())
+    pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
+        reqwest::Client::builder().user_agent(concat!("cronpush/", env!("CARGO_PKG_VERSION"))).build()
     }
 
     /// This job label's and this cluster's CronJob groups on the gateway.
-    pub async fn read(&self) -> Result<Vec<GroupOnGateway>, String> {
+    pub async fn read(&self) -> Result<Vec<GroupOnGateway>, GatewayGroupsError> {
         let url = format!("{}/api/v1/metrics", self.gateway_url.trim_end_matches('/'));
-        let response = self.http.get(&url).timeout(REQUEST_TIMEOUT).send().await.map_err(|e| e.to_string())?;
+        let response =
+            self.http.get(&url).timeout(REQUEST_TIMEOUT).send().await.map_err(GatewayGroupsError::Request)?;
         if !response.status().is_success() {
-            return Err(format!("{url} answered {}", response.status()));
+            return Err(GatewayGroupsError::ReadRefused { url, status: response.status() });
         }
-        let bytes = response.bytes().await.map_err(|e| format!("{url}: {e}"))?;
-        let mut body: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| format!("{url}: {e}"))?;
+        let bytes =
+            response.bytes().await.map_err(|source| GatewayGroupsError::ReadBody { url: url.clone(), source })?;
+        let mut body: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|source| GatewayGroupsError::NotJson { url, source })?;
         let mut groups = Vec::new();
         let data = match body["data"].take() {
             serde_json::Value::Array(data) => data,
@@ -100,13 +117,13 @@ impl GatewayGroups {
 
     /// POSTs `body` (text format) into `group` within `timeout`: what is pushed replaces the same
     /// families there.
-    pub async fn push(&self, group: &Group, body: String, timeout: Duration) -> Result<(), String> {
-        let url = group.url(Some(&self.gateway_url)).map_err(|e| e.to_string())?;
+    pub async fn push(&self, group: &Group, body: String, timeout: Duration) -> Result<(), GatewayGroupsError> {
+        let url = group.url(Some(&self.gateway_url))?;
         let request = self.http.post(url).header("Content-Type", TEXT_FORMAT).body(body);
         match request.timeout(timeout).send().await {
             Ok(r) if r.status().is_success() => Ok(()),
-            Ok(r) => Err(format!("the gateway answered {}", r.status())),
-            Err(e) => Err(e.to_string()),
+            Ok(r) => Err(GatewayGroupsError::PushRefused(r.status())),
+            Err(e) => Err(GatewayGroupsError::Request(e)),
         }
     }
 

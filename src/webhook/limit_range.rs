@@ -64,27 +64,97 @@ pub fn fill_defaults(container: &mut Demand, limit_ranges: &[impl AsRef<LimitRan
     }
 }
 
+/// A LimitRange that refuses the patched Pod: which one, for which container (none: the Pod as
+/// a whole), and the constraint broken (boxed: it is large, and rare).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LimitRangeViolation {
+    #[error("LimitRange {limit_range}: container {container}: {broken}")]
+    Container {
+        limit_range: String,
+        container: String,
+        #[source]
+        broken: Box<BrokenConstraint>,
+    },
+    #[error("LimitRange {limit_range}: {broken}")]
+    Pod {
+        limit_range: String,
+        #[source]
+        broken: Box<BrokenConstraint>,
+    },
+}
+
+/// A constraint of one LimitRange item that requests and limits break, in LimitRanger's words;
+/// `kind` is the item's `type` (`Container` or `Pod`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BrokenConstraint {
+    #[error("minimum {resource} usage per {kind} is {}, and no request is specified", show(.resource, *.min))]
+    NoRequest { kind: &'static str, resource: String, min: Milli },
+    #[error(
+        "minimum {resource} usage per {kind} is {}, but request is {}",
+        show(.resource, *.min),
+        show(.resource, *.request)
+    )]
+    RequestBelowMin { kind: &'static str, resource: String, min: Milli, request: Milli },
+    #[error(
+        "minimum {resource} usage per {kind} is {}, but limit is {}",
+        show(.resource, *.min),
+        show(.resource, *.limit)
+    )]
+    LimitBelowMin { kind: &'static str, resource: String, min: Milli, limit: Milli },
+    #[error("maximum {resource} usage per {kind} is {}, and no limit is specified", show(.resource, *.max))]
+    NoLimit { kind: &'static str, resource: String, max: Milli },
+    #[error(
+        "maximum {resource} usage per {kind} is {}, but limit is {}",
+        show(.resource, *.max),
+        show(.resource, *.limit)
+    )]
+    LimitAboveMax { kind: &'static str, resource: String, max: Milli, limit: Milli },
+    #[error(
+        "maximum {resource} usage per {kind} is {}, but request is {}",
+        show(.resource, *.max),
+        show(.resource, *.request)
+    )]
+    RequestAboveMax { kind: &'static str, resource: String, max: Milli, request: Milli },
+    #[error("{resource} max limit to request ratio per {kind} needs a non-zero request and limit")]
+    RatioWithoutBoth { kind: &'static str, resource: String },
+    #[error(
+        "{resource} max limit to request ratio per {kind} is {}, but the limit is {} for a request of {}",
+        *.ratio as f64 / 1000.0,
+        show(.resource, *.limit),
+        show(.resource, *.request)
+    )]
+    AboveRatio { kind: &'static str, resource: String, ratio: Milli, request: Milli, limit: Milli },
+}
+
 /// `PodValidateLimitFunc` for one container: every `Container` item's min, max and
 /// maxLimitRequestRatio.
-pub fn check_container(container: &Demand, limit_ranges: &[impl AsRef<LimitRange>]) -> Result<(), String> {
+pub fn check_container(container: &Demand, limit_ranges: &[impl AsRef<LimitRange>]) -> Result<(), LimitRangeViolation> {
     for item in items(limit_ranges, "Container") {
-        check(item, "Container", &container.requests, &container.limits)
-            .map_err(|e| format!("LimitRange {}: container {}: {e}", item.limit_range, container.name))?;
+        check(item, "Container", &container.requests, &container.limits).map_err(|broken| {
+            LimitRangeViolation::Container {
+                limit_range: item.limit_range.to_string(),
+                container: container.name.clone(),
+                broken: Box::new(broken),
+            }
+        })?;
     }
     Ok(())
 }
 
 /// `PodValidateLimitFunc` for the whole Pod: every `Pod` item, against the Pod's requests and
 /// limits added up (`podRequests`, `podLimits`).
-pub fn check_pod(pod: &PodDemand, limit_ranges: &[impl AsRef<LimitRange>]) -> Result<(), String> {
+pub fn check_pod(pod: &PodDemand, limit_ranges: &[impl AsRef<LimitRange>]) -> Result<(), LimitRangeViolation> {
     let (requests, limits) = (pod.requests(), pod.limits());
     for item in items(limit_ranges, "Pod") {
-        check(item, "Pod", &requests, &limits).map_err(|e| format!("LimitRange {}: {e}", item.limit_range))?;
+        check(item, "Pod", &requests, &limits).map_err(|broken| LimitRangeViolation::Pod {
+            limit_range: item.limit_range.to_string(),
+            broken: Box::new(broken),
+        })?;
     }
     Ok(())
 }
 
-fn check(item: Item<'_>, kind: &str, requests: &Amounts, limits: &Amounts) -> Result<(), String> {
+fn check(item: Item<'_>, kind: &'static str, requests: &Amounts, limits: &Amounts) -> Result<(), BrokenConstraint> {
     for (resource, min) in amounts(item.item.min.as_ref()) {
         min_constraint(kind, &resource, min, requests.get(&resource), limits.get(&resource))?;
     }
@@ -99,20 +169,19 @@ fn check(item: Item<'_>, kind: &str, requests: &Amounts, limits: &Amounts) -> Re
 
 /// `minConstraint`: a request is required and, like a limit if any, may not be below the minimum.
 fn min_constraint(
-    kind: &str,
+    kind: &'static str,
     resource: &str,
     min: Milli,
     request: Option<&Milli>,
     limit: Option<&Milli>,
-) -> Result<(), String> {
-    let min_shown = show(resource, min);
+) -> Result<(), BrokenConstraint> {
     match (request, limit) {
-        (None, _) => Err(format!("minimum {resource} usage per {kind} is {min_shown}, and no request is specified")),
-        (Some(&r), _) if r < min => {
-            Err(format!("minimum {resource} usage per {kind} is {min_shown}, but request is {}", show(resource, r)))
+        (None, _) => Err(BrokenConstraint::NoRequest { kind, resource: resource.into(), min }),
+        (Some(&request), _) if request < min => {
+            Err(BrokenConstraint::RequestBelowMin { kind, resource: resource.into(), min, request })
         }
-        (_, Some(&l)) if l < min => {
-            Err(format!("minimum {resource} usage per {kind} is {min_shown}, but limit is {}", show(resource, l)))
+        (_, Some(&limit)) if limit < min => {
+            Err(BrokenConstraint::LimitBelowMin { kind, resource: resource.into(), min, limit })
         }
         _ => Ok(()),
     }
@@ -120,20 +189,19 @@ fn min_constraint(
 
 /// `maxConstraint`: a limit is required and, like a request if any, may not be above the maximum.
 fn max_constraint(
-    kind: &str,
+    kind: &'static str,
     resource: &str,
     max: Milli,
     request: Option<&Milli>,
     limit: Option<&Milli>,
-) -> Result<(), String> {
-    let max_shown = show(resource, max);
+) -> Result<(), BrokenConstraint> {
     match (request, limit) {
-        (_, None) => Err(format!("maximum {resource} usage per {kind} is {max_shown}, and no limit is specified")),
-        (_, Some(&l)) if l > max => {
-            Err(format!("maximum {resource} usage per {kind} is {max_shown}, but limit is {}", show(resource, l)))
+        (_, None) => Err(BrokenConstraint::NoLimit { kind, resource: resource.into(), max }),
+        (_, Some(&limit)) if limit > max => {
+            Err(BrokenConstraint::LimitAboveMax { kind, resource: resource.into(), max, limit })
         }
-        (Some(&r), _) if r > max => {
-            Err(format!("maximum {resource} usage per {kind} is {max_shown}, but request is {}", show(resource, r)))
+        (Some(&request), _) if request > max => {
+            Err(BrokenConstraint::RequestAboveMax { kind, resource: resource.into(), max, request })
         }
         _ => Ok(()),
     }
@@ -143,24 +211,19 @@ fn max_constraint(
 /// exceed the ratio. Compared in floating point exactly as there, so that a limit chosen at the
 /// ratio is judged as the API server judges it.
 fn ratio_constraint(
-    kind: &str,
+    kind: &'static str,
     resource: &str,
     ratio: Milli,
     request: Option<&Milli>,
     limit: Option<&Milli>,
-) -> Result<(), String> {
-    let (Some(&r), Some(&l)) = (request.filter(|r| **r != 0), limit.filter(|l| **l != 0)) else {
-        return Err(format!("{resource} max limit to request ratio per {kind} needs a non-zero request and limit"));
+) -> Result<(), BrokenConstraint> {
+    let (Some(&request), Some(&limit)) = (request.filter(|r| **r != 0), limit.filter(|l| **l != 0)) else {
+        return Err(BrokenConstraint::RatioWithoutBoth { kind, resource: resource.into() });
     };
-    if within_ratio(r, l, ratio) {
+    if within_ratio(request, limit, ratio) {
         Ok(())
     } else {
-        Err(format!(
-            "{resource} max limit to request ratio per {kind} is {}, but the limit is {} for a request of {}",
-            ratio as f64 / 1000.0,
-            show(resource, l),
-            show(resource, r)
-        ))
+        Err(BrokenConstraint::AboveRatio { kind, resource: resource.into(), ratio, request, limit })
     }
 }
 

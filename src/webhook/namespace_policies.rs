@@ -22,7 +22,21 @@ pub struct Policies {
     pub quotas: Vec<Arc<ResourceQuota>>,
 }
 
-pub type PoliciesFuture<'a> = Pin<Box<dyn Future<Output = Result<Policies, String>> + Send + 'a>>;
+/// Why a namespace's LimitRanges and ResourceQuotas are not known.
+#[derive(Debug, thiserror::Error)]
+pub enum PoliciesUnavailable {
+    #[error("no Kubernetes configuration")]
+    NoKubernetes,
+    #[error("listing the {kind} of {namespace}: {source}")]
+    List {
+        /// `LimitRanges` or `ResourceQuotas`.
+        kind: &'static str,
+        namespace: String,
+        source: kube::Error,
+    },
+}
+
+pub type PoliciesFuture<'a> = Pin<Box<dyn Future<Output = Result<Policies, PoliciesUnavailable>> + Send + 'a>>;
 
 /// Where admission learns a namespace's LimitRanges and ResourceQuotas.
 pub trait NamespacePolicies: Send + Sync {
@@ -45,7 +59,7 @@ impl PolicyCache {
         }
     }
 
-    async fn current(&self, namespace: &str) -> Result<Policies, String> {
+    async fn current(&self, namespace: &str) -> Result<Policies, PoliciesUnavailable> {
         if is_ready(&self.limit_ranges) && is_ready(&self.quotas) {
             let in_namespace = |ns: Option<&String>| ns.is_some_and(|ns| ns == namespace);
             return Ok(Policies {
@@ -66,11 +80,15 @@ impl PolicyCache {
         let limit_ranges = Api::<LimitRange>::namespaced(self.client.clone(), namespace)
             .list(&ListParams::default())
             .await
-            .map_err(|e| format!("listing the LimitRanges of {namespace}: {e}"))?;
+            .map_err(|source| PoliciesUnavailable::List { kind: "LimitRanges", namespace: namespace.into(), source })?;
         let quotas = Api::<ResourceQuota>::namespaced(self.client.clone(), namespace)
             .list(&ListParams::default())
             .await
-            .map_err(|e| format!("listing the ResourceQuotas of {namespace}: {e}"))?;
+            .map_err(|source| PoliciesUnavailable::List {
+                kind: "ResourceQuotas",
+                namespace: namespace.into(),
+                source,
+            })?;
         Ok(Policies {
             limit_ranges: limit_ranges.items.into_iter().map(Arc::new).collect(),
             quotas: quotas.items.into_iter().map(Arc::new).collect(),
@@ -85,10 +103,10 @@ impl NamespacePolicies for PolicyCache {
 }
 
 /// The policies when there is no Kubernetes configuration at all: never known.
-pub struct NoPolicies(pub String);
+pub struct NoPolicies;
 
 impl NamespacePolicies for NoPolicies {
     fn of<'a>(&'a self, _namespace: &'a str) -> PoliciesFuture<'a> {
-        Box::pin(std::future::ready(Err(self.0.clone())))
+        Box::pin(std::future::ready(Err(PoliciesUnavailable::NoKubernetes)))
     }
 }

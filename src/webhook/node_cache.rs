@@ -18,8 +18,17 @@ use kube::{Api, Client};
 
 use super::watch_cache::{is_ready, watch_into_cache};
 
+/// Why the cluster's Nodes are not known.
+#[derive(Debug, thiserror::Error)]
+pub enum NodesUnavailable {
+    #[error("no Kubernetes configuration")]
+    NoKubernetes,
+    #[error("listing Nodes: {0}")]
+    List(#[source] kube::Error),
+}
+
 /// Every Node as far as known, or why they are not known.
-pub type NodesFuture<'a> = Pin<Box<dyn Future<Output = Result<Vec<Arc<Node>>, String>> + Send + 'a>>;
+pub type NodesFuture<'a> = Pin<Box<dyn Future<Output = Result<Vec<Arc<Node>>, NodesUnavailable>> + Send + 'a>>;
 
 /// Where admission learns the cluster's Nodes.
 pub trait Nodes: Send + Sync {
@@ -38,7 +47,7 @@ impl NodeCache {
         NodeCache { client, store }
     }
 
-    async fn current(&self) -> Result<Vec<Arc<Node>>, String> {
+    async fn current(&self) -> Result<Vec<Arc<Node>>, NodesUnavailable> {
         if is_ready(&self.store) {
             return Ok(self.store.state());
         }
@@ -51,7 +60,7 @@ impl NodeCache {
                     Arc::new(node)
                 })
                 .collect()),
-            Err(e) => Err(format!("listing Nodes: {e}")),
+            Err(e) => Err(NodesUnavailable::List(e)),
         }
     }
 }
@@ -63,11 +72,11 @@ impl Nodes for NodeCache {
 }
 
 /// The nodes when there is no Kubernetes configuration at all: never known.
-pub struct NoNodes(pub String);
+pub struct NoNodes;
 
 impl Nodes for NoNodes {
     fn nodes(&self) -> NodesFuture<'_> {
-        Box::pin(std::future::ready(Err(self.0.clone())))
+        Box::pin(std::future::ready(Err(NodesUnavailable::NoKubernetes)))
     }
 }
 

@@ -115,10 +115,15 @@ pub struct Platform {
     pub variant: Option<String>,
 }
 
-impl FromStr for Platform {
-    type Err = String;
+/// A platform that is not written `os/arch` or `os/arch/variant`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is no platform: write os/arch or os/arch/variant in lower case, as in linux/amd64 or linux/arm/v7")]
+pub struct NotAPlatform(String);
 
-    fn from_str(text: &str) -> Result<Platform, String> {
+impl FromStr for Platform {
+    type Err = NotAPlatform;
+
+    fn from_str(text: &str) -> Result<Platform, NotAPlatform> {
         let word = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
         let parts: Vec<&str> = text.trim().split('/').collect();
         match parts.as_slice() {
@@ -128,9 +133,7 @@ impl FromStr for Platform {
             [os, arch, variant] if word(os) && word(arch) && word(variant) => {
                 Ok(Platform { os: os.to_string(), arch: arch.to_string(), variant: Some(variant.to_string()) })
             }
-            _ => Err(format!(
-                "{text:?} is no platform: write os/arch or os/arch/variant in lower case, as in linux/amd64 or linux/arm/v7"
-            )),
+            _ => Err(NotAPlatform(text.to_string())),
         }
     }
 }
@@ -179,7 +182,7 @@ mod tests {
         assert_eq!((arm.os.as_str(), arm.arch.as_str(), arm.variant.as_deref()), ("linux", "arm", Some("v7")));
         assert_eq!(" linux/amd64 ".parse::<Platform>().unwrap().to_string(), "linux/amd64");
         for bad in ["", "linux", "amd64", "linux/", "/amd64", "Linux/AMD64", "linux/amd64/v1/x", "linux amd64"] {
-            let e = bad.parse::<Platform>().unwrap_err();
+            let e = bad.parse::<Platform>().unwrap_err().to_string();
             assert!(e.contains("os/arch") && e.contains(&format!("{bad:?}")), "{bad:?}: {e}");
         }
     }

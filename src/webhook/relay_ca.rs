@@ -19,6 +19,15 @@ type Stamp = (u64, i64, i64, u64);
 #[derive(Debug, Clone)]
 pub struct RelayCa(Arc<Inner>);
 
+/// Why the CA bundle cannot be read from its file.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayCaError {
+    #[error("cannot read the CA file {}: {source}", .path.display())]
+    Unreadable { path: PathBuf, source: std::io::Error },
+    #[error("the CA file {} holds no PEM certificate", .path.display())]
+    NoCertificate { path: PathBuf },
+}
+
 #[derive(Debug)]
 struct Inner {
     /// `None`: a fixed bundle, never reread.
@@ -38,7 +47,7 @@ struct State {
 impl RelayCa {
     /// Reads the bundle; a file that cannot be read or holds no certificate is an error here,
     /// at start, and later only keeps the bundle already known.
-    pub fn load(path: &Path) -> Result<RelayCa, String> {
+    pub fn load(path: &Path) -> Result<RelayCa, RelayCaError> {
         let (stamp, pem) = read(path)?;
         let state = State { checked: Instant::now(), stamp: Some(stamp), pem };
         Ok(RelayCa(Arc::new(Inner { path: Some(path.to_owned()), state: Mutex::new(state) })))
@@ -80,12 +89,12 @@ fn stamp(path: &Path) -> std::io::Result<Stamp> {
     Ok((metadata.ino(), metadata.mtime(), metadata.mtime_nsec(), metadata.len()))
 }
 
-fn read(path: &Path) -> Result<(Stamp, Arc<str>), String> {
-    let display = path.display();
-    let stamp = stamp(path).map_err(|e| format!("cannot read the CA file {display}: {e}"))?;
-    let pem = std::fs::read_to_string(path).map_err(|e| format!("cannot read the CA file {display}: {e}"))?;
+fn read(path: &Path) -> Result<(Stamp, Arc<str>), RelayCaError> {
+    let unreadable = |source| RelayCaError::Unreadable { path: path.to_owned(), source };
+    let stamp = stamp(path).map_err(unreadable)?;
+    let pem = std::fs::read_to_string(path).map_err(unreadable)?;
     if !pem.contains("-----BEGIN CERTIFICATE-----") {
-        return Err(format!("the CA file {display} holds no PEM certificate"));
+        return Err(RelayCaError::NoCertificate { path: path.to_owned() });
     }
     Ok((stamp, pem.into()))
 }

@@ -10,11 +10,11 @@ use k8s_openapi::api::core::v1::{PodSpec, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use super::injection::InjectionConfig;
-use super::limit_range::{self, Item, highest_within_ratio};
+use super::limit_range::{self, Item, LimitRangeViolation, highest_within_ratio};
 use super::namespace_policies::Policies;
 use super::pod_resources::{Demand, POD_LEVEL_RESOURCES, PodDemand};
 use super::quantity::{self, Milli, show};
-use super::resource_quota;
+use super::resource_quota::{self, QuotaViolation};
 use crate::contract::{SIDECAR_CONTAINER, START_CONTAINER};
 
 /// The least memory limit a pusher gets: about twice the highest peak measured (`start`, 8.6 MiB:
@@ -26,6 +26,52 @@ pub const MEMORY_FLOOR: Milli = 16 * 1024 * 1024 * 1000;
 /// names one: ten times the default request, so that a push is not throttled for long.
 const CPU_LIMIT_WHEN_REQUIRED: Milli = 100;
 
+/// Why the operator's values (`--cpu-request` and the like) cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResourceFlagError {
+    #[error("{flag} {value:?} is not a resource quantity (e.g. 10m, 16Mi)")]
+    NotAQuantity { flag: &'static str, value: String },
+    #[error("--cpu-limit is below --cpu-request")]
+    CpuLimitBelowRequest,
+    #[error("--memory-limit is below --memory-request")]
+    MemoryLimitBelowRequest,
+    #[error("--memory-limit is below {}, which the pushers need", quantity::memory(MEMORY_FLOOR))]
+    MemoryLimitBelowFloor,
+}
+
+/// Why no requests and limits for the injected containers pass the namespace's policies: which
+/// policy refuses them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResourceMisfit {
+    #[error(transparent)]
+    Flags(#[from] ResourceFlagError),
+    #[error(
+        "the LimitRanges ask a container for at least {} and at most {} of {resource}",
+        show(.resource, *.min),
+        show(.resource, *.max)
+    )]
+    CrossedBounds { resource: String, min: Milli, max: Milli },
+    #[error("a LimitRange bounds the {resource} limit by the request, and the request is 0")]
+    RatioOfZero { resource: String },
+    #[error(
+        "the LimitRanges allow a container {} of memory, and the pushers need {}",
+        show("memory", *.limit),
+        show("memory", MEMORY_FLOOR)
+    )]
+    MemoryBelowFloor { limit: Milli },
+    /// The validation of pod-level resources.
+    #[error(
+        "the Pod's spec.resources requests {} of {resource}, and its containers would need {} with cronpush's",
+        show(.resource, *.pod),
+        show(.resource, *.containers)
+    )]
+    PodLevelResources { resource: &'static str, pod: Milli, containers: Milli },
+    #[error(transparent)]
+    LimitRange(#[from] LimitRangeViolation),
+    #[error(transparent)]
+    Quota(#[from] QuotaViolation),
+}
+
 /// The operator's values for each injected container, parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Wanted {
@@ -36,7 +82,7 @@ pub struct Wanted {
 }
 
 impl Wanted {
-    pub fn of(config: &InjectionConfig) -> Result<Wanted, String> {
+    pub fn of(config: &InjectionConfig) -> Result<Wanted, ResourceFlagError> {
         Wanted::parse(&config.cpu_request, config.cpu_limit.as_deref(), &config.memory_request, &config.memory_limit)
     }
 
@@ -47,10 +93,10 @@ impl Wanted {
         cpu_limit: Option<&str>,
         memory_request: &str,
         memory_limit: &str,
-    ) -> Result<Wanted, String> {
-        let parse = |flag: &str, value: &str| match quantity::milli(value) {
+    ) -> Result<Wanted, ResourceFlagError> {
+        let parse = |flag: &'static str, value: &str| match quantity::milli(value) {
             Some(amount) if amount >= 0 => Ok(amount),
-            _ => Err(format!("{flag} {value:?} is not a resource quantity (e.g. 10m, 16Mi)")),
+            _ => Err(ResourceFlagError::NotAQuantity { flag, value: value.to_string() }),
         };
         let wanted = Wanted {
             cpu_request: parse("--cpu-request", cpu_request)?,
@@ -59,20 +105,24 @@ impl Wanted {
             memory_limit: parse("--memory-limit", memory_limit)?,
         };
         if wanted.cpu_limit.is_some_and(|l| l < wanted.cpu_request) {
-            return Err("--cpu-limit is below --cpu-request".into());
+            return Err(ResourceFlagError::CpuLimitBelowRequest);
         }
         if wanted.memory_limit < wanted.memory_request {
-            return Err("--memory-limit is below --memory-request".into());
+            return Err(ResourceFlagError::MemoryLimitBelowRequest);
         }
         if wanted.memory_limit < MEMORY_FLOOR {
-            return Err(format!("--memory-limit is below {}, which the pushers need", quantity::memory(MEMORY_FLOOR)));
+            return Err(ResourceFlagError::MemoryLimitBelowFloor);
         }
         Ok(wanted)
     }
 }
 
 /// The resources each injected container gets, or why the patched Pod could not pass.
-pub fn fit(spec: &PodSpec, config: &InjectionConfig, policies: &Policies) -> Result<ResourceRequirements, String> {
+pub fn fit(
+    spec: &PodSpec,
+    config: &InjectionConfig,
+    policies: &Policies,
+) -> Result<ResourceRequirements, ResourceMisfit> {
     let wanted = Wanted::of(config)?;
     let original = PodDemand::of(spec);
     // Our containers set a memory limit, so the patched Pod is never BestEffort.
@@ -88,11 +138,7 @@ pub fn fit(spec: &PodSpec, config: &InjectionConfig, policies: &Policies) -> Res
     if let (_, Some(limit)) = memory
         && limit < MEMORY_FLOOR
     {
-        return Err(format!(
-            "the LimitRanges allow a container {} of memory, and the pushers need {}",
-            show("memory", limit),
-            show("memory", MEMORY_FLOOR)
-        ));
+        return Err(ResourceMisfit::MemoryBelowFloor { limit });
     }
 
     let mut patched = original.clone();
@@ -143,7 +189,7 @@ fn choose(
     limit: Option<Milli>,
     items: &[Item<'_>],
     quota_wants_limit: bool,
-) -> Result<(Milli, Option<Milli>), String> {
+) -> Result<(Milli, Option<Milli>), ResourceMisfit> {
     let min = items.iter().filter_map(|i| i.min(resource)).max();
     let max = items.iter().filter_map(|i| i.max(resource)).min();
     let ratio = items.iter().filter_map(|i| i.max_ratio(resource)).min();
@@ -151,18 +197,14 @@ fn choose(
     if let (Some(min), Some(max)) = (min, max)
         && min > max
     {
-        return Err(format!(
-            "the LimitRanges ask a container for at least {} and at most {} of {resource}",
-            show(resource, min),
-            show(resource, max)
-        ));
+        return Err(ResourceMisfit::CrossedBounds { resource: resource.to_string(), min, max });
     }
     let mut request = request.max(min.unwrap_or(0));
     if let Some(max) = max {
         request = request.min(max);
     }
     if ratio.is_some() && request == 0 {
-        return Err(format!("a LimitRange bounds the {resource} limit by the request, and the request is 0"));
+        return Err(ResourceMisfit::RatioOfZero { resource: resource.to_string() });
     }
     let needs_limit = limit.is_some() || max.is_some() || ratio.is_some() || default.is_some() || quota_wants_limit;
     if !needs_limit {
@@ -182,17 +224,13 @@ fn choose(
 /// The validation of pod-level resources: the Pod's requests must cover what its containers ask
 /// together, ours included (pkg/apis/core/validation `validatePodResourceConsistency`; the
 /// check of limits there is on main containers only, so ours never break it).
-fn check_pod_level_resources(patched: &PodDemand) -> Result<(), String> {
+fn check_pod_level_resources(patched: &PodDemand) -> Result<(), ResourceMisfit> {
     let containers = patched.container_requests();
     for resource in POD_LEVEL_RESOURCES {
         if let (Some(&pod), Some(&together)) = (patched.pod_requests.get(resource), containers.get(resource))
             && together > pod
         {
-            return Err(format!(
-                "the Pod's spec.resources requests {} of {resource}, and its containers would need {} with cronpush's",
-                show(resource, pod),
-                show(resource, together)
-            ));
+            return Err(ResourceMisfit::PodLevelResources { resource, pod, containers: together });
         }
     }
     Ok(())
@@ -226,7 +264,7 @@ mod tests {
         Policies { limit_ranges: vec![], quotas: vec![Arc::new(serde_json::from_value(quota).unwrap())] }
     }
 
-    fn fitted(spec: &PodSpec, policies: &Policies) -> Result<Value, String> {
+    fn fitted(spec: &PodSpec, policies: &Policies) -> Result<Value, ResourceMisfit> {
         fit(spec, &config(), policies).map(|r| serde_json::to_value(r).unwrap())
     }
 
@@ -263,14 +301,14 @@ mod tests {
     #[test]
     fn no_values_pass_some_limit_ranges_and_the_reason_says_which() {
         let crossed = limit_range(json!([{"type": "Container", "min": {"cpu": "1"}, "max": {"cpu": "500m"}}]));
-        let why = fitted(&spec(json!({}), json!({})), &crossed).unwrap_err();
+        let why = fitted(&spec(json!({}), json!({})), &crossed).unwrap_err().to_string();
         assert!(why.contains("at least 1 and at most 500m of cpu"), "{why}");
         let small = limit_range(json!([{"type": "Container", "max": {"memory": "8Mi"}}]));
-        let why = fitted(&spec(json!({}), json!({})), &small).unwrap_err();
+        let why = fitted(&spec(json!({}), json!({})), &small).unwrap_err().to_string();
         assert!(why.contains("8Mi") && why.contains("16Mi"), "{why}");
         // A ratio on a resource that we do not set, and no default fills in: LimitRanger refuses.
         let storage = limit_range(json!([{"type": "Container", "maxLimitRequestRatio": {"ephemeral-storage": "2"}}]));
-        let why = fitted(&spec(json!({}), json!({})), &storage).unwrap_err();
+        let why = fitted(&spec(json!({}), json!({})), &storage).unwrap_err().to_string();
         assert!(why.contains("LimitRange bounds: container cronpush-start: ephemeral-storage"), "{why}");
     }
 
@@ -281,7 +319,7 @@ mod tests {
         let roomy = limit_range(json!([{"type": "Pod", "max": {"memory": "100Mi"}}]));
         assert!(fitted(&spec(own.clone(), json!({})), &roomy).is_ok());
         let tight = limit_range(json!([{"type": "Pod", "max": {"memory": "90Mi"}}]));
-        let why = fitted(&spec(own, json!({})), &tight).unwrap_err();
+        let why = fitted(&spec(own, json!({})), &tight).unwrap_err().to_string();
         assert!(why.contains("maximum memory usage per Pod is 90Mi, but limit is 96Mi"), "{why}");
     }
 
@@ -292,7 +330,7 @@ mod tests {
         let own = || spec(json!({"requests": {"memory": "8Mi"}}), json!({}));
         let hard = json!({"hard": {"requests.memory": "64Mi"}});
         assert!(fitted(&own(), &quota(hard.clone(), json!({"requests.memory": "40Mi"}))).is_ok());
-        let why = fitted(&own(), &quota(hard, json!({"requests.memory": "50Mi"}))).unwrap_err();
+        let why = fitted(&own(), &quota(hard, json!({"requests.memory": "50Mi"}))).unwrap_err().to_string();
         assert_eq!(why, "ResourceQuota team: requests.memory would reach 74Mi of 64Mi (used 50Mi, this Pod 24Mi)");
     }
 
@@ -303,18 +341,18 @@ mod tests {
         let not_terminating = json!({"hard": {"requests.memory": "64Mi"}, "scopes": ["NotTerminating"]});
         let with_deadline = spec(own.clone(), json!({"activeDeadlineSeconds": 60}));
         assert!(fitted(&with_deadline, &quota(not_terminating.clone(), full.clone())).is_ok());
-        let why = fitted(&spec(own.clone(), json!({})), &quota(not_terminating, full.clone())).unwrap_err();
+        let why = fitted(&spec(own.clone(), json!({})), &quota(not_terminating, full.clone())).unwrap_err().to_string();
         assert!(why.contains("would reach"), "{why}");
         let high = json!({"hard": {"requests.memory": "64Mi"},
                           "scopeSelector": {"matchExpressions": [{"scopeName": "PriorityClass", "operator": "In", "values": ["high"]}]}});
         let low = spec(own.clone(), json!({"priorityClassName": "low"}));
         assert!(fitted(&low, &quota(high.clone(), full.clone())).is_ok());
-        let why = fitted(&spec(own, json!({"priorityClassName": "high"})), &quota(high, full)).unwrap_err();
+        let why = fitted(&spec(own, json!({"priorityClassName": "high"})), &quota(high, full)).unwrap_err().to_string();
         assert!(why.contains("would reach"), "{why}");
         // Our requests make a BestEffort Pod Burstable: a NotBestEffort quota that did not see
         // the Pod as it came judges it, and wants every container to set what it tracks.
         let not_best_effort = json!({"hard": {"requests.cpu": "4"}, "scopes": ["NotBestEffort"]});
-        let why = fitted(&spec(json!({}), json!({})), &quota(not_best_effort, json!({}))).unwrap_err();
+        let why = fitted(&spec(json!({}), json!({})), &quota(not_best_effort, json!({}))).unwrap_err().to_string();
         assert_eq!(why, "ResourceQuota team: must specify requests.cpu for: main");
     }
 
@@ -323,7 +361,8 @@ mod tests {
         let roomy = json!({"resources": {"requests": {"cpu": "500m", "memory": "128Mi"}}});
         assert!(fitted(&spec(json!({}), roomy), &Policies::default()).is_ok());
         let full = json!({"resources": {"requests": {"memory": "64Mi"}}});
-        let why = fitted(&spec(json!({"requests": {"memory": "64Mi"}}), full), &Policies::default()).unwrap_err();
+        let why =
+            fitted(&spec(json!({"requests": {"memory": "64Mi"}}), full), &Policies::default()).unwrap_err().to_string();
         assert!(why.contains("requests 64Mi of memory, and its containers would need 80Mi"), "{why}");
         // With pod-level resources, a quota no longer asks every container to set them.
         let pod_level = json!({"resources": {"requests": {"memory": "128Mi"}}});

@@ -6,7 +6,7 @@
 use k8s_openapi::api::core::v1::{PodSpec, ResourceQuota, ScopedResourceSelectorRequirement};
 
 use super::pod_resources::{Amounts, PodDemand, amounts};
-use super::quantity::show;
+use super::quantity::{Milli, show};
 
 /// Whether `quota` counts this Pod: every scope of its `scopes` and `scopeSelector` matches
 /// (`podMatchesScopeFunc`). `best_effort` is the Pod's QoS class once patched.
@@ -68,24 +68,45 @@ fn uses_cross_namespace_affinity(spec: &PodSpec) -> bool {
     affinity_terms.chain(anti_terms).any(cross)
 }
 
+/// A ResourceQuota that refuses the patched Pod, in the plugin's words where it has them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QuotaViolation {
+    /// `Constraints`: containers that do not set a resource the quota tracks.
+    #[error("ResourceQuota {quota}: must specify {resource} for: {}", .containers.join(","))]
+    NotSet { quota: String, resource: &'static str, containers: Vec<String> },
+    /// What the Pod adds to the quota's usage does not fit under `hard`.
+    #[error(
+        "ResourceQuota {quota}: {resource} would reach {} of {} (used {}, this Pod {})",
+        show(unit(.resource), *.used + *.wanted),
+        show(unit(.resource), *.hard),
+        show(unit(.resource), *.used),
+        show(unit(.resource), *.wanted)
+    )]
+    Exceeded { quota: String, resource: String, hard: Milli, used: Milli, wanted: Milli },
+}
+
 /// The compute resources that, once a quota tracks them, every container must set (`validationSet`).
 const MUST_SET: [&str; 6] = ["cpu", "memory", "requests.cpu", "requests.memory", "limits.cpu", "limits.memory"];
 
 /// `Constraints`: with a quota on CPU or memory, every container must set what it tracks,
 /// unless `spec.resources` sets CPU or memory for the whole Pod.
-pub fn check_containers_set(quota: &ResourceQuota, pod: &PodDemand) -> Result<(), String> {
+pub fn check_containers_set(quota: &ResourceQuota, pod: &PodDemand) -> Result<(), QuotaViolation> {
     if pod.has_pod_level_resources() {
         return Ok(());
     }
     let hard = hard(quota);
     for tracked in MUST_SET.into_iter().filter(|r| hard.contains_key(*r)) {
-        let missing: Vec<&str> = pod
+        let missing: Vec<String> = pod
             .containers()
             .filter(|c| !usage_of(&c.requests, &c.limits).contains_key(tracked))
-            .map(|c| c.name.as_str())
+            .map(|c| c.name.clone())
             .collect();
         if !missing.is_empty() {
-            return Err(format!("ResourceQuota {}: must specify {tracked} for: {}", name(quota), missing.join(",")));
+            return Err(QuotaViolation::NotSet {
+                quota: name(quota).to_string(),
+                resource: tracked,
+                containers: missing,
+            });
         }
     }
     Ok(())
@@ -93,7 +114,7 @@ pub fn check_containers_set(quota: &ResourceQuota, pod: &PodDemand) -> Result<()
 
 /// Whether what the patched Pod adds to the quota's usage beyond the Pod as it came still fits
 /// under `hard`: the resources the injection does not grow are the Pod's own business.
-pub fn check_headroom(quota: &ResourceQuota, patched: &PodDemand, original: &PodDemand) -> Result<(), String> {
+pub fn check_headroom(quota: &ResourceQuota, patched: &PodDemand, original: &PodDemand) -> Result<(), QuotaViolation> {
     let hard = hard(quota);
     let used = amounts(quota.status.as_ref().and_then(|s| s.used.as_ref()));
     let after = usage(patched);
@@ -105,15 +126,13 @@ pub fn check_headroom(quota: &ResourceQuota, patched: &PodDemand, original: &Pod
         }
         let in_use = used.get(resource).copied().unwrap_or(0);
         if in_use + wanted > *limit {
-            let unit = resource.rsplit('.').next().unwrap_or(resource);
-            return Err(format!(
-                "ResourceQuota {}: {resource} would reach {} of {} (used {}, this Pod {})",
-                name(quota),
-                show(unit, in_use + wanted),
-                show(unit, *limit),
-                show(unit, in_use),
-                show(unit, wanted)
-            ));
+            return Err(QuotaViolation::Exceeded {
+                quota: name(quota).to_string(),
+                resource: resource.clone(),
+                hard: *limit,
+                used: in_use,
+                wanted,
+            });
         }
     }
     Ok(())
@@ -151,6 +170,11 @@ pub fn tracks(quota: &ResourceQuota, resource: &str) -> bool {
 
 fn hard(quota: &ResourceQuota) -> Amounts {
     amounts(quota.spec.as_ref().and_then(|s| s.hard.as_ref()))
+}
+
+/// The resource a quota's name counts, for showing amounts: `memory` of `requests.memory`.
+fn unit(resource: &str) -> &str {
+    resource.rsplit('.').next().unwrap_or(resource)
 }
 
 fn name(quota: &ResourceQuota) -> &str {

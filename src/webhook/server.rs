@@ -35,7 +35,7 @@ pub enum WebhookError {
     #[error("serving failed: {0}")]
     Serve(std::io::Error),
     #[error("cannot make the HTTP client that talks to the gateway: {0}")]
-    GatewayClient(String),
+    GatewayClient(#[source] reqwest::Error),
     #[error(transparent)]
     Signals(#[from] SignalsError),
 }
@@ -63,11 +63,11 @@ pub async fn run(args: WebhookArgs) -> Result<(), WebhookError> {
     };
     let nodes: Box<dyn Nodes> = match &client {
         Some(client) => Box::new(NodeCache::start(client.clone())),
-        None => Box::new(NoNodes("no Kubernetes configuration".into())),
+        None => Box::new(NoNodes),
     };
     let policies: Box<dyn NamespacePolicies> = match &client {
         Some(client) => Box::new(PolicyCache::start(client.clone())),
-        None => Box::new(NoPolicies("no Kubernetes configuration".into())),
+        None => Box::new(NoPolicies),
     };
     let gateway = GatewayGroups {
         gateway_url: args.gateway_url.clone(),

@@ -16,6 +16,7 @@
 //! given to the root package's tests and benchmarks only): [`cronpush_binary`] finds it beside
 //! the running test.
 
+pub mod clients;
 pub mod control_plane;
 pub mod https;
 pub mod kube_api;
@@ -438,5 +439,20 @@ pub fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
             return false;
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// [`eventually`] on a Tokio runtime, where a blocking sleep would hold up the tasks the test
+/// waits for: awaits `check` every 20 ms until it returns true or `within` passes.
+pub async fn eventually_async(within: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if check().await {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -1,8 +1,6 @@
-//! The real client programs the black-box tests run (included with `#[path]` by tests/clients.rs
-//! and tests/prometheus.rs): the Go programs under tests/clients/, built with Debian's Go and
-//! client_golang (GOPATH mode, offline), and a runner that never lets a hung client hang a test.
-
-#![allow(dead_code)]
+//! The real client programs the black-box tests run (tests/clients.rs, tests/prometheus.rs): the
+//! Go programs under tests/clients/, built with Debian's Go and client_golang (GOPATH mode,
+//! offline), and a runner that never lets a hung client hang a test.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -24,21 +22,22 @@ pub struct GoPrograms {
 pub fn go_programs() -> &'static GoPrograms {
     static BUILT: OnceLock<GoPrograms> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let go = support::peer("go");
+        let go = crate::peer("go");
         assert!(
             Path::new(CLIENT_GOLANG).is_dir(),
             "client_golang is not installed at {CLIENT_GOLANG}; run ./scripts/test, which installs \
              golang-github-prometheus-client-golang-dev"
         );
-        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("go");
+        let (tmp, test) = running_test();
+        let root = tmp.join("go");
         // One output directory per test binary: cargo may run them concurrently.
-        let out = root.join(env!("CARGO_CRATE_NAME"));
+        let out = root.join(test);
         let home = root.join("home");
         for dir in [&out, &home] {
             std::fs::create_dir_all(dir).expect("Go build directories");
         }
         let output = Command::new(go)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .current_dir(crate::repo("."))
             .env("GO111MODULE", "off")
             .env("GOPATH", "/usr/share/gocode")
             .env("GOCACHE", root.join("cache"))
@@ -59,6 +58,17 @@ pub fn go_programs() -> &'static GoPrograms {
         );
         GoPrograms { article: out.join("article"), pusher: out.join("pusher") }
     })
+}
+
+/// Cargo's temporary directory for tests, `<target>/tmp` (the `CARGO_TARGET_TMPDIR` that only
+/// the root package's tests are given), and the running test's name (`clients` of
+/// `clients-<hash>`): a test runs from `<target>/<profile>/deps/`.
+fn running_test() -> (PathBuf, String) {
+    let running = std::env::current_exe().expect("the running test's path");
+    let target = running.ancestors().nth(3).expect("a test runs from target/<profile>/deps");
+    let file = running.file_stem().and_then(|name| name.to_str()).expect("a test binary's name");
+    let test = file.rsplit_once('-').map_or(file, |(name, _hash)| name);
+    (target.join("tmp"), test.to_string())
 }
 
 /// What a client program did.
