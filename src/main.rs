@@ -13,12 +13,6 @@ use cronpush::pushers::run::RunArgs;
 use cronpush::pushers::sidecar::SidecarArgs;
 use cronpush::webhook::config::WebhookArgs;
 
-/// mimalloc instead of the C library's malloc. Admission allocates and frees thousands of small
-/// objects per review (the Pod's strings and maps, the patch): glibc's malloc and free took a
-/// fifth of the webhook's CPU per review, and musl's, in the Pi builds, is slower still.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "cronpush",
