@@ -85,8 +85,8 @@ impl Injection {
 }
 
 /// One JSON patch `add` operation. Its value stays typed until the answer is written: building
-/// `serde_json::Value` trees of the containers and writing those again cost more than the rest
-/// of building the patch.
+/// `serde_json::Value` trees of the containers and writing those again was nearly half of the
+/// instructions of building and writing the patch (cachegrind).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Add {
     op: &'static str,
