@@ -7,6 +7,7 @@
 //! - `prepared_push.rs`: a push made ready outside the store's lock;
 //! - `consistency.rs`: the checks a pushed family must pass for the store to stay scrapable;
 //! - `groups.rs`: the store itself, its groups and the indexes a push is checked against;
+//! - `cronjob_series.rs`: reading the `cronjob_*` series of cronpush's pushers;
 //! - `limits.rs`: what a push may bring, checked before the store changes;
 //! - `push_pipeline.rs`: a client's push on its way in, every check in the order it runs;
 //! - `clock.rs`: the store's time ([`Nanos`]) and its conversions, which every room uses.
@@ -24,6 +25,8 @@ pub mod grouping;
 pub mod clock;
 #[cfg(feature = "roles")]
 pub mod consistency;
+#[cfg(feature = "roles")]
+pub mod cronjob_series;
 #[cfg(feature = "roles")]
 pub mod family;
 #[cfg(feature = "roles")]

@@ -18,10 +18,9 @@
 
 use serde::Serialize;
 
-use crate::exposition::text_write::single_value;
 use crate::gateway::store::clock::seconds;
+use crate::gateway::store::cronjob_series::{ContainerEnd, container_ends, label, value};
 use crate::gateway::store::{Group, GroupingKey, Nanos, Store};
-use crate::proto::client::{Metric, MetricType};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -47,16 +46,6 @@ impl Status {
             Status::Ok => "ok",
         }
     }
-}
-
-/// How one main container of the last finished run ended.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ContainerEnd {
-    pub container: String,
-    /// -1 when the sidecar could not learn it.
-    pub exit_code: f64,
-    pub reason: String,
-    pub signal: String,
 }
 
 /// One CronJob on the board. Times are Unix seconds, as pushed.
@@ -288,30 +277,7 @@ pub fn duration_words(seconds: f64) -> String {
 fn containers(group: &Group) -> Vec<ContainerEnd> {
     let Some(codes) = group.families.get("cronjob_last_exit_code") else { return Vec::new() };
     let terminations = group.families.get("cronjob_last_termination_info").map(|f| f.metrics()).unwrap_or_default();
-    codes
-        .metrics()
-        .iter()
-        .filter_map(|code| {
-            let container = label(code, "container").unwrap_or_default().to_string();
-            let termination = terminations.iter().find(|t| label(t, "container").unwrap_or_default() == container);
-            let detail = |name| termination.and_then(|t| label(t, name)).unwrap_or_default().to_string();
-            Some(ContainerEnd {
-                exit_code: value(codes.ty(), code)?,
-                reason: detail("reason"),
-                signal: detail("signal"),
-                container,
-            })
-        })
-        .collect()
-}
-
-/// A series' value, when it is a number: pushed times and codes are never NaN or infinite.
-fn value(ty: MetricType, metric: &Metric) -> Option<f64> {
-    single_value(ty, metric).filter(|v| v.is_finite())
-}
-
-fn label<'a>(metric: &'a Metric, name: &str) -> Option<&'a str> {
-    metric.label.iter().find(|l| l.name() == name).map(|l| l.value())
+    container_ends(codes.ty(), &codes.metrics(), &terminations)
 }
 
 fn seconds_if_ever(nanos: Nanos) -> Option<f64> {
