@@ -9,6 +9,7 @@
 //! - `groups.rs`: the store itself, its groups and the indexes a push is checked against;
 //! - `cronjob_series.rs`: reading the `cronjob_*` series of cronpush's pushers;
 //! - `limits.rs`: what a push may bring, checked before the store changes;
+//! - `runs.rs`: the run history of a CronJob's group, read from its start and end pushes;
 //! - `push_pipeline.rs`: a client's push on its way in, every check in the order it runs;
 //! - `clock.rs`: the store's time ([`Nanos`]) and its conversions, which every room uses.
 //!
@@ -37,6 +38,8 @@ pub mod limits;
 pub mod prepared_push;
 #[cfg(feature = "roles")]
 pub mod push_pipeline;
+#[cfg(feature = "roles")]
+pub mod runs;
 
 pub use grouping::GroupingKey;
 
