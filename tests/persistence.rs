@@ -64,6 +64,37 @@ fn an_acknowledged_push_survives_kill_9_without_any_interval() {
     assert!(!lines.iter().any(|l| l.starts_with('z')), "the deleted group stays deleted");
 }
 
+/// A CronJob's run history (`GET /api/v1/cronjobs/<namespace>/<cronjob>/runs`), as the real
+/// pushers leave it: acknowledged means on disk, so it survives `kill -9`, and it is deleted with
+/// its group.
+#[test]
+fn a_run_history_survives_kill_9_and_goes_with_its_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let flag = format!("--persistence.file={}", dir.path().join("gateway.redb").display());
+    let group = "/metrics/job/cronpush/namespace/batch/cronjob/backup";
+    let runs = |server: &Server| -> serde_json::Value {
+        let answer = server.get("/api/v1/cronjobs/batch/backup/runs");
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        serde_json::from_str::<serde_json::Value>(&answer.body).unwrap()["data"]["cronjobs"].clone()
+    };
+    let mut server = Server::cronpush(&[&flag]);
+    let start =
+        "cronjob_last_start_timestamp_seconds 1800000002\ncronjob_last_scheduled_timestamp_seconds 1800000000\n";
+    let end = "cronjob_last_completion_timestamp_seconds 1800000012\ncronjob_last_result{result=\"success\"} 1\n\
+               cronjob_last_exit_code{container=\"main\"} 0\ncronjob_last_ended_scheduled_timestamp_seconds 1800000000\n";
+    assert_eq!(server.post(group, start).status, 200);
+    assert_eq!(server.post(group, end).status, 200);
+    let before = runs(&server);
+    assert_eq!(before[0]["runs"][0]["end"]["result"], "success", "{before}");
+    server.signal("KILL");
+    server.wait_exit(Duration::from_secs(10));
+
+    let restarted = Server::cronpush(&[&flag]);
+    assert_eq!(runs(&restarted), before);
+    assert_eq!(restarted.delete(group).status, 202);
+    assert_eq!(runs(&restarted), serde_json::json!([]));
+}
+
 /// Bytes the process has caused to be written to storage, from /proc/<pid>/io.
 fn bytes_written(server: &Server) -> u64 {
     let io = std::fs::read_to_string(format!("/proc/{}/io", server.pid())).expect("/proc/<pid>/io");

@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::store::limits::{DEFAULT_MAX_BODY_BYTES, Limits};
+use super::store::runs::DEFAULT_RUNS;
 use super::web::{WebConfig, WebConfigError};
 use crate::go_duration;
 
@@ -85,6 +86,11 @@ pub struct GatewayArgs {
     #[arg(long = "push.expire-after", default_value = "0s", value_parser = go_duration::flag)]
     pub expire_after: Duration,
 
+    /// How many runs of each CronJob the run history keeps, read from cronpush's start and end
+    /// pushes and kept with the group (in --persistence.file too). 0: none. Not in the reference.
+    #[arg(long = "history.runs", default_value_t = DEFAULT_RUNS)]
+    pub history_runs: usize,
+
     /// Path to a configuration file that enables TLS or basic authentication (the Prometheus
     /// exporter-toolkit format, as the reference Pushgateway reads it).
     #[arg(long = "web.config.file", default_value = "")]
@@ -119,6 +125,8 @@ pub struct Config {
     pub limits: Limits,
     /// --push.expire-after, `None` when 0. Not in `flags`, for the same reason as `limits`.
     pub expire_after: Option<Duration>,
+    /// --history.runs: how many runs each CronJob's history keeps.
+    pub history_runs: usize,
     /// TLS, headers and basic auth from --web.config.file.
     pub web: WebConfig,
     /// Every flag as `/api/v1/status` shows it.
@@ -195,6 +203,7 @@ impl GatewayArgs {
                 max_groups: self.max_groups,
             },
             expire_after: (!self.expire_after.is_zero()).then_some(self.expire_after),
+            history_runs: self.history_runs,
             web,
             flags,
         })

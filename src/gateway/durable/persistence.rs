@@ -16,9 +16,11 @@ use std::time::SystemTime;
 use prost::Message;
 use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 
+use crate::gateway::store::cronjob_series::ContainerEnd;
+use crate::gateway::store::runs::{RunEnd, RunHistory, RunRecord};
 use crate::gateway::store::{Group as StoreGroup, GroupingKey, Nanos, Store};
 use crate::proto::client::{LabelPair, MetricFamily};
-use crate::proto::store::{Group, StoredFamily};
+use crate::proto::store::{ContainerEnd as StoredContainerEnd, Group, Run, RunEnd as StoredRunEnd, StoredFamily};
 
 /// Every group, by `GroupingKey`'s display form (`{instance="i",job="j"}`), which is unique.
 const GROUPS: TableDefinition<&str, &[u8]> = TableDefinition::new("cronpush.groups.v1");
@@ -224,6 +226,7 @@ pub fn record(group: &StoreGroup) -> Vec<u8> {
         last_push_unix_nanos: group.last_push,
         last_failure_unix_nanos: group.last_failure,
         created_unix_nanos: group.created,
+        runs: group.history.runs().map(stored_run).collect(),
     }
     .encode_to_vec()
 }
@@ -246,13 +249,73 @@ pub fn restore(store: &mut Store, groups: Vec<Group>, now: Nanos) -> Vec<String>
             }
         }
         let created = if group.created_unix_nanos > 0 { group.created_unix_nanos } else { now };
-        if let Err(e) =
-            store.restore(key.clone(), families, group.last_push_unix_nanos, group.last_failure_unix_nanos, created)
-        {
+        let history = RunHistory::from_runs(group.runs.into_iter().map(restored_run));
+        let (last_push, last_failure) = (group.last_push_unix_nanos, group.last_failure_unix_nanos);
+        if let Err(e) = store.restore(key.clone(), families, last_push, last_failure, created, history) {
             skipped.push(format!("group {key}: {e}"));
         }
     }
     skipped
+}
+
+fn stored_run(run: &RunRecord) -> Run {
+    Run {
+        slot: run.slot,
+        start: run.start,
+        starts: run.starts,
+        end: run.end.as_ref().map(stored_end),
+        retried: run.retried.as_ref().map(stored_end),
+    }
+}
+
+fn stored_end(end: &RunEnd) -> StoredRunEnd {
+    StoredRunEnd {
+        slot: end.slot,
+        completed: end.completed,
+        duration_seconds: end.duration_seconds,
+        result: end.result.clone(),
+        attempt: end.attempt,
+        containers: end
+            .containers
+            .iter()
+            .map(|c| StoredContainerEnd {
+                container: c.container.clone(),
+                exit_code: c.exit_code,
+                reason: c.reason.clone(),
+                signal: c.signal.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn restored_run(run: Run) -> RunRecord {
+    RunRecord {
+        slot: run.slot,
+        start: run.start,
+        starts: run.starts,
+        end: run.end.map(restored_end),
+        retried: run.retried.map(restored_end),
+    }
+}
+
+fn restored_end(end: StoredRunEnd) -> RunEnd {
+    RunEnd {
+        slot: end.slot,
+        completed: end.completed,
+        duration_seconds: end.duration_seconds,
+        result: end.result,
+        attempt: end.attempt,
+        containers: end
+            .containers
+            .into_iter()
+            .map(|c| ContainerEnd {
+                container: c.container,
+                exit_code: c.exit_code,
+                reason: c.reason,
+                signal: c.signal,
+            })
+            .collect(),
+    }
 }
 
 #[cfg(test)]
@@ -305,6 +368,67 @@ mod tests {
         assert_eq!(before, after);
         assert!(after.contains("push_failure_time_seconds{instance=\"\",job=\"j\",path=\"/var/tmp\"} 7e-09"));
         assert!(!after.contains("gone"), "a deleted group stays deleted");
+    }
+
+    /// A CronJob's group with a finished run and an open one, as cronpush's pushers leave it.
+    fn cronjob_with_runs(store: &mut Store) -> GroupingKey {
+        let key = GroupingKey::from_path("cronpush", false, "/namespace/batch/cronjob/backup").unwrap();
+        let pushes: [&[u8]; 3] = [
+            b"cronjob_last_start_timestamp_seconds 1800000002\ncronjob_last_scheduled_timestamp_seconds 1800000000\n",
+            b"cronjob_last_completion_timestamp_seconds 1800000012\ncronjob_last_result{result=\"failure\"} 1\n\
+              cronjob_last_exit_code{container=\"main\"} 3\ncronjob_last_duration_seconds 10\n\
+              cronjob_last_ended_scheduled_timestamp_seconds 1800000000\n",
+            b"cronjob_last_start_timestamp_seconds 1800000302\ncronjob_last_scheduled_timestamp_seconds 1800000300\n",
+        ];
+        for (at, body) in pushes.into_iter().enumerate() {
+            store.apply_push(key.clone(), PushMethod::Update, parse(body).unwrap(), at as i64 + 1).unwrap();
+        }
+        key
+    }
+
+    #[test]
+    fn a_cronjobs_run_history_comes_back_as_it_was_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gateway.redb");
+        let (file, _, _) = StoreFile::open(&path, false).unwrap();
+        let mut store = Store::new(&[]);
+        store.track_changes();
+        let key = cronjob_with_runs(&mut store);
+        file.write(&changes(&mut store)).unwrap();
+        drop(file);
+        let written: Vec<RunRecord> = store.group(&key).unwrap().history.runs().cloned().collect();
+        assert_eq!(written.len(), 2);
+
+        let (_file, groups, _) = StoreFile::open(&path, false).unwrap();
+        let mut back = Store::new(&[]);
+        assert!(restore(&mut back, groups, 9).is_empty());
+        let restored: Vec<RunRecord> = back.group(&key).unwrap().history.runs().cloned().collect();
+        assert_eq!(restored, written, "not read again from the restored families, which would add a run");
+    }
+
+    #[test]
+    fn a_record_from_before_the_run_history_opens_with_none() {
+        let mut store = Store::new(&[]);
+        let key = cronjob_with_runs(&mut store);
+        let mut old = Group::decode(&record(store.group(&key).unwrap())[..]).unwrap();
+        old.runs.clear();
+        let mut back = Store::new(&[]);
+        assert!(restore(&mut back, vec![old], 9).is_empty());
+        let group = back.group(&key).unwrap();
+        assert!(group.history.is_empty());
+        assert!(group.families.contains_key("cronjob_last_result"), "its series are all there");
+    }
+
+    #[test]
+    fn a_smaller_history_runs_keeps_the_newest_on_restore() {
+        let mut store = Store::new(&[]);
+        let key = cronjob_with_runs(&mut store);
+        let group = Group::decode(&record(store.group(&key).unwrap())[..]).unwrap();
+        let mut back = Store::new(&[]);
+        back.keep_runs(1);
+        assert!(restore(&mut back, vec![group], 9).is_empty());
+        let runs: Vec<Option<f64>> = back.group(&key).unwrap().history.runs().map(|r| r.slot).collect();
+        assert_eq!(runs, vec![Some(1_800_000_300.0)]);
     }
 
     #[test]

@@ -25,7 +25,7 @@ use crate::gateway::store::clock::{nanos_since_epoch, now};
 use crate::gateway::store::limits::LimitError;
 use crate::gateway::store::push_pipeline::{self, Refusal};
 use crate::gateway::store::{GroupingKey, PushMethod};
-use crate::gateway::view::{api, scrape, ui};
+use crate::gateway::view::{api, runs, scrape, ui};
 use crate::gateway::{ChangeError, Gateway};
 
 const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -47,7 +47,7 @@ async fn handle(State(gw): State<Arc<Gateway>>, method: Method, uri: Uri, header
         admin_api: gw.config.enable_admin_api,
     };
     match table.route(method.as_str(), &path) {
-        Routing::Handle(route) => dispatch(&gw, route, &method, &headers, body).await,
+        Routing::Handle(route) => dispatch(&gw, route, &method, uri.query(), &headers, body).await,
         Routing::Options { allow } => (StatusCode::OK, [(header::ALLOW, allow)]).into_response(),
         Routing::MethodNotAllowed { allow } if path.ends_with("/-/quit") && method == Method::GET => {
             (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, allow)], "Only POST or PUT requests allowed.")
@@ -61,7 +61,14 @@ async fn handle(State(gw): State<Arc<Gateway>>, method: Method, uri: Uri, header
     }
 }
 
-async fn dispatch(gw: &Arc<Gateway>, route: Route, method: &Method, headers: &HeaderMap, body: Body) -> Response {
+async fn dispatch(
+    gw: &Arc<Gateway>,
+    route: Route,
+    method: &Method,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Response {
     let lower_method = lower(method);
     match route {
         Route::Push(path) => push_or_delete(gw, method, &path, headers, body).await,
@@ -109,6 +116,11 @@ async fn dispatch(gw: &Arc<Gateway>, route: Route, method: &Method, headers: &He
         Route::ApiCronJobs => {
             gw.own.count_request(200, "api/v1/cronjobs", lower_method);
             json(ui::board_json(&gw.store(), now()))
+        }
+        Route::ApiCronJobRuns { namespace, cronjob } => {
+            gw.own.count_request(200, "api/v1/cronjobs/runs", lower_method);
+            let cluster = query_value(query, "cluster");
+            json(runs::runs_json(&gw.store(), &namespace, &cronjob, cluster.as_deref()))
         }
         Route::UiGroups => {
             gw.own.count_request(200, "static", lower_method);
@@ -325,6 +337,14 @@ fn lower(method: &Method) -> &'static str {
         Method::OPTIONS => "options",
         _ => "other",
     }
+}
+
+/// The percent-decoded value of `name` in a URL's query, if given.
+fn query_value(query: Option<&str>, name: &str) -> Option<String> {
+    query?.split('&').filter_map(|pair| pair.split_once('=')).find(|(key, _)| *key == name).map(|(_, value)| {
+        let value = value.replace('+', " ");
+        percent_encoding::percent_decode_str(&value).decode_utf8_lossy().into_owned()
+    })
 }
 
 #[cfg(test)]

@@ -16,6 +16,11 @@ pub enum Route {
     ApiWipe,
     ApiOptions,
     ApiCronJobs,
+    /// A CronJob's run history: `/api/v1/cronjobs/<namespace>/<cronjob>/runs`.
+    ApiCronJobRuns {
+        namespace: String,
+        cronjob: String,
+    },
     UiGroups,
     UiCronJobs,
     UiStatus,
@@ -83,7 +88,10 @@ impl RouteTable<'_> {
                 "cronjobs" => (Route::ApiCronJobs, READ, "GET, HEAD, OPTIONS"),
                 // Without the flag the route does not exist at all, as in the reference.
                 "admin/wipe" if self.admin_api => (Route::ApiWipe, &["PUT"], "OPTIONS, PUT"),
-                _ => return Routing::NotFound,
+                _ => match cronjob_runs_route(api) {
+                    Some(route) => (route, READ, "GET, HEAD, OPTIONS"),
+                    None => return Routing::NotFound,
+                },
             }
         } else if let Some(name) = rest.strip_prefix("/static/").filter(|n| !n.is_empty() && !n.contains('/')) {
             (Route::UiAsset(name.into()), READ, "GET, HEAD, OPTIONS")
@@ -106,6 +114,15 @@ impl RouteTable<'_> {
             Routing::MethodNotAllowed { allow }
         }
     }
+}
+
+/// `cronjobs/<namespace>/<cronjob>/runs` under `/api/v1/`.
+fn cronjob_runs_route(api: &str) -> Option<Route> {
+    let mut parts = api.strip_prefix("cronjobs/")?.split('/');
+    let (namespace, cronjob) = (parts.next()?, parts.next()?);
+    let runs = parts.next() == Some("runs") && parts.next().is_none();
+    (runs && !namespace.is_empty() && !cronjob.is_empty())
+        .then(|| Route::ApiCronJobRuns { namespace: namespace.into(), cronjob: cronjob.into() })
 }
 
 /// `/metrics/job/<job>{/<labels>}` and `/metrics/job@base64/<job>{/<labels>}`.
@@ -185,6 +202,13 @@ mod tests {
         assert_eq!(t.route("GET", "/pg/"), Routing::Handle(Route::UiGroups));
         assert_eq!(t.route("GET", "/pg/cronjobs"), Routing::Handle(Route::UiCronJobs));
         assert_eq!(t.route("GET", "/pg/api/v1/cronjobs"), Routing::Handle(Route::ApiCronJobs));
+        let runs = Route::ApiCronJobRuns { namespace: "batch".into(), cronjob: "backup".into() };
+        assert_eq!(t.route("GET", "/pg/api/v1/cronjobs/batch/backup/runs"), Routing::Handle(runs));
+        for wrong in
+            ["/pg/api/v1/cronjobs/batch/runs", "/pg/api/v1/cronjobs/batch/backup/runs/x", "/pg/api/v1/cronjobs/b/runs/"]
+        {
+            assert_eq!(t.route("GET", wrong), Routing::NotFound, "{wrong}");
+        }
         assert_eq!(t.route("GET", "/pg/static/cronpush.css"), Routing::Handle(Route::UiAsset("cronpush.css".into())));
         assert_eq!(t.route("GET", "/pg/static/"), Routing::NotFound);
         assert_eq!(t.route("GET", "/pg"), Routing::Redirect("/pg/".into()));

@@ -120,3 +120,53 @@ async fn methods_and_routes_that_are_not_there() {
         (StatusCode::FORBIDDEN, "Lifecycle API is not enabled.".into())
     );
 }
+
+/// The run history of issue 17, as a client reads it: `cronpush start` and `cronpush sidecar`
+/// push (POST) into the CronJob's group, and the JSON API lists its runs, newest first; the
+/// push API's answers are those of any push, and the history goes with its group.
+#[tokio::test]
+async fn a_cronjobs_runs_are_listed_newest_first_and_deleted_with_its_group() {
+    let gateway = gateway(&[]);
+    let group = |cluster: &str| format!("/metrics/job/cronpush{cluster}/namespace/batch/cronjob/backup");
+    let start = |slot: u64| {
+        format!("cronjob_last_start_timestamp_seconds {}\ncronjob_last_scheduled_timestamp_seconds {slot}\n", slot + 2)
+    };
+    let end = |slot: u64, result: &str, code: i32| {
+        format!(
+            "cronjob_last_completion_timestamp_seconds {}\ncronjob_last_result{{result=\"{result}\"}} 1\n\
+             cronjob_last_exit_code{{container=\"main\"}} {code}\ncronjob_last_duration_seconds 10\n\
+             cronjob_last_ended_scheduled_timestamp_seconds {slot}\n",
+            slot + 12
+        )
+    };
+    for body in [start(1_800_000_000), end(1_800_000_000, "failure", 3), start(1_800_000_300)] {
+        assert_eq!(send(&gateway, "POST", &group(""), &body).await, (StatusCode::OK, String::new()));
+    }
+    let other = group("/cluster/eu");
+    assert_eq!(send(&gateway, "POST", &other, &start(1_800_000_000)).await.0, StatusCode::OK);
+
+    let runs = |query: &'static str| {
+        let gateway = gateway.clone();
+        async move {
+            let (status, body) = send(&gateway, "GET", &format!("/api/v1/cronjobs/batch/backup/runs{query}"), "").await;
+            assert_eq!(status, StatusCode::OK);
+            serde_json::from_str::<serde_json::Value>(&body).unwrap()["data"]["cronjobs"].clone()
+        }
+    };
+    let both = runs("").await;
+    assert_eq!(both.as_array().unwrap().len(), 2, "one per cluster: {both}");
+    assert_eq!(runs("?cluster=eu").await.as_array().unwrap().len(), 1, "one cluster's");
+    assert_eq!(runs("?cluster=").await.as_array().unwrap().len(), 0, "no group has an empty cluster label");
+    let ours: Vec<serde_json::Value> =
+        both.as_array().unwrap().iter().filter(|c| c["labels"].get("cluster").is_none()).cloned().collect();
+    let listed = &ours[0]["runs"];
+    assert_eq!(listed[0]["slot"], 1_800_000_300.0, "newest first: {listed}");
+    assert_eq!(listed[0]["end"], serde_json::Value::Null, "still open");
+    assert_eq!(listed[1]["end"]["result"], "failure");
+    assert_eq!(listed[1]["end"]["containers"][0]["exit_code"], 3.0);
+    assert_eq!(ours[0]["labels"]["cronjob"], "backup");
+
+    assert_eq!(send(&gateway, "DELETE", &group(""), "").await.0, StatusCode::ACCEPTED);
+    assert_eq!(runs("").await.as_array().unwrap().len(), 1, "the history went with its group");
+    assert_eq!(send(&gateway, "GET", "/api/v1/cronjobs/batch/backup/runs/x", "").await.0, StatusCode::NOT_FOUND);
+}

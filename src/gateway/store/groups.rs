@@ -13,6 +13,7 @@ use super::consistency::{self, Problem};
 use super::family::StoredFamily;
 use super::grouping::GroupingKey;
 use super::prepared_push::{PreparedPush, PushMethod, SeriesHasher};
+use super::runs::{self, DEFAULT_RUNS, RunHistory};
 use crate::exposition::text_write;
 use crate::proto::client::{LabelPair, MetricFamily, MetricType};
 
@@ -49,12 +50,22 @@ pub struct Group {
     pub created: Nanos,
     /// `{instance="",job="j"}`, the labels of the group's own timestamp series, rendered once.
     pub series_labels: String,
+    /// The last runs of the group's CronJob, when cronpush's pushers report on one.
+    pub history: RunHistory,
 }
 
 impl Group {
     fn new(key: GroupingKey, now: Nanos) -> Group {
         let series_labels = render_labels(key.with_default_instance().labels());
-        Group { key, families: BTreeMap::new(), last_push: 0, last_failure: 0, created: now, series_labels }
+        Group {
+            key,
+            families: BTreeMap::new(),
+            last_push: 0,
+            last_failure: 0,
+            created: now,
+            series_labels,
+            history: RunHistory::default(),
+        }
     }
 
     /// Whether the last change to the group succeeded (the UI's and JSON API's flag).
@@ -95,6 +106,8 @@ pub struct Store {
     generation: u64,
     /// The groups changed since they were last taken, when a durable store asks to know.
     changed: Option<HashSet<GroupingKey>>,
+    /// How many runs each CronJob's history keeps (`--history.runs`).
+    history_runs: usize,
 }
 
 impl Store {
@@ -114,7 +127,13 @@ impl Store {
             hasher: SeriesHasher::default(),
             generation: 0,
             changed: None,
+            history_runs: DEFAULT_RUNS,
         }
+    }
+
+    /// How many runs each CronJob's history keeps from now on; 0 keeps none.
+    pub fn keep_runs(&mut self, runs: usize) {
+        self.history_runs = runs;
     }
 
     /// From now on, remembers which groups change, for `take_changes`.
@@ -239,6 +258,7 @@ impl Store {
         last_push: Nanos,
         last_failure: Nanos,
         created: Nanos,
+        history: RunHistory,
     ) -> Result<(), PushError> {
         let written: HashMap<String, Nanos> = families.iter().map(|(f, t)| (f.name().to_string(), *t)).collect();
         let families: Vec<MetricFamily> = families.into_iter().map(|(f, _)| f).collect();
@@ -251,6 +271,9 @@ impl Store {
         group.last_push = last_push;
         group.last_failure = last_failure;
         group.created = created;
+        // As it was written, not as the restored families would make it again.
+        group.history = history;
+        group.history.keep_last(self.history_runs);
         Ok(())
     }
 
@@ -315,6 +338,13 @@ impl Store {
             group.families.insert(name.clone(), stored);
         }
         group.last_push = now;
+        // A CronJob's group, as cronpush's pushers name it: its run history follows its pushes.
+        if group.key.get("namespace").is_some()
+            && group.key.get("cronjob").is_some()
+            && let Some(event) = runs::event(&push.families)
+        {
+            group.history.record(event, self.history_runs);
+        }
         self.slots[slot as usize] = Some(group);
     }
 
@@ -458,6 +488,27 @@ mod tests {
 
     fn names(store: &Store, key: &GroupingKey) -> Vec<String> {
         store.group(key).unwrap().families.keys().cloned().collect()
+    }
+
+    /// Only a CronJob's group, named as cronpush's pushers name it, keeps a run history; a PUT
+    /// of other series keeps it too (it is not a series), and a refused push adds nothing.
+    #[test]
+    fn a_cronjobs_group_keeps_its_runs() {
+        let mut store = Store::new(&[]);
+        let start =
+            "cronjob_last_start_timestamp_seconds 1800000002\ncronjob_last_scheduled_timestamp_seconds 1800000000\n";
+        let cronjob = key("cronpush", "/namespace/batch/cronjob/backup");
+        let elsewhere = key("cronpush", "/namespace/batch");
+        push(&mut store, &cronjob, PushMethod::Update, start).unwrap();
+        push(&mut store, &elsewhere, PushMethod::Update, start).unwrap();
+        assert_eq!(store.group(&cronjob).unwrap().history.len(), 1);
+        assert!(store.group(&elsewhere).unwrap().history.is_empty(), "no cronjob label: not a CronJob's group");
+        push(&mut store, &cronjob, PushMethod::Replace, "other 1\n").unwrap();
+        push(&mut store, &cronjob, PushMethod::Update, "cronjob_last_start_timestamp_seconds 1 2\n").unwrap_err();
+        assert_eq!(store.group(&cronjob).unwrap().history.len(), 1);
+        store.keep_runs(0);
+        push(&mut store, &cronjob, PushMethod::Update, start).unwrap();
+        assert!(store.group(&cronjob).unwrap().history.is_empty(), "--history.runs=0 keeps none");
     }
 
     #[test]

@@ -94,6 +94,11 @@ pub struct RunHistory {
 }
 
 impl RunHistory {
+    /// A history as it was kept, oldest first.
+    pub fn from_runs(runs: impl IntoIterator<Item = RunRecord>) -> RunHistory {
+        RunHistory { runs: runs.into_iter().collect() }
+    }
+
     pub fn runs(&self) -> impl DoubleEndedIterator<Item = &RunRecord> {
         self.runs.iter()
     }
@@ -112,6 +117,11 @@ impl RunHistory {
             RunEvent::Started { slot, start } => self.started(slot, start),
             RunEvent::Ended(end) => self.ended(end),
         }
+        self.keep_last(limit);
+    }
+
+    /// Forgets the oldest runs beyond `limit`.
+    pub fn keep_last(&mut self, limit: usize) {
         while self.runs.len() > limit {
             self.runs.pop_front();
         }

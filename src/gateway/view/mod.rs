@@ -5,6 +5,7 @@
 //! - `api.rs`: the JSON API under `/api/v1/`, in the reference's shapes;
 //! - `ui.rs`: the web pages (groups, CronJob board, status) and their embedded assets;
 //! - `board.rs`: the CronJob board, a status per CronJob read from its series;
+//! - `runs.rs`: a CronJob's run history as JSON;
 //! - `own_metrics.rs`: the gateway's own metrics, exposed beside the pushed ones.
 //!
 //! A view only reads: it imports the store and the configuration, never the HTTP edge (which
@@ -13,5 +14,6 @@
 pub mod api;
 pub mod board;
 pub mod own_metrics;
+pub mod runs;
 pub mod scrape;
 pub mod ui;
