@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::store::limits::{DEFAULT_MAX_BODY_BYTES, Limits};
-use super::store::runs::DEFAULT_RUNS;
+use super::store::runs::{DEFAULT_RUNS, DEFAULT_TOTAL_RUNS};
 use super::web::{WebConfig, WebConfigError};
 use crate::go_duration;
 
@@ -91,6 +91,11 @@ pub struct GatewayArgs {
     #[arg(long = "history.runs", default_value_t = DEFAULT_RUNS)]
     pub history_runs: usize,
 
+    /// How many runs all CronJobs' histories keep together (about 400 bytes each in memory); at
+    /// the bound, the CronJob with the most runs forgets its oldest. Not in the reference.
+    #[arg(long = "history.max-runs", default_value_t = DEFAULT_TOTAL_RUNS)]
+    pub history_max_runs: usize,
+
     /// Path to a configuration file that enables TLS or basic authentication (the Prometheus
     /// exporter-toolkit format, as the reference Pushgateway reads it).
     #[arg(long = "web.config.file", default_value = "")]
@@ -127,6 +132,8 @@ pub struct Config {
     pub expire_after: Option<Duration>,
     /// --history.runs: how many runs each CronJob's history keeps.
     pub history_runs: usize,
+    /// --history.max-runs: how many runs all the histories keep together.
+    pub history_max_runs: usize,
     /// TLS, headers and basic auth from --web.config.file.
     pub web: WebConfig,
     /// Every flag as `/api/v1/status` shows it.
@@ -204,6 +211,7 @@ impl GatewayArgs {
             },
             expire_after: (!self.expire_after.is_zero()).then_some(self.expire_after),
             history_runs: self.history_runs,
+            history_max_runs: self.history_max_runs,
             web,
             flags,
         })

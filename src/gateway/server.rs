@@ -40,7 +40,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     // Before the store is read or a port bound: from here on SIGTERM drains instead of killing.
     let shutdown = Shutdown::install()?;
     let mut store = Store::new(BUILTIN);
-    store.keep_runs(config.history_runs);
+    store.keep_runs(config.history_runs, config.history_max_runs);
     let file = match config.persistence_file.clone() {
         Some(path) => Some(open_store_file(path, config.start_empty_if_damaged, &mut store).await?),
         None => None,

@@ -425,7 +425,7 @@ mod tests {
         let key = cronjob_with_runs(&mut store);
         let group = Group::decode(&record(store.group(&key).unwrap())[..]).unwrap();
         let mut back = Store::new(&[]);
-        back.keep_runs(1);
+        back.keep_runs(1, 100);
         assert!(restore(&mut back, vec![group], 9).is_empty());
         let runs: Vec<Option<f64>> = back.group(&key).unwrap().history.runs().map(|r| r.slot).collect();
         assert_eq!(runs, vec![Some(1_800_000_300.0)]);

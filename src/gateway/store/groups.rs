@@ -13,7 +13,7 @@ use super::consistency::{self, Problem};
 use super::family::StoredFamily;
 use super::grouping::GroupingKey;
 use super::prepared_push::{PreparedPush, PushMethod, SeriesHasher};
-use super::runs::{self, DEFAULT_RUNS, RunHistory};
+use super::runs::{self, DEFAULT_RUNS, DEFAULT_TOTAL_RUNS, RunHistory};
 use crate::exposition::text_write;
 use crate::proto::client::{LabelPair, MetricFamily, MetricType};
 
@@ -108,6 +108,10 @@ pub struct Store {
     changed: Option<HashSet<GroupingKey>>,
     /// How many runs each CronJob's history keeps (`--history.runs`).
     history_runs: usize,
+    /// How many runs all the histories keep together (`--history.max-runs`).
+    history_total: usize,
+    /// How many runs the histories hold now.
+    runs_held: usize,
 }
 
 impl Store {
@@ -128,12 +132,36 @@ impl Store {
             generation: 0,
             changed: None,
             history_runs: DEFAULT_RUNS,
+            history_total: DEFAULT_TOTAL_RUNS,
+            runs_held: 0,
         }
     }
 
-    /// How many runs each CronJob's history keeps from now on; 0 keeps none.
-    pub fn keep_runs(&mut self, runs: usize) {
-        self.history_runs = runs;
+    /// How many runs each CronJob's history keeps from now on, and all of them together; 0
+    /// keeps none.
+    pub fn keep_runs(&mut self, per_cronjob: usize, total: usize) {
+        self.history_runs = per_cronjob;
+        self.history_total = total;
+    }
+
+    /// How many runs the histories hold now.
+    pub fn runs_held(&self) -> usize {
+        self.runs_held
+    }
+
+    /// Forgets the oldest run of the CronJob with the most runs until the histories hold at most
+    /// `--history.max-runs` together: the CronJobs share the room, and a CronJob that runs rarely
+    /// keeps its last runs while a frequent one gives up its oldest. Only a store at the bound
+    /// scans its groups, once per run it takes in.
+    fn hold_runs_within_total(&mut self) {
+        while self.runs_held > self.history_total {
+            let fullest = self.slots.iter_mut().flatten().max_by_key(|g| g.history.len());
+            let Some(group) = fullest.filter(|g| !g.history.is_empty()) else { break };
+            group.history.forget_oldest();
+            let key = group.key.clone();
+            self.runs_held -= 1;
+            self.note_change(&key);
+        }
     }
 
     /// From now on, remembers which groups change, for `take_changes`.
@@ -221,6 +249,7 @@ impl Store {
     pub fn delete(&mut self, key: &GroupingKey) {
         if let Some(slot) = self.by_key.remove(key) {
             let group = self.slots[slot as usize].take().expect("indexed slots hold a group");
+            self.runs_held = self.runs_held.saturating_sub(group.history.len());
             for (name, family) in &group.families {
                 self.unindex(slot, name, family);
             }
@@ -272,8 +301,10 @@ impl Store {
         group.last_failure = last_failure;
         group.created = created;
         // As it was written, not as the restored families would make it again.
-        group.history = history;
+        let derived = std::mem::replace(&mut group.history, history);
         group.history.keep_last(self.history_runs);
+        self.runs_held = self.runs_held.saturating_sub(derived.len()) + group.history.len();
+        self.hold_runs_within_total();
         Ok(())
     }
 
@@ -343,9 +374,12 @@ impl Store {
             && group.key.get("cronjob").is_some()
             && let Some(event) = runs::event(&push.families)
         {
+            let before = group.history.len();
             group.history.record(event, self.history_runs);
+            self.runs_held = self.runs_held.saturating_sub(before) + group.history.len();
         }
         self.slots[slot as usize] = Some(group);
+        self.hold_runs_within_total();
     }
 
     fn record_failure(&mut self, slot: Option<u32>, key: &GroupingKey, now: Nanos) {
@@ -506,9 +540,41 @@ mod tests {
         push(&mut store, &cronjob, PushMethod::Replace, "other 1\n").unwrap();
         push(&mut store, &cronjob, PushMethod::Update, "cronjob_last_start_timestamp_seconds 1 2\n").unwrap_err();
         assert_eq!(store.group(&cronjob).unwrap().history.len(), 1);
-        store.keep_runs(0);
+        store.keep_runs(0, 100);
         push(&mut store, &cronjob, PushMethod::Update, start).unwrap();
         assert!(store.group(&cronjob).unwrap().history.is_empty(), "--history.runs=0 keeps none");
+        assert_eq!(store.runs_held(), 0);
+    }
+
+    /// `--history.max-runs` bounds all histories together: the CronJob with the most runs gives
+    /// up its oldest, so one that runs every minute cannot push out a nightly one's last runs,
+    /// and a deleted group gives its room back.
+    #[test]
+    fn the_histories_share_one_bound() {
+        let mut store = Store::new(&[]);
+        store.track_changes();
+        store.keep_runs(50, 5);
+        let start = |slot: u64| {
+            format!("cronjob_last_start_timestamp_seconds {slot}\ncronjob_last_scheduled_timestamp_seconds {slot}\n")
+        };
+        let nightly = key("cronpush", "/namespace/batch/cronjob/nightly");
+        let minutely = key("cronpush", "/namespace/batch/cronjob/minutely");
+        for day in 0..2 {
+            push(&mut store, &nightly, PushMethod::Update, &start(1_800_000_000 + day * 86_400)).unwrap();
+        }
+        store.take_changes();
+        for minute in 0..10 {
+            push(&mut store, &minutely, PushMethod::Update, &start(1_800_000_000 + minute * 60)).unwrap();
+        }
+        assert_eq!(store.runs_held(), 5);
+        assert_eq!(store.group(&nightly).unwrap().history.len(), 2, "the nightly one keeps its runs");
+        let kept: Vec<f64> = store.group(&minutely).unwrap().history.runs().filter_map(|r| r.slot).collect();
+        assert_eq!(kept, vec![1_800_000_420.0, 1_800_000_480.0, 1_800_000_540.0], "the newest");
+        assert!(!store.take_changes().contains(&nightly), "nothing to write for the untouched group");
+        store.delete(&minutely);
+        assert_eq!(store.runs_held(), 2);
+        push(&mut store, &nightly, PushMethod::Update, &start(1_800_172_800)).unwrap();
+        assert_eq!(store.group(&nightly).unwrap().history.len(), 3, "room given back");
     }
 
     #[test]

@@ -17,6 +17,9 @@ use crate::proto::client::MetricFamily;
 
 /// How many runs a CronJob's history keeps unless told otherwise (`--history.runs`).
 pub const DEFAULT_RUNS: usize = 50;
+/// How many runs the histories of all CronJobs keep together unless told otherwise
+/// (`--history.max-runs`): some 400 bytes each in memory, so about 8 MiB, which a Pi spares.
+pub const DEFAULT_TOTAL_RUNS: usize = 20_000;
 
 /// What one push tells about a run. Times are Unix seconds, as pushed.
 #[derive(Debug, Clone, PartialEq)]
@@ -118,6 +121,11 @@ impl RunHistory {
             RunEvent::Ended(end) => self.ended(end),
         }
         self.keep_last(limit);
+    }
+
+    /// Forgets the oldest run, if any.
+    pub fn forget_oldest(&mut self) {
+        self.runs.pop_front();
     }
 
     /// Forgets the oldest runs beyond `limit`.
