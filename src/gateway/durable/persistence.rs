@@ -431,6 +431,24 @@ mod tests {
         assert_eq!(runs, vec![Some(1_800_000_300.0)]);
     }
 
+    /// Restoring puts back what was written and reads no run again from the restored series: with
+    /// the histories exactly at `--history.max-runs`, a group restored without runs (a record
+    /// from before the history) takes no room from the others.
+    #[test]
+    fn restoring_at_the_bound_forgets_no_run() {
+        let mut store = Store::new(&[]);
+        let key = cronjob_with_runs(&mut store);
+        let group = Group::decode(&record(store.group(&key).unwrap())[..]).unwrap();
+        let mut other = group.clone();
+        other.grouping_key.iter_mut().find(|l| l.name() == "cronjob").unwrap().value = Some("restore".into());
+        other.runs.clear();
+        let mut back = Store::new(&[]);
+        back.keep_runs(50, 2);
+        assert!(restore(&mut back, vec![group, other], 9).is_empty());
+        assert_eq!(back.runs_held(), 2);
+        assert_eq!(back.group(&key).unwrap().history.len(), 2);
+    }
+
     #[test]
     fn a_damaged_file_is_an_error_until_the_operator_asks_to_start_empty() {
         let dir = tempfile::tempdir().unwrap();

@@ -13,7 +13,7 @@ use super::consistency::{self, Problem};
 use super::family::StoredFamily;
 use super::grouping::GroupingKey;
 use super::prepared_push::{PreparedPush, PushMethod, SeriesHasher};
-use super::runs::{self, DEFAULT_RUNS, DEFAULT_TOTAL_RUNS, RunHistory};
+use super::runs::{DEFAULT_RUNS, DEFAULT_TOTAL_RUNS, RunHistory};
 use crate::exposition::text_write;
 use crate::proto::client::{LabelPair, MetricFamily, MetricType};
 
@@ -291,7 +291,10 @@ impl Store {
     ) -> Result<(), PushError> {
         let written: HashMap<String, Nanos> = families.iter().map(|(f, t)| (f.name().to_string(), *t)).collect();
         let families: Vec<MetricFamily> = families.into_iter().map(|(f, _)| f).collect();
-        self.apply_push(key.clone(), PushMethod::Replace, families, created)?;
+        let mut prepared = PreparedPush::new(&self.hasher, key.clone(), PushMethod::Replace, families);
+        // Not a push: the history is the one written, not one read again from these families.
+        prepared.run = None;
+        self.apply_prepared(&mut prepared, created)?;
         let slot = self.by_key[&key];
         let group = self.slots[slot as usize].as_mut().expect("just pushed");
         for (name, family) in group.families.iter_mut() {
@@ -300,10 +303,9 @@ impl Store {
         group.last_push = last_push;
         group.last_failure = last_failure;
         group.created = created;
-        // As it was written, not as the restored families would make it again.
-        let derived = std::mem::replace(&mut group.history, history);
+        group.history = history;
         group.history.keep_last(self.history_runs);
-        self.runs_held = self.runs_held.saturating_sub(derived.len()) + group.history.len();
+        self.runs_held += group.history.len();
         self.hold_runs_within_total();
         Ok(())
     }
@@ -369,11 +371,7 @@ impl Store {
             group.families.insert(name.clone(), stored);
         }
         group.last_push = now;
-        // A CronJob's group, as cronpush's pushers name it: its run history follows its pushes.
-        if group.key.get("namespace").is_some()
-            && group.key.get("cronjob").is_some()
-            && let Some(event) = runs::event(&push.families)
-        {
+        if let Some(event) = push.run.take() {
             let before = group.history.len();
             group.history.record(event, self.history_runs);
             self.runs_held = self.runs_held.saturating_sub(before) + group.history.len();

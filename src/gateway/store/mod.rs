@@ -16,8 +16,8 @@
 //! This room imports nothing else of the gateway, only the exposition formats, the protobuf
 //! model, std and external crates: it knows nothing of HTTP, files or pages, so it is tested
 //! without sockets, and every other room reaches it through the names below. Inside it the files
-//! import one way: `clock` and `grouping` first, then `family` and `consistency`, `prepared_push`,
-//! `groups`, `limits`, and `push_pipeline` last.
+//! import one way: `clock` and `grouping` first, then `family`, `consistency`, `cronjob_series`
+//! and `runs`, `prepared_push`, `groups`, `limits`, and `push_pipeline` last.
 
 // The grouping key is pure, and needed without the `roles` feature (the fuzz targets).
 pub mod grouping;

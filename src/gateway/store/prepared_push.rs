@@ -9,6 +9,7 @@ use std::hash::{BuildHasher, Hash, Hasher};
 
 use super::family::{PUSH_FAILURE_TIME, PUSH_TIME, StoredFamily};
 use super::grouping::GroupingKey;
+use super::runs::{self, RunEvent};
 use crate::proto::client::{LabelPair, MetricFamily};
 
 /// PUT replaces the whole group; POST replaces only the families it names.
@@ -41,6 +42,9 @@ pub struct PreparedPush {
     pub families: BTreeMap<String, PreparedFamily>,
     /// A pushed sample carries a timestamp: the push is refused before anything else.
     pub has_timestamps: bool,
+    /// What the push tells about a run of its CronJob, read here, outside the store's lock; none
+    /// for a group put back from the store file, whose history is read from the file.
+    pub run: Option<RunEvent>,
 }
 
 pub struct PreparedFamily {
@@ -63,6 +67,7 @@ impl PreparedPush {
             by_name.insert(family.name().to_string(), family);
         }
         let has_timestamps = by_name.values().flat_map(|f| &f.metric).any(|m| m.timestamp_ms.is_some());
+        let run = runs::event(&key, &by_name);
         let families = by_name
             .into_iter()
             .map(|(name, mut family)| {
@@ -74,7 +79,7 @@ impl PreparedPush {
                 (name, PreparedFamily { family, stored })
             })
             .collect();
-        PreparedPush { key, method, families, has_timestamps }
+        PreparedPush { key, method, families, has_timestamps, run }
     }
 }
 

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, VecDeque};
 use serde::Serialize;
 
 use super::cronjob_series::{ContainerEnd, container_ends, label, value};
-use super::prepared_push::PreparedFamily;
+use super::grouping::GroupingKey;
 use crate::proto::client::MetricFamily;
 
 /// How many runs a CronJob's history keeps unless told otherwise (`--history.runs`).
@@ -66,9 +66,12 @@ impl RunRecord {
     }
 }
 
-/// What a push tells about a run, if anything.
-pub fn event(families: &BTreeMap<String, PreparedFamily>) -> Option<RunEvent> {
-    let family = |name: &str| families.get(name).map(|f| &f.family);
+/// What a push of `families` into the group of `key` tells about a run, if anything: only a
+/// CronJob's group, named as cronpush's pushers name it, has runs.
+pub fn event(key: &GroupingKey, families: &BTreeMap<String, MetricFamily>) -> Option<RunEvent> {
+    key.get("namespace")?;
+    key.get("cronjob")?;
+    let family = |name: &str| families.get(name);
     let gauge = |name: &str| family(name).and_then(first_value);
     if let Some(result) = family("cronjob_last_result").and_then(result) {
         let completed = gauge("cronjob_last_completion_timestamp_seconds")?;
@@ -189,7 +192,7 @@ mod tests {
 
     use super::*;
     use crate::exit_status::{ContainerExit, Terminated};
-    use crate::gateway::store::{GroupingKey, PreparedPush, PushMethod, SeriesHasher};
+    use crate::gateway::store::{PreparedPush, PushMethod, SeriesHasher};
     use crate::pushers::end_metrics::{EndMetrics, RunResult};
     use crate::pushers::start_metrics::StartMetrics;
 
@@ -202,7 +205,7 @@ mod tests {
     /// What a push tells, read as the store reads a push.
     fn told(families: Vec<MetricFamily>) -> Option<RunEvent> {
         let key = GroupingKey::from_path("cronpush", false, "/namespace/ns/cronjob/backup").unwrap();
-        event(&PreparedPush::new(&SeriesHasher::default(), key, PushMethod::Update, families).families)
+        PreparedPush::new(&SeriesHasher::default(), key, PushMethod::Update, families).run
     }
 
     /// What `cronpush start` pushes for the run of `slot` (none: a run by hand), started 2 s
