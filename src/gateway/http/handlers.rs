@@ -17,7 +17,7 @@ use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
 
 use super::error::{Error, GzipError, PathError, Result};
-use super::responses::{html, json, redirect, with_cors};
+use super::responses::{html, json, json_error, plain_error, redirect, with_cors};
 use super::router::{PushPath, Route, RouteTable, Routing};
 use crate::exposition::protobuf::{self, MediaType};
 use crate::exposition::text_parse;
@@ -25,7 +25,9 @@ use crate::gateway::store::clock::{nanos_since_epoch, now};
 use crate::gateway::store::limits::LimitError;
 use crate::gateway::store::push_pipeline::{self, Refusal};
 use crate::gateway::store::{GroupingKey, PushMethod};
-use crate::gateway::view::{api, runs, scrape, ui};
+use crate::gateway::view::board::BOARD_STATUSES;
+use crate::gateway::view::selection::Selection;
+use crate::gateway::view::{api, cronjob_page, runs, scrape, ui};
 use crate::gateway::{ChangeError, Gateway};
 
 const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -90,11 +92,16 @@ async fn dispatch(
             gw.own.count_request(200, "api/v1/status", lower_method);
             json(api::status(&gw.config, gw.started))
         }
-        Route::ApiMetrics => {
-            gw.own.count_request(200, "api/v1/metrics", lower_method);
-            let body = api::metrics(&gw.store());
-            json(body)
-        }
+        Route::ApiMetrics => match Selection::from_query(query, ui::GROUP_STATUSES) {
+            Ok(selection) => {
+                gw.own.count_request(200, "api/v1/metrics", lower_method);
+                json(api::metrics(&gw.store(), &selection))
+            }
+            Err(e) => {
+                gw.own.count_request(400, "api/v1/metrics", lower_method);
+                json_error(StatusCode::BAD_REQUEST, e.to_string())
+            }
+        },
         Route::ApiOptions => {
             gw.own.count_request(200, "api/v1/options", lower_method);
             with_cors(StatusCode::OK.into_response())
@@ -113,22 +120,56 @@ async fn dispatch(
             gw.own.count_request(202, "wipe", lower_method);
             with_cors(StatusCode::ACCEPTED.into_response())
         }
-        Route::ApiCronJobs => {
-            gw.own.count_request(200, "api/v1/cronjobs", lower_method);
-            json(ui::board_json(&gw.store(), now()))
-        }
+        Route::ApiCronJobs => match Selection::from_query(query, BOARD_STATUSES) {
+            Ok(selection) => {
+                gw.own.count_request(200, "api/v1/cronjobs", lower_method);
+                json(ui::board_json(&gw.store(), &selection, now()))
+            }
+            Err(e) => {
+                gw.own.count_request(400, "api/v1/cronjobs", lower_method);
+                json_error(StatusCode::BAD_REQUEST, e.to_string())
+            }
+        },
         Route::ApiCronJobRuns { namespace, cronjob } => {
             gw.own.count_request(200, "api/v1/cronjobs/runs", lower_method);
             let cluster = query_value(query, "cluster");
             json(runs::runs_json(&gw.store(), &namespace, &cronjob, cluster.as_deref()))
         }
-        Route::UiGroups => {
-            gw.own.count_request(200, "static", lower_method);
-            html(ui::groups_page(&gw.store(), &gw.config, now()))
-        }
-        Route::UiCronJobs => {
-            gw.own.count_request(200, "cronjobs", lower_method);
-            html(ui::board_page(&gw.store(), &gw.config, now()))
+        Route::UiGroups => match Selection::from_query(query, ui::GROUP_STATUSES) {
+            Ok(selection) => {
+                gw.own.count_request(200, "static", lower_method);
+                html(ui::groups_page(&gw.store(), &gw.config, &selection, now()))
+            }
+            Err(e) => {
+                gw.own.count_request(400, "static", lower_method);
+                plain_error(StatusCode::BAD_REQUEST, e.to_string())
+            }
+        },
+        Route::UiCronJobs => match Selection::from_query(query, BOARD_STATUSES) {
+            Ok(selection) => {
+                gw.own.count_request(200, "cronjobs", lower_method);
+                html(ui::board_page(&gw.store(), &gw.config, &selection, now()))
+            }
+            Err(e) => {
+                gw.own.count_request(400, "cronjobs", lower_method);
+                plain_error(StatusCode::BAD_REQUEST, e.to_string())
+            }
+        },
+        Route::UiCronJob { namespace, cronjob } => {
+            let cluster = query_value(query, "cluster").filter(|c| !c.is_empty());
+            match cronjob_page::page(&gw.store(), &gw.config, &namespace, &cronjob, cluster.as_deref(), now()) {
+                Some(page) => {
+                    gw.own.count_request(200, "cronjob", lower_method);
+                    html(page)
+                }
+                None => {
+                    gw.own.count_request(404, "cronjob", lower_method);
+                    plain_error(
+                        StatusCode::NOT_FOUND,
+                        format!("no CronJob {namespace}/{cronjob} has reported to this gateway"),
+                    )
+                }
+            }
         }
         Route::UiStatus => {
             gw.own.count_request(200, "status", lower_method);

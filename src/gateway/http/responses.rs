@@ -48,6 +48,15 @@ pub(super) fn json(body: String) -> Response {
     with_cors(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
+/// A request the JSON API cannot answer, in the envelope of its answers (Prometheus's
+/// `bad_data`), with its status.
+pub(super) fn json_error(status: StatusCode, message: String) -> Response {
+    let body = serde_json::json!({"status": "error", "errorType": "bad_data", "error": message}).to_string();
+    let mut response = json(body);
+    *response.status_mut() = status;
+    response
+}
+
 pub(super) fn html(body: String) -> Response {
     (
         [

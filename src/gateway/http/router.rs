@@ -23,6 +23,11 @@ pub enum Route {
     },
     UiGroups,
     UiCronJobs,
+    /// A CronJob's page: `/cronjobs/<namespace>/<cronjob>`.
+    UiCronJob {
+        namespace: String,
+        cronjob: String,
+    },
     UiStatus,
     /// An embedded asset under `/static/`, by file name.
     UiAsset(String),
@@ -103,7 +108,10 @@ impl RouteTable<'_> {
                 "/" => (Route::UiGroups, READ, "GET, HEAD, OPTIONS"),
                 "/cronjobs" => (Route::UiCronJobs, READ, "GET, HEAD, OPTIONS"),
                 "/status" => (Route::UiStatus, READ, "GET, HEAD, OPTIONS"),
-                _ => return Routing::NotFound,
+                _ => match cronjob_page_route(rest) {
+                    Some(route) => (route, READ, "GET, HEAD, OPTIONS"),
+                    None => return Routing::NotFound,
+                },
             }
         };
         if methods.contains(&method) {
@@ -123,6 +131,14 @@ fn cronjob_runs_route(api: &str) -> Option<Route> {
     let runs = parts.next() == Some("runs") && parts.next().is_none();
     (runs && !namespace.is_empty() && !cronjob.is_empty())
         .then(|| Route::ApiCronJobRuns { namespace: namespace.into(), cronjob: cronjob.into() })
+}
+
+/// `/cronjobs/<namespace>/<cronjob>`: Kubernetes names hold no `/`, so the namespace is one
+/// segment and the CronJob the rest.
+fn cronjob_page_route(rest: &str) -> Option<Route> {
+    let (namespace, cronjob) = rest.strip_prefix("/cronjobs/")?.split_once('/')?;
+    (!namespace.is_empty() && !cronjob.is_empty() && !cronjob.ends_with('/'))
+        .then(|| Route::UiCronJob { namespace: namespace.into(), cronjob: cronjob.into() })
 }
 
 /// `/metrics/job/<job>{/<labels>}` and `/metrics/job@base64/<job>{/<labels>}`.
@@ -209,6 +225,10 @@ mod tests {
         {
             assert_eq!(t.route("GET", wrong), Routing::NotFound, "{wrong}");
         }
+        let page = Route::UiCronJob { namespace: "batch".into(), cronjob: "backup".into() };
+        assert_eq!(t.route("GET", "/pg/cronjobs/batch/backup"), Routing::Handle(page));
+        assert_eq!(t.route("GET", "/pg/cronjobs/batch"), Routing::NotFound);
+        assert_eq!(t.route("GET", "/pg/cronjobs/batch/backup/"), Routing::NotFound);
         assert_eq!(t.route("GET", "/pg/static/cronpush.css"), Routing::Handle(Route::UiAsset("cronpush.css".into())));
         assert_eq!(t.route("GET", "/pg/static/"), Routing::NotFound);
         assert_eq!(t.route("GET", "/pg"), Routing::Redirect("/pg/".into()));

@@ -170,3 +170,145 @@ async fn a_cronjobs_runs_are_listed_newest_first_and_deleted_with_its_group() {
     assert_eq!(runs("").await.as_array().unwrap().len(), 1, "the history went with its group");
     assert_eq!(send(&gateway, "GET", "/api/v1/cronjobs/batch/backup/runs/x", "").await.0, StatusCode::NOT_FOUND);
 }
+
+/// What `cronpush start` and `cronpush sidecar` push for one run of `namespace/cronjob` that
+/// ended with `code`.
+fn cronjob_run(slot: u64, code: i32) -> [String; 2] {
+    let result = if code == 0 { "success" } else { "failure" };
+    [
+        format!(
+            "cronjob_info{{schedule=\"*/5 * * * *\",timezone=\"UTC\",concurrency_policy=\"Forbid\"}} 1\n\
+             cronjob_last_start_timestamp_seconds {}\ncronjob_last_scheduled_timestamp_seconds {slot}\n\
+             cronjob_max_run_duration_seconds 600\n",
+            slot + 2
+        ),
+        format!(
+            "cronjob_last_completion_timestamp_seconds {}\ncronjob_last_result{{result=\"{result}\"}} 1\n\
+             cronjob_last_exit_code{{container=\"main\"}} {code}\ncronjob_last_duration_seconds 10\n\
+             cronjob_last_ended_scheduled_timestamp_seconds {slot}\n",
+            slot + 12
+        ),
+    ]
+}
+
+async fn get_json(gateway: &Router, path: &str) -> serde_json::Value {
+    let (status, body) = send(gateway, "GET", path, "").await;
+    assert_eq!(status, StatusCode::OK, "{path}: {body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// Thirty CronJobs in two namespaces, every third failed, as filters and pages see them.
+async fn thirty_cronjobs() -> Router {
+    let gateway = gateway(&[]);
+    for i in 0..30 {
+        let namespace = if i % 2 == 0 { "team-a" } else { "team-b" };
+        let path = format!("/metrics/job/cronpush/namespace/{namespace}/cronjob/report-{i:02}");
+        for body in cronjob_run(1_800_000_000, if i % 3 == 0 { 3 } else { 0 }) {
+            assert_eq!(send(&gateway, "POST", &path, &body).await.0, StatusCode::OK);
+        }
+    }
+    gateway
+}
+
+#[tokio::test]
+async fn the_board_api_takes_the_filters_and_pages_of_the_board() {
+    let gateway = thirty_cronjobs().await;
+    let names = |json: &serde_json::Value| -> Vec<String> {
+        json["data"]["cronjobs"].as_array().unwrap().iter().map(|r| r["cronjob"].as_str().unwrap().into()).collect()
+    };
+    let all = get_json(&gateway, "/api/v1/cronjobs").await;
+    assert_eq!(names(&all).len(), 30, "no filter, no page: everything, as before the filters");
+    assert!(all["data"].get("total").is_none());
+
+    let failed_a = get_json(&gateway, "/api/v1/cronjobs?namespace=team-a&status=failed").await;
+    assert_eq!(names(&failed_a), ["report-00", "report-06", "report-12", "report-18", "report-24"]);
+    let text = get_json(&gateway, "/api/v1/cronjobs?q=REPORT-1").await;
+    assert_eq!(names(&text).len(), 10, "report-10 to report-19, in any case");
+    let either = get_json(&gateway, "/api/v1/cronjobs?status=failed&status=ok&q=report-0").await;
+    assert_eq!(names(&either).len(), 10);
+
+    let page = get_json(&gateway, "/api/v1/cronjobs?per_page=7&page=2").await;
+    assert_eq!((page["data"]["total"].as_u64(), page["data"]["pages"].as_u64()), (Some(30), Some(5)));
+    assert_eq!(names(&page).len(), 7);
+    // Problems first, then by namespace and name: the ten failed (five in each namespace) first.
+    assert_eq!(names(&page)[0], "report-15", "{page}");
+
+    let (status, body) = send(&gateway, "GET", "/api/v1/cronjobs?status=broken", "").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let error: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(error["status"], "error");
+    assert!(error["error"].as_str().unwrap().starts_with("unknown status \"broken\""), "{error}");
+    let (status, body) = send(&gateway, "GET", "/api/v1/cronjobs?page=0", "").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}
+
+#[tokio::test]
+async fn the_board_page_shows_one_page_of_what_the_filters_leave() {
+    let gateway = thirty_cronjobs().await;
+    let (status, page) = send(&gateway, "GET", "/cronjobs?namespace=team-b&per_page=4&page=2", "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page.matches("<tr class=\"row-").count(), 4, "one page of rows");
+    assert!(page.contains("5–8 of 15"), "where the page is in the selection");
+    // The pages and the counts link with the filters kept.
+    assert!(page.contains("href=\"/cronjobs?namespace=team-b&#38;per_page=4&#38;page=3\""), "next: {page}");
+    assert!(page.contains("href=\"/cronjobs?namespace=team-b&#38;per_page=4\""), "previous, the first page");
+    assert!(page.contains("href=\"/cronjobs?namespace=team-b&#38;status=failed&#38;per_page=4\">5 failed</a>"));
+    assert!(page.contains("<input name=\"namespace\" value=\"team-b\""), "the form shows the selection");
+    let (status, body) = send(&gateway, "GET", "/cronjobs?status=broken", "").await;
+    assert_eq!((status, body.starts_with("unknown status \"broken\"")), (StatusCode::BAD_REQUEST, true));
+    let (_, nothing) = send(&gateway, "GET", "/cronjobs?q=no-such-cronjob", "").await;
+    assert!(nothing.contains("nothing matches") && nothing.contains(">show all</a>"), "{nothing}");
+}
+
+#[tokio::test]
+async fn the_groups_page_and_its_api_take_the_filters() {
+    let gateway = thirty_cronjobs().await;
+    assert_eq!(send(&gateway, "PUT", "/metrics/job/plain/instance/pi", "backup_ok 1\n").await.0, StatusCode::OK);
+    let groups = |json: serde_json::Value| json["data"].as_array().unwrap().len();
+    assert_eq!(groups(get_json(&gateway, "/api/v1/metrics").await), 31, "no filter: every group");
+    assert_eq!(groups(get_json(&gateway, "/api/v1/metrics?namespace=team-a").await), 15);
+    assert_eq!(groups(get_json(&gateway, "/api/v1/metrics?q=pi").await), 1, "any grouping-key value");
+    assert_eq!(groups(get_json(&gateway, "/api/v1/metrics?status=failing").await), 0);
+
+    let (status, page) = send(&gateway, "GET", "/?per_page=10&page=4", "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page.matches("<details class=\"group").count(), 1, "31 groups, 10 a page: the fourth has one");
+    assert!(page.contains("31–31 of 31"), "{page}");
+    let (status, _) = send(&gateway, "GET", "/?status=late", "").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a group is failing or ok");
+}
+
+/// A CronJob's page after real pushes: its runs newest first, the chart with the maximum run
+/// time, and the links to the board and its group; a CronJob nobody pushed for is a 404.
+#[tokio::test]
+async fn a_cronjobs_page_shows_its_runs_and_their_durations() {
+    let gateway = gateway(&[]);
+    let path = "/metrics/job/cronpush/namespace/batch/cronjob/backup";
+    for (i, code) in [0, 3, 0].into_iter().enumerate() {
+        for body in cronjob_run(1_800_000_000 + 300 * i as u64, code) {
+            assert_eq!(send(&gateway, "POST", path, &body).await.0, StatusCode::OK);
+        }
+    }
+    let (status, page) = send(&gateway, "GET", "/cronjobs/batch/backup", "").await;
+    assert_eq!(status, StatusCode::OK);
+    let rows: Vec<&str> = page.match_indices("<tr id=\"run-").map(|(i, _)| &page[i + 12..i + 22]).collect();
+    assert_eq!(rows, ["1800000600", "1800000300", "1800000000"], "newest first");
+    assert_eq!(page.matches("<rect class=\"bar run-success\"").count(), 2);
+    assert_eq!(page.matches("<rect class=\"bar run-failure\"").count(), 1);
+    assert!(page.contains("maximum run time 10m"), "the limit is drawn");
+    assert!(page.contains("<code>*/5 * * * *</code>"));
+    assert!(page.contains("href=\"/cronjobs?namespace=batch\""), "to the namespace's board");
+    assert!(page.contains("href=\"/?group="), "to its group");
+    assert!(page.contains("href=\"/api/v1/cronjobs/batch/backup/runs\""));
+
+    let (_, board) = send(&gateway, "GET", "/cronjobs", "").await;
+    assert!(board.contains("<a class=\"strip\" href=\"/cronjobs/batch/backup\"><i class=\"run-success\""), "{board}");
+    assert_eq!(board.matches("<i class=\"run-").count(), 3, "a mark per run");
+
+    let (status, body) = send(&gateway, "GET", "/cronjobs/batch/restore", "").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::NOT_FOUND, "no CronJob batch/restore has reported to this gateway")
+    );
+    assert_eq!(send(&gateway, "GET", "/cronjobs/batch/backup?cluster=eu", "").await.0, StatusCode::NOT_FOUND);
+}

@@ -5,6 +5,7 @@ use std::time::SystemTime;
 
 use serde_json::{Map, Value, json};
 
+use super::selection::Selection;
 use crate::exposition::float::to_go_string;
 use crate::exposition::text_write::single_value;
 use crate::gateway::config::Config;
@@ -25,12 +26,13 @@ pub const CORS_HEADERS: [(&str, &str); 5] = [
 
 /// `GET /api/v1/metrics`: one object per group, holding its families by name beside `labels`
 /// and `last_push_successful`. The reference lets a family named `labels` clobber the group's
-/// labels; here the group's own keys win.
-pub fn metrics(store: &Store) -> String {
+/// labels; here the group's own keys win. The groups page's filters narrow it (the reference
+/// takes none, and answers every group without them, as this does).
+pub fn metrics(store: &Store, selection: &Selection) -> String {
     // One group's JSON at a time: the whole answer as one value tree would cost many times the
     // store's own memory.
     let mut out = String::from(r#"{"status":"success","data":["#);
-    for (i, g) in store.groups().enumerate() {
+    for (i, g) in store.groups().filter(|g| selection.admits_group(g)).enumerate() {
         if i > 0 {
             out.push(',');
         }
@@ -146,7 +148,7 @@ mod tests {
         let body = "# HELP g A gauge.\n# TYPE g gauge\ng{x=\"1\"} 3.5\n# TYPE s summary\ns{quantile=\"0.5\"} 1\ns_sum 3\ns_count 2\n\
                     # TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 3\nh_count 2\nlabels 1\n";
         store.apply_push(key, PushMethod::Replace, parse(body.as_bytes()).unwrap(), 1_795_597_383_832_780_100).unwrap();
-        let v: Value = serde_json::from_str(&metrics(&store)).unwrap();
+        let v: Value = serde_json::from_str(&metrics(&store, &Selection::default())).unwrap();
         let group = &v["data"][0];
         assert_eq!(group["labels"], json!({"instance": "i1", "job": "api"}));
         assert_eq!(group["last_push_successful"], json!(true));

@@ -18,6 +18,7 @@
 
 use serde::Serialize;
 
+use super::selection::Page;
 use crate::gateway::store::clock::seconds;
 use crate::gateway::store::cronjob_series::{ContainerEnd, container_ends, label, value};
 use crate::gateway::store::{Group, GroupingKey, Nanos, Store};
@@ -35,7 +36,13 @@ pub enum Status {
     Ok,
 }
 
+/// The statuses by name, as the filters take them, in the board's order.
+pub const BOARD_STATUSES: &[&str] = &["failed", "late", "unknown", "running", "suspended", "ok"];
+
 impl Status {
+    pub const ALL: [Status; 6] =
+        [Status::Failed, Status::Late, Status::Unknown, Status::Running, Status::Suspended, Status::Ok];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Failed => "failed",
@@ -107,12 +114,20 @@ pub fn rows(store: &Store, now: f64) -> Vec<CronJobRow> {
     rows
 }
 
-/// The board as JSON (`GET /api/v1/cronjobs`), in the envelope of the other API answers.
-pub fn json(rows: &[CronJobRow], now: f64) -> String {
-    serde_json::json!({"status": "success", "data": {"now": now, "cronjobs": rows}}).to_string()
+/// The board as JSON (`GET /api/v1/cronjobs`), in the envelope of the other API answers; with
+/// where the rows are in the whole selection when one page of it was asked for.
+pub fn json(rows: &[CronJobRow], now: f64, page: Option<Page>) -> String {
+    let mut data = serde_json::json!({"now": now, "cronjobs": rows});
+    if let Some(page) = page {
+        data["total"] = page.total.into();
+        data["page"] = page.number.into();
+        data["pages"] = page.count.into();
+    }
+    serde_json::json!({"status": "success", "data": data}).to_string()
 }
 
-fn row(group: &Group, now: f64) -> Option<CronJobRow> {
+/// The board's row of a group, if it is a CronJob's.
+pub fn row(group: &Group, now: f64) -> Option<CronJobRow> {
     let namespace = group.key.get("namespace")?.to_string();
     let cronjob = group.key.get("cronjob")?.to_string();
     if !group.families.keys().any(|name| name.starts_with("cronjob_")) {

@@ -6,6 +6,9 @@
 //! - `ui.rs`: the web pages (groups, CronJob board, status) and their embedded assets;
 //! - `board.rs`: the CronJob board, a status per CronJob read from its series;
 //! - `runs.rs`: a CronJob's run history as JSON;
+//! - `cronjob_page.rs`: a CronJob's page, its runs as a table and a chart
+//!   (`duration_chart.rs`), each run's outcome as `run_view.rs` words it;
+//! - `selection.rs`: the filters and pages of the board, the groups page and their APIs;
 //! - `own_metrics.rs`: the gateway's own metrics, exposed beside the pushed ones.
 //!
 //! A view only reads: it imports the store and the configuration, never the HTTP edge (which
@@ -13,7 +16,11 @@
 
 pub mod api;
 pub mod board;
+pub mod cronjob_page;
+pub mod duration_chart;
 pub mod own_metrics;
+pub mod run_view;
 pub mod runs;
 pub mod scrape;
+pub mod selection;
 pub mod ui;

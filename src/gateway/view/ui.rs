@@ -5,10 +5,10 @@
 //! Every asset is compiled into the binary, so the UI works on a Pi without a network.
 
 use askama::Template;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use super::board::{self, CronJobRow, Status, duration_words, exit_words};
+use super::board::{self, BOARD_STATUSES, CronJobRow, Status, duration_words, exit_words};
+use super::run_view::{self, Outcome};
+use super::selection::{BOARD_PAGE, GROUPS_PAGE, Page, Selection, group_id};
 use crate::exposition::float::to_go_string;
 use crate::exposition::text_write::{single_value, type_name};
 use crate::gateway::config::Config;
@@ -18,8 +18,12 @@ use crate::proto::client::{Metric, MetricType};
 
 /// Sent with every page: the pages load nothing but their own assets, and nothing runs but the
 /// embedded script, even if a pushed value ever slipped through the escaping.
+/// Forms (the filters) send only to the gateway itself.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-     img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+     img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// The groups page's statuses: whether a group's last push was accepted.
+pub const GROUP_STATUSES: &[&str] = &["failing", "ok"];
 
 /// An embedded asset under `<prefix>/static/`: its content type and bytes.
 pub fn asset(name: &str) -> Option<(&'static str, &'static [u8])> {
@@ -32,15 +36,15 @@ pub fn asset(name: &str) -> Option<(&'static str, &'static [u8])> {
 }
 
 /// What every page shares: the header's links and which of them is this page.
-struct Chrome<'a> {
-    title: &'a str,
-    prefix: &'a str,
-    metrics_path: String,
-    current: &'static str,
+pub(super) struct Chrome<'a> {
+    pub(super) title: &'a str,
+    pub(super) prefix: &'a str,
+    pub(super) metrics_path: String,
+    pub(super) current: &'static str,
 }
 
 impl<'a> Chrome<'a> {
-    fn new(config: &'a Config, title: &'a str, current: &'static str) -> Chrome<'a> {
+    pub(super) fn new(config: &'a Config, title: &'a str, current: &'static str) -> Chrome<'a> {
         Chrome {
             title,
             prefix: &config.external_prefix,
@@ -51,9 +55,9 @@ impl<'a> Chrome<'a> {
 }
 
 /// A moment, relative to the page's rendering and absolute (UTC).
-struct When {
-    relative: String,
-    absolute: String,
+pub(super) struct When {
+    pub(super) relative: String,
+    pub(super) absolute: String,
 }
 
 impl When {
@@ -61,7 +65,7 @@ impl When {
         (nanos != 0).then(|| When::seconds(seconds(nanos), now))
     }
 
-    fn seconds(seconds: f64, now: Nanos) -> When {
+    pub(super) fn seconds(seconds: f64, now: Nanos) -> When {
         let delta = seconds - self::seconds(now);
         let relative = if delta.abs() < 0.5 {
             "now".to_string()
@@ -82,6 +86,8 @@ impl When {
 struct GroupsPage<'a> {
     chrome: Chrome<'a>,
     groups: Vec<GroupView>,
+    filters: Filters,
+    pager: Pager,
     admin_api: bool,
     wipe_url: String,
     /// The names of each group's own timestamp series, which the article looks for.
@@ -93,6 +99,8 @@ struct GroupView {
     /// The grouping key, `job="x", instance="y"`.
     key: Vec<(String, String)>,
     anchor: String,
+    /// Shown unfolded: the one group a link asked for.
+    open: bool,
     last_push: Option<When>,
     last_failure: Option<When>,
     failing: bool,
@@ -113,14 +121,87 @@ struct SeriesView {
     value: String,
 }
 
-pub fn groups_page(store: &Store, config: &Config, now: Nanos) -> String {
-    let mut groups: Vec<&Group> = store.groups().collect();
-    // By job, then by the rest of the key: a job's groups stay together.
-    groups.sort_by(|a, b| (a.key.get("job"), a.key.labels()).cmp(&(b.key.get("job"), b.key.labels())));
-    let groups = groups.into_iter().map(|g| group_view(g, &config.external_prefix, now)).collect();
+/// The filter form above a list, filled in with the selection it shows.
+struct Filters {
+    /// Where the form sends its query: the page itself.
+    action: String,
+    clusters: Vec<(String, bool)>,
+    namespace: String,
+    /// The statuses the page knows, and which one is chosen.
+    statuses: Vec<(&'static str, bool)>,
+    text: String,
+    /// Whether anything narrows the list, and the link that shows everything again.
+    filtered: bool,
+    clear_url: String,
+}
+
+impl Filters {
+    fn new(action: String, selection: &Selection, clusters: Vec<String>, statuses: &[&'static str]) -> Filters {
+        Filters {
+            clusters: clusters.into_iter().map(|c| (c.clone(), selection.cluster.as_ref() == Some(&c))).collect(),
+            namespace: selection.namespace.clone().unwrap_or_default(),
+            statuses: statuses
+                .iter()
+                .map(|s| (*s, selection.statuses.len() == 1 && selection.statuses[0] == *s))
+                .collect(),
+            text: selection.text.clone(),
+            filtered: selection.is_filtered(),
+            clear_url: action.clone(),
+            action,
+        }
+    }
+}
+
+/// Where a list is: `101-200 of 10000`, and the links to the pages beside.
+struct Pager {
+    first_shown: usize,
+    last_shown: usize,
+    total: usize,
+    number: usize,
+    count: usize,
+    previous: Option<String>,
+    next: Option<String>,
+}
+
+impl Pager {
+    fn new(url: &str, selection: &Selection, page: Page) -> Pager {
+        let link = |number: usize| format!("{url}{}", selection.query_with(None, Some(number)));
+        Pager {
+            first_shown: if page.total == 0 { 0 } else { page.start + 1 },
+            last_shown: page.end,
+            total: page.total,
+            number: page.number,
+            count: page.count,
+            previous: (page.number > 1).then(|| link(page.number - 1)),
+            next: (page.number < page.count).then(|| link(page.number + 1)),
+        }
+    }
+}
+
+/// Every cluster named by a grouping key, for the filter form.
+fn clusters<'a>(names: impl Iterator<Item = Option<&'a str>>) -> Vec<String> {
+    let set: std::collections::BTreeSet<&str> = names.flatten().collect();
+    set.into_iter().map(str::to_string).collect()
+}
+
+pub fn groups_page(store: &Store, config: &Config, selection: &Selection, now: Nanos) -> String {
+    let groups = selected_groups(store, selection);
+    let page = selection.page_of(groups.len(), GROUPS_PAGE);
+    let url = format!("{}/", config.external_prefix);
+    let views = groups[page.start..page.end]
+        .iter()
+        .map(|g| group_view(g, &config.external_prefix, now, selection.group.is_some()))
+        .collect();
     render(&GroupsPage {
         chrome: Chrome::new(config, "Groups", "groups"),
-        groups,
+        groups: views,
+        filters: Filters::new(
+            url.clone(),
+            selection,
+            clusters(store.groups().map(|g| g.key.get("cluster"))),
+            GROUP_STATUSES,
+        ),
+        pager: Pager::new(&url, selection, page),
         admin_api: config.enable_admin_api,
         wipe_url: format!("{}/api/v1/admin/wipe", config.external_prefix),
         push_time: PUSH_TIME,
@@ -128,7 +209,15 @@ pub fn groups_page(store: &Store, config: &Config, now: Nanos) -> String {
     })
 }
 
-fn group_view(group: &Group, prefix: &str, now: Nanos) -> GroupView {
+/// The groups a selection asks for, by job, then by the rest of the key: a job's groups stay
+/// together.
+fn selected_groups<'a>(store: &'a Store, selection: &Selection) -> Vec<&'a Group> {
+    let mut groups: Vec<&Group> = store.groups().filter(|g| selection.admits_group(g)).collect();
+    groups.sort_by(|a, b| (a.key.get("job"), a.key.labels()).cmp(&(b.key.get("job"), b.key.labels())));
+    groups
+}
+
+fn group_view(group: &Group, prefix: &str, now: Nanos, open: bool) -> GroupView {
     let key = group.key.labels().to_vec();
     let families = group
         .families
@@ -155,6 +244,7 @@ fn group_view(group: &Group, prefix: &str, now: Nanos) -> GroupView {
     GroupView {
         key,
         anchor: anchor(&group.key),
+        open,
         last_push: When::nanos(group.last_push, now),
         last_failure: When::nanos(group.last_failure, now),
         failing: !group.last_push_successful(),
@@ -164,8 +254,13 @@ fn group_view(group: &Group, prefix: &str, now: Nanos) -> GroupView {
 }
 
 /// The id of a group's element on the groups page, which the board links to.
-fn anchor(key: &GroupingKey) -> String {
-    format!("group-{}", URL_SAFE_NO_PAD.encode(key.to_string()))
+pub(super) fn anchor(key: &GroupingKey) -> String {
+    format!("group-{}", group_id(key))
+}
+
+/// The groups page showing only the group of `key`, unfolded.
+pub(super) fn group_url(prefix: &str, key: &GroupingKey) -> String {
+    format!("{prefix}/?group={}#{}", group_id(key), anchor(key))
 }
 
 /// A series' value as the text format writes it; summaries and histograms in brief.
@@ -216,7 +311,13 @@ fn series_value(ty: MetricType, metric: &Metric) -> String {
 struct BoardPage<'a> {
     chrome: Chrome<'a>,
     rows: Vec<RowView>,
-    counts: Vec<(&'static str, usize)>,
+    /// Each status, how many CronJobs the other filters leave with it, and the link that shows
+    /// only those.
+    counts: Vec<(&'static str, usize, String)>,
+    /// Whether the store holds any CronJob at all (else the page says how one appears).
+    any: bool,
+    filters: Filters,
+    pager: Pager,
     json_url: String,
 }
 
@@ -229,7 +330,9 @@ struct RowView {
     reason: String,
     namespace: String,
     cronjob: String,
-    group_anchor: String,
+    page_url: String,
+    /// The last runs, oldest first: a mark each.
+    runs: Vec<Mark>,
     schedule: String,
     timezone: String,
     last_start: Option<When>,
@@ -241,31 +344,70 @@ struct RowView {
     next_overdue: bool,
 }
 
-pub fn board_page(store: &Store, config: &Config, now: Nanos) -> String {
+/// One run in a row's strip: coloured by its outcome, saying it when pointed at.
+struct Mark {
+    class: &'static str,
+    title: String,
+}
+
+/// How many runs a row's strip shows.
+const STRIP_RUNS: usize = 10;
+
+pub fn board_page(store: &Store, config: &Config, selection: &Selection, now: Nanos) -> String {
     let now_seconds = seconds(now);
-    let rows = board::rows(store, now_seconds);
-    let counts = [Status::Failed, Status::Late, Status::Unknown, Status::Running, Status::Suspended, Status::Ok]
+    let all = board::rows(store, now_seconds);
+    let any = !all.is_empty();
+    let cluster_names = clusters(all.iter().map(|r| r.cluster.as_deref()));
+    let (rows, counts) = select_rows(all, selection);
+    let url = format!("{}/cronjobs", config.external_prefix);
+    let counts = counts
         .into_iter()
-        .map(|s| (s.as_str(), rows.iter().filter(|r| r.status == s).count()))
+        .map(|(status, count)| {
+            (status.as_str(), count, format!("{url}{}", selection.query_with(Some(&[status.as_str()]), None)))
+        })
         .collect();
-    let mut views: Vec<RowView> = rows.iter().map(|r| row_view(r, now)).collect();
-    if rows.iter().any(|r| r.cluster.is_some()) {
+    let page = selection.page_of(rows.len(), BOARD_PAGE);
+    let shown = &rows[page.start..page.end];
+    let mut views: Vec<RowView> = shown.iter().map(|r| row_view(store, r, &config.external_prefix, now)).collect();
+    if shown.iter().any(|r| r.cluster.is_some()) {
         let mut previous = None;
-        for (view, row) in views.iter_mut().zip(&rows) {
+        for (view, row) in views.iter_mut().zip(shown) {
             view.cluster_starts = previous != Some(&row.cluster);
             previous = Some(&row.cluster);
         }
     }
-    let rows = views;
     render(&BoardPage {
         chrome: Chrome::new(config, "CronJobs", "cronjobs"),
-        rows,
+        rows: views,
         counts,
-        json_url: format!("{}/api/v1/cronjobs", config.external_prefix),
+        any,
+        filters: Filters::new(url.clone(), selection, cluster_names, BOARD_STATUSES),
+        pager: Pager::new(&url, selection, page),
+        json_url: format!("{}/api/v1/cronjobs{}", config.external_prefix, selection.query_with(None, None)),
     })
 }
 
-fn row_view(row: &CronJobRow, now: Nanos) -> RowView {
+/// The rows a selection asks for, in the board's order, and how many of each status its other
+/// filters leave (the counts above the board, which link to one status each).
+fn select_rows(rows: Vec<CronJobRow>, selection: &Selection) -> (Vec<CronJobRow>, Vec<(Status, usize)>) {
+    let mut counts: Vec<(Status, usize)> = Status::ALL.iter().map(|s| (*s, 0)).collect();
+    let mut selected = Vec::new();
+    for row in rows {
+        let names = [row.namespace.as_str(), row.cronjob.as_str(), row.job.as_str()];
+        if !selection.admits(row.cluster.as_deref(), Some(&row.namespace), names) {
+            continue;
+        }
+        if let Some(count) = counts.iter_mut().find(|(s, _)| *s == row.status) {
+            count.1 += 1;
+        }
+        if selection.admits_status(row.status.as_str()) {
+            selected.push(row);
+        }
+    }
+    (selected, counts)
+}
+
+fn row_view(store: &Store, row: &CronJobRow, prefix: &str, now: Nanos) -> RowView {
     let now_seconds = seconds(now);
     let duration = if row.running {
         row.last_start.map(|s| format!("{} so far", duration_words(now_seconds - s))).unwrap_or_default()
@@ -278,6 +420,7 @@ fn row_view(row: &CronJobRow, now: Nanos) -> RowView {
         .map(|c| if row.containers.len() > 1 { format!("{}: {}", c.container, exit_words(c)) } else { exit_words(c) })
         .collect::<Vec<_>>()
         .join(", ");
+    let runs = store.group(&row.key).map_or_else(Vec::new, |group| strip(group, row, now));
     RowView {
         cluster: row.cluster.clone().unwrap_or_default(),
         cluster_starts: false,
@@ -285,7 +428,8 @@ fn row_view(row: &CronJobRow, now: Nanos) -> RowView {
         reason: row.reason.clone(),
         namespace: row.namespace.clone(),
         cronjob: row.cronjob.clone(),
-        group_anchor: anchor(&row.key),
+        page_url: cronjob_page_url(prefix, row),
+        runs,
         schedule: row.schedule.clone().unwrap_or_default(),
         timezone: row.timezone.clone().unwrap_or_default(),
         last_start: row.last_start.map(|s| When::seconds(s, now)),
@@ -298,10 +442,43 @@ fn row_view(row: &CronJobRow, now: Nanos) -> RowView {
     }
 }
 
-/// `GET /api/v1/cronjobs`.
-pub fn board_json(store: &Store, now: Nanos) -> String {
+/// The marks of a row's last runs, oldest first.
+fn strip(group: &Group, row: &CronJobRow, now: Nanos) -> Vec<Mark> {
+    let now_seconds = seconds(now);
+    let count = group.history.len();
+    group
+        .history
+        .runs()
+        .enumerate()
+        .skip(count.saturating_sub(STRIP_RUNS))
+        .map(|(i, run)| {
+            let outcome = Outcome::of(run, i + 1 == count, row.max_run_duration_seconds, now_seconds);
+            let when = run.start.or(run.slot).map(|s| When::seconds(s, now).absolute).unwrap_or_default();
+            Mark { class: outcome.class(), title: run_view::summary(run, outcome, now_seconds, &when) }
+        })
+        .collect()
+}
+
+/// A CronJob's page: `/cronjobs/<namespace>/<cronjob>`, and its cluster's when it has one.
+pub(super) fn cronjob_page_url(prefix: &str, row: &CronJobRow) -> String {
+    let segment = |s: &str| percent_encoding::utf8_percent_encode(s, PATH_SEGMENT).to_string();
+    let cluster = row.cluster.as_ref().map(|c| format!("?cluster={}", segment(c))).unwrap_or_default();
+    format!("{prefix}/cronjobs/{}/{}{cluster}", segment(&row.namespace), segment(&row.cronjob))
+}
+
+/// What a path segment or query value may hold unescaped (RFC 3986's unreserved characters).
+const PATH_SEGMENT: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// `GET /api/v1/cronjobs`: what the selection asks for; one page of it when a page is asked for.
+pub fn board_json(store: &Store, selection: &Selection, now: Nanos) -> String {
     let now = seconds(now);
-    board::json(&board::rows(store, now), now)
+    let (rows, _) = select_rows(board::rows(store, now), selection);
+    if selection.page.is_none() && selection.per_page.is_none() {
+        return board::json(&rows, now, None);
+    }
+    let page = selection.page_of(rows.len(), BOARD_PAGE);
+    board::json(&rows[page.start..page.end], now, Some(page))
 }
 
 #[derive(Template)]
@@ -328,7 +505,7 @@ pub fn status_page(store: &Store, config: &Config, started: Nanos, now: Nanos) -
     })
 }
 
-fn render(page: &impl Template) -> String {
+pub(super) fn render(page: &impl Template) -> String {
     // The templates are checked when the binary is compiled; what can fail at run time is only
     // writing into the String, which does not fail.
     page.render().unwrap_or_else(|e| format!("<!DOCTYPE html><p>The page could not be rendered: {e}</p>"))
