@@ -251,13 +251,17 @@ fn judge(row: &CronJobRow, now: f64) -> (Status, String) {
 
 /// `main exited with 3 (Error)` for each main container that failed.
 fn failed_containers(row: &CronJobRow) -> String {
-    let failed: Vec<String> = row
-        .containers
+    let failed = failed_words(&row.containers);
+    if failed.is_empty() { "a container failed".to_string() } else { failed.join(", ") }
+}
+
+/// `main exited with 3 (Error)`, for each of `containers` that exited with an error.
+pub fn failed_words(containers: &[ContainerEnd]) -> Vec<String> {
+    containers
         .iter()
         .filter(|c| c.exit_code > 0.0)
         .map(|c| format!("{} exited with {}", c.container, exit_words(c)))
-        .collect();
-    if failed.is_empty() { "a container failed".to_string() } else { failed.join(", ") }
+        .collect()
 }
 
 /// `3 (Error)`, `137 (Error, SIGKILL)`, or `unknown` for the -1 of an exit code not learned.

@@ -9,7 +9,7 @@
 
 use askama::Template;
 
-use super::board::{self, CronJobRow, duration_words, exit_words};
+use super::board::{self, CronJobRow, duration_words, exit_words, failed_words};
 use super::duration_chart::{self, Chart, Sample};
 use super::run_view::{self, Outcome};
 use super::ui::{Chrome, When, cronjob_page_url, group_url, render};
@@ -177,12 +177,7 @@ fn run_row(run: &RunRecord, outcome: Outcome, now: Nanos) -> RunRow {
         n => format!("{n} Pods"),
     };
     if let Some(retried) = &run.retried {
-        let failed: Vec<String> = retried
-            .containers
-            .iter()
-            .filter(|c| c.exit_code != 0.0)
-            .map(|c| format!("{} exited with {}", c.container, exit_words(c)))
-            .collect();
+        let failed = failed_words(&retried.containers);
         let attempt = retried.attempt.map(|a| format!("attempt {a}")).unwrap_or_else(|| "an attempt".into());
         let what = if failed.is_empty() { "failed".to_string() } else { failed.join(", ") };
         if !attempts.is_empty() {

@@ -2,7 +2,7 @@
 //! board's strip and the CronJob page. The history keeps facts (store/runs.rs); whether a run
 //! that never ended is still going or was lost is decided here, when it is shown.
 
-use super::board::{duration_words, exit_words};
+use super::board::{duration_words, failed_words};
 use crate::gateway::store::runs::RunRecord;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,12 +98,7 @@ pub fn summary(run: &RunRecord, outcome: Outcome, now: f64, when: &str) -> Strin
         None => {}
     }
     if let Some(end) = run.end.as_ref().filter(|_| outcome == Outcome::Failure) {
-        let failed: Vec<String> = end
-            .containers
-            .iter()
-            .filter(|c| c.exit_code != 0.0)
-            .map(|c| format!("{} exited with {}", c.container, exit_words(c)))
-            .collect();
+        let failed = failed_words(&end.containers);
         if !failed.is_empty() {
             words.push_str(&format!(" ({})", failed.join(", ")));
         }
