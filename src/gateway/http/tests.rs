@@ -312,3 +312,18 @@ async fn a_cronjobs_page_shows_its_runs_and_their_durations() {
     );
     assert_eq!(send(&gateway, "GET", "/cronjobs/batch/backup?cluster=eu", "").await.0, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn the_groups_page_shows_the_failing_groups_first() {
+    let gateway = gateway(&[]);
+    for job in ["a-first", "b-refused", "c-last"] {
+        assert_eq!(send(&gateway, "PUT", &format!("/metrics/job/{job}"), "backup_ok 1\n").await.0, StatusCode::OK);
+    }
+    // A counter where the gateway holds a gauge of the name: refused, and the group marked.
+    let clash = "# TYPE backup_ok counter\nbackup_ok 1\n";
+    assert_eq!(send(&gateway, "POST", "/metrics/job/b-refused", clash).await.0, StatusCode::BAD_REQUEST);
+    let (_, page) = send(&gateway, "GET", "/", "").await;
+    let order: Vec<usize> =
+        ["b-refused", "a-first", "c-last"].iter().map(|job| page.find(&format!("\"{job}\"")).unwrap()).collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "the refused group first, then by job: {order:?}");
+}

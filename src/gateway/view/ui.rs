@@ -209,11 +209,17 @@ pub fn groups_page(store: &Store, config: &Config, selection: &Selection, now: N
     })
 }
 
-/// The groups a selection asks for, by job, then by the rest of the key: a job's groups stay
-/// together.
+/// The groups a selection asks for: problems first (a group whose last push was refused), then
+/// by job, then by the rest of the key, so that a job's groups stay together.
 fn selected_groups<'a>(store: &'a Store, selection: &Selection) -> Vec<&'a Group> {
     let mut groups: Vec<&Group> = store.groups().filter(|g| selection.admits_group(g)).collect();
-    groups.sort_by(|a, b| (a.key.get("job"), a.key.labels()).cmp(&(b.key.get("job"), b.key.labels())));
+    groups.sort_by(|a, b| {
+        (a.last_push_successful(), a.key.get("job"), a.key.labels()).cmp(&(
+            b.last_push_successful(),
+            b.key.get("job"),
+            b.key.labels(),
+        ))
+    });
     groups
 }
 
