@@ -137,7 +137,7 @@ fn successes_failures_and_a_retried_run_are_the_cronjobs_history_newest_first() 
     assert!(runs[0]["end"].is_null(), "the Job runs another Pod: the run goes on: {:#}", runs[0]);
     assert_eq!(runs[0]["starts"], 1);
     assert_end(&runs[0]["retried"], &first_attempt, "retrying", 1, "");
-    assert!(runs[0]["retried"]["slot"].is_null(), "a retried attempt ends no slot: {:#}", runs[0]);
+    assert_eq!(runs[0]["retried"]["slot"], runs[0]["slot"], "a retried attempt names its run: {:#}", runs[0]);
 
     // The Job controller's second Pod: the same run, started again.
     let second = retrying.next_attempt();
@@ -157,6 +157,7 @@ fn successes_failures_and_a_retried_run_are_the_cronjobs_history_newest_first() 
     assert_eq!(starts, [&json!(2), &json!(1), &json!(1), &json!(1)]);
     assert_end(&runs[0]["end"], &second_attempt, "success", 2, "");
     assert_end(&runs[0]["retried"], &first_attempt, "retrying", 1, "");
+    assert_eq!(runs[0]["retried"]["slot"], runs[0]["slot"]);
     assert_end(&runs[1]["end"], &killed, "failure", 1, "SIGKILL");
     assert_end(&runs[2]["end"], &failed, "failure", 1, "");
     assert_end(&runs[3]["end"], &succeeded, "success", 1, "");
@@ -169,6 +170,38 @@ fn successes_failures_and_a_retried_run_are_the_cronjobs_history_newest_first() 
         assert!(start >= run["slot"].as_f64().unwrap() && start <= state_time(terminated, "startedAt"), "{run:#}");
     }
     assert!(runs[0]["start"].as_f64().unwrap() >= seconds(before_retry), "the first attempt's start: {:#}", runs[0]);
+}
+
+/// `concurrencyPolicy: Allow` (the default): the older run's main container outlasts the next
+/// slot, then fails, and its Job retries it in a new Pod while the newer run is still open. The
+/// retried attempt is the older run's; the newer run has none.
+#[test]
+fn a_retried_attempt_stays_with_its_run_while_a_newer_run_is_open() {
+    let gateway = Server::cronpush(&[]);
+    let slots = slots(2);
+    let older = Run::admit_run(run_of(CRONJOB, slots[0]), &gateway.base, |_| {});
+    older.api.modify("jobs", NAMESPACE, &older.spec.job, |job| job["spec"]["backoffLimit"] = json!(1));
+    run_start(&older);
+    let mut older_sidecar = older.start_sidecar();
+    let newer = older.next_run(run_of(CRONJOB, slots[1]), |_| {});
+    run_start(&newer);
+    let mut newer_sidecar = newer.start_sidecar();
+    let failed = run_main("exit 3");
+    older.report_main(&failed);
+    stop_sidecar(&older, &mut older_sidecar, Duration::from_secs(30));
+    let retried = whole_run(&older.next_attempt(), "exit 0");
+    let newer_end = run_main("exit 0");
+    newer.report_main(&newer_end);
+    stop_sidecar(&newer, &mut newer_sidecar, Duration::from_secs(30));
+
+    let runs = history(&gateway, CRONJOB);
+    assert_eq!(slots_of(&runs), [slots[1].as_second() as f64, slots[0].as_second() as f64], "{runs:#?}");
+    assert!(runs[0]["retried"].is_null(), "the newer run retried nothing: {:#}", runs[0]);
+    assert_eq!(runs[0]["starts"], 1);
+    assert_end(&runs[0]["end"], &newer_end, "success", 1, "");
+    assert_eq!(runs[1]["starts"], 2);
+    assert_end(&runs[1]["retried"], &failed, "retrying", 1, "");
+    assert_end(&runs[1]["end"], &retried, "success", 2, "");
 }
 
 #[test]
