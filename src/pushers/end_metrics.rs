@@ -21,6 +21,11 @@ use crate::exposition::text_write;
 use crate::proto::client::MetricFamily;
 use crate::schedule::Schedule;
 
+/// The slot of the run whose attempt was retried: a retried attempt's end names its run here,
+/// not in `cronjob_last_ended_scheduled_timestamp_seconds` (the run is not over). The gateway's
+/// run history reads it (gateway/store/runs.rs).
+pub const RETRIED_SCHEDULED: &str = "cronjob_last_retried_scheduled_timestamp_seconds";
+
 /// The exit code pushed for a container whose end is not known.
 pub const UNKNOWN_EXIT_CODE: f64 = -1.0;
 /// The `container` label when the sidecar learned nothing, not even the containers' names
@@ -254,6 +259,15 @@ impl EndMetrics {
                     vec![gauge(Vec::new(), unix_seconds(previous))],
                 ));
             }
+        }
+        // It still names its run apart from the runs that ended, so that the gateway's run
+        // history keeps it with its own run when runs overlap (`concurrencyPolicy: Allow`).
+        if let Some(slot) = self.slot.filter(|_| self.result == RunResult::Retrying) {
+            families.push(gauges(
+                RETRIED_SCHEDULED,
+                "The schedule slot of the CronJob's last scheduled run whose failed attempt its Job retried in another Pod, in Unix seconds.",
+                vec![gauge(Vec::new(), unix_seconds(slot))],
+            ));
         }
         if let Some(slot) = self.success_slot {
             families.push(gauges(
@@ -506,7 +520,7 @@ mod tests {
         retried.attempt = Some(crate::exit_status::Attempt { number: 1, retried_if_failed: true });
         let end = EndMetrics::new(Some(&retried), watch()).of_run(&scheduled, Some(&schedule));
         assert_eq!(end.result, RunResult::Retrying);
-        assert!(series(&end).is_empty(), "{:?}", series(&end));
+        assert_eq!(series(&end), ["cronjob_last_retried_scheduled_timestamp_seconds 1.7637696e+09"]);
         // A run by hand closes no scheduled run; its success answers for the last slot before
         // its end (00:00 again: it ended at 00:04:10.5).
         let (by_hand, _) = run("");

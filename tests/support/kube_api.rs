@@ -69,11 +69,14 @@ struct Shared {
     changed: tokio::sync::Notify,
 }
 
+/// A handle on the fake API server; its clones are the same server (several runs of a test on
+/// one cluster).
+#[derive(Clone)]
 pub struct FakeApi {
     pub address: SocketAddr,
     shared: Arc<Shared>,
-    /// Serves for as long as the FakeApi lives.
-    _runtime: tokio::runtime::Runtime,
+    /// Serves for as long as a handle lives.
+    _runtime: Arc<tokio::runtime::Runtime>,
 }
 
 impl FakeApi {
@@ -85,7 +88,7 @@ impl FakeApi {
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
         let address = listener.local_addr().unwrap();
         runtime.spawn(async move { axum::serve(listener, app).await });
-        FakeApi { address, shared, _runtime: runtime }
+        FakeApi { address, shared, _runtime: Arc::new(runtime) }
     }
 
     pub fn url(&self) -> String {

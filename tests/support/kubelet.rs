@@ -130,21 +130,50 @@ impl Run {
     /// changed by `customize` before admission.
     pub fn admit_run(spec: CronJobRun, gateway_url: &str, customize: impl FnOnce(&mut Value)) -> Run {
         let api = FakeApi::start();
-        let namespace = spec.namespace.as_str();
-        let scheduled = json!({"batch.kubernetes.io/cronjob-scheduled-timestamp": spec.scheduled.to_string()});
-        let mut owner = cronjob_owner(true);
-        owner["name"] = json!(spec.cronjob);
-        let mut job_object = job(&spec.job, Some(owner), scheduled);
-        job_object["metadata"]["namespace"] = json!(namespace);
-        api.put(job_object);
-        let mut cronjob = sample_cronjob();
-        cronjob["metadata"]["name"] = json!(spec.cronjob);
-        cronjob["metadata"]["namespace"] = json!(namespace);
-        cronjob["metadata"]["annotations"] = spec.cronjob_annotations.clone();
-        cronjob["spec"]["concurrencyPolicy"] = json!(spec.concurrency_policy);
-        api.put(cronjob);
+        store_job_and_cronjob(&api, &spec);
         let webhook = Webhook::start_with_flags(&api.url(), gateway_url, &spec.webhook_flags);
+        Run::admit_pod(api, webhook, spec, customize)
+    }
+
+    /// Another CronJob run on the same API server and webhook (still pushing where they were
+    /// started to push, with the flags they were started with: `spec.webhook_flags` is not
+    /// read): its Job and CronJob stored as `admit_run` stores them (a CronJob stored again is
+    /// a MODIFIED event, as an apply that changes nothing), then its Pod admitted. This run's
+    /// Pod stays as it is: the two may run side by side.
+    pub fn next_run(&self, spec: CronJobRun, customize: impl FnOnce(&mut Value)) -> Run {
+        store_job_and_cronjob(&self.api, &spec);
+        Run::admit_pod(self.api.clone(), self.webhook.clone(), spec, customize)
+    }
+
+    /// The Job's next Pod after this one failed, as the Job controller makes it when the Job's
+    /// `backoffLimit` allows another attempt (job_controller.go `syncJob`, `manageJob`): the
+    /// failed Pod counted in the Job's `status.failed`, a new Pod of the same Job (another
+    /// generated name, another uid) created and admitted, `active` 1 again. The Job, its
+    /// schedule-slot annotation and its CronJob stay as they are.
+    pub fn next_attempt(&self) -> Run {
+        let mut attempt = 1;
+        self.api.modify("jobs", &self.spec.namespace, &self.spec.job, |job| {
+            let failed = job["status"]["failed"].as_i64().unwrap_or(0) + 1;
+            job["status"]["failed"] = json!(failed);
+            job["status"]["active"] = json!(1);
+            attempt = failed + 1;
+        });
+        let spec = CronJobRun {
+            pod: format!("{}-r{attempt:04}", self.spec.job),
+            pod_uid: format!("{}-attempt-{attempt}", self.spec.pod_uid),
+            ..self.spec.clone()
+        };
+        Run::admit_pod(self.api.clone(), self.webhook.clone(), spec, |_| {})
+    }
+
+    /// kube-apiserver's part of a Pod's creation: the review through the mutating webhook, the
+    /// patched Pod stored with the name, namespace and uid the API server gives it, and its
+    /// projected token issued (one per Pod, as the kubelet's TokenRequest gives each Pod its own).
+    fn admit_pod(api: FakeApi, webhook: Webhook, spec: CronJobRun, customize: impl FnOnce(&mut Value)) -> Run {
+        let namespace = spec.namespace.as_str();
         let mut review = pod_review(&spec.job);
+        // Each admission request has its own uid.
+        review["request"]["uid"] = json!(format!("review-{}", spec.pod_uid));
         review["request"]["namespace"] = json!(namespace);
         review["request"]["object"]["spec"]["terminationGracePeriodSeconds"] = json!(spec.termination_grace_seconds);
         customize(&mut review["request"]["object"]);
@@ -168,7 +197,8 @@ impl Run {
         let projection = &token_volume.expect("the token volume")["projected"]["sources"][0]["serviceAccountToken"];
         let token_dir = dir.path().join("cronpush-token");
         std::fs::create_dir(&token_dir).unwrap();
-        std::fs::write(token_dir.join(projection["path"].as_str().unwrap()), "projected-token-of-the-pod").unwrap();
+        let token = format!("projected-token-of-{}", spec.pod_uid);
+        std::fs::write(token_dir.join(projection["path"].as_str().unwrap()), &token).unwrap();
         let identity = TokenIdentity {
             namespace: namespace.into(),
             service_account: "default".into(),
@@ -176,7 +206,7 @@ impl Run {
             pod_uid: spec.pod_uid.clone(),
             audiences: vec![projection["audience"].as_str().unwrap().into()],
         };
-        api.add_token("projected-token-of-the-pod", identity);
+        api.add_token(&token, identity);
         mounts.insert("cronpush-token".to_string(), token_dir);
         // Every other volume is an empty directory here (emptyDir, or a volume whose content no
         // test reads): the kubelet mounts every volume before it starts any container
@@ -264,6 +294,25 @@ impl Run {
             .expect("the sidecar gets the relay's CA");
         var["value"] = json!(pem);
     }
+}
+
+/// What the API server holds of a CronJob run before its Pod is created: the Job, with the
+/// CronJob controller's owner reference and `batch.kubernetes.io/cronjob-scheduled-timestamp`,
+/// and its CronJob (the article's, named and annotated as `spec` says).
+fn store_job_and_cronjob(api: &FakeApi, spec: &CronJobRun) {
+    let namespace = spec.namespace.as_str();
+    let scheduled = json!({"batch.kubernetes.io/cronjob-scheduled-timestamp": spec.scheduled.to_string()});
+    let mut owner = cronjob_owner(true);
+    owner["name"] = json!(spec.cronjob);
+    let mut job_object = job(&spec.job, Some(owner), scheduled);
+    job_object["metadata"]["namespace"] = json!(namespace);
+    api.put(job_object);
+    let mut cronjob = sample_cronjob();
+    cronjob["metadata"]["name"] = json!(spec.cronjob);
+    cronjob["metadata"]["namespace"] = json!(namespace);
+    cronjob["metadata"]["annotations"] = spec.cronjob_annotations.clone();
+    cronjob["spec"]["concurrencyPolicy"] = json!(spec.concurrency_policy);
+    api.put(cronjob);
 }
 
 /// A Pod's containers as the container runtime runs them, whichever API server the Pod came
@@ -390,6 +439,13 @@ pub struct MainContainer {
 }
 
 impl MainContainer {
+    /// Waits for the container to end by itself and returns its terminated state, as
+    /// [`run_main`] does for a container run to its end at once.
+    pub fn wait_end(mut self) -> Value {
+        let status = self.child.wait().unwrap();
+        terminated_state(status, self.started, jiff::Timestamp::now())
+    }
+
     /// Waits until the container's process ignores SIGTERM (its `trap '' TERM` has run; the
     /// disposition survives the `exec`), so that a test of a container that ignores SIGTERM does
     /// not race the shell: a SIGTERM before the trap ends it with 143.

@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine;
@@ -18,17 +19,26 @@ pub const SERVICE: &str = "cronpush-webhook";
 pub const NAMESPACE: &str = "cronpush";
 pub const HOST: &str = "cronpush-webhook.cronpush.svc";
 
+/// A handle on a running webhook; its clones are the same process (several runs of a test
+/// admitted by one webhook), which is killed when the last handle goes.
+#[derive(Clone)]
 pub struct Webhook {
-    child: Child,
+    process: Arc<Process>,
     pub address: SocketAddr,
     /// The generated CA (PEM): the caBundle.
     pub ca: Vec<u8>,
+}
+
+struct Process {
+    child: Mutex<Child>,
     _dir: tempfile::TempDir,
 }
 
-impl Drop for Webhook {
+impl Drop for Process {
     fn drop(&mut self) {
-        self.stop();
+        let child = self.child.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 
@@ -96,17 +106,22 @@ impl Webhook {
                 }
             }
         });
-        Webhook { child, address, ca, _dir: dir }
+        Webhook { process: Arc::new(Process { child: Mutex::new(child), _dir: dir }), address, ca }
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.child().id()
     }
 
     /// Kills the webhook: its port then refuses connections.
     pub fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let mut child = self.child();
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    fn child(&self) -> std::sync::MutexGuard<'_, Child> {
+        self.process.child.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// A client that trusts only the caBundle and reaches the webhook under `host`, as the API

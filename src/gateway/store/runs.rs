@@ -33,7 +33,8 @@ pub enum RunEvent {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunEnd {
-    /// The run's schedule slot, when the end push named it (a retried attempt's does not).
+    /// The run's schedule slot, when the end push named it (not for a run by hand; a retried
+    /// attempt's from a sidecar older than `cronjob_last_retried_scheduled_timestamp_seconds`).
     pub slot: Option<f64>,
     pub completed: f64,
     pub duration_seconds: Option<f64>,
@@ -75,8 +76,14 @@ pub fn event(key: &GroupingKey, families: &BTreeMap<String, MetricFamily>) -> Op
     let gauge = |name: &str| family(name).and_then(first_value);
     if let Some(result) = family("cronjob_last_result").and_then(result) {
         let completed = gauge("cronjob_last_completion_timestamp_seconds")?;
+        // A retried attempt did not end its run, and names it apart (pushers/end_metrics.rs).
+        let slot = if result == "retrying" {
+            gauge("cronjob_last_retried_scheduled_timestamp_seconds")
+        } else {
+            gauge("cronjob_last_ended_scheduled_timestamp_seconds")
+        };
         return Some(RunEvent::Ended(RunEnd {
-            slot: gauge("cronjob_last_ended_scheduled_timestamp_seconds"),
+            slot,
             completed,
             duration_seconds: gauge("cronjob_last_duration_seconds"),
             result,
@@ -150,7 +157,7 @@ impl RunHistory {
     fn ended(&mut self, end: RunEnd) {
         let retrying = end.result == "retrying";
         // The open run of the slot the end names; without a slot (a run by hand, a retried
-        // attempt), the latest open run.
+        // attempt pushed by an older sidecar), the latest open run.
         let run = match end.slot {
             Some(slot) => self.runs.iter_mut().rev().find(|r| r.is_open() && r.slot == Some(slot)),
             None => self.runs.iter_mut().rev().find(|r| r.is_open()),
@@ -332,6 +339,27 @@ mod tests {
         let runs = history(&pushes, 50);
         let end = runs[0].end.as_ref().expect("the second attempt ended it");
         assert_eq!((end.result.as_str(), end.attempt), ("success", Some(2)));
+    }
+
+    /// Overlapping runs (`concurrencyPolicy: Allow`): the older run's attempt fails and its Job
+    /// retries it while the newer run is open. The retried attempt is the older run's, not
+    /// the latest open one's.
+    #[test]
+    fn a_retried_attempt_of_an_older_run_stays_with_it_while_a_newer_run_is_open() {
+        let newer = SLOT + 300.0;
+        let pushes = [
+            start(Some(SLOT)),
+            start(Some(newer)),
+            end(Some(SLOT), 5.0, RunResult::Retrying, Some(3), Some(1)),
+            start(Some(SLOT)),
+            end(Some(SLOT), 6.0, RunResult::Success, Some(0), Some(2)),
+        ];
+        let runs = history(&pushes, 50);
+        assert_eq!(runs.len(), 2);
+        let (older, newer) = (&runs[0], &runs[1]);
+        assert_eq!(older.retried.as_ref().map(|r| (r.slot, r.containers[0].exit_code)), Some((Some(SLOT), 3.0)));
+        assert_eq!((older.starts, older.end.as_ref().map(|e| e.attempt)), (2, Some(Some(2))));
+        assert!(newer.retried.is_none() && newer.is_open(), "{newer:?}");
     }
 
     #[test]
