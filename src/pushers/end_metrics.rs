@@ -346,6 +346,7 @@ mod tests {
             job_reason: None,
             attempt: None,
             cronjob_deleted: false,
+            logs: Vec::new(),
         }
     }
 

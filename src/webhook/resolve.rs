@@ -27,6 +27,8 @@ pub struct RunFacts {
     /// `spec.startingDeadlineSeconds`.
     pub starting_deadline_seconds: Option<i64>,
     pub max_run_seconds: Option<i64>,
+    /// The CronJob's `cronpush.io/log-lines` as written, read only with `--failed-run-logs`.
+    pub log_lines: Option<String>,
     pub source: FactsSource,
 }
 

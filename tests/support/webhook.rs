@@ -283,6 +283,7 @@ pub fn injection_config() -> cronpush::webhook::injection::InjectionConfig {
         cpu_limit: None,
         memory_limit: "32Mi".into(),
         start_timeout_seconds: 5,
+        failed_run_logs: false,
     }
 }
 
