@@ -99,6 +99,11 @@ impl Webhook {
         Webhook { child, address, ca, _dir: dir }
     }
 
+    /// What the webhook has logged so far.
+    pub fn log(&self) -> String {
+        super::read_log(&self._dir.path().join("webhook.log"))
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
