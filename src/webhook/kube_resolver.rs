@@ -67,7 +67,7 @@ impl KubeResolver {
                 }
             }
         };
-        Resolution::Run(facts(&job, &cronjob))
+        Resolution::Run(Box::new(facts(&job, &cronjob)))
     }
 }
 

@@ -50,7 +50,8 @@ impl FactsSource {
 }
 
 pub enum Resolution {
-    Run(RunFacts),
+    /// Boxed: the facts are large, the other answers small.
+    Run(Box<RunFacts>),
     /// The Job exists and no CronJob owns it.
     NotCronJob,
     /// The API answered that the Job or its CronJob does not exist (deleted meanwhile); no
