@@ -51,6 +51,9 @@ const DEFAULT_PUSH_TIME: Duration = Duration::from_secs(5);
 const MAX_METRICS_FILE: u64 = 4 << 20;
 /// Less time than this left after the pushes is not worth asking for log lines.
 const LEAST_LOGS_TIME: Duration = Duration::from_millis(500);
+/// The most the log lines may take, asked and delivered: the relay reads them within 2 s, and
+/// the run is over; a sidecar that lingers only holds up the Pod's end.
+const MOST_LOGS_TIME: Duration = Duration::from_secs(5);
 
 /// `url::ParseError`, named through reqwest's `Url`: cronpush does not depend on `url` itself.
 type UrlParseError = <Url as std::str::FromStr>::Err;
@@ -304,6 +307,7 @@ impl End<'_> {
             tracing::warn!("no time left to deliver the failed run's log lines");
             return;
         }
+        let deadline = deadline.min(Instant::now() + MOST_LOGS_TIME);
         let logs = match source.failed_logs(pod, lines, deadline).await {
             Ok(report) => report.logs,
             Err(why) => {
