@@ -366,7 +366,8 @@ fn pod_log(shared: &Shared, namespace: &str, name: &str, query: &HashMap<String,
         }
         None if names.len() == 1 => names[0].to_string(),
         None => {
-            let message = format!("a container name must be specified for pod {name}, choose one of: {main:?}");
+            let message =
+                format!("a container name must be specified for pod {name}, choose one of: [{}]", main.join(" "));
             return status_reply(StatusCode::BAD_REQUEST, "BadRequest", message);
         }
     };
