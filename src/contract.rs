@@ -15,6 +15,11 @@ pub const STATUS_ANNOTATION: &str = "cronpush.io/status";
 /// CronJob annotations that override the derived grace and maximum run time, in seconds.
 pub const GRACE_ANNOTATION: &str = "cronpush.io/grace-seconds";
 pub const MAX_RUN_ANNOTATION: &str = "cronpush.io/max-run-seconds";
+/// CronJob annotation: how many of the last lines of each failed main container's log to keep
+/// with the run (from 1 to [`MAX_LOG_LINES`]); only with the webhook's `--failed-run-logs`.
+pub const LOG_LINES_ANNOTATION: &str = "cronpush.io/log-lines";
+/// The most lines `cronpush.io/log-lines` may ask for: more would be cut at 16 KiB anyway.
+pub const MAX_LOG_LINES: u32 = 1000;
 /// Pod (template) annotation: the absolute path of a Prometheus text file that the Job writes
 /// on a volume mounted into a main container; the sidecar pushes it after the end metrics.
 pub const METRICS_FILE_ANNOTATION: &str = "cronpush.io/metrics-file";
@@ -34,6 +39,20 @@ pub const TOKEN_FILE: &str = "/var/run/secrets/cronpush.io/serviceaccount/token"
 /// `mountServiceAccountToken`): ours would otherwise hold the Pod's API credentials.
 pub const NO_API_TOKEN_VOLUME: &str = "cronpush-no-api-token";
 pub const API_TOKEN_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/// Why a `cronpush.io/log-lines` value (or `CRONPUSH_LOG_LINES`) asks for no lines.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a number of lines from 1 to {MAX_LOG_LINES}")]
+pub struct BadLogLines(pub String);
+
+/// Reads a number of log lines as the webhook and the sidecar both read it.
+pub fn parse_log_lines(text: &str) -> Result<u32, BadLogLines> {
+    text.trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|n| (1..=MAX_LOG_LINES).contains(n))
+        .ok_or_else(|| BadLogLines(text.to_string()))
+}
 
 /// The environment of the injected containers.
 pub mod env {
@@ -74,4 +93,23 @@ pub mod env {
     /// Pod's grace period, which bounds the sidecar's work after SIGTERM.
     pub const EXIT_STATUS_SOURCE: &str = "CRONPUSH_EXIT_STATUS_SOURCE";
     pub const TERMINATION_GRACE_SECONDS: &str = "CRONPUSH_TERMINATION_GRACE_SECONDS";
+    /// Beyond DESIGN.md's list: how many of the last lines of each failed main container's log
+    /// the sidecar asks the relay for and delivers to the gateway. Set only when the webhook has
+    /// `--failed-run-logs` and the CronJob `cronpush.io/log-lines`.
+    pub const LOG_LINES: &str = "CRONPUSH_LOG_LINES";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_lines_are_a_count_within_bounds() {
+        assert_eq!(parse_log_lines("40"), Ok(40));
+        assert_eq!(parse_log_lines(" 1000 "), Ok(1000));
+        for bad in ["0", "1001", "-3", "forty", "", "4e1"] {
+            assert_eq!(parse_log_lines(bad), Err(BadLogLines(bad.into())), "{bad}");
+        }
+        assert_eq!(BadLogLines("0".into()).to_string(), "\"0\" is not a number of lines from 1 to 1000");
+    }
 }

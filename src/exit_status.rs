@@ -59,7 +59,27 @@ pub struct ExitReport {
     /// and so kills their running Pods). Only the relay reads the CronJob.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cronjob_deleted: bool,
+    /// The last lines of each failed main container's log, when the sidecar asked for them
+    /// (`logLines`) and the webhook runs with `--failed-run-logs`. Only the relay reads them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logs: Vec<ContainerLog>,
 }
+
+/// The last lines of one main container's log, as `pods/log` gave them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerLog {
+    pub container: String,
+    /// Valid UTF-8 (what was not is replaced), at most [`MAX_LOG_TEXT_BYTES`].
+    pub text: String,
+    /// Whether the text was cut at [`MAX_LOG_TEXT_BYTES`]: `limitBytes` keeps the start of the
+    /// selected lines, so the last ones are missing.
+    #[serde(default)]
+    pub truncated: bool,
+}
+
+/// The most of one container's log that the relay reads and the gateway keeps.
+pub const MAX_LOG_TEXT_BYTES: usize = 16 << 10;
 
 /// A Pod's place among its Job's attempts, as the Job controller counts them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -165,7 +185,13 @@ impl ExitReport {
             job_reason: None,
             attempt: None,
             cronjob_deleted: false,
+            logs: Vec::new(),
         }
+    }
+
+    /// The main containers not known to have succeeded: those whose log lines tell why.
+    pub fn failed_containers(&self) -> impl Iterator<Item = &ContainerExit> {
+        self.containers.iter().filter(|c| c.terminated.as_ref().is_none_or(|t| t.exit_code != 0))
     }
 
     /// The reason a Pod that is ended whole gives, in the order that says most: the kubelet's

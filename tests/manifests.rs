@@ -25,7 +25,8 @@ const CLUSTER: &str = "manifests/webhook/overlays/cluster";
 const NAMESPACE_OVERLAY: &str = "manifests/webhook/overlays/namespace";
 const CERT_MANAGER: &str = "manifests/webhook/overlays/cert-manager";
 const CUSTOM_EXAMPLE: &str = "manifests/webhook/examples/custom";
-const EVERY_RENDERING: [&str; 5] = [BASE, CLUSTER, NAMESPACE_OVERLAY, CERT_MANAGER, CUSTOM_EXAMPLE];
+const FAILED_RUN_LOGS: &str = "manifests/webhook/overlays/failed-run-logs";
+const EVERY_RENDERING: [&str; 6] = [BASE, CLUSTER, NAMESPACE_OVERLAY, CERT_MANAGER, CUSTOM_EXAMPLE, FAILED_RUN_LOGS];
 
 const OWN_NAMESPACE: &str = "cronpush";
 const SYSTEM_NAMESPACES: [&str; 3] = ["kube-system", "kube-public", "kube-node-lease"];
@@ -322,9 +323,48 @@ fn every_rendering_builds_and_names_its_namespace() {
     }
 }
 
+/// Every permission a rendering's ClusterRole grants, as (API group, resource, verb).
+fn granted(dir: &'static str) -> BTreeSet<(String, String, String)> {
+    let role = one(&render(dir).cluster_roles, "ClusterRole");
+    assert!(role.aggregation_rule.is_none(), "{dir}: an aggregated role could grow");
+    let mut granted = BTreeSet::new();
+    for rule in role.rules.iter().flatten() {
+        assert!(rule.resource_names.is_none() && rule.non_resource_urls.is_none(), "{dir}: {rule:?}");
+        for group in rule.api_groups.iter().flatten() {
+            for resource in rule.resources.iter().flatten() {
+                for verb in &rule.verbs {
+                    granted.insert((group.clone(), resource.clone(), verb.clone()));
+                }
+            }
+        }
+    }
+    granted
+}
+
+/// The failed-run-logs overlay is the cluster overlay plus exactly two things: `get` on
+/// `pods/log` (logs can hold secrets: no other rendering grants it) and `--failed-run-logs`.
+#[test]
+fn only_the_failed_run_logs_overlay_reads_pod_logs_and_turns_the_lines_on() {
+    let pods_log = (String::new(), "pods/log".to_string(), "get".to_string());
+    let mut expected = granted(CLUSTER);
+    expected.insert(pods_log.clone());
+    assert_eq!(granted(FAILED_RUN_LOGS), expected, "exactly one rule more");
+    for dir in EVERY_RENDERING.iter().filter(|d| **d != FAILED_RUN_LOGS) {
+        assert!(!granted(dir).iter().any(|(_, resource, _)| resource.starts_with("pods/")), "{dir}");
+        assert!(!render(dir).container().args.iter().flatten().any(|a| a == "--failed-run-logs"), "{dir}");
+    }
+    let (logs, cluster) = (render(FAILED_RUN_LOGS), render(CLUSTER));
+    let mut args = cluster.container().args.clone().unwrap_or_default();
+    args.push("--failed-run-logs".into());
+    assert_eq!(logs.container().args.as_ref(), Some(&args));
+    assert_eq!(logs.container().image, cluster.container().image);
+    assert_eq!(logs.webhook(), cluster.webhook(), "the same Pods are injected");
+}
+
 /// RBAC is exactly what the webhook calls: the CronJob and Job caches (list, watch; get on a
 /// miss), the Node, LimitRange and ResourceQuota caches, one Pod watched by name for the relay,
-/// TokenReviews of the sidecars' tokens.
+/// TokenReviews of the sidecars' tokens; with the failed-run-logs overlay, failed containers'
+/// logs too.
 #[test]
 fn rbac_is_the_least_privilege_set_bound_to_the_webhooks_service_account() {
     let expected: BTreeSet<(String, String, String)> = [
@@ -352,20 +392,12 @@ fn rbac_is_the_least_privilege_set_bound_to_the_webhooks_service_account() {
     for dir in EVERY_RENDERING {
         let rendered = render(dir);
         let role = one(&rendered.cluster_roles, "ClusterRole");
-        assert!(role.aggregation_rule.is_none(), "{dir}: an aggregated role could grow");
-        let mut granted = BTreeSet::new();
-        for rule in role.rules.iter().flatten() {
-            assert!(rule.resource_names.is_none() && rule.non_resource_urls.is_none(), "{dir}: {rule:?}");
-            for group in rule.api_groups.iter().flatten() {
-                for resource in rule.resources.iter().flatten() {
-                    for verb in &rule.verbs {
-                        granted.insert((group.clone(), resource.clone(), verb.clone()));
-                    }
-                }
-            }
+        let mut expected = expected.clone();
+        if dir == FAILED_RUN_LOGS {
+            expected.insert((String::new(), "pods/log".into(), "get".into()));
         }
         // Exact equality: no wildcard, no Secrets, no write verb beyond TokenReview creation.
-        assert_eq!(granted, expected, "{dir}");
+        assert_eq!(granted(dir), expected, "{dir}");
 
         let account = one(&rendered.service_accounts, "ServiceAccount");
         let binding = one(&rendered.cluster_role_bindings, "ClusterRoleBinding");
@@ -578,13 +610,13 @@ fn base_excludes_only_its_own_namespace() {
     assert_eq!(expressions(rendered.namespace_selector()), expected.into());
 }
 
-/// Cluster mode (and cert-manager, built on it): every namespace but the three system ones and
+/// Cluster mode (and cert-manager and failed-run-logs, built on it): every namespace but the three system ones and
 /// cronpush's own, labelled or not.
 #[test]
 fn cluster_overlays_exclude_exactly_the_system_namespaces_and_their_own() {
     let mut excluded = SYSTEM_NAMESPACES.to_vec();
     excluded.push(OWN_NAMESPACE);
-    for dir in [CLUSTER, CERT_MANAGER, CUSTOM_EXAMPLE] {
+    for dir in [CLUSTER, CERT_MANAGER, CUSTOM_EXAMPLE, FAILED_RUN_LOGS] {
         let rendered = render(dir);
         let selector = rendered.namespace_selector();
         assert_eq!(expressions(selector), [expression(NAMESPACE_NAME_LABEL, "NotIn", &excluded)].into(), "{dir}");

@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::store::limits::{DEFAULT_MAX_BODY_BYTES, Limits};
-use super::store::runs::{DEFAULT_RUNS, DEFAULT_TOTAL_RUNS};
+use super::store::runs::{DEFAULT_MAX_LOG_BYTES, DEFAULT_RUNS, DEFAULT_TOTAL_RUNS};
 use super::web::{WebConfig, WebConfigError};
 use crate::go_duration;
 
@@ -96,6 +96,13 @@ pub struct GatewayArgs {
     #[arg(long = "history.max-runs", default_value_t = DEFAULT_TOTAL_RUNS)]
     pub history_max_runs: usize,
 
+    /// How many bytes of failed runs' log lines all CronJobs' histories keep together, in memory
+    /// and in --persistence.file (the lines come only from a webhook with --failed-run-logs, for
+    /// CronJobs annotated cronpush.io/log-lines; at most 16 KiB a container). At the bound the
+    /// oldest lines are forgotten; the runs stay. 0: none. Not in the reference.
+    #[arg(long = "history.max-log-bytes", default_value_t = DEFAULT_MAX_LOG_BYTES)]
+    pub history_max_log_bytes: usize,
+
     /// Path to a configuration file that enables TLS or basic authentication (the Prometheus
     /// exporter-toolkit format, as the reference Pushgateway reads it).
     #[arg(long = "web.config.file", default_value = "")]
@@ -134,6 +141,8 @@ pub struct Config {
     pub history_runs: usize,
     /// --history.max-runs: how many runs all the histories keep together.
     pub history_max_runs: usize,
+    /// --history.max-log-bytes: how many bytes of log lines all the histories keep together.
+    pub history_max_log_bytes: usize,
     /// TLS, headers and basic auth from --web.config.file.
     pub web: WebConfig,
     /// Every flag as `/api/v1/status` shows it.
@@ -212,6 +221,7 @@ impl GatewayArgs {
             expire_after: (!self.expire_after.is_zero()).then_some(self.expire_after),
             history_runs: self.history_runs,
             history_max_runs: self.history_max_runs,
+            history_max_log_bytes: self.history_max_log_bytes,
             web,
             flags,
         })

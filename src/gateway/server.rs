@@ -41,6 +41,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     let shutdown = Shutdown::install()?;
     let mut store = Store::new(BUILTIN);
     store.keep_runs(config.history_runs, config.history_max_runs);
+    store.keep_log_bytes(config.history_max_log_bytes);
     let file = match config.persistence_file.clone() {
         Some(path) => Some(open_store_file(path, config.start_empty_if_damaged, &mut store).await?),
         None => None,

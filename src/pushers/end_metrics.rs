@@ -360,6 +360,7 @@ mod tests {
             job_reason: None,
             attempt: None,
             cronjob_deleted: false,
+            logs: Vec::new(),
         }
     }
 

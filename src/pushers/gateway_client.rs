@@ -12,6 +12,8 @@ use tokio::time::Instant;
 
 /// The text exposition format, as client_golang's push package sends it.
 pub const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// The body of a delivery of log lines.
+pub const JSON: &str = "application/json";
 
 /// Connecting includes the DNS lookup and the TLS handshake; a gateway that takes longer is
 /// better retried on a fresh connection than waited for.
@@ -125,6 +127,23 @@ impl Pusher {
     /// PUT: it replaces only the families it carries, so the start and end pushes of a run
     /// share one group without erasing each other.
     pub async fn post(&self, url: &Url, body: String, deadline: Instant) -> Result<Attempts, PushError> {
+        self.send(reqwest::Method::POST, url, body, TEXT_FORMAT, deadline).await
+    }
+
+    /// PUTs a JSON `body` to `url`, retried as a push is: the failed run's log lines, which
+    /// replace what the gateway held for that run.
+    pub async fn put_json(&self, url: &Url, body: String, deadline: Instant) -> Result<Attempts, PushError> {
+        self.send(reqwest::Method::PUT, url, body, JSON, deadline).await
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        url: &Url,
+        body: String,
+        content_type: &'static str,
+        deadline: Instant,
+    ) -> Result<Attempts, PushError> {
         let body = Bytes::from(body);
         let mut attempts = Attempts(0);
         let mut last = Failure::NoTimeLeft;
@@ -135,7 +154,7 @@ impl Pusher {
                 return Err(PushError::Deadline { attempts, last });
             }
             attempts.0 += 1;
-            last = match self.attempt(url, body.clone(), left).await {
+            last = match self.attempt(&method, url, body.clone(), content_type, left).await {
                 Ok(()) => return Ok(attempts),
                 Err(failure) if !failure.may_pass() => return Err(PushError::Refused { attempts, failure }),
                 Err(failure) => failure,
@@ -150,8 +169,20 @@ impl Pusher {
     }
 
     /// One request, answer read whole, within `left`.
-    async fn attempt(&self, url: &Url, body: Bytes, left: Duration) -> Result<(), Failure> {
-        let request = self.client.post(url.clone()).header(CONTENT_TYPE, TEXT_FORMAT).body(body).timeout(left);
+    async fn attempt(
+        &self,
+        method: &reqwest::Method,
+        url: &Url,
+        body: Bytes,
+        content_type: &'static str,
+        left: Duration,
+    ) -> Result<(), Failure> {
+        let request = self
+            .client
+            .request(method.clone(), url.clone())
+            .header(CONTENT_TYPE, content_type)
+            .body(body)
+            .timeout(left);
         let mut response = request.send().await.map_err(|e| Failure::from_transport(e, left))?;
         let status = response.status();
         let mut message = Vec::new();

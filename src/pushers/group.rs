@@ -51,16 +51,29 @@ impl Group {
     /// The group's URL on the gateway at `gateway`, under the gateway's path prefix if it has
     /// one (`http://pi:8080/pushgateway` pushes to `/pushgateway/metrics/...`).
     pub fn url(&self, gateway: Option<&str>) -> Result<Url, GatewayUrlError> {
-        let gateway = gateway.filter(|g| !g.trim().is_empty()).ok_or(GatewayUrlError::Missing)?.trim();
-        let mut url = Url::parse(gateway)
-            .map_err(|e| GatewayUrlError::Invalid { url: gateway.to_string(), reason: e.to_string() })?;
-        if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
-            return Err(GatewayUrlError::Scheme { url: gateway.to_string() });
-        }
-        let path = format!("{}{}", url.path().trim_end_matches('/'), self.path());
-        url.set_path(&path);
-        Ok(url)
+        gateway_url(gateway, &self.path())
     }
+
+    /// Where the gateway takes the run's failed containers' last log lines: the group named as
+    /// in its push URL, under `/api/v1/runs/logs` instead of `/metrics` (a cronpush gateway's
+    /// own route; a plain Pushgateway answers 404 or 405).
+    pub fn run_logs_url(&self, gateway: Option<&str>) -> Result<Url, GatewayUrlError> {
+        let path = self.path();
+        gateway_url(gateway, &format!("/api/v1/runs/logs{}", path.strip_prefix("/metrics").unwrap_or(&path)))
+    }
+}
+
+/// `path` on the gateway at `gateway`, under the gateway's path prefix if it has one.
+fn gateway_url(gateway: Option<&str>, path: &str) -> Result<Url, GatewayUrlError> {
+    let gateway = gateway.filter(|g| !g.trim().is_empty()).ok_or(GatewayUrlError::Missing)?.trim();
+    let mut url = Url::parse(gateway)
+        .map_err(|e| GatewayUrlError::Invalid { url: gateway.to_string(), reason: e.to_string() })?;
+    if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
+        return Err(GatewayUrlError::Scheme { url: gateway.to_string() });
+    }
+    let path = format!("{}{path}", url.path().trim_end_matches('/'));
+    url.set_path(&path);
+    Ok(url)
 }
 
 impl fmt::Display for Group {
@@ -171,6 +184,18 @@ mod tests {
         assert!(matches!(g.url(Some("gateway:9091")), Err(GatewayUrlError::Scheme { .. })));
         assert!(matches!(g.url(Some("ftp://gateway")), Err(GatewayUrlError::Scheme { .. })));
         assert!(matches!(g.url(Some("http://")), Err(GatewayUrlError::Invalid { .. })));
+    }
+
+    #[test]
+    fn log_lines_go_to_the_groups_runs_under_the_gateways_prefix() {
+        let g = Group { cluster: Some("eu/1".into()), ..group("cronpush", "prod", "backup") };
+        let url = g.run_logs_url(Some("http://pi:8080/pushgateway/")).unwrap().to_string();
+        assert_eq!(
+            url,
+            "http://pi:8080/pushgateway/api/v1/runs/logs/job/cronpush/cluster@base64/ZXUvMQ/namespace/prod/cronjob/backup"
+        );
+        let dots = group("cronpush", "..", "a b").run_logs_url(Some("http://gw:9091")).unwrap().to_string();
+        assert_eq!(dots, "http://gw:9091/api/v1/runs/logs/job/cronpush/namespace@base64/Li4/cronjob/a%20b");
     }
 
     #[test]

@@ -2,8 +2,14 @@
 //! every main container has exited (kubernetes.md §3), then learns how they ended, pushes the
 //! end metrics and the Job's own custom metrics, and exits 0, all before the Pod's grace period
 //! runs out. What it cannot learn in time it pushes as `unknown`, never as a success.
+//!
+//! When the webhook told it to (`CRONPUSH_LOG_LINES`), a sidecar whose run failed then asks the
+//! relay for the failed containers' last log lines and delivers them to the gateway
+//! (`PUT /api/v1/runs/logs/...`): last, so that the metrics go out exactly as they would
+//! without, and harmlessly refused by a plain Pushgateway.
 
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -12,13 +18,13 @@ use jiff::Timestamp;
 use reqwest::Url;
 use tokio::time::Instant;
 
-use super::end_metrics::{EndMetrics, Watch};
+use super::end_metrics::{EndMetrics, RunResult, Watch};
 use super::exit_source::{ExitSource, OwnPod, RelaySetupError};
-use super::gateway_client::{PushError, Pusher};
+use super::gateway_client::{Failure, PushError, Pusher};
 use super::group::GatewayUrlError;
 use super::process::run_contained;
 use super::run::{Run, RunArgs, non_negative_seconds};
-use crate::contract::env;
+use crate::contract::{env, parse_log_lines};
 use crate::exit_status::ExitReport;
 use crate::shutdown::{Shutdown, StopSignal};
 
@@ -43,6 +49,11 @@ const FLOOR_PUSH_TIME: Duration = Duration::from_millis(800);
 const DEFAULT_PUSH_TIME: Duration = Duration::from_secs(5);
 /// A custom metrics file larger than this is not pushed: it is a mistake, not metrics.
 const MAX_METRICS_FILE: u64 = 4 << 20;
+/// Less time than this left after the pushes is not worth asking for log lines.
+const LEAST_LOGS_TIME: Duration = Duration::from_millis(500);
+/// The most the log lines may take, asked and delivered: the relay reads them within 2 s, and
+/// the run is over; a sidecar that lingers only holds up the Pod's end.
+const MOST_LOGS_TIME: Duration = Duration::from_secs(5);
 
 /// `url::ParseError`, named through reqwest's `Url`: cronpush does not depend on `url` itself.
 type UrlParseError = <Url as std::str::FromStr>::Err;
@@ -106,6 +117,10 @@ pub struct SidecarArgs {
     /// The Pod's terminationGracePeriodSeconds: the sidecar is done before it runs out.
     #[arg(long, env = env::TERMINATION_GRACE_SECONDS)]
     pub termination_grace_seconds: Option<String>,
+    /// When the run fails, deliver this many of the last lines of each failed main container's
+    /// log (1 to 1000, read by the relay) to the gateway, after the metrics.
+    #[arg(long, env = env::LOG_LINES)]
+    pub log_lines: Option<String>,
 }
 
 /// The role's whole process; returns, never exits or panics, so that the caller exits 0.
@@ -131,6 +146,12 @@ pub async fn run(args: SidecarArgs) {
             }
         },
     };
+    let log_lines = match args.log_lines.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
+        None => None,
+        Some(text) => {
+            parse_log_lines(text).inspect_err(|why| tracing::warn!("ignoring {}: {why}", env::LOG_LINES)).ok()
+        }
+    };
     // Everything the end needs is made ready now: after SIGTERM, the time may be 2 s.
     let source = exit_source(&args).inspect_err(|why| tracing::error!("cannot learn how the run will end: {why}"));
     let pusher = match Pusher::new() {
@@ -144,7 +165,8 @@ pub async fn run(args: SidecarArgs) {
         return;
     }
     let watch = Watch { from: started, until: Timestamp::now() };
-    let end = End { run: &run, pusher: pusher.as_ref(), watch, withheld: AtomicBool::new(false) };
+    let end =
+        End { run: &run, pusher: pusher.as_ref(), watch, withheld: AtomicBool::new(false), failed: Mutex::new(None) };
     let pod = OwnPod { namespace: run.group.namespace.clone(), name: run.pod_name.clone().unwrap_or_default() };
     let sigterm = Instant::now();
     let floor = sigterm + KILL_FLOOR - FLOOR_MARGIN;
@@ -169,7 +191,11 @@ pub async fn run(args: SidecarArgs) {
             end.push_custom(args.metrics_file.as_deref(), floor).await;
             let learn_by = natural - push_time(&run, sigterm, natural);
             match source.learn(&pod, learn_by, learn_by).await {
-                Ok(report) => end.finish(&report, &source, deadline(&report, floor, natural)).await,
+                Ok(report) => {
+                    let deadline = deadline(&report, floor, natural);
+                    end.finish(&report, &source, deadline).await;
+                    end.deliver_logs(&source, &pod, log_lines, deadline).await;
+                }
                 Err(why) => tracing::error!(source = source.describe(), "cannot learn how the run ended: {why}"),
             }
             return;
@@ -195,6 +221,7 @@ pub async fn run(args: SidecarArgs) {
         }
     }
     end.push_custom(args.metrics_file.as_deref(), deadline).await;
+    end.deliver_logs(&source, &pod, log_lines, deadline).await;
 }
 
 /// The push's share of the time left: `CRONPUSH_TIMEOUT_SECONDS` when given, at most half.
@@ -225,6 +252,15 @@ struct End<'a> {
     watch: Watch,
     /// Set when the run's CronJob was deleted with its group: nothing more is pushed.
     withheld: AtomicBool,
+    /// Set when the last end pushed was not a success: its log lines are worth delivering.
+    failed: Mutex<Option<FailedEnd>>,
+}
+
+/// A pushed end that was not a success, and the attempt it named, so that the gateway keeps
+/// the log lines with that attempt's end.
+#[derive(Debug, Clone, Copy)]
+struct FailedEnd {
+    attempt: Option<u32>,
 }
 
 impl End<'_> {
@@ -252,7 +288,71 @@ impl End<'_> {
         let Some(pusher) = self.pusher else { return };
         let schedule = self.run.schedule().and_then(Result::ok);
         let end = EndMetrics::new(report, self.watch).of_run(self.run, schedule.as_ref());
-        push_end(pusher, self.run, &end, deadline).await;
+        let pushed = push_end(pusher, self.run, &end, deadline).await;
+        let failed = (pushed && end.result != RunResult::Success).then_some(FailedEnd { attempt: end.attempt });
+        *self.failed.lock().unwrap_or_else(|e| e.into_inner()) = failed;
+    }
+
+    /// Delivers the failed run's last log lines to the gateway, when the webhook asked for them
+    /// and the end pushed was not a success: the relay reads them (the Pod itself may not), the
+    /// gateway keeps them with the run. A gateway that does not know the request (a plain
+    /// Pushgateway) refuses it, which changes nothing; whatever fails is only logged.
+    async fn deliver_logs(&self, source: &ExitSource, pod: &OwnPod, lines: Option<u32>, deadline: Instant) {
+        let (Some(lines), Some(pusher)) = (lines, self.pusher) else { return };
+        let Some(failed) = *self.failed.lock().unwrap_or_else(|e| e.into_inner()) else { return };
+        if self.withheld.load(Ordering::Relaxed) {
+            return;
+        }
+        if deadline.saturating_duration_since(Instant::now()) < LEAST_LOGS_TIME {
+            tracing::warn!("no time left to deliver the failed run's log lines");
+            return;
+        }
+        let deadline = deadline.min(Instant::now() + MOST_LOGS_TIME);
+        let logs = match source.failed_logs(pod, lines, deadline).await {
+            Ok(report) => report.logs,
+            Err(why) => {
+                tracing::warn!(source = source.describe(), "cannot learn the failed run's log lines: {why}");
+                return;
+            }
+        };
+        if logs.is_empty() {
+            tracing::info!("no log lines of the failed containers to deliver (see the webhook's log)");
+            return;
+        }
+        let url = match self.run.group.run_logs_url(self.run.gateway_url.as_deref()) {
+            Ok(url) => url,
+            Err(why) => {
+                tracing::warn!("not delivering the failed run's log lines: {why}");
+                return;
+            }
+        };
+        let target = super::group::redacted(&url);
+        let containers = logs.len();
+        let body = serde_json::json!({
+            "slot": self.run.scheduled_time.map(|t| t.as_second()),
+            "attempt": failed.attempt,
+            "logs": logs,
+        });
+        match tokio::time::timeout_at(deadline, pusher.put_json(&url, body.to_string(), deadline)).await {
+            Ok(Ok(attempts)) => {
+                tracing::info!(
+                    url = target,
+                    attempts = attempts.0,
+                    containers,
+                    "delivered the failed run's last log lines"
+                )
+            }
+            Ok(Err(PushError::Refused { failure: Failure::Status { status, .. }, .. }))
+                if matches!(status.as_u16(), 404 | 405) =>
+            {
+                tracing::info!(
+                    url = target,
+                    "the gateway does not keep log lines ({status}: a plain Pushgateway, or an older cronpush); the metrics are pushed all the same"
+                )
+            }
+            Ok(Err(why)) => tracing::warn!(url = target, "could not deliver the failed run's log lines: {why}"),
+            Err(_) => tracing::warn!(url = target, "could not deliver the failed run's log lines before the deadline"),
+        }
     }
 
     async fn push_custom(&self, metrics_file: Option<&str>, deadline: Instant) {
@@ -309,7 +409,8 @@ fn exit_source(args: &SidecarArgs) -> Result<ExitSource, ExitSourceError> {
     }
 }
 
-async fn push_end(pusher: &Pusher, run: &Run, end: &EndMetrics, deadline: Instant) {
+/// Pushes the end metrics; true when the gateway took them.
+async fn push_end(pusher: &Pusher, run: &Run, end: &EndMetrics, deadline: Instant) -> bool {
     let body = end.to_text();
     tracing::debug!(body, "end metrics");
     match post(pusher, run, body, deadline).await {
@@ -320,9 +421,13 @@ async fn push_end(pusher: &Pusher, run: &Run, end: &EndMetrics, deadline: Instan
                 result = end.result.as_str(),
                 pod = run.pod_name,
                 "pushed the end metrics"
-            )
+            );
+            true
         }
-        Err(why) => tracing::error!(result = end.result.as_str(), "could not push the end metrics: {why}"),
+        Err(why) => {
+            tracing::error!(result = end.result.as_str(), "could not push the end metrics: {why}");
+            false
+        }
     }
 }
 

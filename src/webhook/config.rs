@@ -98,6 +98,12 @@ pub struct WebhookArgs {
     /// Off by default: the Pushgateway keeps groups until they are deleted.
     #[arg(long, env = "CRONPUSH_DELETE_GROUPS_OF_DELETED_CRONJOBS")]
     pub delete_groups_of_deleted_cronjobs: bool,
+    /// Keep the last lines of a failed run's logs with the run in the gateway, for CronJobs
+    /// annotated `cronpush.io/log-lines: "N"`: the relay reads them from `pods/log` (which the
+    /// failed-run-logs overlay allows) and the sidecar delivers them. Off by default: logs can
+    /// hold secrets.
+    #[arg(long, env = "CRONPUSH_FAILED_RUN_LOGS")]
+    pub failed_run_logs: bool,
     /// How long admission waits for the Kubernetes API, all reads together: for the run's Job
     /// and CronJob before falling back to the Job's name, and for the Nodes (until they are
     /// cached) before injecting nothing.
@@ -159,6 +165,7 @@ impl WebhookArgs {
             cpu_limit: self.cpu_limit.clone(),
             memory_limit: self.memory_limit.clone(),
             start_timeout_seconds: self.start_timeout_seconds,
+            failed_run_logs: self.failed_run_logs,
         })
     }
 

@@ -65,7 +65,7 @@ impl Admitter {
             .await
             .unwrap_or_else(|_| Resolution::Unreachable(format!("no answer within {:?}", self.resolve_timeout)));
         let facts = match resolution {
-            Resolution::Run(facts) => facts,
+            Resolution::Run(facts) => *facts,
             Resolution::NotCronJob => return (Answer::default(), Outcome::Skipped(SkipReason::NotCronJobPod)),
             Resolution::UnknownOwner(why) => return not_injected(warnings, why, SkipReason::UnknownOwner),
             Resolution::Unreachable(why) => match resolve::from_job_name(&candidate.job_name) {

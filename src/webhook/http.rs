@@ -59,8 +59,8 @@ async fn mutate(State(state): State<Arc<WebhookState>>, body: Bytes) -> Response
 }
 
 /// The relay: `Authorization: Bearer <projected token>`, and the query `namespace`, `pod`
-/// (both optional, checked against the token) and `wait` (seconds, what is left of the sidecar's
-/// own deadline).
+/// (both optional, checked against the token), `wait` (seconds, what is left of the sidecar's
+/// own deadline) and `logLines` (optional: the failed containers' last lines, 1 to 1000).
 async fn exit_status(State(state): State<Arc<WebhookState>>, headers: HeaderMap, query: RawQuery) -> Response {
     let token = headers
         .get(header::AUTHORIZATION)
@@ -107,6 +107,8 @@ fn relay_query(raw: &str) -> Result<RelayQuery, RelayError> {
         match key {
             "namespace" => query.namespace = Some(value),
             "pod" => query.pod = Some(value),
+            // An unreadable count asks for no lines: the exit status matters more than they do.
+            "logLines" => query.log_lines = crate::contract::parse_log_lines(&value).ok(),
             "wait" => {
                 let seconds: f64 = value
                     .parse()

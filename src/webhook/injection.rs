@@ -23,8 +23,9 @@ use serde_json::json;
 use super::relay_ca::RelayCa;
 use super::resolve::RunFacts;
 use crate::contract::{
-    API_TOKEN_DIR, INJECTED_LABEL, INJECTED_LABEL_VALUE, METRICS_FILE_ANNOTATION, NO_API_TOKEN_VOLUME,
-    SIDECAR_CONTAINER, START_CONTAINER, STATUS_ANNOTATION, TOKEN_DIR, TOKEN_FILE, TOKEN_VOLUME, env,
+    API_TOKEN_DIR, INJECTED_LABEL, INJECTED_LABEL_VALUE, LOG_LINES_ANNOTATION, METRICS_FILE_ANNOTATION,
+    NO_API_TOKEN_VOLUME, SIDECAR_CONTAINER, START_CONTAINER, STATUS_ANNOTATION, TOKEN_DIR, TOKEN_FILE, TOKEN_VOLUME,
+    env, parse_log_lines,
 };
 
 /// The API's default `terminationGracePeriodSeconds`.
@@ -51,6 +52,8 @@ pub struct InjectionConfig {
     pub memory_limit: String,
     /// How long `cronpush start` may take before it gives up (it always exits 0).
     pub start_timeout_seconds: u32,
+    /// `--failed-run-logs`: whether a CronJob's `cronpush.io/log-lines` is honoured.
+    pub failed_run_logs: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -148,6 +151,15 @@ pub fn patch_with(
                  the custom metrics will not be pushed"
             )),
         }
+    }
+    // Logs can hold secrets: lines are asked for only when the cluster's operator allowed it
+    // (the flag, with the overlay's pods/log RBAC) and the CronJob's owner asked (the annotation).
+    match facts.log_lines.as_deref().filter(|_| config.failed_run_logs).map(parse_log_lines) {
+        Some(Ok(lines)) => sidecar_env.push(value_env(env::LOG_LINES, &lines.to_string())),
+        Some(Err(why)) => warnings.push(format!(
+            "cronpush: the CronJob's {LOG_LINES_ANNOTATION}: {why}; no log lines will be kept for this run"
+        )),
+        None => {}
     }
     let containers = vec![start_container(facts, config, resources), sidecar];
     let volumes = vec![token_volume(config), no_api_token_volume()];

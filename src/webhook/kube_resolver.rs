@@ -13,7 +13,7 @@ use kube::{Api, Client};
 use super::job_caches::JobCaches;
 use super::resolve::{FactsSource, Resolution, Resolve, ResolveFuture, RunFacts};
 use super::selection::Candidate;
-use crate::contract::{GRACE_ANNOTATION, MAX_RUN_ANNOTATION, SCHEDULED_TIMESTAMP_ANNOTATION};
+use crate::contract::{GRACE_ANNOTATION, LOG_LINES_ANNOTATION, MAX_RUN_ANNOTATION, SCHEDULED_TIMESTAMP_ANNOTATION};
 use crate::schedule;
 
 /// kubectl marks the Jobs it creates with `kubectl create job --from=cronjob/x` this way.
@@ -67,7 +67,7 @@ impl KubeResolver {
                 }
             }
         };
-        Resolution::Run(facts(&job, &cronjob))
+        Resolution::Run(Box::new(facts(&job, &cronjob)))
     }
 }
 
@@ -141,6 +141,7 @@ pub fn facts(job: &Job, cronjob: &CronJob) -> RunFacts {
         starting_deadline_seconds: spec.and_then(|s| s.starting_deadline_seconds),
         max_run_seconds: override_seconds(MAX_RUN_ANNOTATION)
             .or_else(|| job.spec.as_ref().and_then(|s| s.active_deadline_seconds)),
+        log_lines: cronjob.metadata.annotations.as_ref().and_then(|a| a.get(LOG_LINES_ANNOTATION)).cloned(),
         source: FactsSource::Api,
     }
 }
@@ -189,6 +190,9 @@ mod tests {
         let f = facts(&job(json!({INSTANTIATE_ANNOTATION: "manual"})), &cronjob(overrides));
         assert_eq!(f.scheduled_time, None);
         assert_eq!((f.grace_seconds, f.max_run_seconds), (Some(600), Some(3600)));
+        assert_eq!(f.log_lines, None);
+        let f = facts(&job(json!({})), &cronjob(json!({LOG_LINES_ANNOTATION: "40"})));
+        assert_eq!(f.log_lines.as_deref(), Some("40"), "read as written; the injection judges it");
         let f = facts(&job(json!({})), &cronjob(json!({GRACE_ANNOTATION: "soon"})));
         assert_eq!(f.scheduled_time, Some(29_396_160 * 60), "from the name without the annotation");
         assert_eq!(f.grace_seconds, Some(120), "an unreadable override is ignored");

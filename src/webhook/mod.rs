@@ -7,6 +7,7 @@ pub mod config;
 pub mod created_runs;
 pub mod cronjob_changes;
 pub mod decision;
+pub mod failed_run_logs;
 pub mod gateway_groups;
 pub mod http;
 pub mod injected_pods;

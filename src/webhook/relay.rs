@@ -10,7 +10,9 @@
 //! does not hold (injected by a version without the label) is read and watched on its own, as
 //! before. The Job and the CronJob come from the webhook's caches.
 //! The answer carries each main container's end and the Pod's own reason when it was ended as
-//! a whole (`DeadlineExceeded`, `Evicted`).
+//! a whole (`DeadlineExceeded`, `Evicted`), and, when the sidecar asks (`logLines`) and the
+//! webhook runs with `--failed-run-logs`, the last lines of the failed containers' logs
+//! (`failed_run_logs`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -24,6 +26,7 @@ use kube::runtime::reflector::ObjectRef;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::failed_run_logs::{FETCH_TIME, failed_containers_logs};
 use super::injected_pods::{InjectedPods, WatchedPod};
 use super::job_caches::JobCaches;
 use super::verified_tokens::{TokenPod, VerifiedTokens};
@@ -43,6 +46,8 @@ pub struct RelayQuery {
     pub namespace: Option<String>,
     pub pod: Option<String>,
     pub wait: Option<Duration>,
+    /// How many of the last lines of each failed main container's log to answer with.
+    pub log_lines: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +90,8 @@ pub struct Relay {
     /// Whether the webhook deletes the groups of deleted CronJobs: then the relay tells a
     /// sidecar whose CronJob is gone not to bring its group back.
     deletes_groups_of_deleted_cronjobs: bool,
+    /// `--failed-run-logs`: whether a sidecar's `logLines` is answered.
+    fetches_failed_run_logs: bool,
 }
 
 impl Relay {
@@ -99,6 +106,7 @@ impl Relay {
             max_waiting,
             waiting: AtomicUsize::new(0),
             deletes_groups_of_deleted_cronjobs: false,
+            fetches_failed_run_logs: false,
         }
     }
 
@@ -110,6 +118,11 @@ impl Relay {
     /// Tells sidecars whose CronJob is deleted that their group is gone with it.
     pub fn deleting_groups_of_deleted_cronjobs(self, deletes: bool) -> Relay {
         Relay { deletes_groups_of_deleted_cronjobs: deletes, ..self }
+    }
+
+    /// Answers a sidecar that asks for log lines with the failed containers' last lines.
+    pub fn fetching_failed_run_logs(self, fetches: bool) -> Relay {
+        Relay { fetches_failed_run_logs: fetches, ..self }
     }
 
     /// Sidecars waiting right now.
@@ -194,6 +207,14 @@ impl Relay {
                 report.cronjob_deleted =
                     Box::pin(self.cronjob_deleted(&client, &owner.namespace, cronjob, read_by)).await;
             }
+        }
+        match query.log_lines {
+            Some(lines) if self.fetches_failed_run_logs => {
+                let by = Instant::now() + FETCH_TIME;
+                report.logs = Box::pin(failed_containers_logs(&client, &report, lines, by)).await;
+            }
+            Some(_) => tracing::debug!(pod = %owner.name, "log lines asked for, but --failed-run-logs is off"),
+            None => {}
         }
         Ok(report)
     }

@@ -27,6 +27,8 @@ pub struct RunFacts {
     /// `spec.startingDeadlineSeconds`.
     pub starting_deadline_seconds: Option<i64>,
     pub max_run_seconds: Option<i64>,
+    /// The CronJob's `cronpush.io/log-lines` as written, read only with `--failed-run-logs`.
+    pub log_lines: Option<String>,
     pub source: FactsSource,
 }
 
@@ -48,7 +50,8 @@ impl FactsSource {
 }
 
 pub enum Resolution {
-    Run(RunFacts),
+    /// Boxed: the facts are large, the other answers small.
+    Run(Box<RunFacts>),
     /// The Job exists and no CronJob owns it.
     NotCronJob,
     /// The API answered that the Job or its CronJob does not exist (deleted meanwhile); no

@@ -84,7 +84,8 @@ pub async fn run(args: WebhookArgs) -> Result<(), WebhookError> {
     }
     let mut relay =
         Relay::new(client.clone(), args.token_audience.clone(), args.relay_max_wait, args.relay_max_waiting)
-            .deleting_groups_of_deleted_cronjobs(args.delete_groups_of_deleted_cronjobs);
+            .deleting_groups_of_deleted_cronjobs(args.delete_groups_of_deleted_cronjobs)
+            .fetching_failed_run_logs(args.failed_run_logs);
     if let (Some(client), Some(caches)) = (&client, caches) {
         relay = relay.watching(InjectedPods::start(client.clone()), caches);
     }

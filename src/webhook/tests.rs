@@ -90,6 +90,7 @@ pub(super) fn config() -> InjectionConfig {
         cpu_limit: None,
         memory_limit: "32Mi".into(),
         start_timeout_seconds: 5,
+        failed_run_logs: false,
     }
 }
 
@@ -106,6 +107,7 @@ fn facts() -> RunFacts {
         grace_seconds: Some(30),
         starting_deadline_seconds: None,
         max_run_seconds: None,
+        log_lines: None,
         source: FactsSource::Api,
     }
 }
@@ -415,4 +417,32 @@ fn the_sidecar_learns_the_grace_period_and_mounts_the_custom_metrics_volume_read
     assert!(injection.warnings[0].contains("on no volume mounted into a main container"), "{:?}", injection.warnings);
     let patched = apply(&pod, &Answer { patch: Some(injection.patch_json()), warnings: vec![] });
     assert_eq!(sidecar_env(&patched, "CRONPUSH_METRICS_FILE"), None);
+}
+
+/// The sidecar is told how many log lines to ask for only when both the operator
+/// (`--failed-run-logs`) and the CronJob (`cronpush.io/log-lines`) asked; a value it cannot read
+/// is a warning, never a refusal.
+#[test]
+fn log_lines_need_the_flag_and_the_annotation_and_a_bad_value_is_only_a_warning() {
+    let pod = article_pod(29_396_160);
+    let typed: Pod = serde_json::from_value(pod.clone()).unwrap();
+    let lines = |value: Option<&str>, flag: bool| {
+        let facts = RunFacts { log_lines: value.map(String::from), ..facts() };
+        let config = InjectionConfig { failed_run_logs: flag, ..config() };
+        let injection = injection::patch(&typed, &facts, &config).unwrap();
+        let patched = apply(&pod, &Answer { patch: Some(injection.patch_json()), warnings: vec![] });
+        (sidecar_env(&patched, "CRONPUSH_LOG_LINES"), injection.warnings)
+    };
+    assert_eq!(lines(Some("40"), true), (Some("40".into()), vec![]));
+    assert_eq!(lines(Some("40"), false), (None, vec![]), "off unless the operator allows it");
+    assert_eq!(lines(None, true), (None, vec![]), "off unless the CronJob asks");
+    for bad in ["0", "5000", "all"] {
+        let (env, warnings) = lines(Some(bad), true);
+        assert_eq!(env, None, "{bad}");
+        assert_eq!(warnings.len(), 1, "{bad}");
+        assert!(
+            warnings[0].contains("cronpush.io/log-lines") && warnings[0].contains("from 1 to 1000"),
+            "{warnings:?}"
+        );
+    }
 }

@@ -16,6 +16,10 @@
 //! - `POST .../tokenreviews`: the TokenReview of a token registered with `add_token`, with the
 //!   audiences and the pod-bound user extras of a projected service-account token; a token
 //!   registered with `add_expired_token` is refused as expired;
+//! - `GET .../pods/<name>/log`: a container's log as the kubelet serves it (set with
+//!   `set_log`, as the container runtime's CRI log would hold it), with `container`,
+//!   `tailLines` and `limitBytes` as kube-apiserver and the kubelet read them (below, at
+//!   `pod_log`); `forbid_pod_logs` answers 403 as for a webhook without the `pods/log` RBAC;
 //! - `/version`, with a settable minor version;
 //! - Nodes, cluster-scoped at `/api/v1/nodes` (list, watch, GET), as kube-apiserver serves
 //!   them (pkg/registry/core/node/strategy.go: `NamespaceScoped` is false): an object without `metadata.namespace` is kept under no namespace, and a
@@ -62,6 +66,10 @@ struct Inner {
     requests: HashMap<String, usize>,
     watches: usize,
     token_reviews: Vec<Value>,
+    /// (namespace, pod, container) → what the container wrote, stdout and stderr interleaved.
+    container_logs: HashMap<(String, String, String), Vec<u8>>,
+    /// Whether `pods/log` is refused, as for a client without that RBAC.
+    pod_logs_forbidden: bool,
 }
 
 struct Shared {
@@ -180,6 +188,17 @@ impl FakeApi {
         self.shared.inner.lock().unwrap().watches
     }
 
+    /// Sets what a container of a Pod wrote, as the container runtime's log holds it.
+    pub fn set_log(&self, namespace: &str, pod: &str, container: &str, log: impl Into<Vec<u8>>) {
+        let key = (namespace.to_string(), pod.to_string(), container.to_string());
+        self.shared.inner.lock().unwrap().container_logs.insert(key, log.into());
+    }
+
+    /// Refuses `pods/log` from now on, as kube-apiserver refuses a client without that RBAC.
+    pub fn forbid_pod_logs(&self) {
+        self.shared.inner.lock().unwrap().pod_logs_forbidden = true;
+    }
+
     /// The TokenReview requests received, as sent.
     pub fn token_reviews(&self) -> Vec<Value> {
         self.shared.inner.lock().unwrap().token_reviews.clone()
@@ -230,6 +249,8 @@ struct Target {
     resource: String,
     namespace: Option<String>,
     name: Option<String>,
+    /// E.g. `log` in `pods/<name>/log`.
+    subresource: Option<String>,
 }
 
 fn parse_target(path: &str) -> Option<Target> {
@@ -240,15 +261,25 @@ fn parse_target(path: &str) -> Option<Target> {
         _ => return None,
     };
     match rest {
-        ["namespaces", ns, resource] => {
-            Some(Target { resource: resource.to_string(), namespace: Some(ns.to_string()), name: None })
-        }
+        ["namespaces", ns, resource] => Some(Target {
+            resource: resource.to_string(),
+            namespace: Some(ns.to_string()),
+            name: None,
+            subresource: None,
+        }),
         ["namespaces", ns, resource, name] => Some(Target {
             resource: resource.to_string(),
             namespace: Some(ns.to_string()),
             name: Some(name.to_string()),
+            subresource: None,
         }),
-        [resource] => Some(Target { resource: resource.to_string(), namespace: None, name: None }),
+        ["namespaces", ns, resource, name, subresource] => Some(Target {
+            resource: resource.to_string(),
+            namespace: Some(ns.to_string()),
+            name: Some(name.to_string()),
+            subresource: Some(subresource.to_string()),
+        }),
+        [resource] => Some(Target { resource: resource.to_string(), namespace: None, name: None, subresource: None }),
         _ => None,
     }
 }
@@ -285,10 +316,74 @@ async fn serve(State(shared): State<Arc<Shared>>, request: Request) -> Response 
         return status_reply(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "not supported here".into());
     }
     match (&target.name, query.get("watch").map(String::as_str)) {
+        (Some(name), _) if target.resource == "pods" && target.subresource.as_deref() == Some("log") => {
+            pod_log(&shared, target.namespace.as_deref().unwrap_or_default(), name, &query)
+        }
+        (Some(_), _) if target.subresource.is_some() => {
+            status_reply(StatusCode::NOT_FOUND, "NotFound", format!("the server could not find {path}"))
+        }
         (Some(name), _) => get_one(&shared, &target, name),
         (None, Some("true" | "1")) => watch(shared, target, &query),
         (None, _) => list(&shared, &target, &query),
     }
+}
+
+/// `pods/<name>/log`, as kube-apiserver and the kubelet answer it:
+/// - the options are checked first (pkg/apis/core/validation `ValidatePodLogOptions`:
+///   `tailLines` not negative, `limitBytes` at least 1), a refusal being 422 Invalid;
+/// - without the RBAC, 403 Forbidden; a Pod that does not exist, 404;
+/// - `container` may be left out only for a Pod of one container, and must name one of the
+///   Pod's (pkg/registry/core/pod/strategy.go `LogLocation`, `validateContainer`), else 400;
+/// - `tailLines=N` selects the last N lines (0: none), and `limitBytes` then caps what is written
+///   from the start of that selection, cutting a line where the limit falls
+///   (pkg/kubelet/kuberuntime/logs/logs.go `ReadLogs`, `logWriter.write`); `text/plain`.
+fn pod_log(shared: &Shared, namespace: &str, name: &str, query: &HashMap<String, String>) -> Response {
+    let number = |key: &str| query.get(key).map(|v| v.parse::<i64>().unwrap_or(-1));
+    let (tail, limit) = (number("tailLines"), number("limitBytes"));
+    if tail.is_some_and(|t| t < 0) || limit.is_some_and(|l| l < 1) {
+        let message = format!("PodLogOptions \"{name}\" is invalid: tailLines or limitBytes out of range");
+        return status_reply(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", message);
+    }
+    let inner = shared.inner.lock().unwrap();
+    if inner.pod_logs_forbidden {
+        let message = format!(
+            "pods \"{name}\" is forbidden: User \"system:serviceaccount:cronpush:cronpush-webhook\" cannot get resource \"pods/log\" in API group \"\" in the namespace \"{namespace}\""
+        );
+        return status_reply(StatusCode::FORBIDDEN, "Forbidden", message);
+    }
+    let Some(pod) = inner.objects.get(&("pods".to_string(), namespace.to_string(), name.to_string())) else {
+        return status_reply(StatusCode::NOT_FOUND, "NotFound", format!("pods \"{name}\" not found"));
+    };
+    let names: Vec<&str> = ["initContainers", "containers"]
+        .iter()
+        .flat_map(|list| pod["spec"][list].as_array().into_iter().flatten())
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    let main: Vec<&str> =
+        pod["spec"]["containers"].as_array().into_iter().flatten().filter_map(|c| c["name"].as_str()).collect();
+    let container = match query.get("container") {
+        Some(container) if names.contains(&container.as_str()) => container.clone(),
+        Some(container) => {
+            let message = format!("container {container} is not valid for pod {name}");
+            return status_reply(StatusCode::BAD_REQUEST, "BadRequest", message);
+        }
+        None if names.len() == 1 => names[0].to_string(),
+        None => {
+            let message =
+                format!("a container name must be specified for pod {name}, choose one of: [{}]", main.join(" "));
+            return status_reply(StatusCode::BAD_REQUEST, "BadRequest", message);
+        }
+    };
+    let log =
+        inner.container_logs.get(&(namespace.to_string(), name.to_string(), container)).cloned().unwrap_or_default();
+    drop(inner);
+    let lines: Vec<&[u8]> = log.split_inclusive(|b| *b == b'\n').collect();
+    let first = tail.map_or(0, |t| lines.len().saturating_sub(usize::try_from(t).unwrap_or(usize::MAX)));
+    let mut body: Vec<u8> = lines[first..].concat();
+    if let Some(limit) = limit {
+        body.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    }
+    (StatusCode::OK, [("content-type", "text/plain")], body).into_response()
 }
 
 fn get_one(shared: &Shared, target: &Target, name: &str) -> Response {
@@ -376,7 +471,12 @@ fn watch(shared: Arc<Shared>, target: Target, query: &HashMap<String, String>) -
     let name = field_name(query);
     let labels = query.get("labelSelector").cloned();
     let events = futures::stream::unfold((shared, seen), move |(shared, mut seen)| {
-        let target = Target { resource: target.resource.clone(), namespace: target.namespace.clone(), name: None };
+        let target = Target {
+            resource: target.resource.clone(),
+            namespace: target.namespace.clone(),
+            name: None,
+            subresource: None,
+        };
         let name = name.clone();
         let labels = labels.clone();
         async move {

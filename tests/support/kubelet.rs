@@ -18,7 +18,9 @@
 //! - [`Run::start_sidecar`]: the native sidecar starts, and the main containers only once it
 //!   has started;
 //! - [`run_main`]: the main "container", a shell command whose end becomes the terminated state
-//!   containerd reports (a signal N is exit code 128 + N with reason Error);
+//!   containerd reports (a signal N is exit code 128 + N with reason Error); [`Run::run_main`]
+//!   also keeps what it wrote, stdout and stderr interleaved, as the container's log that
+//!   `pods/log` serves, as the runtime's CRI log file would hold it;
 //! - [`Run::report_main`]: the kubelet's status manager writes that state into the Pod's status,
 //!   asynchronously, so a caller may do it before or after the SIGTERM to the sidecar;
 //! - [`stop_sidecar`]: once the main containers have exited, the sidecar gets SIGTERM and is
@@ -220,6 +222,25 @@ impl Run {
             }
         }
         Run { api, webhook, spec, pod, mounts, dir }
+    }
+
+    /// Runs the main container's command as [`run_main`] does, and keeps what it wrote to stdout
+    /// and stderr (one file for both, so in the order written, as the CRI log interleaves the
+    /// streams) as its log in the API server.
+    pub fn run_main(&self, command: &str) -> Value {
+        let path = self.dir.path().join(format!("{MAIN}.container.log"));
+        let out = std::fs::File::create(&path).unwrap();
+        let started = jiff::Timestamp::now();
+        let status = Command::new("sh")
+            .args(["-c", command])
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .status()
+            .unwrap();
+        let terminated = terminated_state(status, started, jiff::Timestamp::now());
+        self.api.set_log(&self.spec.namespace, &self.spec.pod, MAIN, std::fs::read(&path).unwrap());
+        terminated
     }
 
     /// The kubelet's status update for the main container, as kube-apiserver stores it.
@@ -552,7 +573,7 @@ pub fn stop_sidecar(run: &impl PodContainers, sidecar: &mut Child, grace: Durati
 pub fn run_to_end(run: &Run, command: &str) -> Value {
     run_start(run);
     let mut sidecar = run.start_sidecar();
-    let terminated = run_main(command);
+    let terminated = run.run_main(command);
     run.report_main(&terminated);
     stop_sidecar(run, &mut sidecar, Duration::from_secs(run.spec.termination_grace_seconds as u64));
     terminated

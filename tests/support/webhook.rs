@@ -31,7 +31,8 @@ pub struct Webhook {
 
 struct Process {
     child: Mutex<Child>,
-    _dir: tempfile::TempDir,
+    /// The webhook's log and files; removed with the process.
+    dir: tempfile::TempDir,
 }
 
 impl Drop for Process {
@@ -106,7 +107,12 @@ impl Webhook {
                 }
             }
         });
-        Webhook { process: Arc::new(Process { child: Mutex::new(child), _dir: dir }), address, ca }
+        Webhook { process: Arc::new(Process { child: Mutex::new(child), dir }), address, ca }
+    }
+
+    /// What the webhook has logged so far.
+    pub fn log(&self) -> String {
+        super::read_log(&self.process.dir.path().join("webhook.log"))
     }
 
     pub fn pid(&self) -> u32 {
@@ -298,6 +304,7 @@ pub fn injection_config() -> cronpush::webhook::injection::InjectionConfig {
         cpu_limit: None,
         memory_limit: "32Mi".into(),
         start_timeout_seconds: 5,
+        failed_run_logs: false,
     }
 }
 

@@ -17,10 +17,13 @@ use prost::Message;
 use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 
 use crate::gateway::store::cronjob_series::ContainerEnd;
-use crate::gateway::store::runs::{RunEnd, RunHistory, RunRecord};
+use crate::gateway::store::runs::{ContainerLog, RunEnd, RunHistory, RunRecord};
 use crate::gateway::store::{Group as StoreGroup, GroupingKey, Nanos, Store};
 use crate::proto::client::{LabelPair, MetricFamily};
-use crate::proto::store::{ContainerEnd as StoredContainerEnd, Group, Run, RunEnd as StoredRunEnd, StoredFamily};
+use crate::proto::store::{
+    ContainerEnd as StoredContainerEnd, ContainerLog as StoredContainerLog, Group, Run, RunEnd as StoredRunEnd,
+    StoredFamily,
+};
 
 /// Every group, by `GroupingKey`'s display form (`{instance="i",job="j"}`), which is unique.
 const GROUPS: TableDefinition<&str, &[u8]> = TableDefinition::new("cronpush.groups.v1");
@@ -285,6 +288,15 @@ fn stored_end(end: &RunEnd) -> StoredRunEnd {
                 signal: c.signal.clone(),
             })
             .collect(),
+        logs: end
+            .logs
+            .iter()
+            .map(|l| StoredContainerLog {
+                container: l.container.clone(),
+                text: l.text.clone(),
+                truncated: l.truncated,
+            })
+            .collect(),
     }
 }
 
@@ -315,6 +327,11 @@ fn restored_end(end: StoredRunEnd) -> RunEnd {
                 signal: c.signal,
             })
             .collect(),
+        logs: end
+            .logs
+            .into_iter()
+            .map(|l| ContainerLog { container: l.container, text: l.text, truncated: l.truncated })
+            .collect(),
     }
 }
 
@@ -323,6 +340,7 @@ mod tests {
     use super::*;
     use crate::exposition::text_parse::parse;
     use crate::gateway::store::PushMethod;
+    use crate::gateway::store::runs::EndedAttempt;
     use crate::gateway::view::scrape::write_text;
 
     fn changes(store: &mut Store) -> Vec<Change> {
@@ -447,6 +465,59 @@ mod tests {
         assert!(restore(&mut back, vec![group, other], 9).is_empty());
         assert_eq!(back.runs_held(), 2);
         assert_eq!(back.group(&key).unwrap().history.len(), 2);
+    }
+
+    fn failed_runs_lines(store: &mut Store, key: &GroupingKey, text: &str) {
+        let ended = EndedAttempt { slot: Some(1_800_000_000.0), attempt: None };
+        let logs = vec![ContainerLog { container: "main".into(), text: text.into(), truncated: true }];
+        store.attach_logs(key, ended, logs).unwrap();
+    }
+
+    #[test]
+    fn a_failed_runs_lines_come_back_with_it_and_a_record_from_before_them_has_none() {
+        let mut store = Store::new(&[]);
+        let key = cronjob_with_runs(&mut store);
+        failed_runs_lines(&mut store, &key, "<script>alert(1)</script>\nexit 3\n");
+        let written = Group::decode(&record(store.group(&key).unwrap())[..]).unwrap();
+        let mut back = Store::new(&[]);
+        assert!(restore(&mut back, vec![written.clone()], 9).is_empty());
+        let end = back.group(&key).unwrap().history.runs().next().unwrap().end.clone().unwrap();
+        assert_eq!(
+            end.logs,
+            vec![ContainerLog {
+                container: "main".into(),
+                text: "<script>alert(1)</script>\nexit 3\n".into(),
+                truncated: true
+            }]
+        );
+        assert_eq!(back.log_bytes_held(), store.log_bytes_held(), "counted against the bound again");
+
+        // A file from before the log lines: the field is absent, which reads as none.
+        let mut old = written;
+        for run in &mut old.runs {
+            for end in run.end.iter_mut().chain(run.retried.iter_mut()) {
+                end.logs.clear();
+            }
+        }
+        let mut back = Store::new(&[]);
+        assert!(restore(&mut back, vec![old], 9).is_empty());
+        assert_eq!(back.log_bytes_held(), 0);
+        assert_eq!(back.group(&key).unwrap().history.len(), 2, "its runs are all there");
+    }
+
+    #[test]
+    fn a_smaller_max_log_bytes_forgets_the_lines_on_restore_and_keeps_the_runs() {
+        let mut store = Store::new(&[]);
+        let key = cronjob_with_runs(&mut store);
+        failed_runs_lines(&mut store, &key, &"x".repeat(1000));
+        let written = Group::decode(&record(store.group(&key).unwrap())[..]).unwrap();
+        let mut back = Store::new(&[]);
+        back.keep_log_bytes(100);
+        assert!(restore(&mut back, vec![written], 9).is_empty());
+        assert_eq!(back.log_bytes_held(), 0);
+        let history = &back.group(&key).unwrap().history;
+        assert_eq!(history.len(), 2);
+        assert!(history.runs().all(|r| r.end.as_ref().is_none_or(|e| e.logs.is_empty())));
     }
 
     #[test]

@@ -9,7 +9,8 @@ use crate::exposition::text_parse::ParseError;
 use crate::gateway::durable::journal::WriteError;
 use crate::gateway::store::grouping::KeyError;
 use crate::gateway::store::limits::LimitError;
-use crate::gateway::store::{PushError, push_pipeline::Refusal};
+use crate::gateway::store::log_delivery::LogDeliveryError;
+use crate::gateway::store::{LogsRefusal, PushError, push_pipeline::Refusal};
 
 pub(super) type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -39,6 +40,12 @@ pub(super) enum Error {
     Invalid(#[from] PushError),
     /// A change was applied but not acknowledged: the store file could not be written. It is
     /// retried in the background; the client should send the change again.
+    /// A delivery of log lines that is not what a sidecar sends; nothing was kept.
+    #[error("log lines refused: {0}")]
+    LogDelivery(#[from] LogDeliveryError),
+    /// No group, or no ended run in it, to keep log lines with.
+    #[error("log lines not kept: {0}")]
+    LogsNotKept(#[from] LogsRefusal),
     #[error("the {what} could not be saved to the store file and is not acknowledged ({why}); send it again")]
     NotWritten { what: &'static str, why: WriteError },
 }
@@ -67,6 +74,7 @@ impl Error {
             // should wake that operator.
             Error::Limit(LimitError::TooManyGroups { .. }) => StatusCode::INSUFFICIENT_STORAGE,
             Error::NotWritten { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Error::LogsNotKept(_) => StatusCode::NOT_FOUND,
             Error::Path(_)
             | Error::Redirect
             | Error::GroupingKey(_)
@@ -74,7 +82,8 @@ impl Error {
             | Error::Gzip(_)
             | Error::Text(_)
             | Error::Protobuf(_)
-            | Error::Invalid(_) => StatusCode::BAD_REQUEST,
+            | Error::Invalid(_)
+            | Error::LogDelivery(_) => StatusCode::BAD_REQUEST,
         }
     }
 }

@@ -23,6 +23,7 @@ use crate::exposition::protobuf::{self, MediaType};
 use crate::exposition::text_parse;
 use crate::gateway::store::clock::{nanos_since_epoch, now};
 use crate::gateway::store::limits::LimitError;
+use crate::gateway::store::log_delivery::{self, MAX_LOG_BODY_BYTES};
 use crate::gateway::store::push_pipeline::{self, Refusal};
 use crate::gateway::store::{GroupingKey, PushMethod};
 use crate::gateway::view::board::BOARD_STATUSES;
@@ -134,6 +135,18 @@ async fn dispatch(
             gw.own.count_request(200, "api/v1/cronjobs/runs", lower_method);
             let cluster = query_value(query, "cluster");
             json(runs::runs_json(&gw.store(), &namespace, &cronjob, cluster.as_deref()))
+        }
+        Route::ApiRunLogs(path) => {
+            let outcome = run_logs(gw, &path, headers, body).await;
+            let status = outcome.as_ref().map_or_else(Error::status, |status| *status);
+            gw.own.count_request(status.as_u16(), "api/v1/runs/logs", lower_method);
+            match outcome {
+                Ok(status) => status.into_response(),
+                Err(e) => {
+                    tracing::info!(status = status.as_u16(), error = %e, "refused log lines");
+                    e.into_response()
+                }
+            }
         }
         Route::UiGroups => match Selection::from_query(query, ui::GROUP_STATUSES) {
             Ok(selection) => {
@@ -259,6 +272,23 @@ async fn push_outcome(
             Ok(StatusCode::ACCEPTED)
         }
         Err(ChangeError::Refused(refusal)) => Err(refusal.into()),
+    }
+}
+
+/// Keeps the last log lines of a run's failed containers with its end, in the group the path
+/// names: checked whole before the store is touched, acknowledged once on disk.
+async fn run_logs(gw: &Arc<Gateway>, path: &PushPath, headers: &HeaderMap, body: Body) -> Result<StatusCode> {
+    let key = GroupingKey::from_path(&path.job, path.job_is_base64, &path.labels)?;
+    let body = read_body(headers, body, MAX_LOG_BODY_BYTES, &mut 0).await?;
+    let delivery = log_delivery::parse(&body)?;
+    let containers = delivery.logs.len();
+    match gw.change(|store| store.attach_logs(&key, delivery.ended, delivery.logs)).await {
+        Ok(()) => {
+            tracing::debug!(group = %key, containers, "kept a failed run's log lines");
+            Ok(StatusCode::OK)
+        }
+        Err(ChangeError::Refused(refusal)) => Err(refusal.into()),
+        Err(ChangeError::NotWritten(why)) => Err(Error::NotWritten { what: "log lines", why }),
     }
 }
 

@@ -21,6 +21,9 @@ pub enum Route {
         namespace: String,
         cronjob: String,
     },
+    /// The last log lines of a run's failed containers, delivered by `cronpush sidecar`:
+    /// `/api/v1/runs/logs/job/<job>{/<labels>}`, the group named as in a push URL.
+    ApiRunLogs(PushPath),
     UiGroups,
     UiCronJobs,
     /// A CronJob's page: `/cronjobs/<namespace>/<cronjob>`.
@@ -93,9 +96,12 @@ impl RouteTable<'_> {
                 "cronjobs" => (Route::ApiCronJobs, READ, "GET, HEAD, OPTIONS"),
                 // Without the flag the route does not exist at all, as in the reference.
                 "admin/wipe" if self.admin_api => (Route::ApiWipe, &["PUT"], "OPTIONS, PUT"),
-                _ => match cronjob_runs_route(api) {
-                    Some(route) => (route, READ, "GET, HEAD, OPTIONS"),
-                    None => return Routing::NotFound,
+                _ => match (cronjob_runs_route(api), api.strip_prefix("runs/logs").and_then(group_path)) {
+                    (Some(route), _) => (route, READ, "GET, HEAD, OPTIONS"),
+                    // PUT: the lines replace what the run's end held, so a delivery sent twice
+                    // keeps them once.
+                    (None, Some(path)) => (Route::ApiRunLogs(path), &["PUT"], "OPTIONS, PUT"),
+                    (None, None) => return Routing::NotFound,
                 },
             }
         } else if let Some(name) = rest.strip_prefix("/static/").filter(|n| !n.is_empty() && !n.contains('/')) {
@@ -143,12 +149,17 @@ fn cronjob_page_route(rest: &str) -> Option<Route> {
 
 /// `/metrics/job/<job>{/<labels>}` and `/metrics/job@base64/<job>{/<labels>}`.
 fn push_route(rest: &str) -> Option<Route> {
-    let (tail, job_is_base64) = match rest.strip_prefix("/metrics/job/") {
+    group_path(rest.strip_prefix("/metrics")?).map(Route::Push)
+}
+
+/// `/job/<job>{/<labels>}` or `/job@base64/<job>{/<labels>}`: a group as push URLs name it.
+fn group_path(rest: &str) -> Option<PushPath> {
+    let (tail, job_is_base64) = match rest.strip_prefix("/job/") {
         Some(tail) => (tail, false),
-        None => (rest.strip_prefix("/metrics/job@base64/")?, true),
+        None => (rest.strip_prefix("/job@base64/")?, true),
     };
     let (job, labels) = tail.find('/').map_or((tail, ""), |i| (&tail[..i], &tail[i..]));
-    (!job.is_empty()).then(|| Route::Push(PushPath { job: job.into(), job_is_base64, labels: labels.into() }))
+    (!job.is_empty()).then(|| PushPath { job: job.into(), job_is_base64, labels: labels.into() })
 }
 
 /// Go's `path.Clean` as ServeMux applies it: no empty, `.` or `..` segments; a trailing slash
@@ -236,6 +247,30 @@ mod tests {
             assert_eq!(t.route("GET", outside), Routing::NotFound, "{outside}");
         }
         assert_eq!(t.route("GET", "/pg/metrics"), Routing::NotFound);
+    }
+
+    #[test]
+    fn run_logs_name_their_group_as_a_push_does() {
+        let t = RouteTable { prefix: "/pg", telemetry_path: "/metrics", admin_api: false };
+        let logs = |job: &str, b64: bool, labels: &str| {
+            Routing::Handle(Route::ApiRunLogs(PushPath { job: job.into(), job_is_base64: b64, labels: labels.into() }))
+        };
+        let path = "/pg/api/v1/runs/logs/job/cronpush/namespace/batch/cronjob/backup";
+        assert_eq!(t.route("PUT", path), logs("cronpush", false, "/namespace/batch/cronjob/backup"));
+        assert_eq!(
+            t.route("PUT", "/pg/api/v1/runs/logs/job@base64/YS9i/cluster@base64/=/namespace/n/cronjob/c"),
+            logs("YS9i", true, "/cluster@base64/=/namespace/n/cronjob/c")
+        );
+        assert_eq!(t.route("POST", path), Routing::MethodNotAllowed { allow: "OPTIONS, PUT" });
+        assert_eq!(t.route("GET", path), Routing::MethodNotAllowed { allow: "OPTIONS, PUT" });
+        for wrong in [
+            "/pg/api/v1/runs/logs",
+            "/pg/api/v1/runs/logs/job/",
+            "/pg/api/v1/runs/logsx/job/j",
+            "/api/v1/runs/logs/job/j",
+        ] {
+            assert_eq!(t.route("PUT", wrong), Routing::NotFound, "{wrong}");
+        }
     }
 
     #[test]

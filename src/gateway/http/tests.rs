@@ -327,3 +327,60 @@ async fn the_groups_page_shows_the_failing_groups_first() {
         ["b-refused", "a-first", "c-last"].iter().map(|job| page.find(&format!("\"{job}\"")).unwrap()).collect();
     assert!(order.windows(2).all(|w| w[0] < w[1]), "the refused group first, then by job: {order:?}");
 }
+
+/// Log lines delivered for a failed run of `batch/backup` (slot 1800000000, attempt 1): kept
+/// with its end and shown in its runs; a delivery that is not what a sidecar sends, or that
+/// names no run, is refused with the reason and changes nothing.
+#[tokio::test]
+async fn log_lines_are_kept_with_their_run_and_bad_deliveries_change_nothing() {
+    let gateway = gateway(&[]);
+    let group = "/metrics/job/cronpush/namespace/batch/cronjob/backup";
+    let logs = "/api/v1/runs/logs/job/cronpush/namespace/batch/cronjob/backup";
+    let runs = "/api/v1/cronjobs/batch/backup/runs";
+    let line = r#"{"container":"main","text":"<script>alert(1)</script>\n","truncated":true}"#;
+    let delivery = format!(r#"{{"slot":1800000000,"attempt":1,"logs":[{line}]}}"#);
+
+    let (status, text) = send(&gateway, "PUT", logs, &delivery).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{text}");
+    assert!(text.starts_with("log lines not kept: no group"), "{text}");
+    let start =
+        "cronjob_last_start_timestamp_seconds 1800000002\ncronjob_last_scheduled_timestamp_seconds 1800000000\n";
+    assert_eq!(send(&gateway, "POST", group, start).await.0, StatusCode::OK);
+    let (status, text) = send(&gateway, "PUT", logs, &delivery).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{text}");
+    assert!(text.ends_with("has no ended run to keep log lines with"), "{text}");
+    let end = "cronjob_last_completion_timestamp_seconds 1800000012\ncronjob_last_result{result=\"failure\"} 1\n\
+               cronjob_last_exit_code{container=\"main\"} 3\ncronjob_last_attempt 1\n\
+               cronjob_last_ended_scheduled_timestamp_seconds 1800000000\n";
+    assert_eq!(send(&gateway, "POST", group, end).await.0, StatusCode::OK);
+    let (_, before) = send(&gateway, "GET", runs, "").await;
+    assert!(!before.contains("\"logs\""), "no lines, no field: {before}");
+
+    let too_long = format!(r#"{{"logs":[{{"container":"main","text":"{}"}}]}}"#, "x".repeat(16 * 1024 + 1));
+    let bad = [
+        ("not json", "log lines refused: the body is not the JSON of log lines"),
+        (r#"{"logs":[]}"#, "log lines refused: \"logs\" names no container"),
+        (too_long.as_str(), "log lines refused: the text of container \"main\" is 16385 bytes"),
+        (r#"{"attempt":0,"logs":[{"container":"main","text":""}]}"#, "log lines refused: \"attempt\" counts from 1"),
+    ];
+    for (body, reason) in bad {
+        let (status, text) = send(&gateway, "PUT", logs, body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+        assert!(text.starts_with(reason), "{text}");
+    }
+    let (status, _) = send(&gateway, "PUT", "/api/v1/runs/logs/job/cronpush/__bad/x", &delivery).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a grouping key that names no group");
+    assert_eq!(send(&gateway, "GET", runs, "").await.1, before, "a refused delivery changes nothing");
+    assert_eq!(send(&gateway, "POST", logs, &delivery).await.0, StatusCode::METHOD_NOT_ALLOWED);
+
+    assert_eq!(send(&gateway, "PUT", logs, &delivery).await.0, StatusCode::OK);
+    let (_, after) = send(&gateway, "GET", runs, "").await;
+    let json: serde_json::Value = serde_json::from_str(&after).unwrap();
+    let kept = &json["data"]["cronjobs"][0]["runs"][0]["end"]["logs"];
+    assert_eq!(
+        kept,
+        &serde_json::json!([{"container": "main", "text": "<script>alert(1)</script>\n", "truncated": true}])
+    );
+    let scraped = scrape(&gateway).await;
+    assert!(!scraped.contains("alert(1)"), "log lines are never series");
+}

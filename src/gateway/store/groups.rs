@@ -13,7 +13,7 @@ use super::consistency::{self, Problem};
 use super::family::StoredFamily;
 use super::grouping::GroupingKey;
 use super::prepared_push::{PreparedPush, PushMethod, SeriesHasher};
-use super::runs::{DEFAULT_RUNS, DEFAULT_TOTAL_RUNS, RunHistory};
+use super::runs::{ContainerLog, DEFAULT_MAX_LOG_BYTES, DEFAULT_RUNS, DEFAULT_TOTAL_RUNS, EndedAttempt, RunHistory};
 use crate::exposition::text_write;
 use crate::proto::client::{LabelPair, MetricFamily, MetricType};
 
@@ -25,6 +25,15 @@ pub enum PushError {
     Timestamps,
     #[error("pushed metrics are invalid or inconsistent with existing metrics: {}", list(.0))]
     Inconsistent(Vec<Problem>),
+}
+
+/// Why log lines were not kept with a run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LogsRefusal {
+    #[error("no group {0}: log lines are kept with a run of an existing group")]
+    NoGroup(String),
+    #[error("group {0} has no ended run to keep log lines with")]
+    NoEndedRun(String),
 }
 
 /// The problems as client_golang's multi-error lists them.
@@ -112,6 +121,10 @@ pub struct Store {
     history_total: usize,
     /// How many runs the histories hold now.
     runs_held: usize,
+    /// How many bytes of log lines all the histories keep together (`--history.max-log-bytes`).
+    max_log_bytes: usize,
+    /// How many bytes of log lines the histories hold now.
+    log_bytes_held: usize,
 }
 
 impl Store {
@@ -134,6 +147,63 @@ impl Store {
             history_runs: DEFAULT_RUNS,
             history_total: DEFAULT_TOTAL_RUNS,
             runs_held: 0,
+            max_log_bytes: DEFAULT_MAX_LOG_BYTES,
+            log_bytes_held: 0,
+        }
+    }
+
+    /// How many bytes of log lines the histories keep together from now on; 0 keeps none.
+    pub fn keep_log_bytes(&mut self, max: usize) {
+        self.max_log_bytes = max;
+    }
+
+    /// How many bytes of log lines the histories hold now.
+    pub fn log_bytes_held(&self) -> usize {
+        self.log_bytes_held
+    }
+
+    /// Keeps the last lines of failed containers' logs with the run of `key`'s group that `ended`
+    /// names (see [`RunHistory::attach_logs`]), then forgets the oldest lines of any group beyond
+    /// `--history.max-log-bytes`: the runs themselves stay.
+    pub fn attach_logs(
+        &mut self,
+        key: &GroupingKey,
+        ended: EndedAttempt,
+        logs: Vec<ContainerLog>,
+    ) -> Result<(), LogsRefusal> {
+        let slot = *self.by_key.get(key).ok_or_else(|| LogsRefusal::NoGroup(key.to_string()))?;
+        let group = self.slots[slot as usize].as_mut().expect("indexed slots hold a group");
+        let before = group.history.log_bytes();
+        if !group.history.attach_logs(ended, logs) {
+            return Err(LogsRefusal::NoEndedRun(key.to_string()));
+        }
+        self.log_bytes_held = self.log_bytes_held - before + group.history.log_bytes();
+        self.generation += 1;
+        self.note_change(key);
+        self.hold_logs_within_total();
+        Ok(())
+    }
+
+    /// Forgets the oldest log lines, whichever CronJob's they are, until all histories hold at
+    /// most `--history.max-log-bytes`. Only a store at the bound scans its groups.
+    fn hold_logs_within_total(&mut self) {
+        while self.log_bytes_held > self.max_log_bytes {
+            let oldest = self
+                .slots
+                .iter_mut()
+                .flatten()
+                .filter_map(|g| g.history.oldest_logs().map(|at| (at, g)))
+                .min_by(|a, b| a.0.total_cmp(&b.0));
+            let Some((_, group)) = oldest else { break };
+            let before = group.history.log_bytes();
+            group.history.forget_oldest_logs();
+            let forgotten = before - group.history.log_bytes();
+            let key = group.key.clone();
+            self.log_bytes_held -= forgotten;
+            self.note_change(&key);
+            if forgotten == 0 {
+                break;
+            }
         }
     }
 
@@ -157,7 +227,9 @@ impl Store {
         while self.runs_held > self.history_total {
             let fullest = self.slots.iter_mut().flatten().max_by_key(|g| g.history.len());
             let Some(group) = fullest.filter(|g| !g.history.is_empty()) else { break };
+            let logs_before = group.history.log_bytes();
             group.history.forget_oldest();
+            self.log_bytes_held -= logs_before - group.history.log_bytes();
             let key = group.key.clone();
             self.runs_held -= 1;
             self.note_change(&key);
@@ -250,6 +322,7 @@ impl Store {
         if let Some(slot) = self.by_key.remove(key) {
             let group = self.slots[slot as usize].take().expect("indexed slots hold a group");
             self.runs_held = self.runs_held.saturating_sub(group.history.len());
+            self.log_bytes_held = self.log_bytes_held.saturating_sub(group.history.log_bytes());
             for (name, family) in &group.families {
                 self.unindex(slot, name, family);
             }
@@ -306,7 +379,9 @@ impl Store {
         group.history = history;
         group.history.keep_last(self.history_runs);
         self.runs_held += group.history.len();
+        self.log_bytes_held += group.history.log_bytes();
         self.hold_runs_within_total();
+        self.hold_logs_within_total();
         Ok(())
     }
 
@@ -372,9 +447,10 @@ impl Store {
         }
         group.last_push = now;
         if let Some(event) = push.run.take() {
-            let before = group.history.len();
+            let (before, logs_before) = (group.history.len(), group.history.log_bytes());
             group.history.record(event, self.history_runs);
             self.runs_held = self.runs_held.saturating_sub(before) + group.history.len();
+            self.log_bytes_held = self.log_bytes_held.saturating_sub(logs_before) + group.history.log_bytes();
         }
         self.slots[slot as usize] = Some(group);
         self.hold_runs_within_total();
@@ -509,6 +585,7 @@ pub fn render_labels(pairs: &[(String, String)]) -> String {
 mod tests {
     use super::*;
     use crate::exposition::text_parse::parse;
+    use crate::gateway::store::runs::{ContainerLog, EndedAttempt};
 
     fn key(job: &str, labels: &str) -> GroupingKey {
         GroupingKey::from_path(job, false, labels).unwrap()
@@ -573,6 +650,64 @@ mod tests {
         assert_eq!(store.runs_held(), 2);
         push(&mut store, &nightly, PushMethod::Update, &start(1_800_172_800)).unwrap();
         assert_eq!(store.group(&nightly).unwrap().history.len(), 3, "room given back");
+    }
+
+    /// A failed run of `cronjob` for `slot`, its start and end pushed.
+    fn failed_run(store: &mut Store, cronjob: &GroupingKey, slot: u64) {
+        let run =
+            format!("cronjob_last_start_timestamp_seconds {slot}\ncronjob_last_scheduled_timestamp_seconds {slot}\n");
+        push(store, cronjob, PushMethod::Update, &run).unwrap();
+        let end = format!(
+            "cronjob_last_completion_timestamp_seconds {}\ncronjob_last_result{{result=\"failure\"}} 1\n\
+             cronjob_last_ended_scheduled_timestamp_seconds {slot}\n",
+            slot + 10
+        );
+        push(store, cronjob, PushMethod::Update, &end).unwrap();
+    }
+
+    fn lines(store: &mut Store, cronjob: &GroupingKey, slot: u64, bytes: usize) -> Result<(), LogsRefusal> {
+        let ended = EndedAttempt { slot: Some(slot as f64), attempt: None };
+        let logs = vec![ContainerLog { container: "main".into(), text: "x".repeat(bytes), truncated: false }];
+        store.attach_logs(cronjob, ended, logs)
+    }
+
+    fn has_lines(store: &Store, cronjob: &GroupingKey) -> Vec<bool> {
+        let history = &store.group(cronjob).unwrap().history;
+        history.runs().map(|r| r.end.as_ref().is_some_and(|e| !e.logs.is_empty())).collect()
+    }
+
+    /// `--history.max-log-bytes` bounds the lines of all histories together: beyond it the oldest
+    /// lines go, whichever CronJob's, and the runs stay; a group deleted, or a run forgotten,
+    /// gives its lines' room back.
+    #[test]
+    fn the_log_lines_share_one_bound_and_go_with_their_runs() {
+        let mut store = Store::new(&[]);
+        store.track_changes();
+        store.keep_runs(3, 100);
+        store.keep_log_bytes(3 * 1004);
+        let (nightly, hourly) =
+            (key("cronpush", "/namespace/batch/cronjob/nightly"), key("cronpush", "/namespace/batch/cronjob/hourly"));
+        failed_run(&mut store, &nightly, 1_800_000_000);
+        lines(&mut store, &nightly, 1_800_000_000, 1000).unwrap();
+        for hour in 1..=3 {
+            let slot = 1_800_000_000 + hour * 3600;
+            failed_run(&mut store, &hourly, slot);
+            store.take_changes();
+            lines(&mut store, &hourly, slot, 1000).unwrap();
+            assert!(store.take_changes().contains(&hourly), "written with its group");
+        }
+        assert_eq!(store.log_bytes_held(), 3 * 1004);
+        assert_eq!(has_lines(&store, &nightly), vec![false], "the oldest lines went; the run stays");
+        assert_eq!(has_lines(&store, &hourly), vec![true, true, true]);
+        // A fourth hourly run pushes the first out of its history (--history.runs=3), lines too.
+        failed_run(&mut store, &hourly, 1_800_000_000 + 4 * 3600);
+        assert_eq!(store.log_bytes_held(), 2 * 1004);
+        store.delete(&hourly);
+        assert_eq!(store.log_bytes_held(), 0, "deleted with the group");
+        assert_eq!(lines(&mut store, &hourly, 1_800_003_600, 10), Err(LogsRefusal::NoGroup(hourly.to_string())));
+        store.keep_log_bytes(0);
+        lines(&mut store, &nightly, 1_800_000_000, 10).unwrap();
+        assert_eq!((store.log_bytes_held(), has_lines(&store, &nightly)), (0, vec![false]), "0 keeps none");
     }
 
     #[test]

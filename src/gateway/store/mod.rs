@@ -10,6 +10,7 @@
 //! - `cronjob_series.rs`: reading the `cronjob_*` series of cronpush's pushers;
 //! - `limits.rs`: what a push may bring, checked before the store changes;
 //! - `runs.rs`: the run history of a CronJob's group, read from its start and end pushes;
+//! - `log_delivery.rs`: the last log lines of a failed run, as the sidecar delivers them;
 //! - `push_pipeline.rs`: a client's push on its way in, every check in the order it runs;
 //! - `clock.rs`: the store's time ([`Nanos`]) and its conversions, which every room uses.
 //!
@@ -17,7 +18,7 @@
 //! model, std and external crates: it knows nothing of HTTP, files or pages, so it is tested
 //! without sockets, and every other room reaches it through the names below. Inside it the files
 //! import one way: `clock` and `grouping` first, then `family`, `consistency`, `cronjob_series`
-//! and `runs`, `prepared_push`, `groups`, `limits`, and `push_pipeline` last.
+//! and `runs` (then `log_delivery`), `prepared_push`, `groups`, `limits`, and `push_pipeline` last.
 
 // The grouping key is pure, and needed without the `roles` feature (the fuzz targets).
 pub mod grouping;
@@ -35,6 +36,8 @@ pub mod groups;
 #[cfg(feature = "roles")]
 pub mod limits;
 #[cfg(feature = "roles")]
+pub mod log_delivery;
+#[cfg(feature = "roles")]
 pub mod prepared_push;
 #[cfg(feature = "roles")]
 pub mod push_pipeline;
@@ -48,6 +51,6 @@ pub use clock::Nanos;
 #[cfg(feature = "roles")]
 pub use family::{PUSH_FAILURE_TIME, PUSH_FAILURE_TIME_HELP, PUSH_TIME, PUSH_TIME_HELP, StoredFamily};
 #[cfg(feature = "roles")]
-pub use groups::{Group, Named, PushError, Store};
+pub use groups::{Group, LogsRefusal, Named, PushError, Store};
 #[cfg(feature = "roles")]
 pub use prepared_push::{PreparedPush, PushMethod, SeriesHasher};

@@ -20,6 +20,11 @@ pub const DEFAULT_RUNS: usize = 50;
 /// How many runs the histories of all CronJobs keep together unless told otherwise
 /// (`--history.max-runs`): some 400 bytes each in memory, so about 8 MiB, which a Pi spares.
 pub const DEFAULT_TOTAL_RUNS: usize = 20_000;
+/// How many bytes of log lines the histories of all CronJobs hold together unless told otherwise
+/// (`--history.max-log-bytes`): 256 failed containers' worth at the most each may bring.
+pub const DEFAULT_MAX_LOG_BYTES: usize = 4 << 20;
+/// The most one container's log text may hold: what the relay asks `pods/log` for.
+pub const MAX_LOG_TEXT_BYTES: usize = 16 << 10;
 
 /// What one push tells about a run. Times are Unix seconds, as pushed.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +48,33 @@ pub struct RunEnd {
     /// Which attempt of its Job the ending Pod was, when known.
     pub attempt: Option<u32>,
     pub containers: Vec<ContainerEnd>,
+    /// The last lines of the failed main containers' logs, when the sidecar delivered them
+    /// (opt-in: the webhook's `--failed-run-logs` and the CronJob's `cronpush.io/log-lines`).
+    /// Forgotten first when the logs of all histories pass `--history.max-log-bytes`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub logs: Vec<ContainerLog>,
+}
+
+/// The last lines of one container's log, as the relay fetched them from `pods/log`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ContainerLog {
+    pub container: String,
+    /// Valid UTF-8, at most [`MAX_LOG_TEXT_BYTES`]; shown as text, never as markup.
+    pub text: String,
+    /// Whether the text was cut at the byte limit (`limitBytes` keeps the start of the selected
+    /// lines), so the last lines asked for may be missing.
+    pub truncated: bool,
+}
+
+impl ContainerLog {
+    /// What it costs to hold, counted against `--history.max-log-bytes`.
+    pub fn bytes(&self) -> usize {
+        self.container.len() + self.text.len()
+    }
+}
+
+fn logs_bytes(logs: &[ContainerLog]) -> usize {
+    logs.iter().map(ContainerLog::bytes).sum()
 }
 
 /// One run of a CronJob: opened by its start, closed by its end, either of which may be missing
@@ -64,6 +96,10 @@ pub struct RunRecord {
 impl RunRecord {
     pub fn is_open(&self) -> bool {
         self.end.is_none()
+    }
+
+    fn log_bytes(&self) -> usize {
+        [&self.end, &self.retried].into_iter().flatten().map(|e| logs_bytes(&e.logs)).sum()
     }
 }
 
@@ -89,6 +125,7 @@ pub fn event(key: &GroupingKey, families: &BTreeMap<String, MetricFamily>) -> Op
             result,
             attempt: gauge("cronjob_last_attempt").filter(|a| *a >= 1.0).map(|a| a as u32),
             containers: containers(family("cronjob_last_exit_code"), family("cronjob_last_termination_info")),
+            logs: Vec::new(),
         }));
     }
     // A run by hand pushes its start under a name of its own, and no slot (`start_metrics`).
@@ -104,12 +141,88 @@ pub fn event(key: &GroupingKey, families: &BTreeMap<String, MetricFamily>) -> Op
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct RunHistory {
     runs: VecDeque<RunRecord>,
+    /// The bytes of the log lines its runs hold, kept as they change so that the store can
+    /// bound all histories' logs without reading every run.
+    #[serde(skip)]
+    log_bytes: usize,
+}
+
+/// Which end of a run log lines are for: the run's slot (none for a run by hand) and the
+/// attempt of its Job that ended (none when the relay could not read the Job).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EndedAttempt {
+    pub slot: Option<f64>,
+    pub attempt: Option<u32>,
 }
 
 impl RunHistory {
     /// A history as it was kept, oldest first.
     pub fn from_runs(runs: impl IntoIterator<Item = RunRecord>) -> RunHistory {
-        RunHistory { runs: runs.into_iter().collect() }
+        let runs: VecDeque<RunRecord> = runs.into_iter().collect();
+        let log_bytes = runs.iter().map(RunRecord::log_bytes).sum();
+        RunHistory { runs, log_bytes }
+    }
+
+    /// The bytes of log lines its runs hold.
+    pub fn log_bytes(&self) -> usize {
+        self.log_bytes
+    }
+
+    /// Keeps `logs` with the end of the run that `ended` names: the run of that slot whose end,
+    /// or failed attempt before a retry, is that attempt; else the latest run that ended, since
+    /// the delivery follows the end push at once. Replaces what that end held. False when no run
+    /// has ended.
+    pub fn attach_logs(&mut self, ended: EndedAttempt, logs: Vec<ContainerLog>) -> bool {
+        let is_it =
+            |end: &Option<RunEnd>| end.as_ref().is_some_and(|e| ended.attempt.is_none() || e.attempt == ended.attempt);
+        // Newest first: a slot's run is the latest of that slot.
+        let named = self
+            .runs
+            .iter()
+            .rposition(|r| r.slot == ended.slot && (is_it(&r.end) || is_it(&r.retried)))
+            .map(|i| (i, is_it(&self.runs[i].end)));
+        let latest = || {
+            self.runs
+                .iter()
+                .rposition(|r| r.end.is_some() || r.retried.is_some())
+                .map(|i| (i, self.runs[i].end.is_some()))
+        };
+        let Some((index, to_end)) = named.or_else(latest) else {
+            return false;
+        };
+        let run = &mut self.runs[index];
+        let before = run.log_bytes();
+        if let Some(end) = if to_end { run.end.as_mut() } else { run.retried.as_mut() } {
+            end.logs = logs;
+        }
+        self.log_bytes = self.log_bytes - before + run.log_bytes();
+        true
+    }
+
+    /// When the oldest log lines it holds were for: the completion of the end that holds them.
+    pub fn oldest_logs(&self) -> Option<f64> {
+        self.runs
+            .iter()
+            .flat_map(|r| [&r.retried, &r.end])
+            .flatten()
+            .filter(|e| !e.logs.is_empty())
+            .map(|e| e.completed)
+            .min_by(f64::total_cmp)
+    }
+
+    /// Forgets the oldest log lines it holds (those of one end); the run stays.
+    pub fn forget_oldest_logs(&mut self) {
+        let Some(oldest) = self.oldest_logs() else { return };
+        let end = self
+            .runs
+            .iter_mut()
+            .flat_map(|r| [&mut r.retried, &mut r.end])
+            .flatten()
+            .find(|e| !e.logs.is_empty() && e.completed == oldest);
+        if let Some(end) = end {
+            self.log_bytes -= logs_bytes(&end.logs);
+            end.logs = Vec::new();
+        }
     }
 
     pub fn runs(&self) -> impl DoubleEndedIterator<Item = &RunRecord> {
@@ -135,13 +248,15 @@ impl RunHistory {
 
     /// Forgets the oldest run, if any.
     pub fn forget_oldest(&mut self) {
-        self.runs.pop_front();
+        if let Some(run) = self.runs.pop_front() {
+            self.log_bytes -= run.log_bytes();
+        }
     }
 
     /// Forgets the oldest runs beyond `limit`.
     pub fn keep_last(&mut self, limit: usize) {
         while self.runs.len() > limit {
-            self.runs.pop_front();
+            self.forget_oldest();
         }
     }
 
@@ -163,8 +278,17 @@ impl RunHistory {
             None => self.runs.iter_mut().rev().find(|r| r.is_open()),
         };
         match run {
-            Some(run) if retrying => run.retried = Some(end),
-            Some(run) => run.end = Some(end),
+            // An end pushed again (the sidecar's final push after a first one with less known)
+            // replaces the one before, and the lines that came with it.
+            Some(run) => {
+                let before = run.log_bytes();
+                if retrying {
+                    run.retried = Some(end);
+                } else {
+                    run.end = Some(end);
+                }
+                self.log_bytes = self.log_bytes - before + run.log_bytes();
+            }
             // An end whose start was never heard (the start push failed, or the history began
             // after it) is still a run.
             None => {
@@ -379,6 +503,47 @@ mod tests {
         assert_eq!(runs[1].slot, None);
         assert!(runs[1].end.is_some(), "an end that names no slot closes the latest open run");
         assert!(runs[0].is_open());
+    }
+
+    fn lines(text: &str) -> Vec<ContainerLog> {
+        vec![ContainerLog { container: "main".into(), text: text.into(), truncated: false }]
+    }
+
+    /// Lines go with the end of the attempt they name: a retried attempt's to its failure, the
+    /// last attempt's to the run's end; lines for an end nobody heard of go to the latest end.
+    #[test]
+    fn log_lines_are_kept_with_the_end_of_their_attempt() {
+        let mut history = RunHistory::default();
+        let pushes = [
+            start(Some(SLOT)),
+            end(Some(SLOT), 5.0, RunResult::Retrying, Some(1), Some(1)),
+            start(Some(SLOT)),
+            end(Some(SLOT), 6.0, RunResult::Failure, Some(2), Some(2)),
+        ];
+        assert!(!history.attach_logs(EndedAttempt { slot: Some(SLOT), attempt: Some(1) }, lines("x")), "no run yet");
+        for push in &pushes[..2] {
+            history.record(told(push.clone()).unwrap(), 50);
+        }
+        assert!(history.attach_logs(EndedAttempt { slot: Some(SLOT), attempt: Some(1) }, lines("first\n")));
+        for push in &pushes[2..] {
+            history.record(told(push.clone()).unwrap(), 50);
+        }
+        assert!(history.attach_logs(EndedAttempt { slot: Some(SLOT), attempt: Some(2) }, lines("second\n")));
+        let run = history.runs().next().unwrap();
+        assert_eq!(run.retried.as_ref().unwrap().logs, lines("first\n"));
+        assert_eq!(run.end.as_ref().unwrap().logs, lines("second\n"));
+        assert_eq!(history.log_bytes(), 2 * "main".len() + "first\n".len() + "second\n".len());
+        // Sent again: replaced, not added.
+        assert!(history.attach_logs(EndedAttempt { slot: Some(SLOT), attempt: Some(2) }, lines("again\n")));
+        assert_eq!(history.log_bytes(), 2 * "main".len() + "first\n".len() + "again\n".len());
+        assert!(history.attach_logs(EndedAttempt { slot: Some(SLOT + 300.0), attempt: None }, lines("latest\n")));
+        assert_eq!(history.runs().next().unwrap().end.as_ref().unwrap().logs, lines("latest\n"));
+        history.forget_oldest_logs();
+        assert!(history.runs().next().unwrap().retried.as_ref().unwrap().logs.is_empty(), "the earlier end's go first");
+        history.forget_oldest();
+        assert_eq!((history.len(), history.log_bytes()), (0, 0));
+        let json = serde_json::to_string(&RunHistory::from_runs([])).unwrap();
+        assert!(!json.contains("log_bytes"), "{json}");
     }
 
     #[test]

@@ -130,6 +130,7 @@ mod tests {
                 reason: "Error".into(),
                 signal: String::new(),
             }],
+            logs: Vec::new(),
         };
         RunRecord {
             slot: Some(start),
