@@ -491,16 +491,19 @@ fn a_cronjobs_runs_show_as_a_strip_and_on_its_own_page() {
     let gateway = Server::cronpush(&[]);
     let now = jiff::Timestamp::now().as_second();
     let slot = now.div_euclid(60) * 60;
-    let annotations = json!({"cronpush.io/grace-seconds": "600", "cronpush.io/max-run-seconds": "3600"});
-    let commands = ["exit 0", "exit 3", "kill -KILL $$", "sleep 1; exit 0"];
+    // The failed runs' last lines are asked for (the webhook's flag and the CronJob's
+    // annotation); the one that exits 3 writes markup to its log.
+    let annotations = json!({"cronpush.io/grace-seconds": "600", "cronpush.io/max-run-seconds": "3600",
+                             "cronpush.io/log-lines": "20"});
+    let commands =
+        ["exit 0", "echo 'copying'; echo '<script>alert(1)</script>' >&2; exit 3", "kill -KILL $$", "sleep 1; exit 0"];
     for (i, command) in commands.iter().enumerate() {
         let scheduled = jiff::Timestamp::from_second(slot - 60 * (commands.len() - 1 - i) as i64).unwrap();
-        let run = Run::admit_run(
-            CronJobRun::at("team-strip", "report", annotations.clone(), scheduled),
-            &gateway.base,
-            |_| {},
-        );
-        run_to_end(&run, command);
+        let spec = CronJobRun {
+            webhook_flags: vec!["--failed-run-logs"],
+            ..CronJobRun::at("team-strip", "report", annotations.clone(), scheduled)
+        };
+        run_to_end(&Run::admit_run(spec, &gateway.base, |_| {}), command);
     }
 
     let browser = Browser::start();
@@ -538,6 +541,16 @@ fn a_cronjobs_runs_show_as_a_strip_and_on_its_own_page() {
     assert_ne!(colours[0], colours[1], "a failed run's bar has another colour than a success's");
     assert_eq!(colours[1], colours[2]);
 
+    // The failed run's last lines, as text: the markup in them is shown, and runs nothing.
+    // The newest failed run's lines are unfolded: the killed one, which wrote nothing.
+    assert_eq!(browser.text("table.runs tr.logs details[open]"), format!("last lines of {MAIN}\nits log was empty"));
+    browser.click("table.runs tr.logs details:not([open]) > summary");
+    let lines = browser.texts("table.runs pre.log");
+    assert_eq!(lines, ["copying\n<script>alert(1)</script>"], "the run that exited 3 wrote markup");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(browser.dialog(), None, "a log line ran");
+    assert_eq!(browser.script("return document.scripts.length;"), json!(1), "only the UI's own script");
+
     // Nothing on the page came from elsewhere.
     let origin = gateway.url("");
     let fetched = browser.script("return performance.getEntriesByType('resource').map(e => e.name);");
@@ -563,7 +576,7 @@ fn a_cronjobs_runs_show_as_a_strip_and_on_its_own_page() {
     // Without JavaScript the same page reads the same.
     let plain = Browser::with_javascript(false);
     plain.goto(&gateway.url("/cronjobs/team-strip/report"));
-    assert_eq!(plain.texts("table.runs tbody tr").len(), 4);
+    assert_eq!(plain.texts("table.runs tbody tr[id]").len(), 4, "a row per run");
     plain.goto(&gateway.url("/cronjobs"));
     assert_eq!(plain.texts("a.strip i").len(), 4);
 }

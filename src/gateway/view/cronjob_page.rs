@@ -15,7 +15,7 @@ use super::run_view::{self, Outcome};
 use super::ui::{Chrome, When, cronjob_page_url, group_url, render};
 use crate::gateway::config::Config;
 use crate::gateway::store::clock::seconds;
-use crate::gateway::store::runs::RunRecord;
+use crate::gateway::store::runs::{RunEnd, RunRecord};
 use crate::gateway::store::{Group, Nanos, Store};
 
 #[derive(Template)]
@@ -62,6 +62,19 @@ struct RunRow {
     exit: String,
     /// How many Pods it took, and what the failed attempt before the last said.
     attempts: String,
+    /// The failed containers' last log lines, when the sidecar delivered them.
+    logs: Vec<LogView>,
+}
+
+/// One container's last log lines, shown as text in a `<pre>` (askama escapes it: a line that
+/// holds markup is shown, never run).
+struct LogView {
+    /// `main-batch`, or `main-batch, attempt 1` for a retried attempt's.
+    title: String,
+    text: String,
+    truncated: bool,
+    /// Unfolded: the newest run's lines, the ones a person came for after an alert.
+    open: bool,
 }
 
 /// The page of `namespace/cronjob` (of one cluster's, when given), or none when no group of it
@@ -122,7 +135,10 @@ fn section(group: &Group, row: &CronJobRow, prefix: &str, several: bool, now: Na
             }
         })
         .collect();
-    let runs = judged.iter().rev().map(|(run, outcome)| run_row(run, *outcome, now)).collect();
+    let mut runs: Vec<RunRow> = judged.iter().rev().map(|(run, outcome)| run_row(run, *outcome, now)).collect();
+    if let Some(log) = runs.iter_mut().flat_map(|r| r.logs.iter_mut()).next() {
+        log.open = true;
+    }
     let mut json_url = format!(
         "{prefix}/api/v1/cronjobs/{}/{}/runs",
         percent_encoding::utf8_percent_encode(&row.namespace, percent_encoding::NON_ALPHANUMERIC),
@@ -151,6 +167,21 @@ fn section(group: &Group, row: &CronJobRow, prefix: &str, several: bool, now: Na
         chart: duration_chart::chart(&samples, max_run),
         runs,
     }
+}
+
+fn log_views(end: &RunEnd, retried: bool) -> Vec<LogView> {
+    end.logs
+        .iter()
+        .map(|log| LogView {
+            title: match end.attempt.filter(|_| retried) {
+                Some(attempt) => format!("{}, attempt {attempt}", log.container),
+                None => log.container.clone(),
+            },
+            text: log.text.clone(),
+            truncated: log.truncated,
+            open: false,
+        })
+        .collect()
 }
 
 fn run_row(run: &RunRecord, outcome: Outcome, now: Nanos) -> RunRow {
@@ -189,6 +220,12 @@ fn run_row(run: &RunRecord, outcome: Outcome, now: Nanos) -> RunRow {
         Some(moment) => format!("run-{}", moment.round() as i64),
         None => format!("run-end-{}", run.end.as_ref().map_or(0, |e| e.completed.round() as i64)),
     };
+    // A retried attempt's lines first: it ran first.
+    let logs = [(&run.retried, true), (&run.end, false)]
+        .into_iter()
+        .filter_map(|(end, retried)| end.as_ref().map(|e| (e, retried)))
+        .flat_map(|(end, retried)| log_views(end, retried))
+        .collect();
     RunRow {
         id,
         class: outcome.class(),
@@ -199,5 +236,6 @@ fn run_row(run: &RunRecord, outcome: Outcome, now: Nanos) -> RunRow {
         duration,
         exit,
         attempts,
+        logs,
     }
 }
