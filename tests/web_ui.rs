@@ -493,10 +493,15 @@ fn a_cronjobs_runs_show_as_a_strip_and_on_its_own_page() {
     let slot = now.div_euclid(60) * 60;
     // The failed runs' last lines are asked for (the webhook's flag and the CronJob's
     // annotation); the one that exits 3 writes markup to its log.
-    let annotations = json!({"cronpush.io/grace-seconds": "600", "cronpush.io/max-run-seconds": "3600",
+    // Runs of 0 to 3 seconds against a maximum run time of 5, so that the chart shows both.
+    let annotations = json!({"cronpush.io/grace-seconds": "600", "cronpush.io/max-run-seconds": "5",
                              "cronpush.io/log-lines": "20"});
-    let commands =
-        ["exit 0", "echo 'copying'; echo '<script>alert(1)</script>' >&2; exit 3", "kill -KILL $$", "sleep 1; exit 0"];
+    let commands = [
+        "exit 0",
+        "sleep 1; echo 'copying'; echo '<script>alert(1)</script>' >&2; exit 3",
+        "sleep 2; kill -KILL $$",
+        "sleep 3; exit 0",
+    ];
     for (i, command) in commands.iter().enumerate() {
         let scheduled = jiff::Timestamp::from_second(slot - 60 * (commands.len() - 1 - i) as i64).unwrap();
         let spec = CronJobRun {
@@ -522,7 +527,7 @@ fn a_cronjobs_runs_show_as_a_strip_and_on_its_own_page() {
         "{marks:?}"
     );
     assert!(marks[2].1.contains("exited with 137 (Error, SIGKILL)"), "SIGKILL: {marks:?}");
-    assert!(marks[3].1.starts_with("succeeded, 1s") || marks[3].1.starts_with("succeeded, 2s"), "{marks:?}");
+    assert!(marks[3].1.starts_with("succeeded, 3s") || marks[3].1.starts_with("succeeded, 4s"), "{marks:?}");
 
     browser.click("a.strip");
     browser.wait_until("the CronJob's page", |b| b.texts("h1") == ["team-strip/report"]);
@@ -531,15 +536,17 @@ fn a_cronjobs_runs_show_as_a_strip_and_on_its_own_page() {
     let newest = browser.text("table.runs tbody tr:nth-of-type(1)");
     assert!(newest.contains("0 (Completed)"), "{newest}");
     let facts = browser.text("table.facts");
-    assert!(facts.contains("*/1 * * * *") && facts.contains("maximum run time") && facts.contains("1h"), "{facts}");
+    assert!(facts.contains("*/1 * * * *") && facts.contains("maximum run time") && facts.contains("5s"), "{facts}");
     assert!(facts.contains("next run") && (facts.contains("in ") || facts.contains("ago")), "{facts}");
     assert_eq!(browser.texts("svg rect.bar").len(), 4, "a bar per run");
-    assert_eq!(browser.text("svg text.limit-label"), "maximum run time 1h");
+    assert_eq!(browser.text("svg text.limit-label"), "maximum run time 5s");
     let colours =
         browser.script("return [...document.querySelectorAll('svg rect.bar')].map(b => getComputedStyle(b).fill);");
     let colours = colours.as_array().unwrap();
     assert_ne!(colours[0], colours[1], "a failed run's bar has another colour than a success's");
     assert_eq!(colours[1], colours[2]);
+
+    let desktop = browser.screenshot("cronjob.png");
 
     // The failed run's last lines, as text: the markup in them is shown, and runs nothing.
     // The newest failed run's lines are unfolded: the killed one, which wrote nothing.
@@ -557,7 +564,6 @@ fn a_cronjobs_runs_show_as_a_strip_and_on_its_own_page() {
     for url in fetched.as_array().unwrap() {
         assert!(url.as_str().unwrap().starts_with(&origin), "{url} is not from {origin}");
     }
-    let desktop = browser.screenshot("cronjob.png");
 
     // On a phone: nothing wider than the screen, each run a card.
     browser.resize(390, 844);
