@@ -72,8 +72,8 @@ pub struct ContainerLog {
     pub container: String,
     /// Valid UTF-8 (what was not is replaced), at most [`MAX_LOG_TEXT_BYTES`].
     pub text: String,
-    /// Whether the text was cut at [`MAX_LOG_TEXT_BYTES`]: `limitBytes` keeps the start of the
-    /// selected lines, so the last ones are missing.
+    /// Whether lines before the text were left out to keep it within [`MAX_LOG_TEXT_BYTES`]:
+    /// the text is the end of the lines asked for.
     #[serde(default)]
     pub truncated: bool,
 }

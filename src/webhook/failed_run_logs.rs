@@ -9,7 +9,9 @@
 //! - `tailLines=N` selects the last N lines of the container's current log file (`tail.
 //!   FindTailLineStartIndex`), and `limitBytes` then caps the bytes written *from the start of
 //!   that selection*, cutting a line, or a UTF-8 character, in the middle (`logWriter.write`).
-//!   So a cut text lacks the last lines, not the first: the flag says so.
+//!   Asked for 16 KiB, it would give the first lines of the selection and lose the last ones,
+//!   which hold the error a person looks for. So the relay reads up to [`READ_BYTES`] and keeps
+//!   the last 16 KiB of it, from the first whole line on; the flag says something was left out.
 //! - stdout and stderr come interleaved, as the runtime wrote them.
 //! - A Pod that is gone is 404; a webhook without the RBAC gets 403.
 //!
@@ -31,6 +33,10 @@ use crate::exit_status::{ContainerLog, ExitReport, MAX_LOG_TEXT_BYTES};
 pub const FETCH_TIME: Duration = Duration::from_secs(2);
 /// The most containers whose lines are read, as the gateway keeps at most this many a run.
 const MAX_CONTAINERS: usize = 10;
+/// The most of one container's selected lines read (`limitBytes`), of which the last
+/// [`MAX_LOG_TEXT_BYTES`] are kept: 1,000 lines of 256 bytes. It bounds what a burst of failed
+/// runs costs the relay: at most 2.5 MiB for a Pod of ten failed containers.
+pub const READ_BYTES: usize = 256 << 10;
 
 /// Why a container's lines were not read.
 #[derive(Debug, thiserror::Error)]
@@ -78,9 +84,7 @@ async fn read(pods: &Api<Pod>, pod: &str, container: &str, lines: u32) -> Result
     let params = LogParams {
         container: Some(container.to_string()),
         tail_lines: Some(i64::from(lines)),
-        // One byte more than is kept, so that a text cut at the limit is told from one that
-        // ends there.
-        limit_bytes: Some(MAX_LOG_TEXT_BYTES as i64 + 1),
+        limit_bytes: Some(READ_BYTES as i64),
         ..LogParams::default()
     };
     let stream = pods.log_stream(pod, &params).await.map_err(|e| match e {
@@ -89,34 +93,28 @@ async fn read(pods: &Api<Pod>, pod: &str, container: &str, lines: u32) -> Result
     })?;
     let mut bytes = Vec::new();
     // The API server honours limitBytes; this keeps the relay bounded even if one does not.
-    stream.take(MAX_LOG_TEXT_BYTES as u64 + 1).read_to_end(&mut bytes).await.map_err(NotRead::Read)?;
-    let (text, truncated) = log_text(bytes);
+    stream.take(READ_BYTES as u64).read_to_end(&mut bytes).await.map_err(NotRead::Read)?;
+    let (text, truncated) = log_tail(&bytes);
     Ok(ContainerLog { container: container.to_string(), text, truncated })
 }
 
-/// The text of a log read with one byte more than [`MAX_LOG_TEXT_BYTES`]: valid UTF-8 (invalid
-/// bytes replaced, a character cut at the limit dropped) and at most the limit, and whether
-/// something was cut.
-pub fn log_text(mut bytes: Vec<u8>) -> (String, bool) {
-    let mut truncated = bytes.len() > MAX_LOG_TEXT_BYTES;
-    bytes.truncate(MAX_LOG_TEXT_BYTES);
-    if truncated && let Err(e) = std::str::from_utf8(&bytes) {
-        // A character cut by the limit is incomplete, not invalid: leave it out.
-        if e.error_len().is_none() {
-            bytes.truncate(e.valid_up_to());
-        }
+/// The last lines of a log that fit in [`MAX_LOG_TEXT_BYTES`], as valid UTF-8 (invalid bytes
+/// replaced), and whether anything before them was left out. The text starts with a whole line
+/// when one ends within the kept part; one line longer than the limit keeps its end.
+pub fn log_tail(bytes: &[u8]) -> (String, bool) {
+    let text = String::from_utf8_lossy(bytes);
+    if text.len() <= MAX_LOG_TEXT_BYTES {
+        return (text.into_owned(), false);
     }
-    let mut text = String::from_utf8_lossy(&bytes).into_owned();
-    // Each invalid byte became a three-byte replacement character: the text may have grown.
-    if text.len() > MAX_LOG_TEXT_BYTES {
-        let mut end = MAX_LOG_TEXT_BYTES;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-        truncated = true;
+    let mut start = text.len() - MAX_LOG_TEXT_BYTES;
+    while !text.is_char_boundary(start) {
+        start += 1;
     }
-    (text, truncated)
+    let kept = &text[start..];
+    // Start after the first line break, unless the kept part is one cut line (or ends in its
+    // only break): some of a line beats nothing.
+    let whole_lines = kept.find('\n').map(|i| &kept[i + 1..]).filter(|rest| !rest.is_empty());
+    (whole_lines.unwrap_or(kept).to_string(), true)
 }
 
 #[cfg(test)]
@@ -125,26 +123,35 @@ mod tests {
 
     #[test]
     fn a_log_within_the_limit_is_kept_whole() {
-        assert_eq!(log_text(b"line 1\nline 2\n".to_vec()), ("line 1\nline 2\n".to_string(), false));
+        assert_eq!(log_tail(b"line 1\nline 2\n"), ("line 1\nline 2\n".to_string(), false));
         let exactly = vec![b'x'; MAX_LOG_TEXT_BYTES];
-        assert_eq!(log_text(exactly.clone()), (String::from_utf8(exactly).unwrap(), false), "ends at the limit");
+        assert_eq!(log_tail(&exactly), (String::from_utf8(exactly).unwrap(), false), "ends at the limit");
     }
 
     #[test]
-    fn a_log_over_the_limit_is_cut_there_and_says_so() {
-        let (text, truncated) = log_text(vec![b'x'; MAX_LOG_TEXT_BYTES + 1]);
-        assert_eq!((text.len(), truncated), (MAX_LOG_TEXT_BYTES, true));
-        // "é" is two bytes; the limit falls between them: the half character is left out.
-        let mut cut = vec![b'x'; MAX_LOG_TEXT_BYTES - 1];
-        cut.extend_from_slice("é".as_bytes());
-        let (text, truncated) = log_text(cut);
-        assert_eq!((text.len(), text.ends_with('x'), truncated), (MAX_LOG_TEXT_BYTES - 1, true, true));
+    fn a_long_log_keeps_its_last_whole_lines_and_says_so() {
+        let log: String = (1..=1000).map(|i| format!("line {i:04} {}\n", "x".repeat(90))).collect();
+        let (text, truncated) = log_tail(log.as_bytes());
+        assert!(truncated);
+        assert!(text.len() <= MAX_LOG_TEXT_BYTES, "{}", text.len());
+        assert!(text.starts_with("line 0839 "), "from the first whole line: {}", &text[..20]);
+        assert!(text.ends_with(&format!("line 1000 {}\n", "x".repeat(90))), "to the last");
+        assert_eq!(text.lines().count(), MAX_LOG_TEXT_BYTES / 101, "as many whole lines as fit");
+    }
+
+    #[test]
+    fn one_line_longer_than_the_limit_keeps_its_end() {
+        let mut line = "é".repeat(MAX_LOG_TEXT_BYTES);
+        line.push_str("the error\n");
+        let (text, truncated) = log_tail(line.as_bytes());
+        assert!(truncated && text.ends_with("the error\n"));
+        assert!(text.len() <= MAX_LOG_TEXT_BYTES && text.starts_with('é'), "cut at a character, not inside one");
     }
 
     #[test]
     fn bytes_that_are_not_utf8_are_replaced_and_the_text_stays_within_the_limit() {
-        assert_eq!(log_text(b"ok \xff\xfe\n".to_vec()).0, "ok \u{fffd}\u{fffd}\n");
-        let (text, truncated) = log_text(vec![0xff; MAX_LOG_TEXT_BYTES]);
+        assert_eq!(log_tail(b"ok \xff\xfe\n").0, "ok \u{fffd}\u{fffd}\n");
+        let (text, truncated) = log_tail(&vec![0xff; MAX_LOG_TEXT_BYTES]);
         assert!(text.len() <= MAX_LOG_TEXT_BYTES && text.chars().all(|c| c == '\u{fffd}'));
         assert!(truncated, "replacements made it longer than the limit");
     }

@@ -61,8 +61,8 @@ pub struct ContainerLog {
     pub container: String,
     /// Valid UTF-8, at most [`MAX_LOG_TEXT_BYTES`]; shown as text, never as markup.
     pub text: String,
-    /// Whether the text was cut at the byte limit (`limitBytes` keeps the start of the selected
-    /// lines), so the last lines asked for may be missing.
+    /// Whether lines before the text were left out to keep it within the byte limit: the text is
+    /// the end of the lines asked for.
     pub truncated: bool,
 }
 
