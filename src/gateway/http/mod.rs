@@ -14,6 +14,8 @@
 pub mod router;
 
 #[cfg(feature = "roles")]
+mod body;
+#[cfg(feature = "roles")]
 mod error;
 #[cfg(feature = "roles")]
 pub mod handlers;
