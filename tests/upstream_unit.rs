@@ -119,3 +119,13 @@ fn web_systemd_socket_serves_on_the_socket_systemd_passes() {
     let said = String::from_utf8_lossy(&alone.stderr);
     assert!(said.contains("no socket activation file descriptors found"), "{said}");
 }
+
+/// kingpin's own flags of the 1.11 `--help`: `--version` (to stdout since 1.9) and `-h`.
+#[test]
+fn version_and_help_are_answered_on_stdout() {
+    for flag in ["--version", "-h", "--help"] {
+        let out = std::process::Command::new(support::cronpush_binary()).args(["gateway", flag]).output().unwrap();
+        assert!(out.status.success(), "{flag}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(!out.stdout.is_empty(), "{flag}");
+    }
+}
