@@ -128,19 +128,23 @@ pub(super) enum SnappyError {
     #[error("snappy: corrupt input")]
     Corrupt(#[source] std::io::Error),
     /// A reserved chunk type that must not be skipped (0x02 to 0x7f), or a chunk longer than
-    /// the format allows: golang/snappy does not say corrupt but unsupported.
+    /// the reader's buffer: golang/snappy does not say corrupt but unsupported.
     #[error("snappy: unsupported input")]
     Unsupported(#[source] std::io::Error),
 }
 
+/// The longest chunk golang/snappy's reader takes before it says unsupported (decode.go: its
+/// buffer, `maxEncodedLenOfMaxBlockSize + checksumSize`, the longest compressed 64 KiB block,
+/// 32 + 65536 + 65536 / 6 bytes, and 4 bytes of CRC). A shorter chunk that is still wrong (a
+/// stream identifier that is not 6 bytes, a data chunk shorter than its checksum) is corrupt.
+const GO_SNAPPY_LONGEST_CHUNK: u64 = 32 + 65_536 + 65_536 / 6 + 4;
+
 impl SnappyError {
     pub(super) fn from_io(error: std::io::Error) -> SnappyError {
-        let unsupported = error.get_ref().and_then(|e| e.downcast_ref::<snap::Error>()).is_some_and(|e| {
-            matches!(
-                e,
-                snap::Error::UnsupportedChunkType { byte: 0x02..=0x7f }
-                    | snap::Error::UnsupportedChunkLength { header: false, .. }
-            )
+        let unsupported = error.get_ref().and_then(|e| e.downcast_ref::<snap::Error>()).is_some_and(|e| match e {
+            snap::Error::UnsupportedChunkType { byte } => (0x02..=0x7f).contains(byte),
+            snap::Error::UnsupportedChunkLength { len, .. } => *len > GO_SNAPPY_LONGEST_CHUNK,
+            _ => false,
         });
         if unsupported { SnappyError::Unsupported(error) } else { SnappyError::Corrupt(error) }
     }
