@@ -17,6 +17,9 @@ use cronpush::webhook::config::WebhookArgs;
 #[command(
     name = "cronpush",
     version,
+    // `cronpush gateway --version` too: the Pushgateway takes --version beside its flags and
+    // prints it to stdout (since 1.9).
+    propagate_version = true,
     about = "Know whether your Kubernetes CronJobs ran, when, and how they ended.",
     long_about = "Know whether your Kubernetes CronJobs ran, when, and how they ended.\n\n\
 cronpush is one binary with several roles. The gateway is a drop-in replacement for the \

@@ -446,3 +446,60 @@ fn python_client_raises_for_a_refused_push() {
     assert!(body.contains("# TYPE py_clash_total gauge\n"), "{body}");
     assert_same_series(&cronpush, &reference, &[], "a refused push");
 }
+
+/// Runs tests/clients/snappy (golang/snappy) on `input`: `encode` frames it, `decode` says what
+/// the reader Pushgateway 1.6+ wraps a snappy body in makes of it.
+fn go_snappy(mode: &str, input: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = Command::new(&go_programs().snappy)
+        .arg(mode)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("golang/snappy program");
+    child.stdin.take().expect("stdin").write_all(input).expect("write to golang/snappy");
+    let out = child.wait_with_output().expect("golang/snappy output");
+    assert!(out.status.success(), "golang/snappy {mode} failed");
+    out.stdout
+}
+
+/// Snappy push bodies against golang/snappy itself: a body its writer frames is kept, and for
+/// every damaged body cronpush answers 400 with the words golang/snappy's reader gives, which
+/// the Pushgateway answers with (main.go decodeRequest, handler/push.go).
+#[test]
+fn snappy_bodies_are_read_as_golang_snappy_reads_them() {
+    let server = Server::cronpush(&[]);
+    let framed = go_snappy("encode", b"# TYPE backup_ok gauge\nbackup_ok 1\n");
+    let snappy = [("Content-Encoding", "snappy")];
+    let reply = server.request("PUT", "/metrics/job/go_snappy", &snappy, framed.clone());
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(server.pushed_series().contains(&"backup_ok{instance=\"\",job=\"go_snappy\"} 1".to_string()));
+
+    // Go's framing: a 10-byte stream identifier, then each chunk's type, 3 bytes of length
+    // and (data chunks) a 4-byte checksum.
+    let mut bad_checksum = framed.clone();
+    bad_checksum[14] ^= 0xff;
+    let with = |chunk: &[u8]| [&framed[..10], chunk].concat();
+    let damaged = [
+        ("plain text", b"backup_ok 2\n".to_vec()),
+        ("a bad checksum", bad_checksum),
+        ("a cut chunk", framed[..framed.len() - 2].to_vec()),
+        ("a cut chunk header", with(&[0x00, 9])),
+        ("a reserved chunk type", with(&[0x02, 1, 0, 0, 0])),
+        ("a chunk longer than the format allows", with(&[0x00, 0xff, 0xff, 0xff])),
+        // 70,000 bytes: past a block, within golang/snappy's buffer; 76,495: just past it.
+        ("an uncompressed chunk longer than a block", with(&[0x01, 0x70, 0x11, 0x01])),
+        ("a chunk just longer than golang/snappy's buffer", with(&[0x01, 0xcf, 0x2a, 0x01])),
+        ("a chunk as long as golang/snappy's buffer", with(&[0x00, 0xce, 0x2a, 0x01])),
+        ("a compressed chunk shorter than its checksum", with(&[0x00, 2, 0, 0, 0, 0])),
+        ("a second stream identifier of the wrong length", with(&[0xff, 5, 0, 0, b's', b'N', b'a', b'P', b'p'])),
+    ];
+    for (what, body) in damaged {
+        let go_says = String::from_utf8(go_snappy("decode", &body)).expect("text");
+        let go_says = go_says.trim_end();
+        assert_ne!(go_says, "ok", "{what}: golang/snappy reads it");
+        let reply = server.request("PUT", "/metrics/job/go_snappy", &snappy, body);
+        assert_eq!((reply.status, reply.body.trim_end()), (400, go_says), "{what}");
+    }
+    assert!(!server.pushed_series().iter().any(|s| s.contains("backup_ok") && s.ends_with(" 2")));
+}

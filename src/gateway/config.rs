@@ -1,6 +1,12 @@
 //! The gateway's command line, under the reference Pushgateway's flag names so that a unit file
 //! or a script written for it works unchanged. Everything is parsed and checked here, before
 //! any port is bound.
+//!
+//! The reference is the latest Pushgateway release (1.11): its own flags (main.go), the ones
+//! exporter-toolkit adds (web/kingpinflag/flag.go: `--web.listen-address`, `--web.config.file`,
+//! `--web.systemd-socket`) and prometheus/common's (promslog/flag/flag.go: `--log.level`,
+//! `--log.format`). kingpin, which parses them upstream, also takes `--no-NAME` for every
+//! boolean flag (its help shows `--[no-]NAME`), so each boolean here has a hidden negation.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,6 +25,13 @@ pub struct GatewayArgs {
     #[arg(long = "web.listen-address", default_value = ":9091", env = "CRONPUSH_LISTEN_ADDRESS")]
     pub listen_address: Vec<String>,
 
+    /// Serve on the sockets systemd passes (socket activation, LISTEN_FDS) instead of
+    /// --web.listen-address, as the reference does (Linux only). TCP sockets only.
+    #[arg(long = "web.systemd-socket", overrides_with = "no_systemd_socket")]
+    pub systemd_socket: bool,
+    #[arg(long = "no-web.systemd-socket", hide = true)]
+    no_systemd_socket: bool,
+
     /// Path under which the gateway's own and all pushed metrics are exposed.
     #[arg(long = "web.telemetry-path", default_value = "/metrics")]
     pub telemetry_path: String,
@@ -33,22 +46,27 @@ pub struct GatewayArgs {
     pub route_prefix: String,
 
     /// Enable shutdown via HTTP (PUT or POST /-/quit).
-    #[arg(long = "web.enable-lifecycle")]
+    #[arg(long = "web.enable-lifecycle", overrides_with = "no_enable_lifecycle")]
     pub enable_lifecycle: bool,
+    #[arg(long = "no-web.enable-lifecycle", hide = true)]
+    no_enable_lifecycle: bool,
 
     /// Enable the admin API (PUT /api/v1/admin/wipe).
-    #[arg(long = "web.enable-admin-api")]
+    #[arg(long = "web.enable-admin-api", overrides_with = "no_enable_admin_api")]
     pub enable_admin_api: bool,
+    #[arg(long = "no-web.enable-admin-api", hide = true)]
+    no_enable_admin_api: bool,
 
     /// The store file: every change is written to it before it is acknowledged, so pushes
     /// survive a crash or power loss. Empty keeps pushed metrics in memory only.
     #[arg(long = "persistence.file", default_value = "", env = "CRONPUSH_PERSISTENCE_FILE")]
     pub persistence_file: String,
 
-    /// Accepted for compatibility with the reference, which writes its file at this interval;
-    /// cronpush writes every change as it happens, so the value does not matter.
-    #[arg(long = "persistence.interval", default_value = "5m", value_parser = go_duration::flag)]
-    pub persistence_interval: Duration,
+    /// Accepted for compatibility with the reference, which writes its file at this interval
+    /// (5m when not given); cronpush writes every change before it answers, so there is no
+    /// interval, and setting it only logs that.
+    #[arg(long = "persistence.interval", value_parser = go_duration::flag)]
+    pub persistence_interval: Option<Duration>,
 
     /// When the store file is damaged or not a cronpush store, move it aside (renamed to
     /// `<file>.damaged-<unix time>`) and start empty, instead of refusing to start. Not in the
@@ -58,11 +76,21 @@ pub struct GatewayArgs {
 
     /// Answer pushes with 202 before checking them against the store. cronpush still refuses
     /// an inconsistent push (it is logged and its failure time set), so scrapes never break.
-    #[arg(long = "push.disable-consistency-check")]
+    #[arg(long = "push.disable-consistency-check", overrides_with = "no_disable_consistency_check")]
     pub disable_consistency_check: bool,
+    #[arg(long = "no-push.disable-consistency-check", hide = true)]
+    no_disable_consistency_check: bool,
 
-    /// Largest push body in bytes, as received and again after gunzipping; larger gets 413.
-    /// 0: no limit. Not in the reference.
+    /// Accepted, as the reference 1.11 has it, so its unit files start; this version still
+    /// checks metric and label names against the legacy character set (`[a-zA-Z_:][a-zA-Z0-9_:]*`)
+    /// and says so in the log when the flag is set.
+    #[arg(long = "push.enable-utf8-names", overrides_with = "no_enable_utf8_names")]
+    pub enable_utf8_names: bool,
+    #[arg(long = "no-push.enable-utf8-names", hide = true)]
+    no_enable_utf8_names: bool,
+
+    /// Largest push body in bytes, as received and again after gunzip or snappy; larger gets
+    /// 413. 0: no limit. Not in the reference.
     #[arg(long = "push.max-body-bytes", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
 
@@ -121,6 +149,8 @@ pub struct GatewayArgs {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen_addresses: Vec<String>,
+    /// --web.systemd-socket: serve on the sockets systemd passes, not on `listen_addresses`.
+    pub systemd_socket: bool,
     pub telemetry_path: String,
     /// `""` or `/something`, never with a trailing slash.
     pub route_prefix: String,
@@ -147,7 +177,38 @@ pub struct Config {
     pub web: WebConfig,
     /// Every flag as `/api/v1/status` shows it.
     pub flags: BTreeMap<String, String>,
+    /// Flags of the reference that were set and have nothing to do here, for the log.
+    pub without_effect: Vec<WithoutEffect>,
 }
+
+/// A reference flag that cronpush accepts, so that a unit file written for the reference
+/// starts, but that changes nothing here; the log says so once at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WithoutEffect {
+    PersistenceInterval,
+    Utf8Names,
+}
+
+impl WithoutEffect {
+    /// The line the log shows.
+    pub fn message(self) -> &'static str {
+        match self {
+            WithoutEffect::PersistenceInterval => {
+                "--persistence.interval is accepted and has nothing to do here: every change is written to \
+                 --persistence.file before it is acknowledged, so there is no interval to wait"
+            }
+            WithoutEffect::Utf8Names => {
+                "--push.enable-utf8-names is accepted, but this version keeps checking metric and label \
+                 names against the legacy character set ([a-zA-Z_:][a-zA-Z0-9_:]*): a push with other \
+                 names is still refused with 400"
+            }
+        }
+    }
+}
+
+/// The interval the reference writes its file at when `--persistence.interval` is not given
+/// (main.go's default), shown by `/api/v1/status` as it shows it.
+const REFERENCE_PERSISTENCE_INTERVAL: Duration = Duration::from_secs(300);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -188,30 +249,52 @@ impl GatewayArgs {
         };
         let prefix = if self.route_prefix.is_empty() { external_path.clone() } else { self.route_prefix.clone() };
         let external_prefix = if self.external_url.is_empty() { prefix.clone() } else { external_path };
+        // A boolean and its `--no-` form override each other, so at most one is set: the
+        // last given wins, as in kingpin.
+        let systemd_socket = self.systemd_socket && !self.no_systemd_socket;
+        let enable_lifecycle = self.enable_lifecycle && !self.no_enable_lifecycle;
+        let enable_admin_api = self.enable_admin_api && !self.no_enable_admin_api;
+        let disable_consistency_check = self.disable_consistency_check && !self.no_disable_consistency_check;
+        let enable_utf8_names = self.enable_utf8_names && !self.no_enable_utf8_names;
+        let without_effect = [
+            (self.persistence_interval.is_some(), WithoutEffect::PersistenceInterval),
+            (enable_utf8_names, WithoutEffect::Utf8Names),
+        ]
+        .into_iter()
+        .filter_map(|(set, what)| set.then_some(what))
+        .collect();
+        // Every flag the reference 1.11 lists (all but kingpin's --help and --version, as
+        // main.go filters them), under its name and with its default where it means the same.
         let flags = BTreeMap::from([
             ("log.format".into(), self.log_format.clone()),
             ("log.level".into(), self.log_level.clone()),
             ("persistence.file".into(), self.persistence_file.clone()),
-            ("persistence.interval".into(), go_duration::format(self.persistence_interval)),
-            ("push.disable-consistency-check".into(), self.disable_consistency_check.to_string()),
-            ("web.enable-admin-api".into(), self.enable_admin_api.to_string()),
-            ("web.enable-lifecycle".into(), self.enable_lifecycle.to_string()),
+            (
+                "persistence.interval".into(),
+                go_duration::format(self.persistence_interval.unwrap_or(REFERENCE_PERSISTENCE_INTERVAL)),
+            ),
+            ("push.disable-consistency-check".into(), disable_consistency_check.to_string()),
+            ("push.enable-utf8-names".into(), enable_utf8_names.to_string()),
+            ("web.enable-admin-api".into(), enable_admin_api.to_string()),
+            ("web.enable-lifecycle".into(), enable_lifecycle.to_string()),
             ("web.external-url".into(), self.external_url.clone()),
             ("web.listen-address".into(), self.listen_address.join(",")),
             ("web.config.file".into(), self.web_config_file.clone()),
             ("web.route-prefix".into(), self.route_prefix.clone()),
+            ("web.systemd-socket".into(), systemd_socket.to_string()),
             ("web.telemetry-path".into(), self.telemetry_path.clone()),
         ]);
         Ok(Config {
             listen_addresses: self.listen_address,
+            systemd_socket,
             telemetry_path: self.telemetry_path,
             route_prefix: normalize_prefix(&prefix),
             external_prefix: normalize_prefix(&external_prefix),
-            enable_lifecycle: self.enable_lifecycle,
-            enable_admin_api: self.enable_admin_api,
+            enable_lifecycle,
+            enable_admin_api,
             persistence_file: (!self.persistence_file.is_empty()).then(|| PathBuf::from(self.persistence_file)),
             start_empty_if_damaged: self.start_empty_if_damaged,
-            consistency_check: !self.disable_consistency_check,
+            consistency_check: !disable_consistency_check,
             limits: Limits {
                 max_body_bytes: self.max_body_bytes,
                 max_series: self.max_series,
@@ -224,6 +307,7 @@ impl GatewayArgs {
             history_max_log_bytes: self.history_max_log_bytes,
             web,
             flags,
+            without_effect,
         })
     }
 }
@@ -293,6 +377,102 @@ mod tests {
         assert_eq!(listen_address_problem("::1:9091"), Some("too many colons in address"));
         assert_eq!(listen_address_problem("pi:"), Some("the port is not a number from 0 to 65535"));
         assert_eq!(listen_address_problem(":70000"), Some("the port is not a number from 0 to 65535"));
+    }
+
+    /// A unit file written for the Pushgateway 1.11, every flag of its `--help` set.
+    const UPSTREAM_1_11_UNIT: &str = include_str!("../../tests/upstream/pushgateway-1.11.service");
+
+    /// The words of the unit's ExecStart after the binary, its continued lines joined.
+    fn exec_start_flags(unit: &str) -> Vec<&str> {
+        let mut words = Vec::new();
+        for line in unit.lines().skip_while(|l| !l.starts_with("ExecStart=")) {
+            words.extend(line.split_whitespace().filter(|w| *w != "\\"));
+            if !line.ends_with('\\') {
+                break;
+            }
+        }
+        words.into_iter().skip(1).collect()
+    }
+
+    /// The names `/api/v1/status` lists upstream: every flag but kingpin's --help and --version.
+    const UPSTREAM_1_11_STATUS_FLAGS: &[&str] = &[
+        "log.format",
+        "log.level",
+        "persistence.file",
+        "persistence.interval",
+        "push.disable-consistency-check",
+        "push.enable-utf8-names",
+        "web.config.file",
+        "web.enable-admin-api",
+        "web.enable-lifecycle",
+        "web.external-url",
+        "web.listen-address",
+        "web.route-prefix",
+        "web.systemd-socket",
+        "web.telemetry-path",
+    ];
+
+    #[test]
+    fn every_flag_of_the_upstream_1_11_help_is_accepted() {
+        let flags = exec_start_flags(UPSTREAM_1_11_UNIT);
+        assert_eq!(flags.len(), 15, "{flags:?}");
+        let config = from_flags(&flags);
+        assert_eq!(config.listen_addresses, [":9091", "127.0.0.1:9092"]);
+        assert!(config.enable_lifecycle && config.enable_admin_api && !config.consistency_check);
+        assert!(!config.systemd_socket);
+        assert_eq!(config.route_prefix, "");
+        assert_eq!(config.external_prefix, "/pushgateway");
+        assert_eq!(config.without_effect, [WithoutEffect::PersistenceInterval, WithoutEffect::Utf8Names]);
+        let listed: Vec<&str> = config.flags.keys().map(String::as_str).collect();
+        assert_eq!(listed, UPSTREAM_1_11_STATUS_FLAGS);
+        assert_eq!(config.flags["push.enable-utf8-names"], "true");
+        assert_eq!(config.flags["persistence.interval"], "1m0s");
+        assert_eq!(config.flags["web.systemd-socket"], "false");
+    }
+
+    #[test]
+    fn the_status_shows_upstreams_defaults_and_nothing_is_logged_without_flags() {
+        let config = from_flags(&[]);
+        let defaults = [
+            ("log.format", "logfmt"),
+            ("log.level", "info"),
+            ("persistence.file", ""),
+            ("persistence.interval", "5m0s"),
+            ("push.disable-consistency-check", "false"),
+            ("push.enable-utf8-names", "false"),
+            ("web.config.file", ""),
+            ("web.enable-admin-api", "false"),
+            ("web.enable-lifecycle", "false"),
+            ("web.external-url", ""),
+            ("web.listen-address", ":9091"),
+            ("web.route-prefix", ""),
+            ("web.systemd-socket", "false"),
+            ("web.telemetry-path", "/metrics"),
+        ];
+        let shown: Vec<(&str, &str)> = config.flags.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        assert_eq!(shown, defaults);
+        assert!(config.without_effect.is_empty());
+    }
+
+    /// kingpin's `--[no-]NAME`: the negation is taken, and the last of the two given wins.
+    #[test]
+    fn every_boolean_takes_its_no_form_and_the_last_one_wins() {
+        let config = from_flags(&[
+            "--web.enable-lifecycle",
+            "--no-web.enable-lifecycle",
+            "--no-web.enable-admin-api",
+            "--web.enable-admin-api",
+            "--no-push.disable-consistency-check",
+            "--push.enable-utf8-names",
+            "--no-push.enable-utf8-names",
+            "--web.systemd-socket",
+            "--no-web.systemd-socket",
+        ]);
+        assert!(!config.enable_lifecycle && config.enable_admin_api && config.consistency_check);
+        assert!(!config.systemd_socket);
+        assert_eq!(config.flags["push.enable-utf8-names"], "false");
+        assert!(config.without_effect.is_empty());
+        assert!(from_flags(&["--no-web.systemd-socket", "--web.systemd-socket"]).systemd_socket);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use super::Gateway;
-use super::config::Config;
+use super::config::{Config, WithoutEffect};
 use super::durable::persistence::{self, PersistError, StoreFile};
 use super::expiry;
 use super::http::app;
@@ -34,11 +34,31 @@ pub enum ServeError {
     Tls(#[from] WebConfigError),
     #[error("cannot start: {0}")]
     Start(String),
+    #[error("--web.systemd-socket: {0}")]
+    SystemdSocket(#[from] SystemdSocketError),
+}
+
+/// Why the sockets systemd passed cannot be served on.
+#[derive(Debug, thiserror::Error)]
+pub enum SystemdSocketError {
+    /// exporter-toolkit's words (web/tls_config.go) for the same case.
+    #[error("no socket activation file descriptors found")]
+    NoSockets,
+    #[error("socket {index} from systemd: {source}")]
+    Take { index: usize, source: std::io::Error },
+    #[error("socket {index} from systemd is not a TCP listening socket (ListenStream= takes host:port or a port)")]
+    NotTcp { index: usize },
 }
 
 pub async fn run(config: Config) -> Result<(), ServeError> {
     // Before the store is read or a port bound: from here on SIGTERM drains instead of killing.
     let shutdown = Shutdown::install()?;
+    for &flag in &config.without_effect {
+        match flag {
+            WithoutEffect::Utf8Names => tracing::warn!("{}", flag.message()),
+            WithoutEffect::PersistenceInterval => tracing::info!("{}", flag.message()),
+        }
+    }
     let mut store = Store::new(BUILTIN);
     store.keep_runs(config.history_runs, config.history_max_runs);
     store.keep_log_bytes(config.history_max_log_bytes);
@@ -50,12 +70,23 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     let (tls, _reloading) = web::start_tls(&config.web)?.unzip();
     let gateway = Gateway::new(config, store);
     let gateway = Arc::new(if file.is_some() { gateway.with_journal() } else { gateway });
-    let mut listeners = Vec::new();
-    for address in &gateway.config.listen_addresses {
-        let listener = bind(address).await.map_err(|source| ServeError::Listen { address: address.clone(), source })?;
-        tracing::info!(address = %listener.local_addr().map_or_else(|_| address.clone(), |a| a.to_string()), "listening");
-        listeners.push(listener);
-    }
+    let listeners = if gateway.config.systemd_socket {
+        let listeners = systemd_listeners()?;
+        for listener in &listeners {
+            let address = listener.local_addr().map_or_else(|_| "?".into(), |a| a.to_string());
+            tracing::info!(%address, "listening on a socket from systemd");
+        }
+        listeners
+    } else {
+        let mut listeners = Vec::new();
+        for address in &gateway.config.listen_addresses {
+            let listener =
+                bind(address).await.map_err(|source| ServeError::Listen { address: address.clone(), source })?;
+            tracing::info!(address = %listener.local_addr().map_or_else(|_| address.clone(), |a| a.to_string()), "listening");
+            listeners.push(listener);
+        }
+        listeners
+    };
     tokio::spawn(stop_on_signal(shutdown, gateway.clone()));
     let (stop_writer, writer_stop) = oneshot::channel();
     let writer = file.map(|file| tokio::spawn(journal_writer::write_changes(gateway.clone(), file, writer_stop)));
@@ -120,6 +151,26 @@ async fn open_store_file(
     }
     tracing::info!(groups = store.group_count(), "restored the stored groups");
     Ok(Arc::new(file))
+}
+
+/// The listening sockets systemd passed (LISTEN_FDS, for this process's LISTEN_PID), all of
+/// them, in order, as exporter-toolkit serves them (web/tls_config.go, ListenAndServe with
+/// --web.systemd-socket); --web.listen-address is then not bound, as there.
+fn systemd_listeners() -> Result<Vec<TcpListener>, SystemdSocketError> {
+    let mut passed = listenfd::ListenFd::from_env();
+    if passed.len() == 0 {
+        return Err(SystemdSocketError::NoSockets);
+    }
+    (0..passed.len())
+        .map(|index| {
+            let listener = passed
+                .take_tcp_listener(index)
+                .map_err(|source| SystemdSocketError::Take { index, source })?
+                .ok_or(SystemdSocketError::NotTcp { index })?;
+            listener.set_nonblocking(true).map_err(|source| SystemdSocketError::Take { index, source })?;
+            TcpListener::from_std(listener).map_err(|source| SystemdSocketError::Take { index, source })
+        })
+        .collect()
 }
 
 /// Binds `host:port`, where an empty host (`:9091`) means every interface, IPv6 and IPv4.

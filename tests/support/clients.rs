@@ -10,14 +10,17 @@ use std::time::{Duration, Instant};
 
 /// Where Debian's golang-github-prometheus-client-golang-dev puts the push package.
 const CLIENT_GOLANG: &str = "/usr/share/gocode/src/github.com/prometheus/client_golang/prometheus/push";
+/// Where Debian's golang-github-golang-snappy-dev puts the snappy reader Pushgateway uses.
+const GOLANG_SNAPPY: &str = "/usr/share/gocode/src/github.com/golang/snappy";
 
-/// The built Go programs: the article's `main.go` and the test pusher.
+/// The built Go programs: the article's `main.go`, the test pusher and golang/snappy's framing.
 pub struct GoPrograms {
     pub article: PathBuf,
     pub pusher: PathBuf,
+    pub snappy: PathBuf,
 }
 
-/// Builds both Go programs once per test binary. The output and Go's build cache live in
+/// Builds the Go programs once per test binary. The output and Go's build cache live in
 /// cargo's per-target temporary directory, so later runs reuse the cache and build in a second.
 pub fn go_programs() -> &'static GoPrograms {
     static BUILT: OnceLock<GoPrograms> = OnceLock::new();
@@ -27,6 +30,11 @@ pub fn go_programs() -> &'static GoPrograms {
             Path::new(CLIENT_GOLANG).is_dir(),
             "client_golang is not installed at {CLIENT_GOLANG}; run ./scripts/test, which installs \
              golang-github-prometheus-client-golang-dev"
+        );
+        assert!(
+            Path::new(GOLANG_SNAPPY).is_dir(),
+            "golang/snappy is not installed at {GOLANG_SNAPPY}; run ./scripts/test, which installs \
+             golang-github-golang-snappy-dev"
         );
         let (tmp, test) = running_test();
         let root = tmp.join("go");
@@ -47,7 +55,7 @@ pub fn go_programs() -> &'static GoPrograms {
             .arg("build")
             .arg("-o")
             .arg(format!("{}/", out.display()))
-            .args(["./tests/clients/article", "./tests/clients/pusher"])
+            .args(["./tests/clients/article", "./tests/clients/pusher", "./tests/clients/snappy"])
             .output()
             .expect("go build");
         assert!(
@@ -56,7 +64,7 @@ pub fn go_programs() -> &'static GoPrograms {
             output.status,
             String::from_utf8_lossy(&output.stderr)
         );
-        GoPrograms { article: out.join("article"), pusher: out.join("pusher") }
+        GoPrograms { article: out.join("article"), pusher: out.join("pusher"), snappy: out.join("snappy") }
     })
 }
 

@@ -29,6 +29,8 @@ pub(super) enum Error {
     #[error(transparent)]
     Gzip(#[from] GzipError),
     #[error(transparent)]
+    Snappy(#[from] SnappyError),
+    #[error(transparent)]
     Text(#[from] ParseError),
     #[error("protobuf parsing error: {0}")]
     Protobuf(#[from] prost::DecodeError),
@@ -80,6 +82,7 @@ impl Error {
             | Error::GroupingKey(_)
             | Error::ReadBody(_)
             | Error::Gzip(_)
+            | Error::Snappy(_)
             | Error::Text(_)
             | Error::Protobuf(_)
             | Error::Invalid(_)
@@ -114,4 +117,35 @@ pub(super) enum GzipError {
     InvalidHeader,
     #[error("gzip: {0}")]
     Decode(std::io::Error),
+}
+
+/// Why a snappy push body cannot be read, in the words of golang/snappy's framed reader
+/// (decode.go, `ErrCorrupt` and `ErrUnsupported`), which main.go wraps the body in; the push
+/// handler (handler/push.go) answers the reader's error as it is, with 400.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum SnappyError {
+    /// Not a snappy stream, a bad checksum, a cut chunk, a block that does not decode.
+    #[error("snappy: corrupt input")]
+    Corrupt(#[source] std::io::Error),
+    /// A reserved chunk type that must not be skipped (0x02 to 0x7f), or a chunk longer than
+    /// the reader's buffer: golang/snappy does not say corrupt but unsupported.
+    #[error("snappy: unsupported input")]
+    Unsupported(#[source] std::io::Error),
+}
+
+/// The longest chunk golang/snappy's reader takes before it says unsupported (decode.go: its
+/// buffer, `maxEncodedLenOfMaxBlockSize + checksumSize`, the longest compressed 64 KiB block,
+/// 32 + 65536 + 65536 / 6 bytes, and 4 bytes of CRC). A shorter chunk that is still wrong (a
+/// stream identifier that is not 6 bytes, a data chunk shorter than its checksum) is corrupt.
+const GO_SNAPPY_LONGEST_CHUNK: u64 = 32 + 65_536 + 65_536 / 6 + 4;
+
+impl SnappyError {
+    pub(super) fn from_io(error: std::io::Error) -> SnappyError {
+        let unsupported = error.get_ref().and_then(|e| e.downcast_ref::<snap::Error>()).is_some_and(|e| match e {
+            snap::Error::UnsupportedChunkType { byte } => (0x02..=0x7f).contains(byte),
+            snap::Error::UnsupportedChunkLength { len, .. } => *len > GO_SNAPPY_LONGEST_CHUNK,
+            _ => false,
+        });
+        if unsupported { SnappyError::Unsupported(error) } else { SnappyError::Corrupt(error) }
+    }
 }

@@ -3,26 +3,24 @@
 //! The store and the formats know nothing of HTTP.
 
 use std::convert::Infallible;
-use std::io::Read;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use flate2::Compression;
-use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
 
-use super::error::{Error, GzipError, PathError, Result};
+use super::body::read_body;
+use super::error::{Error, PathError, Result};
 use super::responses::{html, json, json_error, plain_error, redirect, with_cors};
 use super::router::{PushPath, Route, RouteTable, Routing};
 use crate::exposition::protobuf::{self, MediaType};
 use crate::exposition::text_parse;
 use crate::gateway::store::clock::{nanos_since_epoch, now};
-use crate::gateway::store::limits::LimitError;
 use crate::gateway::store::log_delivery::{self, MAX_LOG_BODY_BYTES};
 use crate::gateway::store::push_pipeline::{self, Refusal};
 use crate::gateway::store::{GroupingKey, PushMethod};
@@ -290,43 +288,6 @@ async fn run_logs(gw: &Arc<Gateway>, path: &PushPath, headers: &HeaderMap, body:
         Err(ChangeError::Refused(refusal)) => Err(refusal.into()),
         Err(ChangeError::NotWritten(why)) => Err(Error::NotWritten { what: "log lines", why }),
     }
-}
-
-/// Reads a push body, gunzipping it when the client says so, within `limit` bytes both ways.
-async fn read_body(headers: &HeaderMap, body: Body, limit: usize, size: &mut usize) -> Result<Bytes> {
-    let too_large = || Error::Limit(LimitError::BodyTooLarge { limit });
-    let raw = axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let over_limit = std::error::Error::source(&e)
-            .is_some_and(|s| s.downcast_ref::<http_body_util::LengthLimitError>().is_some());
-        if over_limit { too_large() } else { Error::ReadBody(e) }
-    })?;
-    *size = raw.len();
-    let gzipped = headers
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("gzip"));
-    if !gzipped {
-        return Ok(raw);
-    }
-    // Go's gzip reader reads the whole 10-byte header before it looks at the magic number.
-    if raw.is_empty() {
-        return Err(GzipError::Empty.into());
-    }
-    if raw.len() < 10 {
-        return Err(GzipError::Truncated.into());
-    }
-    if !raw.starts_with(&[0x1f, 0x8b]) {
-        return Err(GzipError::InvalidHeader.into());
-    }
-    let mut decoded = Vec::new();
-    MultiGzDecoder::new(&raw[..])
-        .take((limit as u64).saturating_add(1))
-        .read_to_end(&mut decoded)
-        .map_err(GzipError::Decode)?;
-    if decoded.len() > limit {
-        return Err(too_large());
-    }
-    Ok(decoded.into())
 }
 
 fn scrape(gw: &Arc<Gateway>, headers: &HeaderMap) -> Response {

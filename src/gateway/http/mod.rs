@@ -5,6 +5,7 @@
 //! - `handlers.rs`: the handlers: push, delete and wipe change the store and wait for the store
 //!   file; scrape, API and pages answer with a view;
 //! - `responses.rs`: how answers look: errors, JSON, pages, redirects;
+//! - `body.rs`: a push body read within the limit and decoded (gzip, snappy);
 //! - `error.rs`: why a request is not done, typed until the edge, each with its status and text.
 //!
 //! Requests come in here and answers go out with the reference's status codes, headers and
@@ -13,6 +14,8 @@
 // The route table is pure, and needed without the `roles` feature (the fuzz targets).
 pub mod router;
 
+#[cfg(feature = "roles")]
+mod body;
 #[cfg(feature = "roles")]
 mod error;
 #[cfg(feature = "roles")]
