@@ -12,6 +12,7 @@ use askama::Template;
 use super::board::{self, CronJobRow, duration_words, exit_words, failed_words};
 use super::duration_chart::{self, Chart, Sample};
 use super::run_view::{self, Outcome};
+use super::selection::encode;
 use super::ui::{Chrome, When, cronjob_page_url, group_url, render};
 use crate::gateway::config::Config;
 use crate::gateway::store::clock::seconds;
@@ -102,12 +103,11 @@ pub fn page(
     let several = groups.len() > 1;
     let sections = groups.iter().map(|(group, row)| section(group, row, prefix, several, now)).collect();
     let title = format!("{namespace}/{cronjob}");
-    let encoded = percent_encoding::utf8_percent_encode(namespace, percent_encoding::NON_ALPHANUMERIC);
     Some(render(&CronJobPage {
         chrome: Chrome::new(config, &title, "cronjobs"),
         namespace,
         board_url: format!("{prefix}/cronjobs"),
-        namespace_url: format!("{prefix}/cronjobs?namespace={encoded}"),
+        namespace_url: format!("{prefix}/cronjobs?namespace={}", encode(namespace)),
         sections,
         width: duration_chart::WIDTH,
         height: duration_chart::HEIGHT,
@@ -139,17 +139,9 @@ fn section(group: &Group, row: &CronJobRow, prefix: &str, several: bool, now: Na
     if let Some(log) = runs.iter_mut().flat_map(|r| r.logs.iter_mut()).next() {
         log.open = true;
     }
-    let mut json_url = format!(
-        "{prefix}/api/v1/cronjobs/{}/{}/runs",
-        percent_encoding::utf8_percent_encode(&row.namespace, percent_encoding::NON_ALPHANUMERIC),
-        percent_encoding::utf8_percent_encode(&row.cronjob, percent_encoding::NON_ALPHANUMERIC)
-    );
-    if let Some(cluster) = &row.cluster {
-        json_url.push_str(&format!(
-            "?cluster={}",
-            percent_encoding::utf8_percent_encode(cluster, percent_encoding::NON_ALPHANUMERIC)
-        ));
-    }
+    let cluster = row.cluster.as_ref().map(|c| format!("?cluster={}", encode(c))).unwrap_or_default();
+    let json_url =
+        format!("{prefix}/api/v1/cronjobs/{}/{}/runs{cluster}", encode(&row.namespace), encode(&row.cronjob));
     Section {
         key: several.then(|| group.key.to_string()),
         status: row.status.as_str(),

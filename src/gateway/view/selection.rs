@@ -208,12 +208,14 @@ fn decode(text: &str) -> String {
     percent_encoding::percent_decode_str(&text.replace('+', " ")).decode_utf8_lossy().into_owned()
 }
 
-/// What a query value may hold unescaped: letters, digits and `-._~` (RFC 3986's unreserved).
-const QUERY_VALUE: &percent_encoding::AsciiSet =
+/// What a path segment or query value may hold unescaped: letters, digits and `-._~` (RFC
+/// 3986's unreserved characters).
+const UNRESERVED: &percent_encoding::AsciiSet =
     &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
-fn encode(value: &str) -> String {
-    percent_encoding::utf8_percent_encode(value, QUERY_VALUE).to_string()
+/// `value` escaped for a path segment or a query value of the pages' links.
+pub fn encode(value: &str) -> String {
+    percent_encoding::utf8_percent_encode(value, UNRESERVED).to_string()
 }
 
 /// Whether `name` holds `folded` (already lower case), in any case.

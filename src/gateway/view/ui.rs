@@ -8,7 +8,7 @@ use askama::Template;
 
 use super::board::{self, BOARD_STATUSES, CronJobRow, Status, duration_words, exit_words};
 use super::run_view::{self, Outcome};
-use super::selection::{BOARD_PAGE, GROUPS_PAGE, Page, Selection, group_id};
+use super::selection::{BOARD_PAGE, GROUPS_PAGE, Page, Selection, encode, group_id};
 use crate::exposition::float::to_go_string;
 use crate::exposition::text_write::{single_value, type_name};
 use crate::gateway::config::Config;
@@ -467,14 +467,9 @@ fn strip(group: &Group, row: &CronJobRow, now: Nanos) -> Vec<Mark> {
 
 /// A CronJob's page: `/cronjobs/<namespace>/<cronjob>`, and its cluster's when it has one.
 pub(super) fn cronjob_page_url(prefix: &str, row: &CronJobRow) -> String {
-    let segment = |s: &str| percent_encoding::utf8_percent_encode(s, PATH_SEGMENT).to_string();
-    let cluster = row.cluster.as_ref().map(|c| format!("?cluster={}", segment(c))).unwrap_or_default();
-    format!("{prefix}/cronjobs/{}/{}{cluster}", segment(&row.namespace), segment(&row.cronjob))
+    let cluster = row.cluster.as_ref().map(|c| format!("?cluster={}", encode(c))).unwrap_or_default();
+    format!("{prefix}/cronjobs/{}/{}{cluster}", encode(&row.namespace), encode(&row.cronjob))
 }
-
-/// What a path segment or query value may hold unescaped (RFC 3986's unreserved characters).
-const PATH_SEGMENT: &percent_encoding::AsciiSet =
-    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 /// `GET /api/v1/cronjobs`: what the selection asks for; one page of it when a page is asked for.
 pub fn board_json(store: &Store, selection: &Selection, now: Nanos) -> String {
