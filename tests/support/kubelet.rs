@@ -150,7 +150,9 @@ impl Run {
     /// The Job's next Pod after this one failed, as the Job controller makes it when the Job's
     /// `backoffLimit` allows another attempt (job_controller.go `syncJob`, `manageJob`): the
     /// failed Pod counted in the Job's `status.failed`, a new Pod of the same Job (another
-    /// generated name, another uid) created and admitted, `active` 1 again. The Job, its
+    /// generated name, another uid: the controller creates it from the Job's template with
+    /// `generateName`, pkg/controller/controller_utils.go `CreatePodsWithGenerateName`) created
+    /// and admitted, `active` 1 again. The Job, its
     /// schedule-slot annotation and its CronJob stay as they are.
     pub fn next_attempt(&self) -> Run {
         let mut attempt = 1;
@@ -170,11 +172,14 @@ impl Run {
 
     /// kube-apiserver's part of a Pod's creation: the review through the mutating webhook, the
     /// patched Pod stored with the name, namespace and uid the API server gives it, and its
-    /// projected token issued (one per Pod, as the kubelet's TokenRequest gives each Pod its own).
+    /// projected token issued (one per Pod, as the kubelet's token manager requests one bound to
+    /// each Pod: pkg/kubelet/token/token_manager.go, TokenRequest in
+    /// pkg/registry/core/serviceaccount/storage/token.go).
     fn admit_pod(api: FakeApi, webhook: Webhook, spec: CronJobRun, customize: impl FnOnce(&mut Value)) -> Run {
         let namespace = spec.namespace.as_str();
         let mut review = pod_review(&spec.job);
-        // Each admission request has its own uid.
+        // Each admission request has its own uid (admission/v1 AdmissionRequest.UID, "uniquely
+        // identifies this admission call"; staging/src/k8s.io/api/admission/v1/types.go).
         review["request"]["uid"] = json!(format!("review-{}", spec.pod_uid));
         review["request"]["namespace"] = json!(namespace);
         review["request"]["object"]["spec"]["terminationGracePeriodSeconds"] = json!(spec.termination_grace_seconds);
@@ -226,7 +231,8 @@ impl Run {
 
     /// Runs the main container's command as [`run_main`] does, and keeps what it wrote to stdout
     /// and stderr (one file for both, so in the order written, as the CRI log interleaves the
-    /// streams) as its log in the API server.
+    /// streams: pkg/kubelet/kuberuntime/logs/logs.go reads them back in file order) as its log in
+    /// the API server.
     pub fn run_main(&self, command: &str) -> Value {
         let path = self.dir.path().join(format!("{MAIN}.container.log"));
         let out = std::fs::File::create(&path).unwrap();
