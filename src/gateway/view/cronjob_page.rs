@@ -13,7 +13,7 @@ use super::board::{self, CronJobRow, duration_words, exit_words, failed_words};
 use super::duration_chart::{self, Chart, Sample};
 use super::run_view::{self, Outcome};
 use super::selection::encode;
-use super::ui::{Chrome, When, cronjob_page_url, group_url, render};
+use super::ui::{Chrome, When, cronjob_page_url, group_url, render, run_title};
 use crate::gateway::config::Config;
 use crate::gateway::store::clock::seconds;
 use crate::gateway::store::runs::{RunEnd, RunRecord};
@@ -117,22 +117,13 @@ pub fn page(
 fn section(group: &Group, row: &CronJobRow, prefix: &str, several: bool, now: Nanos) -> Section {
     let now_seconds = seconds(now);
     let max_run = row.max_run_duration_seconds;
-    let count = group.history.len();
-    let judged: Vec<(&RunRecord, Outcome)> = group
-        .history
-        .runs()
-        .enumerate()
-        .map(|(i, run)| (run, Outcome::of(run, i + 1 == count, max_run, now_seconds)))
-        .collect();
+    let judged = run_view::judged(&group.history, max_run, now_seconds);
     let samples: Vec<Sample> = judged
         .iter()
-        .map(|(run, outcome)| {
-            let when = run.start.or(run.slot).map(|s| When::seconds(s, now).absolute).unwrap_or_default();
-            Sample {
-                duration_seconds: run_view::duration(run, *outcome, now_seconds),
-                class: outcome.class(),
-                title: run_view::summary(run, *outcome, now_seconds, &when),
-            }
+        .map(|(run, outcome)| Sample {
+            duration_seconds: run_view::duration(run, *outcome, now_seconds),
+            class: outcome.class(),
+            title: run_title(run, *outcome, now),
         })
         .collect();
     let mut runs: Vec<RunRow> = judged.iter().rev().map(|(run, outcome)| run_row(run, *outcome, now)).collect();

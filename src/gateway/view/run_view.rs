@@ -3,7 +3,7 @@
 //! that never ended is still going or was lost is decided here, when it is shown.
 
 use super::board::{duration_words, failed_words};
-use crate::gateway::store::runs::RunRecord;
+use crate::gateway::store::runs::{RunHistory, RunRecord};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -76,6 +76,12 @@ impl Outcome {
             Outcome::Lost => "lost: its end was never reported",
         }
     }
+}
+
+/// Each run of `history`, oldest first, with its outcome now (`now` in Unix seconds).
+pub fn judged(history: &RunHistory, max_run_seconds: Option<f64>, now: f64) -> Vec<(&RunRecord, Outcome)> {
+    let count = history.len();
+    history.runs().enumerate().map(|(i, run)| (run, Outcome::of(run, i + 1 == count, max_run_seconds, now))).collect()
 }
 
 /// How long a run took, or has been going.

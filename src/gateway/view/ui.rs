@@ -13,6 +13,7 @@ use crate::exposition::float::to_go_string;
 use crate::exposition::text_write::{single_value, type_name};
 use crate::gateway::config::Config;
 use crate::gateway::store::clock::{rfc3339, seconds, timestamp};
+use crate::gateway::store::runs::RunRecord;
 use crate::gateway::store::{Group, GroupingKey, Nanos, PUSH_FAILURE_TIME, PUSH_TIME, Store};
 use crate::proto::client::{Metric, MetricType};
 
@@ -450,19 +451,15 @@ fn row_view(store: &Store, row: &CronJobRow, prefix: &str, now: Nanos) -> RowVie
 
 /// The marks of a row's last runs, oldest first.
 fn strip(group: &Group, row: &CronJobRow, now: Nanos) -> Vec<Mark> {
-    let now_seconds = seconds(now);
-    let count = group.history.len();
-    group
-        .history
-        .runs()
-        .enumerate()
-        .skip(count.saturating_sub(STRIP_RUNS))
-        .map(|(i, run)| {
-            let outcome = Outcome::of(run, i + 1 == count, row.max_run_duration_seconds, now_seconds);
-            let when = run.start.or(run.slot).map(|s| When::seconds(s, now).absolute).unwrap_or_default();
-            Mark { class: outcome.class(), title: run_view::summary(run, outcome, now_seconds, &when) }
-        })
-        .collect()
+    let judged = run_view::judged(&group.history, row.max_run_duration_seconds, seconds(now));
+    let shown = &judged[judged.len().saturating_sub(STRIP_RUNS)..];
+    shown.iter().map(|(run, outcome)| Mark { class: outcome.class(), title: run_title(run, *outcome, now) }).collect()
+}
+
+/// What a run's mark or bar says when pointed at: how it went, and when it started.
+pub(super) fn run_title(run: &RunRecord, outcome: Outcome, now: Nanos) -> String {
+    let when = run.start.or(run.slot).map(|s| When::seconds(s, now).absolute).unwrap_or_default();
+    run_view::summary(run, outcome, seconds(now), &when)
 }
 
 /// A CronJob's page: `/cronjobs/<namespace>/<cronjob>`, and its cluster's when it has one.
