@@ -91,16 +91,11 @@ async fn dispatch(
             gw.own.count_request(200, "api/v1/status", lower_method);
             json(api::status(&gw.config, gw.started))
         }
-        Route::ApiMetrics => match Selection::from_query(query, ui::GROUP_STATUSES) {
-            Ok(selection) => {
-                gw.own.count_request(200, "api/v1/metrics", lower_method);
-                json(api::metrics(&gw.store(), &selection))
-            }
-            Err(e) => {
-                gw.own.count_request(400, "api/v1/metrics", lower_method);
-                json_error(StatusCode::BAD_REQUEST, e.to_string())
-            }
-        },
+        Route::ApiMetrics => {
+            selected(gw, (query, ui::GROUP_STATUSES), ("api/v1/metrics", lower_method), json_error, |selection| {
+                json(api::metrics(&gw.store(), selection))
+            })
+        }
         Route::ApiOptions => {
             gw.own.count_request(200, "api/v1/options", lower_method);
             with_cors(StatusCode::OK.into_response())
@@ -119,16 +114,11 @@ async fn dispatch(
             gw.own.count_request(202, "wipe", lower_method);
             with_cors(StatusCode::ACCEPTED.into_response())
         }
-        Route::ApiCronJobs => match Selection::from_query(query, BOARD_STATUSES) {
-            Ok(selection) => {
-                gw.own.count_request(200, "api/v1/cronjobs", lower_method);
-                json(ui::board_json(&gw.store(), &selection, now()))
-            }
-            Err(e) => {
-                gw.own.count_request(400, "api/v1/cronjobs", lower_method);
-                json_error(StatusCode::BAD_REQUEST, e.to_string())
-            }
-        },
+        Route::ApiCronJobs => {
+            selected(gw, (query, BOARD_STATUSES), ("api/v1/cronjobs", lower_method), json_error, |selection| {
+                json(ui::board_json(&gw.store(), selection, now()))
+            })
+        }
         Route::ApiCronJobRuns { namespace, cronjob } => {
             gw.own.count_request(200, "api/v1/cronjobs/runs", lower_method);
             let cluster = query_value(query, "cluster");
@@ -146,26 +136,16 @@ async fn dispatch(
                 }
             }
         }
-        Route::UiGroups => match Selection::from_query(query, ui::GROUP_STATUSES) {
-            Ok(selection) => {
-                gw.own.count_request(200, "static", lower_method);
-                html(ui::groups_page(&gw.store(), &gw.config, &selection, now()))
-            }
-            Err(e) => {
-                gw.own.count_request(400, "static", lower_method);
-                plain_error(StatusCode::BAD_REQUEST, e.to_string())
-            }
-        },
-        Route::UiCronJobs => match Selection::from_query(query, BOARD_STATUSES) {
-            Ok(selection) => {
-                gw.own.count_request(200, "cronjobs", lower_method);
-                html(ui::board_page(&gw.store(), &gw.config, &selection, now()))
-            }
-            Err(e) => {
-                gw.own.count_request(400, "cronjobs", lower_method);
-                plain_error(StatusCode::BAD_REQUEST, e.to_string())
-            }
-        },
+        Route::UiGroups => {
+            selected(gw, (query, ui::GROUP_STATUSES), ("static", lower_method), plain_error, |selection| {
+                html(ui::groups_page(&gw.store(), &gw.config, selection, now()))
+            })
+        }
+        Route::UiCronJobs => {
+            selected(gw, (query, BOARD_STATUSES), ("cronjobs", lower_method), plain_error, |selection| {
+                html(ui::board_page(&gw.store(), &gw.config, selection, now()))
+            })
+        }
         Route::UiCronJob { namespace, cronjob } => {
             let cluster = query_value(query, "cluster").filter(|c| !c.is_empty());
             match cronjob_page::page(&gw.store(), &gw.config, &namespace, &cronjob, cluster.as_deref(), now()) {
@@ -372,6 +352,28 @@ fn lower(method: &Method) -> &'static str {
 }
 
 /// The percent-decoded value of `name` in a URL's query, if given.
+/// A page's or an API's answer to the selection its query asks for (`statuses`: those it
+/// knows), or the 400 that says what of the query cannot be read, written by `refuse` (in the
+/// JSON API's envelope, or as text for a page).
+fn selected(
+    gw: &Gateway,
+    (query, statuses): (Option<&str>, &[&str]),
+    (handler, method): (&'static str, &'static str),
+    refuse: fn(StatusCode, String) -> Response,
+    answer: impl FnOnce(&Selection) -> Response,
+) -> Response {
+    match Selection::from_query(query, statuses) {
+        Ok(selection) => {
+            gw.own.count_request(200, handler, method);
+            answer(&selection)
+        }
+        Err(e) => {
+            gw.own.count_request(400, handler, method);
+            refuse(StatusCode::BAD_REQUEST, e.to_string())
+        }
+    }
+}
+
 fn query_value(query: Option<&str>, name: &str) -> Option<String> {
     query?.split('&').filter_map(|pair| pair.split_once('=')).find(|(key, _)| *key == name).map(|(_, value)| {
         let value = value.replace('+', " ");
