@@ -1,6 +1,7 @@
 //! Writer for the text exposition format 0.0.4, laid out as client_golang writes it.
 
 use super::float::{write_go, write_sample};
+use super::names::is_valid_metric_name;
 use crate::proto::client::{LabelPair, Metric, MetricFamily, MetricType};
 
 /// Appends one family: `# HELP` (when there is help), `# TYPE`, then its samples.
@@ -14,13 +15,13 @@ pub fn write_family(out: &mut String, family: &MetricFamily) {
 pub fn write_header(out: &mut String, name: &str, help: &str, ty: MetricType) {
     if !help.is_empty() {
         out.push_str("# HELP ");
-        out.push_str(name);
+        write_name(out, name);
         out.push(' ');
         escape_into(out, help, false);
         out.push('\n');
     }
     out.push_str("# TYPE ");
-    out.push_str(name);
+    write_name(out, name);
     out.push(' ');
     out.push_str(type_name(ty));
     out.push('\n');
@@ -109,9 +110,24 @@ fn write_sample_line(
     extra: Option<(&str, f64)>,
     value: f64,
 ) {
-    out.push_str(name);
-    out.push_str(suffix);
-    write_labels(out, labels, extra);
+    // A suffix (`_bucket`, `_sum`, `_count`) keeps a name valid or not as it was.
+    if is_valid_metric_name(name) {
+        out.push_str(name);
+        out.push_str(suffix);
+        write_labels(out, labels, extra);
+    } else {
+        // A name the legacy rules refuse goes quoted inside the braces, as the first of them
+        // (prometheus/common's expfmt/text_create.go, writeNameAndLabelPairs).
+        out.push_str("{\"");
+        escape_into(out, name, true);
+        out.push_str(suffix);
+        out.push('"');
+        if !labels.is_empty() || extra.is_some() {
+            out.push(',');
+            write_label_pairs(out, labels, extra);
+        }
+        out.push('}');
+    }
     out.push(' ');
     write_sample(out, value);
     out.push('\n');
@@ -124,11 +140,17 @@ pub fn write_labels(out: &mut String, labels: &[LabelPair], extra: Option<(&str,
         return;
     }
     out.push('{');
+    write_label_pairs(out, labels, extra);
+    out.push('}');
+}
+
+/// `a="1",b="2"`, with the extra label last.
+fn write_label_pairs(out: &mut String, labels: &[LabelPair], extra: Option<(&str, f64)>) {
     for (i, label) in labels.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        out.push_str(label.name());
+        write_name(out, label.name());
         out.push_str("=\"");
         escape_into(out, label.value(), true);
         out.push('"');
@@ -142,7 +164,19 @@ pub fn write_labels(out: &mut String, labels: &[LabelPair], extra: Option<(&str,
         write_go(out, extra_value);
         out.push('"');
     }
-    out.push('}');
+}
+
+/// A metric or label name as it is when the legacy rules allow it, else quoted and escaped
+/// (expfmt/text_create.go, writeName: the legacy metric-name rules for both, so a label name
+/// with a colon stays unquoted).
+fn write_name(out: &mut String, name: &str) {
+    if is_valid_metric_name(name) {
+        out.push_str(name);
+    } else {
+        out.push('"');
+        escape_into(out, name, true);
+        out.push('"');
+    }
 }
 
 /// Escapes `\` and newlines, and `"` too inside label values.
@@ -183,6 +217,32 @@ mod tests {
                     # TYPE u untyped\nu 1e+10\n";
         let families = parse(text.as_bytes()).unwrap();
         assert_eq!(to_text(&families), text);
+    }
+
+    // As prometheus/common's expfmt writes UTF-8 names (text_create_test.go).
+    #[test]
+    fn quotes_the_names_the_legacy_rules_refuse() {
+        let family = MetricFamily {
+            name: Some("name.with.dots".into()),
+            help: Some("x".into()),
+            r#type: Some(MetricType::Histogram as i32),
+            metric: vec![Metric {
+                label: vec![
+                    LabelPair { name: Some("a:b".into()), value: Some("1".into()) },
+                    LabelPair { name: Some("label\"quoted".into()), value: Some("v".into()) },
+                ],
+                histogram: Some(crate::proto::client::Histogram { sample_count: Some(1), ..Default::default() }),
+                ..Default::default()
+            }],
+            unit: None,
+        };
+        assert_eq!(
+            to_text(&[family]),
+            "# HELP \"name.with.dots\" x\n# TYPE \"name.with.dots\" histogram\n\
+             {\"name.with.dots_bucket\",a:b=\"1\",\"label\\\"quoted\"=\"v\",le=\"+Inf\"} 1\n\
+             {\"name.with.dots_sum\",a:b=\"1\",\"label\\\"quoted\"=\"v\"} 0\n\
+             {\"name.with.dots_count\",a:b=\"1\",\"label\\\"quoted\"=\"v\"} 1\n"
+        );
     }
 
     #[test]
