@@ -1,5 +1,6 @@
-//! Shared by the black-box tests: start the real `cronpush` binary, or the reference
-//! Pushgateway (Debian's `prometheus-pushgateway`), on a free loopback port, and talk HTTP to it.
+//! Shared by the black-box tests: start the real `cronpush` binary, or a reference Pushgateway
+//! (Debian's `prometheus-pushgateway` 1.5.1, or today's release that scripts/build-pushgateway
+//! builds), on a free loopback port, and talk HTTP to it.
 //!
 //! A missing peer is a failure with a clear message, never a skip: `scripts/test` installs them.
 //!
@@ -36,6 +37,45 @@ use std::time::{Duration, Instant};
 
 pub const REFERENCE: &str = "prometheus-pushgateway";
 
+/// The Pushgateway releases the tests compare cronpush with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Release {
+    /// Debian's `prometheus-pushgateway` (1.5.1), what the suite compared with first.
+    Debian,
+    /// The latest release, built from the Go module proxy at the version that
+    /// scripts/pushgateway/go.mod pins: the one cronpush follows where the two differ.
+    Today,
+}
+
+impl Release {
+    /// The release's program; a clear failure when it is missing.
+    pub fn program(self) -> PathBuf {
+        match self {
+            Release::Debian => peer(REFERENCE),
+            Release::Today => {
+                let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo("target"));
+                let path = target.join("peers").join(format!("pushgateway-{}", today_version())).join("pushgateway");
+                assert!(
+                    path.is_file(),
+                    "{} is missing: run ./scripts/test (or scripts/build-pushgateway), which builds it",
+                    path.display()
+                );
+                path
+            }
+        }
+    }
+}
+
+/// The version of today's Pushgateway that scripts/pushgateway/go.mod pins, as `v1.11.5`.
+pub fn today_version() -> String {
+    let go_mod = std::fs::read_to_string(repo("scripts/pushgateway/go.mod")).expect("scripts/pushgateway/go.mod");
+    go_mod
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("require github.com/prometheus/pushgateway "))
+        .map(|v| v.trim().to_string())
+        .expect("scripts/pushgateway/go.mod requires github.com/prometheus/pushgateway")
+}
+
 /// A running gateway process, killed when dropped.
 pub struct Server {
     child: Option<Child>,
@@ -64,9 +104,14 @@ impl Server {
     }
 
     pub fn reference_at(args: &[&str], prefix: &str) -> Server {
+        Server::release_at(Release::Debian, args, prefix)
+    }
+
+    /// A given Pushgateway release, memory only unless `args` say otherwise.
+    pub fn release_at(release: Release, args: &[&str], prefix: &str) -> Server {
         let mut all = vec!["--persistence.file="];
         all.extend_from_slice(args);
-        Server::start(&peer(REFERENCE), &[], &all, prefix)
+        Server::start(&release.program(), &[], &all, prefix)
     }
 
     /// Starts `program` listening on port 0 of 127.0.0.1 (before `args`, so its first listener):
