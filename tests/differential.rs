@@ -1,12 +1,16 @@
-//! The differential suite: each case sends the same requests to the reference Pushgateway 1.5.1
-//! (Debian's `prometheus-pushgateway`) and to cronpush, and compares what a client and a
-//! scraper see: status codes, error messages (exactly, or by the prefix the reference keeps
-//! stable), redirect targets, the pushed series and TYPE/HELP lines in `/metrics`, and the
-//! groups in `/api/v1/metrics`.
+//! The differential suite: each case sends the same requests to two releases of the reference
+//! Pushgateway, today's (built from the Go module proxy by scripts/build-pushgateway, at the
+//! version scripts/pushgateway/go.mod pins) and Debian's 1.5.1, and to cronpush, and compares
+//! what a client and a scraper see: status codes, error messages (exactly, or by the prefix the
+//! reference keeps stable), redirect targets, the pushed series and TYPE/HELP lines in
+//! `/metrics`, and the groups in `/api/v1/metrics`.
 //!
-//! Where cronpush differs on purpose, the step or case says so with `.differs(status, why)` or
-//! `.state_differs(why)`, and the test asserts cronpush's behaviour instead. Those are the
-//! intentional differences, listed in the README.
+//! cronpush follows today's release. Where 1.5.1 answered otherwise, the step or case says since
+//! which release upstream changed, with `.changed_in(release, what)` or `.state_changed_in(...)`,
+//! and the test checks that 1.5.1 still differs there (so that a stale mark fails). Where
+//! cronpush differs from both on purpose, the step or case says so with `.differs(status, why)`
+//! or `.state_differs(why)`, and the test asserts cronpush's behaviour instead. Both lists are in
+//! the README.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -15,7 +19,7 @@ use std::time::Duration;
 use cronpush::proto::client::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
 use prost::Message;
 use serde_json::Value;
-use support::{Reply, Server, eventually, pushed_series};
+use support::{Release, Reply, Server, eventually, pushed_series};
 
 const CONSISTENCY: &str = "pushed metrics are invalid or inconsistent with existing metrics: ";
 const PROTOBUF: &str = "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
@@ -28,11 +32,20 @@ struct Step {
     headers: Vec<(&'static str, String)>,
     body: Vec<u8>,
     ours: Option<(u16, &'static str)>,
+    changed: Option<(&'static str, &'static str)>,
     status_only: bool,
 }
 
 fn step(method: &'static str, path: &str, body: impl Into<Vec<u8>>) -> Step {
-    Step { method, path: path.into(), headers: Vec::new(), body: body.into(), ours: None, status_only: false }
+    Step {
+        method,
+        path: path.into(),
+        headers: Vec::new(),
+        body: body.into(),
+        ours: None,
+        changed: None,
+        status_only: false,
+    }
 }
 fn put(path: &str, body: &str) -> Step {
     step("PUT", path, body)
@@ -57,6 +70,12 @@ impl Step {
         self.ours = Some((status, why));
         self
     }
+    /// Upstream changed this answer in `release` (1.5.1 answered otherwise): cronpush follows
+    /// today's release here, and 1.5.1 is checked to still differ.
+    fn changed_in(mut self, release: &'static str, what: &'static str) -> Step {
+        self.changed = Some((release, what));
+        self
+    }
     /// Compare the status only: the message is a decoder's own wording.
     fn status_only(mut self) -> Step {
         self.status_only = true;
@@ -70,6 +89,7 @@ struct Case {
     prefix: &'static str,
     help_may_differ: bool,
     state_differs: Option<&'static str>,
+    state_changed: Option<(&'static str, &'static str)>,
 }
 
 fn case() -> Case {
@@ -97,46 +117,78 @@ impl Case {
         self
     }
 
-    /// Runs the steps on both servers and compares; returns them for further assertions.
+    /// Upstream changed what the groups hold after these steps in `release`: cronpush's state
+    /// is compared with today's release only, and 1.5.1's is checked to still differ.
+    fn state_changed_in(mut self, release: &'static str, what: &'static str) -> Case {
+        self.state_changed = Some((release, what));
+        self
+    }
+
+    /// Runs the steps on cronpush and both releases and compares; returns today's release and
+    /// cronpush for further assertions.
     fn run(self, steps: &[Step]) -> (Server, Server) {
-        let reference = Server::reference_at(&self.flags, self.prefix);
+        let today = Server::release_at(Release::Today, &self.flags, self.prefix);
+        let debian = Server::release_at(Release::Debian, &self.flags, self.prefix);
         let ours = Server::cronpush_at(&self.flags, self.prefix);
         for (i, s) in steps.iter().enumerate() {
-            let want = send(&reference, s);
+            let want = send(&today, s);
+            let old = send(&debian, s);
             let got = send(&ours, s);
             let what = format!("step {} ({} {})", i + 1, s.method, s.path);
             match s.ours {
                 Some((status, why)) => {
-                    assert_ne!(want.status, status, "{what}: the reference now agrees; drop .differs ({why})");
+                    assert_ne!(want.status, status, "{what}: today's release now agrees; drop .differs ({why})");
                     assert_eq!(
                         got.status, status,
                         "{what}: cronpush should answer {status} ({why}); body {:?}",
                         got.body
                     );
                 }
-                None => compare_replies(&what, s, &want, &got),
+                None => compare_replies(&format!("{what}, against today's release"), s, &want, &got),
+            }
+            match s.changed {
+                Some((release, changed)) => assert!(
+                    replies_differ(s, &old, &want),
+                    "{what}: 1.5.1 now answers as today's release; drop .changed_in({release}, {changed})"
+                ),
+                None if s.ours.is_none() => compare_replies(&format!("{what}, against 1.5.1"), s, &old, &got),
+                None => {}
             }
         }
         if self.state_differs.is_none() {
-            // The reference applies deletes (202) from a queue: give it a moment.
-            let same = eventually(Duration::from_secs(3), || {
-                state(&reference, self.help_may_differ) == state(&ours, self.help_may_differ)
-            });
-            if !same {
-                assert_eq!(
-                    state(&ours, self.help_may_differ),
-                    state(&reference, self.help_may_differ),
-                    "the stores differ"
-                );
+            same_state(&today, &ours, self.help_may_differ, "today's release");
+            match self.state_changed {
+                Some((release, changed)) => assert_ne!(
+                    state(&debian, self.help_may_differ),
+                    state(&today, self.help_may_differ),
+                    "1.5.1 now holds what today's release does; drop .state_changed_in({release}, {changed})"
+                ),
+                None => same_state(&debian, &ours, self.help_may_differ, "1.5.1"),
             }
         }
-        (reference, ours)
+        (today, ours)
+    }
+}
+
+/// Asserts that cronpush holds what the reference does after the same steps.
+fn same_state(reference: &Server, ours: &Server, help_may_differ: bool, name: &str) {
+    // The reference applies deletes (202) from a queue: give it a moment.
+    let same = eventually(Duration::from_secs(3), || state(reference, help_may_differ) == state(ours, help_may_differ));
+    if !same {
+        assert_eq!(state(ours, help_may_differ), state(reference, help_may_differ), "the stores differ from {name}'s");
     }
 }
 
 fn send(server: &Server, s: &Step) -> Reply {
     let headers: Vec<(&str, &str)> = s.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
     server.request(s.method, &s.path, &headers, s.body.clone())
+}
+
+/// Whether two releases answered a step differently, in what [`compare_replies`] compares.
+fn replies_differ(s: &Step, a: &Reply, b: &Reply) -> bool {
+    a.status != b.status
+        || ((300..400).contains(&a.status) && a.header("location") != b.header("location"))
+        || (a.status >= 400 && !s.status_only && message(&a.body) != message(&b.body))
 }
 
 fn compare_replies(what: &str, s: &Step, want: &Reply, got: &Reply) {
@@ -368,8 +420,10 @@ fn job_in_the_path_labels_is_ignored_and_last_repeat_wins() {
 #[test]
 fn unclean_paths_are_redirected() {
     case().run(&[
-        put("/metrics/job/j/first//second/foo", "a 1\n"),
+        // httprouter's fixed-path redirect: 307 but for GET, so that the body is sent again.
+        put("/metrics/job/j/first//second/foo", "a 1\n").changed_in("after 1.5.1", "307 for PUT, POST, DELETE"),
         put("/metrics/job/j/./x/1", "a 1\n"),
+        delete("/metrics/job//j").changed_in("after 1.5.1", "307 for PUT, POST, DELETE"),
         get("/metrics/../metrics"),
     ]);
 }
@@ -387,14 +441,14 @@ fn an_empty_job_segment_names_no_group() {
 
 #[test]
 fn text_syntax_errors_name_the_line() {
-    case().run(&[
+    case().state_changed_in("after 1.5.1", "the gauge histogram is kept").run(&[
         put("/metrics/job/j", "a 1"),
         put("/metrics/job/j", "a 1\r\n"),
         put("/metrics/job/j", "a 1\nb{c-d=\"1\"} 2\n"),
         put("/metrics/job/j", "# HELP w x\n# HELP w y\nw 1\n"),
         put("/metrics/job/j", "s 1\n# TYPE s gauge\n"),
         put("/metrics/job/j", "# TYPE f foo\nf 1\n"),
-        put("/metrics/job/j", "# TYPE g gaugehistogram\ng 1\n"),
+        put("/metrics/job/j", "# TYPE g gaugehistogram\ng 1\n").changed_in("after 1.5.1", "gaugehistogram is a type"),
         put("/metrics/job/j", "c{a=\"1\",a=\"2\"} 1\n"),
         put("/metrics/job/j", "c{__name__=\"x\"} 1\n"),
         put("/metrics/job/j", "a 1 3 3\n"),
@@ -409,6 +463,24 @@ fn text_syntax_errors_name_the_line() {
         put("/metrics/job/j", "# HELP h bad \\t escape\n"),
         put("/metrics/job/j", "# TYPE s summary\ns{quantile=\"x\"} 1\n"),
         put("/metrics/job/j", "# TYPE h histogram\nh_bucket{le=\"y\"} 1\n"),
+    ]);
+}
+
+#[test]
+fn gauge_histograms_in_text() {
+    // prometheus/common's parser reads them as histograms (`_bucket`, `_sum`, `_count`), so
+    // OpenMetrics' `_gsum` and `_gcount` are families of their own. 1.5.1's parser took the
+    // type but kept the samples as untyped families.
+    case().state_changed_in("after 1.5.1", "a gauge histogram's samples are its own").run(&[
+        put(
+            "/metrics/job/j",
+            "# TYPE g gauge_histogram\ng_bucket{le=\"1\"} 1\ng_bucket{le=\"+Inf\"} 2\ng_sum 3\ng_count 2\n",
+        ),
+        put(
+            "/metrics/job/k",
+            "# TYPE h gaugehistogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_gsum 3\nh_gcount 2\n",
+        )
+        .changed_in("after 1.5.1", "gaugehistogram is a type"),
     ]);
 }
 
@@ -526,11 +598,53 @@ fn protobuf_type_mismatch_and_bad_label_name() {
         family("g", MetricType::Gauge, vec![Metric { counter: Some(Counter::default()), ..Default::default() }]);
     let bad_label = family("h", MetricType::Gauge, vec![gauge(&[("bad-l", "x")], 1.0)]);
     let reserved = family("i", MetricType::Gauge, vec![gauge(&[("__x", "x")], 1.0)]);
-    case().run(&[
+    case().state_changed_in("1.11.0", "the push with bad-l is kept").run(&[
         protobuf_push("PUT", "/metrics/job/j", &[mismatch]),
-        protobuf_push("PUT", "/metrics/job/k", &[bad_label]),
+        protobuf_push("PUT", "/metrics/job/k", &[bad_label]).changed_in("1.11.0", "UTF-8 label names in protobuf"),
         protobuf_push("PUT", "/metrics/job/l", &[reserved]),
     ]);
+}
+
+#[test]
+fn protobuf_names_beyond_the_legacy_rules() {
+    // Since 1.11 the reference checks a protobuf push's names by client_golang's UTF-8 rules
+    // (any name, labels not empty nor starting with `__`), with or without
+    // `--push.enable-utf8-names`, and a scrape writes them escaped unless asked otherwise.
+    let dotted = family("my.metric", MetricType::Gauge, vec![gauge(&[("a.b", "x"), ("ok", "y")], 1.0)]);
+    let digit = family("1x", MetricType::Gauge, vec![gauge(&[("1l", "x")], 1.0)]);
+    // 1.5.1 kept this one too, and then wrote a scrape that Prometheus could not parse.
+    let dashed = family("bad-name", MetricType::Gauge, vec![gauge(&[], 1.0)]);
+    let empty_label = family("e", MetricType::Gauge, vec![gauge(&[("", "x")], 1.0)]);
+    let utf8 = family(
+        "花火",
+        MetricType::Counter,
+        vec![Metric {
+            label: vec![LabelPair { name: Some("läbel".into()), value: Some("v".into()) }],
+            counter: Some(Counter { value: Some(2.0), ..Default::default() }),
+            ..Default::default()
+        }],
+    );
+    case().state_changed_in("1.11.0", "the pushes with such names are kept").run(&[
+        protobuf_push("PUT", "/metrics/job/a", &[dotted]).changed_in("1.11.0", "UTF-8 names in protobuf"),
+        protobuf_push("PUT", "/metrics/job/b", &[digit]).changed_in("1.11.0", "UTF-8 names in protobuf"),
+        protobuf_push("PUT", "/metrics/job/c", &[dashed]),
+        protobuf_push("PUT", "/metrics/job/d", &[empty_label]),
+        protobuf_push("PUT", "/metrics/job/e", &[utf8]).changed_in("1.11.0", "UTF-8 names in protobuf"),
+    ]);
+}
+
+#[test]
+fn protobuf_family_without_a_name_is_refused() {
+    let (today, ours) = case().state_differs("cronpush keeps only the named family").run(&[
+        put("/metrics/job/a", "a 1\n"),
+        protobuf_push("PUT", "/metrics/job/c", &[family("", MetricType::Gauge, vec![gauge(&[], 1.0)])]).differs(
+            400,
+            "a family without a name: both releases take it, and then every scrape of /metrics \
+             comes back without any group's series",
+        ),
+    ]);
+    assert!(today.pushed_series().is_empty(), "today's release still scrapes: {:?}", today.pushed_series());
+    assert!(ours.pushed_series().contains(&"a{instance=\"\",job=\"a\"} 1".to_string()));
 }
 
 #[test]
@@ -544,19 +658,6 @@ fn protobuf_timestamps_are_refused() {
     let mut metric = gauge(&[], 1.0);
     metric.timestamp_ms = Some(1234);
     case().run(&[protobuf_push("PUT", "/metrics/job/j", &[family("g", MetricType::Gauge, vec![metric])])]);
-}
-
-#[test]
-fn protobuf_invalid_metric_name_is_refused() {
-    // The reference stores `bad-name` and then exposes a scrape Prometheus cannot parse.
-    let bad = family("bad-name", MetricType::Gauge, vec![gauge(&[], 1.0)]);
-    let (_, ours) = case().state_differs("cronpush refuses an invalid metric name").run(&[protobuf_push(
-        "PUT",
-        "/metrics/job/j",
-        &[bad],
-    )
-    .differs(400, "metric names in protobuf pushes are validated")]);
-    assert!(ours.get("/metrics").body.lines().all(|l| !l.contains("bad-name")));
 }
 
 #[test]
@@ -580,24 +681,24 @@ fn gzip_bodies() {
 
 #[test]
 fn truncated_gzip_is_refused() {
-    // Without its trailer the stream's checksum cannot be checked; the reference takes
-    // whatever inflated.
+    // Without its trailer the stream's checksum cannot be checked; 1.5.1 took whatever
+    // inflated.
     let body = gzip("a 1\n");
-    let (_, ours) = case().state_differs("cronpush stores nothing").run(&[step(
+    let (_, ours) = case().state_changed_in("1.6.0", "nothing is stored").run(&[step(
         "PUT",
         "/metrics/job/k",
         body[..body.len() - 4].to_vec(),
     )
     .header("Content-Encoding", "gzip")
-    .differs(400, "a gzip body must be whole")]);
+    .changed_in("1.6.0", "a gzip body must be whole")]);
     assert!(ours.pushed_series().is_empty());
 }
 
 #[test]
 fn gzip_header_is_case_insensitive() {
-    case().state_differs("the push lands in cronpush only").run(&[step("PUT", "/metrics/job/j", gzip("a 1\n"))
+    case().state_changed_in("1.6.0", "the push lands").run(&[step("PUT", "/metrics/job/j", gzip("a 1\n"))
         .header("Content-Encoding", "GZIP")
-        .differs(200, "Pushgateway 1.6+ accepts GZIP too; 1.5.1 parses the compressed bytes as text")]);
+        .changed_in("1.6.0", "GZIP is inflated too; 1.5.1 parsed the compressed bytes as text")]);
 }
 
 // ---- Semantics of PUT, POST, DELETE ---------------------------------------------------------
@@ -905,6 +1006,70 @@ fn scrape_as_protobuf_and_gzip() {
     let mut text = String::new();
     std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz.bytes[..]), &mut text).unwrap();
     assert_eq!(pushed_series(&text), ours.pushed_series());
+}
+
+#[test]
+fn scrapes_escape_names_as_asked() {
+    // Names only a protobuf push can bring without `--push.enable-utf8-names`.
+    let utf8 = family("my.metric", MetricType::Gauge, vec![gauge(&[("a.b", "x"), ("c_d", "y")], 1.0)]);
+    let emoji = family(
+        "label with 😱",
+        MetricType::Counter,
+        vec![Metric {
+            label: vec![LabelPair { name: Some("花火".into()), value: Some("v".into()) }],
+            counter: Some(Counter { value: Some(2.0), ..Default::default() }),
+            ..Default::default()
+        }],
+    );
+    let (today, ours) = case().state_changed_in("1.11.0", "UTF-8 names in protobuf").run(&[
+        protobuf_push("PUT", "/metrics/job/j", &[utf8, emoji]).changed_in("1.11.0", "UTF-8 names in protobuf"),
+        put("/metrics/job/k", "# TYPE plain_total counter\nplain_total{x=\"1\"} 3\n"),
+    ]);
+    let scrape = |server: &Server, accept: &str| {
+        support::send(&support::client(), "GET", &server.url("/metrics"), &[("Accept", accept)], Vec::new())
+    };
+    for accept in [
+        "",
+        "text/plain;version=0.0.4",
+        "text/plain;version=1.0.0;escaping=allow-utf-8",
+        "text/plain;version=0.0.4;escaping=dots",
+        "text/plain;version=0.0.4;escaping=values",
+        "text/plain;escaping=underscores",
+        "text/plain;version=0.0.4;escaping=bogus",
+        "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8,text/plain;version=0.0.4;q=0.5",
+    ] {
+        let (want, got) = (scrape(&today, accept), scrape(&ours, accept));
+        assert_eq!(got.header("content-type"), want.header("content-type"), "Accept: {accept}");
+        let lines = |body: &str| -> Vec<String> {
+            let mut series = pushed_series(body);
+            series.extend(
+                body.lines().filter(|l| l.starts_with("# ") && !support::is_own_metric(&l[7..])).map(String::from),
+            );
+            series.sort();
+            series
+        };
+        assert_eq!(lines(&got.body), lines(&want.body), "Accept: {accept}");
+    }
+    for escaping in ["underscores", "dots", "values", "allow-utf-8"] {
+        let accept = format!("{PROTOBUF}; escaping={escaping}");
+        let names = |server: &Server| -> Vec<(String, Vec<String>)> {
+            let reply = scrape(server, &accept);
+            let mut families: Vec<(String, Vec<String>)> =
+                cronpush::exposition::protobuf::decode_delimited(&reply.bytes)
+                    .expect("delimited protobuf")
+                    .into_iter()
+                    .filter(|f| !support::is_own_metric(f.name()))
+                    .map(|f| {
+                        let labels = f.metric.iter().flat_map(|m| &m.label).map(|l| l.name().to_string()).collect();
+                        (f.name().to_string(), labels)
+                    })
+                    .collect();
+            families.sort();
+            families
+        };
+        assert_eq!(names(&ours), names(&today), "Accept: {accept}");
+        assert_eq!(scrape(&ours, &accept).header("content-type"), scrape(&today, &accept).header("content-type"));
+    }
 }
 
 #[test]

@@ -255,7 +255,7 @@ impl<'a> Parser<'a> {
     }
 
     fn is_composite(&self) -> bool {
-        matches!(self.family_type(), Some(MetricType::Summary | MetricType::Histogram))
+        matches!(self.family_type(), Some(MetricType::Summary | MetricType::Histogram | MetricType::GaugeHistogram))
     }
 
     fn reading_labels(&mut self) -> Option<State> {
@@ -297,7 +297,7 @@ impl<'a> Parser<'a> {
         // `quantile` of a summary and `le` of a histogram are not labels but coordinates.
         let special = match self.family_type() {
             Some(MetricType::Summary) => name == "quantile",
-            Some(MetricType::Histogram) => name == "le",
+            Some(MetricType::Histogram | MetricType::GaugeHistogram) => name == "le",
             _ => false,
         };
         if !special {
@@ -351,14 +351,14 @@ impl<'a> Parser<'a> {
                     return self.syntax_error(msg);
                 }
             },
-            Some(MetricType::Histogram) if name == "le" => match parse_go(&value) {
+            Some(MetricType::Histogram | MetricType::GaugeHistogram) if name == "le" => match parse_go(&value) {
                 Some(b) => self.bucket = b,
                 None => {
                     let msg = format!("expected float as value for 'le' label, got {}", go_quote(&value));
                     return self.syntax_error(msg);
                 }
             },
-            Some(MetricType::Summary | MetricType::Histogram) => {
+            Some(MetricType::Summary | MetricType::Histogram | MetricType::GaugeHistogram) => {
                 self.composite_labels.push((name.clone(), value.clone()));
             }
             _ => {}
@@ -431,7 +431,7 @@ impl<'a> Parser<'a> {
                     Suffix::None => {}
                 }
             }
-            Some(MetricType::Histogram) => {
+            Some(MetricType::Histogram | MetricType::GaugeHistogram) => {
                 let histogram = metric.histogram.get_or_insert_with(Histogram::default);
                 match suffix {
                     Suffix::Count => histogram.sample_count = Some(value as u64),
@@ -503,7 +503,12 @@ impl<'a> Parser<'a> {
             return None;
         }
         let text = String::from_utf8_lossy(&self.token).into_owned();
-        match MetricType::from_str_name(&text.to_ascii_uppercase()) {
+        let upper = text.to_ascii_uppercase();
+        // prometheus/common's parser (expfmt/text_parse.go, since Pushgateway 1.6) tolerates
+        // `gaugehistogram` beside the enum's own `gauge_histogram`; 1.5.1 refused it.
+        let ty =
+            MetricType::from_str_name(&upper).or((upper == "GAUGEHISTOGRAM").then_some(MetricType::GaugeHistogram));
+        match ty {
             Some(t) => self.families[self.family].r#type = Some(t as i32),
             None => return self.syntax_error(format!("unknown metric type {}", go_quote(&text))),
         }
@@ -608,7 +613,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// Finds the family a name belongs to: its own, or that of the summary or histogram whose
+    /// Finds the family a name belongs to: its own, or that of the summary or (gauge) histogram whose
     /// `_sum`, `_count` (or `_bucket`) sample it is.
     fn set_or_create_family(&mut self) {
         self.suffix = Suffix::None;
@@ -626,13 +631,13 @@ impl<'a> Parser<'a> {
             Suffix::None
         };
         let base = |suffixes: &[&str]| suffixes.iter().find_map(|s| name.strip_suffix(s)).unwrap_or(name);
-        let candidates = [
-            (base(&["_count", "_sum"]), MetricType::Summary),
-            (base(&["_count", "_sum", "_bucket"]), MetricType::Histogram),
+        let candidates: [(&str, &[MetricType]); 2] = [
+            (base(&["_count", "_sum"]), &[MetricType::Summary]),
+            (base(&["_count", "_sum", "_bucket"]), &[MetricType::Histogram, MetricType::GaugeHistogram]),
         ];
         for (base_name, wanted) in candidates {
             if let Some(&i) = self.by_name.get(base_name)
-                && self.families[i].r#type == Some(wanted as i32)
+                && wanted.iter().any(|t| self.families[i].r#type == Some(*t as i32))
             {
                 self.family = i;
                 self.suffix = suffix;

@@ -338,6 +338,7 @@ fn restored_end(end: StoredRunEnd) -> RunEnd {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exposition::escaping::Escaping;
     use crate::exposition::text_parse::parse;
     use crate::gateway::store::PushMethod;
     use crate::gateway::store::runs::EndedAttempt;
@@ -381,8 +382,8 @@ mod tests {
         let mut back = Store::new(&[]);
         assert!(restore(&mut back, groups, 9).is_empty());
         let (mut before, mut after) = (String::new(), String::new());
-        write_text(&store, &[], &mut before);
-        write_text(&back, &[], &mut after);
+        write_text(&store, &[], Escaping::AllowUtf8, &mut before);
+        write_text(&back, &[], Escaping::AllowUtf8, &mut after);
         assert_eq!(before, after);
         assert!(after.contains("push_failure_time_seconds{instance=\"\",job=\"j\",path=\"/var/tmp\"} 7e-09"));
         assert!(!after.contains("gone"), "a deleted group stays deleted");

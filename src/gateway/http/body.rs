@@ -61,7 +61,12 @@ fn gunzip(raw: &[u8], limit: usize) -> Result<Bytes> {
     if !raw.starts_with(&[0x1f, 0x8b]) {
         return Err(GzipError::InvalidHeader.into());
     }
-    let decoded = read_within(MultiGzDecoder::new(raw), limit).map_err(GzipError::Decode)?;
+    // A stream cut short ends in Go's io.ErrUnexpectedEOF, which the reference answers with
+    // as it is (since 1.6; 1.5.1 took whatever inflated).
+    let decoded = read_within(MultiGzDecoder::new(raw), limit).map_err(|e| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => GzipError::Truncated,
+        _ => GzipError::Decode(e),
+    })?;
     decoded.map(Bytes::from).ok_or_else(|| too_large(limit))
 }
 

@@ -18,6 +18,7 @@ use super::body::read_body;
 use super::error::{Error, PathError, Result};
 use super::responses::{html, json, json_error, plain_error, redirect, with_cors};
 use super::router::{PushPath, Route, RouteTable, Routing};
+use crate::exposition::escaping::Escaping;
 use crate::exposition::protobuf::{self, MediaType};
 use crate::exposition::text_parse;
 use crate::gateway::store::clock::{nanos_since_epoch, now};
@@ -57,7 +58,7 @@ async fn handle(State(gw): State<Arc<Gateway>>, method: Method, uri: Uri, header
         Routing::MethodNotAllowed { allow } => {
             (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, allow)], "Method Not Allowed\n").into_response()
         }
-        Routing::Redirect(location) => redirect(&location, uri.query()),
+        Routing::Redirect(location) => redirect(&method, &location, uri.query()),
         Routing::NotFound => Error::NotFound.into_response(),
     }
 }
@@ -272,16 +273,19 @@ async fn run_logs(gw: &Arc<Gateway>, path: &PushPath, headers: &HeaderMap, body:
 
 fn scrape(gw: &Arc<Gateway>, headers: &HeaderMap) -> Response {
     let own = gw.own.families();
-    let wants_protobuf = negotiate_protobuf(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or(""));
-    let (body, content_type): (Vec<u8>, &str) = if wants_protobuf {
+    let (wants_protobuf, escaping) = negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or(""));
+    let (body, format): (Vec<u8>, &str) = if wants_protobuf {
         let mut body = Vec::new();
-        scrape::write_protobuf(&gw.store(), &own, &mut body);
+        scrape::write_protobuf(&gw.store(), &own, escaping, &mut body);
         (body, PROTOBUF_FORMAT)
     } else {
         let mut text = String::with_capacity(1 << 16);
-        scrape::write_text(&gw.store(), &own, &mut text);
+        scrape::write_text(&gw.store(), &own, escaping, &mut text);
         (text.into_bytes(), TEXT_FORMAT)
     };
+    // The scheme is said even when nothing needed it, as the reference does since 1.11.
+    let content_type = format!("{format}; escaping={}", escaping.as_str());
+    let content_type = content_type.as_str();
     let gzip = headers
         .get(header::ACCEPT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -299,27 +303,33 @@ fn scrape(gw: &Arc<Gateway>, headers: &HeaderMap) -> Response {
     ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
-/// Whether the client prefers delimited protobuf over text, by the reference's rules: the
-/// first acceptable entry in order of quality decides; anything else gets text 0.0.4.
-fn negotiate_protobuf(accept: &str) -> bool {
+/// Whether the client prefers delimited protobuf over text, and the name escaping it asked
+/// for, by the reference's rules (prometheus/common's expfmt `NegotiateAccept`): entries are
+/// read in order of quality, each known `escaping` parameter read on the way replacing the one
+/// before, until one that is served; anything else gets text 0.0.4.
+fn negotiate(accept: &str) -> (bool, Escaping) {
     let mut entries: Vec<(f64, MediaType)> = accept
         .split(',')
         .filter_map(MediaType::parse)
         .map(|m| (m.param("q").and_then(|q| q.parse().ok()).unwrap_or(1.0), m))
         .collect();
     entries.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let mut escaping = Escaping::DEFAULT;
     for (_, media) in entries {
+        if let Some(asked) = media.param("escaping").and_then(Escaping::parse) {
+            escaping = asked;
+        }
         if media.essence == "application/vnd.google.protobuf"
             && media.param("proto") == Some("io.prometheus.client.MetricFamily")
             && media.param("encoding") == Some("delimited")
         {
-            return true;
+            return (true, escaping);
         }
         if media.essence == "text/plain" && matches!(media.param("version"), None | Some("0.0.4")) {
-            return false;
+            return (false, escaping);
         }
     }
-    false
+    (false, escaping)
 }
 
 /// The path as the reference routes on it: percent-decoded, so `%2F` separates.
@@ -387,16 +397,24 @@ mod tests {
 
     #[test]
     fn negotiates_like_expfmt() {
-        assert!(negotiate_protobuf(PROTOBUF_FORMAT));
-        assert!(negotiate_protobuf(
+        assert_eq!(negotiate(PROTOBUF_FORMAT), (true, Escaping::Underscores));
+        assert!(negotiate(
             "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3"
-        ));
-        assert!(!negotiate_protobuf(
+        ).0);
+        assert!(!negotiate(
             "text/plain;version=0.0.4;q=0.9,application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.3"
-        ));
+        ).0);
         let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
-        assert!(!negotiate_protobuf(prometheus));
-        assert!(!negotiate_protobuf(""));
+        assert_eq!(negotiate(prometheus), (false, Escaping::Underscores));
+        assert_eq!(negotiate(""), (false, Escaping::Underscores));
+        // Prometheus 3 with UTF-8 names asks like this; an unknown scheme is ignored, and an
+        // entry not served still sets the scheme for the one that is.
+        assert_eq!(negotiate("text/plain;version=1.0.0;escaping=allow-utf-8;q=0.5"), (false, Escaping::AllowUtf8));
+        assert_eq!(negotiate("text/plain;version=0.0.4;escaping=bogus"), (false, Escaping::Underscores));
+        assert_eq!(
+            negotiate("application/openmetrics-text;escaping=values,text/plain;q=0.5"),
+            (false, Escaping::Values)
+        );
     }
 
     #[test]

@@ -3,21 +3,26 @@
 //! redirects to a cleaned path (the status and text of each error are in error.rs). One place,
 //! so that every handler answers the same way.
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::error::Error;
 use crate::gateway::view::api::CORS_HEADERS;
 use crate::gateway::view::ui;
 
-pub(super) fn redirect(location: &str, query: Option<&str>) -> Response {
+/// A redirect to the cleaned path, as the reference's router (httprouter's fixed-path redirect,
+/// router.go) answers it since Pushgateway 1.6: 301 for GET, 307 for other methods, so that a
+/// client repeats its PUT, POST or DELETE with the body rather than turning it into a GET
+/// (1.5.1 answered 301 to every method).
+pub(super) fn redirect(method: &Method, location: &str, query: Option<&str>) -> Response {
+    let status = if method == Method::GET { StatusCode::MOVED_PERMANENTLY } else { StatusCode::TEMPORARY_REDIRECT };
     let encoded = percent_encoding::utf8_percent_encode(location, PATH_ESCAPES).to_string();
     let target = match query {
         Some(q) => format!("{encoded}?{q}"),
         None => encoded,
     };
     match HeaderValue::from_str(&target) {
-        Ok(value) => (StatusCode::MOVED_PERMANENTLY, [(header::LOCATION, value)]).into_response(),
+        Ok(value) => (status, [(header::LOCATION, value)]).into_response(),
         Err(_) => Error::Redirect.into_response(),
     }
 }

@@ -5,7 +5,7 @@ use std::fmt;
 
 use super::grouping::GroupingKey;
 use crate::exposition::float::to_go_string;
-use crate::exposition::names::{go_quote, is_reserved_label_name, is_valid_label_name, is_valid_metric_name};
+use crate::exposition::names::{go_quote, is_reserved_label_name};
 use crate::proto::client::{Metric, MetricFamily, MetricType};
 
 /// One reason to refuse a push. The texts follow client_golang's, which the reference returns.
@@ -123,7 +123,11 @@ pub fn check_family(
     problems: &mut Vec<Problem>,
 ) {
     let name = family.name();
-    if !is_valid_metric_name(name) {
+    // Since 1.11 the reference gathers with client_golang's UTF-8 rules, which take any name
+    // (the text parser, not this check, keeps a text push to the legacy names without
+    // `--push.enable-utf8-names`), even the empty one; but a family without a name then fails
+    // every scrape of the reference's /metrics, all groups' series gone. Refused here.
+    if name.is_empty() {
         problems.push(Problem::InvalidMetricName(name.to_string()));
         return;
     }
@@ -177,7 +181,8 @@ fn check_metric(name: &str, ty: MetricType, metric: &Metric, problems: &mut Vec<
     }
     for (i, label) in metric.label.iter().enumerate() {
         let label_name = label.name();
-        if !is_valid_label_name(label_name) || is_reserved_label_name(label_name) {
+        // client_golang's checkLabelName (prometheus/labels.go): UTF-8 rules, not reserved.
+        if label_name.is_empty() || is_reserved_label_name(label_name) {
             problems.push(Problem::InvalidLabelName {
                 name: name.into(),
                 metric: metric.clone(),

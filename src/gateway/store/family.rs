@@ -9,7 +9,7 @@
 use prost::Message;
 
 use super::clock::Nanos;
-use crate::exposition::text_write;
+use crate::exposition::{escaping, text_write};
 use crate::proto::client::{Metric, MetricFamily, MetricType};
 
 // The two families every group has, which the gateway writes itself from the group's push times
@@ -31,6 +31,9 @@ pub struct StoredFamily {
     records: Vec<u8>,
     /// The series' hashes in the store's series index, to take them out again.
     hashes: Box<[u64]>,
+    /// Whether a name in it is one the legacy rules refuse, which a scrape may have to write
+    /// escaped rather than as kept (exposition/escaping.rs).
+    needs_escaping: bool,
 }
 
 impl StoredFamily {
@@ -52,7 +55,12 @@ impl StoredFamily {
             text,
             records,
             hashes: hashes.into_boxed_slice(),
+            needs_escaping: escaping::needs_escaping(family),
         }
+    }
+
+    pub fn needs_escaping(&self) -> bool {
+        self.needs_escaping
     }
 
     pub fn ty(&self) -> MetricType {

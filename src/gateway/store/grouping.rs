@@ -77,6 +77,12 @@ impl GroupingKey {
         Ok(Self::from_unique(pairs))
     }
 
+    /// Whether a label name in it is one the legacy rules refuse (pushed with
+    /// `--push.enable-utf8-names`), which a scrape may have to write escaped.
+    pub fn needs_escaping(&self) -> bool {
+        self.0.iter().any(|(name, _)| !crate::exposition::names::is_valid_metric_name(name))
+    }
+
     /// A key from label pairs, as restored from disk. Later pairs win over earlier ones.
     pub fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> Option<Self> {
         let mut unique: Vec<(String, String)> = Vec::new();

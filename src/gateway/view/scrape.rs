@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use crate::exposition::escaping::Escaping;
 use crate::exposition::{float, protobuf, text_write};
 use crate::gateway::store::clock::seconds;
 use crate::gateway::store::{
@@ -10,9 +11,11 @@ use crate::gateway::store::{
 };
 use crate::proto::client::{Gauge, Metric, MetricFamily, MetricType};
 
-/// The scrape in text format 0.0.4. Pushed series are copied from text rendered at push time,
-/// so a scrape costs little more than its size.
-pub fn write_text(store: &Store, own: &[MetricFamily], out: &mut String) {
+/// The scrape in text format 0.0.4, names written in the scheme the scraper asked for. Pushed
+/// series are copied from text rendered at push time, so a scrape costs little more than its
+/// size; only a family with a name the legacy rules refuse is written anew for a scheme that
+/// escapes it.
+pub fn write_text(store: &Store, own: &[MetricFamily], escaping: Escaping, out: &mut String) {
     for name in all_names(store, own) {
         let own_family = own.iter().find(|f| f.name() == name);
         let header_at = out.len();
@@ -20,7 +23,12 @@ pub fn write_text(store: &Store, own: &[MetricFamily], out: &mut String) {
             text_write::write_header(out, name, timestamp_help(name), MetricType::Gauge);
             for group in store.groups() {
                 out.push_str(name);
-                out.push_str(&group.series_labels);
+                if group.key.needs_escaping() && escaping != Escaping::AllowUtf8 {
+                    let family = timestamp_family(name, std::iter::once(group));
+                    text_write::write_labels(out, &escaping.family(&family).metric[0].label, None);
+                } else {
+                    out.push_str(&group.series_labels);
+                }
                 out.push(' ');
                 float::write_sample(out, seconds(timestamps(group)));
                 out.push('\n');
@@ -34,7 +42,8 @@ pub fn write_text(store: &Store, own: &[MetricFamily], out: &mut String) {
             (None, Some(n)) => (n.ty, n.help),
             (None, None) => continue,
         };
-        text_write::write_header(out, name, help, ty);
+        let written_name = escaping.name(name);
+        text_write::write_header(out, &written_name, help, ty);
         let samples_at = out.len();
         if let Some(f) = own_family {
             for metric in &f.metric {
@@ -42,7 +51,14 @@ pub fn write_text(store: &Store, own: &[MetricFamily], out: &mut String) {
             }
         }
         for stored in named.iter().flat_map(|n| &n.families) {
-            out.push_str(stored.text());
+            if stored.needs_escaping() && escaping != Escaping::AllowUtf8 {
+                let family = stored.to_family(name);
+                for metric in &escaping.family(&family).metric {
+                    text_write::write_metric(out, &written_name, ty, metric);
+                }
+            } else {
+                out.push_str(stored.text());
+            }
         }
         // A family without samples is left out, header and all.
         if out.len() == samples_at {
@@ -51,34 +67,22 @@ pub fn write_text(store: &Store, own: &[MetricFamily], out: &mut String) {
     }
 }
 
-/// The scrape as length-delimited protobuf, for clients that ask for it. Pushed metrics are
-/// copied as the records encoded at push time.
-pub fn write_protobuf(store: &Store, own: &[MetricFamily], out: &mut Vec<u8>) {
+/// The scrape as length-delimited protobuf, for clients that ask for it, names written in the
+/// scheme the scraper asked for. Pushed metrics are copied as the records encoded at push time,
+/// but for a family with a name that the scheme escapes.
+pub fn write_protobuf(store: &Store, own: &[MetricFamily], escaping: Escaping, out: &mut Vec<u8>) {
     for name in all_names(store, own) {
         let own_family = own.iter().find(|f| f.name() == name);
-        if let Some(timestamps) = timestamp_field(name) {
-            let family = MetricFamily {
-                name: Some(name.to_string()),
-                help: Some(timestamp_help(name).into()),
-                r#type: Some(MetricType::Gauge as i32),
-                metric: store
-                    .groups()
-                    .map(|g| Metric {
-                        label: timestamp_labels(g),
-                        gauge: Some(Gauge { value: Some(seconds(timestamps(g))) }),
-                        ..Default::default()
-                    })
-                    .collect(),
-                unit: None,
-            };
-            protobuf::encode_delimited(&family, out);
+        if timestamp_field(name).is_some() {
+            let family = timestamp_family(name, store.groups());
+            protobuf::encode_delimited(&escaping.family(&family), out);
             continue;
         }
         let named = store.named(name);
         let header = match (own_family, &named) {
             (Some(f), _) => MetricFamily { metric: Vec::new(), ..f.clone() },
             (None, Some(n)) => MetricFamily {
-                name: Some(name.to_string()),
+                name: Some(escaping.name(name).into_owned()),
                 help: (!n.help.is_empty()).then(|| n.help.to_string()),
                 r#type: Some(n.ty as i32),
                 metric: Vec::new(),
@@ -90,8 +94,22 @@ pub fn write_protobuf(store: &Store, own: &[MetricFamily], out: &mut Vec<u8>) {
         for metric in own_family.iter().flat_map(|f| &f.metric) {
             prost::encoding::message::encode(4, metric, &mut own_records);
         }
-        let mut parts: Vec<&[u8]> = vec![&own_records];
-        parts.extend(named.iter().flat_map(|n| &n.families).map(|f| f.records()));
+        let mut escaped_records = Vec::new();
+        for stored in named.iter().flat_map(|n| &n.families).filter(|f| f.needs_escaping()) {
+            if escaping != Escaping::AllowUtf8 {
+                for metric in &escaping.family(&stored.to_family(name)).metric {
+                    prost::encoding::message::encode(4, metric, &mut escaped_records);
+                }
+            }
+        }
+        let mut parts: Vec<&[u8]> = vec![&own_records, &escaped_records];
+        parts.extend(
+            named
+                .iter()
+                .flat_map(|n| &n.families)
+                .filter(|f| !f.needs_escaping() || escaping == Escaping::AllowUtf8)
+                .map(|f| f.records()),
+        );
         if parts.iter().any(|p| !p.is_empty()) {
             protobuf::encode_delimited_parts(&header, &parts, out);
         }
@@ -112,6 +130,24 @@ fn timestamp_field(name: &str) -> Option<fn(&Group) -> Nanos> {
         PUSH_TIME => Some(|g| g.last_push),
         PUSH_FAILURE_TIME => Some(|g| g.last_failure),
         _ => None,
+    }
+}
+
+/// The groups' `push_time_seconds` or `push_failure_time_seconds`, as a family.
+fn timestamp_family<'a>(name: &str, groups: impl Iterator<Item = &'a Group>) -> MetricFamily {
+    let timestamps = timestamp_field(name).unwrap_or(|g| g.last_push);
+    MetricFamily {
+        name: Some(name.to_string()),
+        help: Some(timestamp_help(name).into()),
+        r#type: Some(MetricType::Gauge as i32),
+        metric: groups
+            .map(|g| Metric {
+                label: timestamp_labels(g),
+                gauge: Some(Gauge { value: Some(seconds(timestamps(g))) }),
+                ..Default::default()
+            })
+            .collect(),
+        unit: None,
     }
 }
 
@@ -164,7 +200,7 @@ mod tests {
             unit: None,
         }];
         let mut text = String::new();
-        write_text(&store, &own, &mut text);
+        write_text(&store, &own, Escaping::Underscores, &mut text);
         let want = "# HELP m From a.\n# TYPE m untyped\nm{instance=\"\",job=\"a\"} 1\nm{instance=\"i\",job=\"b\"} 2\n\
 # HELP process_open_fds Number of open file descriptors.\n# TYPE process_open_fds gauge\nprocess_open_fds 7\n\
 process_open_fds{instance=\"i\",job=\"b\"} 3\n\
@@ -175,7 +211,7 @@ process_open_fds{instance=\"i\",job=\"b\"} 3\n\
 # TYPE z untyped\nz{instance=\"\",job=\"a\"} 1\n";
         assert_eq!(text, want);
         let mut body = Vec::new();
-        write_protobuf(&store, &own, &mut body);
+        write_protobuf(&store, &own, Escaping::Underscores, &mut body);
         let families = protobuf::decode_delimited(&body).unwrap();
         let mut round_trip = String::new();
         for f in &families {
