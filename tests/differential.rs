@@ -90,6 +90,7 @@ struct Case {
     help_may_differ: bool,
     state_differs: Option<&'static str>,
     state_changed: Option<(&'static str, &'static str)>,
+    new_flag: Option<&'static str>,
 }
 
 fn case() -> Case {
@@ -124,15 +125,21 @@ impl Case {
         self
     }
 
+    /// The flags include one that 1.5.1 does not have (it would not start): compared with
+    /// today's release only.
+    fn new_flag(mut self, flag: &'static str) -> Case {
+        self.new_flag = Some(flag);
+        self
+    }
+
     /// Runs the steps on cronpush and both releases and compares; returns today's release and
     /// cronpush for further assertions.
     fn run(self, steps: &[Step]) -> (Server, Server) {
         let today = Server::release_at(Release::Today, &self.flags, self.prefix);
-        let debian = Server::release_at(Release::Debian, &self.flags, self.prefix);
+        let debian = self.new_flag.is_none().then(|| Server::release_at(Release::Debian, &self.flags, self.prefix));
         let ours = Server::cronpush_at(&self.flags, self.prefix);
         for (i, s) in steps.iter().enumerate() {
             let want = send(&today, s);
-            let old = send(&debian, s);
             let got = send(&ours, s);
             let what = format!("step {} ({} {})", i + 1, s.method, s.path);
             match s.ours {
@@ -146,6 +153,8 @@ impl Case {
                 }
                 None => compare_replies(&format!("{what}, against today's release"), s, &want, &got),
             }
+            let Some(debian) = &debian else { continue };
+            let old = send(debian, s);
             match s.changed {
                 Some((release, changed)) => assert!(
                     replies_differ(s, &old, &want),
@@ -157,13 +166,14 @@ impl Case {
         }
         if self.state_differs.is_none() {
             same_state(&today, &ours, self.help_may_differ, "today's release");
+            let Some(debian) = &debian else { return (today, ours) };
             match self.state_changed {
                 Some((release, changed)) => assert_ne!(
-                    state(&debian, self.help_may_differ),
+                    state(debian, self.help_may_differ),
                     state(&today, self.help_may_differ),
                     "1.5.1 now holds what today's release does; drop .state_changed_in({release}, {changed})"
                 ),
-                None => same_state(&debian, &ours, self.help_may_differ, "1.5.1"),
+                None => same_state(debian, &ours, self.help_may_differ, "1.5.1"),
             }
         }
         (today, ours)
@@ -482,6 +492,69 @@ fn gauge_histograms_in_text() {
         )
         .changed_in("after 1.5.1", "gaugehistogram is a type"),
     ]);
+}
+
+// ---- UTF-8 names (--push.enable-utf8-names, since 1.11) ------------------------------------
+
+const UTF8_NAMES: &str = "--push.enable-utf8-names";
+
+#[test]
+fn utf8_names_in_text_pushes() {
+    let (today, ours) = case().flags(&[UTF8_NAMES]).new_flag(UTF8_NAMES).run(&[
+        put("/metrics/job/a", "{\"my.metric\", \"a.b\"=\"x\"} 1\n"),
+        put("/metrics/job/b", "# HELP \"my.gauge\" Some help.\n# TYPE \"my.gauge\" gauge\n{\"my.gauge\"} 2\n"),
+        put("/metrics/job/c", "plain{\"la.b\"=\"y\",ok=\"z\"} 3\n"),
+        put("/metrics/job/d", "# TYPE \"h.x\" histogram\n{\"h.x_bucket\",le=\"1\"} 1\n{\"h.x_bucket\",le=\"+Inf\"} 2\n{\"h.x_count\"} 2\n{\"h.x_sum\"} 1.5\n"),
+        put("/metrics/job/e", "{\"花火\",\"läbel\"=\"v\"} 4\n{\"quote\\\"d\\\\\"} 5\n"),
+        put("/metrics/job/f", "{\"x\"} 1\n{\"x\"} 2\n"),
+    ]);
+    same_scrapes(&today, &ours);
+}
+
+#[test]
+fn utf8_name_syntax_errors() {
+    case().flags(&[UTF8_NAMES]).new_flag(UTF8_NAMES).run(&[
+        put("/metrics/job/j", "{\"a\",\"b\"} 1\n"),
+        put("/metrics/job/j", "{} 1\n"),
+        put("/metrics/job/j", "{a=\"1\"} 1\n"),
+        put("/metrics/job/j", "{\"a\" 1\n"),
+        put("/metrics/job/j", "{\"a\"x} 1\n"),
+        put("/metrics/job/j", "{\"a\\q\"} 1\n"),
+        put("/metrics/job/j", "{\"a\nb\"} 1\n"),
+        put("/metrics/job/j", "{\"\"} 1\n"),
+        put("/metrics/job/j", "x{\"\"=\"1\"} 1\n"),
+        put("/metrics/job/j", "x{\"__name__\"=\"1\"} 1\n"),
+        put("/metrics/job/j", "# TYPE \"a.b\"gauge\n"),
+        step("PUT", "/metrics/job/j", b"{\"a\xff\"} 1\n".to_vec()),
+    ]);
+}
+
+#[test]
+fn utf8_names_without_the_flag_are_refused() {
+    case().state_changed_in("1.11.0", "the quoted legacy name is kept").run(&[
+        put("/metrics/job/j", "{\"my.metric\"} 1\n").changed_in("1.11.0", "quoted names are read"),
+        put("/metrics/job/j", "{\"legacy_name\"} 1\n").changed_in("1.11.0", "quoted names are read"),
+        put("/metrics/job/j", "x{\"a.b\"=\"1\"} 1\n").changed_in("1.11.0", "quoted names are read"),
+        put("/metrics/job/j", "# TYPE \"my.gauge\" gauge\n").changed_in("1.11.0", "quoted names are read"),
+        put("/metrics/job/j/a.b/1", "x 1\n"),
+        put("/metrics/job/j/U__a_2e_b/1", "x 1\n"),
+    ]);
+}
+
+#[test]
+fn utf8_label_names_in_the_path() {
+    let (today, ours) = case().flags(&[UTF8_NAMES]).new_flag(UTF8_NAMES).run(&[
+        put("/metrics/job/a/U__http_2e_method/get", "x 1\n"),
+        put("/metrics/job/b/a.b/v", "x 1\n"),
+        put("/metrics/job/c/U__bad_2e/v", "x 1\n"),
+        put("/metrics/job/d/U____x/v", "x 1\n"),
+        put("/metrics/job/e/U__a_2e_b@base64/dg", "x 1\n"),
+        put("/metrics/job/f/__x/v", "x 1\n"),
+        put("/metrics/job/g/U___2e_/v", "x 1\n"),
+        delete("/metrics/job/a/U__http_2e_method/get"),
+        put("/metrics/job/h/U__a_2e_b/1/a.b/2", "x 1\n"),
+    ]);
+    same_scrapes(&today, &ours);
 }
 
 #[test]
@@ -1025,31 +1098,10 @@ fn scrapes_escape_names_as_asked() {
         protobuf_push("PUT", "/metrics/job/j", &[utf8, emoji]).changed_in("1.11.0", "UTF-8 names in protobuf"),
         put("/metrics/job/k", "# TYPE plain_total counter\nplain_total{x=\"1\"} 3\n"),
     ]);
+    same_scrapes(&today, &ours);
     let scrape = |server: &Server, accept: &str| {
         support::send(&support::client(), "GET", &server.url("/metrics"), &[("Accept", accept)], Vec::new())
     };
-    for accept in [
-        "",
-        "text/plain;version=0.0.4",
-        "text/plain;version=1.0.0;escaping=allow-utf-8",
-        "text/plain;version=0.0.4;escaping=dots",
-        "text/plain;version=0.0.4;escaping=values",
-        "text/plain;escaping=underscores",
-        "text/plain;version=0.0.4;escaping=bogus",
-        "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8,text/plain;version=0.0.4;q=0.5",
-    ] {
-        let (want, got) = (scrape(&today, accept), scrape(&ours, accept));
-        assert_eq!(got.header("content-type"), want.header("content-type"), "Accept: {accept}");
-        let lines = |body: &str| -> Vec<String> {
-            let mut series = pushed_series(body);
-            series.extend(
-                body.lines().filter(|l| l.starts_with("# ") && !support::is_own_metric(&l[7..])).map(String::from),
-            );
-            series.sort();
-            series
-        };
-        assert_eq!(lines(&got.body), lines(&want.body), "Accept: {accept}");
-    }
     for escaping in ["underscores", "dots", "values", "allow-utf-8"] {
         let accept = format!("{PROTOBUF}; escaping={escaping}");
         let names = |server: &Server| -> Vec<(String, Vec<String>)> {
@@ -1069,6 +1121,36 @@ fn scrapes_escape_names_as_asked() {
         };
         assert_eq!(names(&ours), names(&today), "Accept: {accept}");
         assert_eq!(scrape(&ours, &accept).header("content-type"), scrape(&today, &accept).header("content-type"));
+    }
+}
+
+/// Asserts that cronpush's text scrape, asked for each name escaping, has the pushed series,
+/// TYPE and HELP lines and `Content-Type` that today's release's has.
+fn same_scrapes(today: &Server, ours: &Server) {
+    let scrape = |server: &Server, accept: &str| {
+        support::send(&support::client(), "GET", &server.url("/metrics"), &[("Accept", accept)], Vec::new())
+    };
+    for accept in [
+        "",
+        "text/plain;version=0.0.4",
+        "text/plain;version=1.0.0;escaping=allow-utf-8",
+        "text/plain;version=0.0.4;escaping=dots",
+        "text/plain;version=0.0.4;escaping=values",
+        "text/plain;escaping=underscores",
+        "text/plain;version=0.0.4;escaping=bogus",
+        "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8,text/plain;version=0.0.4;q=0.5",
+    ] {
+        let (want, got) = (scrape(today, accept), scrape(ours, accept));
+        assert_eq!(got.header("content-type"), want.header("content-type"), "Accept: {accept}");
+        let lines = |body: &str| -> Vec<String> {
+            let mut series = pushed_series(body);
+            series.extend(
+                body.lines().filter(|l| l.starts_with("# ") && !support::is_own_metric(&l[7..])).map(String::from),
+            );
+            series.sort();
+            series
+        };
+        assert_eq!(lines(&got.body), lines(&want.body), "Accept: {accept}");
     }
 }
 

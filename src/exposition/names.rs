@@ -1,5 +1,31 @@
 //! Metric and label names, with the legacy (pre-UTF-8) rules that Pushgateway 1.5.1 and
-//! Prometheus 2.42 enforce.
+//! Prometheus 2.42 enforce, and the UTF-8 rules of Pushgateway 1.11's `--push.enable-utf8-names`.
+
+/// Which names a push may use: prometheus/common's `model.ValidationScheme`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum NameRules {
+    /// `[a-zA-Z_:][a-zA-Z0-9_:]*` for metrics, no colon for labels; the default.
+    #[default]
+    Legacy,
+    /// Any name that is not empty (`--push.enable-utf8-names`); a Rust string is UTF-8 already.
+    Utf8,
+}
+
+impl NameRules {
+    pub fn is_valid_metric_name(self, name: &str) -> bool {
+        match self {
+            NameRules::Legacy => is_valid_metric_name(name),
+            NameRules::Utf8 => !name.is_empty(),
+        }
+    }
+
+    pub fn is_valid_label_name(self, name: &str) -> bool {
+        match self {
+            NameRules::Legacy => is_valid_label_name(name),
+            NameRules::Utf8 => !name.is_empty(),
+        }
+    }
+}
 
 /// `[a-zA-Z_:][a-zA-Z0-9_:]*`
 pub fn is_valid_metric_name(name: &str) -> bool {

@@ -9,10 +9,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use super::float::parse_go;
-use super::names::{
-    go_quote, go_quote_byte, go_quote_bytes, is_label_name_continuation, is_label_name_start,
-    is_metric_name_continuation, is_metric_name_start,
-};
+use super::names::{NameRules, go_quote, go_quote_byte, go_quote_bytes};
 use crate::proto::client::{
     Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType, Quantile, Summary, Untyped,
 };
@@ -32,10 +29,18 @@ impl fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
-/// Parses a whole body. Families come out in the order their names first appear; families
-/// that end up without samples (a lone `# TYPE` line) are dropped, as the reference does.
+/// Parses a whole body with the legacy name rules. Families come out in the order their names
+/// first appear; families that end up without samples (a lone `# TYPE` line) are dropped, as
+/// the reference does.
 pub fn parse(input: &[u8]) -> Result<Vec<MetricFamily>, ParseError> {
-    let mut parser = Parser::new(input);
+    parse_with(input, NameRules::Legacy)
+}
+
+/// Parses a whole body, checking names by `rules`. Quoted names (`{"my.metric","a.b"="1"} 1`,
+/// `# TYPE "my.metric" gauge`) are read either way, as prometheus/common's parser does since
+/// Pushgateway 1.11; the legacy rules then refuse the ones they do not allow.
+pub fn parse_with(input: &[u8], rules: NameRules) -> Result<Vec<MetricFamily>, ParseError> {
+    let mut parser = Parser::new(input, rules);
     let mut state = Some(State::StartOfLine);
     while let Some(current) = state {
         state = parser.step(current);
@@ -76,6 +81,13 @@ enum Suffix {
 
 struct Parser<'a> {
     input: &'a [u8],
+    rules: NameRules,
+    /// The line started with `{`: its metric name is the first name inside the braces.
+    name_inside_braces: bool,
+    /// That name has been read.
+    name_inside_braces_read: bool,
+    /// The line's sample has its metric name, so labels have somewhere to go.
+    has_metric: bool,
     pos: usize,
     byte: u8,
     err: Option<Stop>,
@@ -98,9 +110,13 @@ struct Parser<'a> {
 }
 
 impl<'a> Parser<'a> {
-    fn new(input: &'a [u8]) -> Self {
+    fn new(input: &'a [u8], rules: NameRules) -> Self {
         Parser {
             input,
+            rules,
+            name_inside_braces: false,
+            name_inside_braces_read: false,
+            has_metric: false,
             pos: 0,
             byte: 0,
             err: None,
@@ -158,16 +174,20 @@ impl<'a> Parser<'a> {
         None
     }
 
+    /// The current family's type; none before the first family (a line may start with `{`).
     fn family_type(&self) -> Option<MetricType> {
-        self.families[self.family].r#type.and_then(|t| MetricType::try_from(t).ok())
+        self.families.get(self.family)?.r#type.and_then(|t| MetricType::try_from(t).ok())
     }
 
     fn family_name(&self) -> String {
-        go_quote(self.families[self.family].name())
+        go_quote(self.families.get(self.family).map_or("", |f| f.name()))
     }
 
     fn start_of_line(&mut self) -> Option<State> {
         self.line += 1;
+        self.has_metric = false;
+        self.name_inside_braces = false;
+        self.name_inside_braces_read = false;
         self.skip_blank_tab();
         if self.failed() {
             // The only place where the end of input is the normal end.
@@ -179,6 +199,11 @@ impl<'a> Parser<'a> {
         match self.byte {
             b'#' => Some(State::StartComment),
             b'\n' => Some(State::StartOfLine),
+            b'{' => {
+                self.name_inside_braces = true;
+                self.pending = Metric::default();
+                Some(State::ReadingLabels)
+            }
             _ => Some(State::ReadingMetricName),
         }
     }
@@ -222,7 +247,9 @@ impl<'a> Parser<'a> {
         if !is_blank_or_tab(self.byte) {
             return self.syntax_error("invalid metric name in comment".into());
         }
-        self.set_or_create_family();
+        if !self.set_or_create_family() {
+            return None;
+        }
         self.skip_blank_tab();
         if self.failed() {
             return None;
@@ -241,12 +268,15 @@ impl<'a> Parser<'a> {
         if self.token.is_empty() {
             return self.syntax_error("invalid metric name".into());
         }
-        self.set_or_create_family();
+        if !self.set_or_create_family() {
+            return None;
+        }
         let family = &mut self.families[self.family];
         if family.r#type.is_none() {
             family.r#type = Some(MetricType::Untyped as i32);
         }
         self.pending = Metric::default();
+        self.has_metric = true;
         self.skip_blank_tab_if_current_blank_tab();
         if self.failed() {
             return None;
@@ -276,6 +306,10 @@ impl<'a> Parser<'a> {
             return None;
         }
         if self.byte == b'}' {
+            // `{}`: no metric name for the labels to belong to.
+            if !self.has_metric {
+                return self.syntax_error("invalid metric name".into());
+            }
             self.skip_blank_tab();
             if self.failed() {
                 return None;
@@ -290,9 +324,26 @@ impl<'a> Parser<'a> {
             let msg = format!("invalid label name for metric {}", self.family_name());
             return self.syntax_error(msg);
         }
-        let name = String::from_utf8_lossy(&self.token).into_owned();
+        self.skip_blank_tab_if_current_blank_tab();
+        if self.failed() {
+            return None;
+        }
+        if self.byte != b'=' {
+            if self.name_inside_braces {
+                return self.metric_name_inside_braces();
+            }
+            let msg = format!("expected '=' after label name, found {}", go_quote_byte(self.byte));
+            return self.syntax_error(msg);
+        }
+        let name = match String::from_utf8(std::mem::take(&mut self.token)) {
+            Ok(name) => name,
+            Err(e) => return self.syntax_error(format!("invalid label name {}", go_quote_bytes(e.as_bytes()))),
+        };
         if name == "__name__" {
             return self.syntax_error("label name \"__name__\" is reserved".into());
+        }
+        if !self.rules.is_valid_label_name(&name) {
+            return self.syntax_error(format!("invalid label name {}", go_quote(&name)));
         }
         // `quantile` of a summary and `le` of a histogram are not labels but coordinates.
         let special = match self.family_type() {
@@ -304,14 +355,6 @@ impl<'a> Parser<'a> {
             self.pending.label.push(LabelPair { name: Some(name.clone()), value: None });
         }
         self.label_name = name;
-        self.skip_blank_tab_if_current_blank_tab();
-        if self.failed() {
-            return None;
-        }
-        if self.byte != b'=' {
-            let msg = format!("expected '=' after label name, found {}", go_quote_byte(self.byte));
-            return self.syntax_error(msg);
-        }
         let labels = &self.pending.label;
         let duplicate =
             labels.iter().enumerate().any(|(i, l)| labels[..i].iter().any(|earlier| earlier.name == l.name));
@@ -320,6 +363,41 @@ impl<'a> Parser<'a> {
             return self.syntax_error(msg);
         }
         Some(State::StartLabelValue)
+    }
+
+    /// A name inside the braces not followed by `=`: the line's metric name (the token), which
+    /// must be the only one, followed by `,` and the labels or by `}`.
+    fn metric_name_inside_braces(&mut self) -> Option<State> {
+        if self.name_inside_braces_read {
+            let msg = format!("multiple metric names for metric {}", self.family_name());
+            return self.syntax_error(msg);
+        }
+        if !matches!(self.byte, b',' | b'}') {
+            let msg = format!("unexpected end of metric name {}", go_quote_byte(self.byte));
+            return self.syntax_error(msg);
+        }
+        if !self.set_or_create_family() {
+            return None;
+        }
+        let family = &mut self.families[self.family];
+        if family.r#type.is_none() {
+            family.r#type = Some(MetricType::Untyped as i32);
+        }
+        if self.is_composite() {
+            self.composite_labels.clear();
+            self.quantile = f64::NAN;
+            self.bucket = f64::NAN;
+        }
+        self.has_metric = true;
+        self.name_inside_braces_read = true;
+        if self.byte == b',' {
+            return Some(State::StartLabelName);
+        }
+        self.skip_blank_tab();
+        if self.failed() {
+            return None;
+        }
+        Some(State::ReadingValue)
     }
 
     fn start_label_value(&mut self) -> Option<State> {
@@ -375,6 +453,7 @@ impl<'a> Parser<'a> {
         }
         match self.byte {
             b',' => Some(State::StartLabelName),
+            b'}' if !self.has_metric => self.syntax_error("invalid metric name".into()),
             b'}' => {
                 self.skip_blank_tab();
                 if self.failed() {
@@ -563,22 +642,56 @@ impl<'a> Parser<'a> {
     }
 
     fn read_token_as_metric_name(&mut self) {
-        self.read_name(is_metric_name_start, is_metric_name_continuation);
+        self.read_name(true);
     }
 
     fn read_token_as_label_name(&mut self) {
-        self.read_name(is_label_name_start, is_label_name_continuation);
+        self.read_name(false);
     }
 
-    /// Reads a name from the current byte on; an empty token when it cannot start one.
-    fn read_name(&mut self, start: fn(u8) -> bool, continuation: fn(u8) -> bool) {
+    /// Reads a name from the current byte on, plain (legacy characters) or in quotes with
+    /// `\\`, `\n` and `\"` escapes (expfmt/text_parse.go, readTokenAsMetricName and
+    /// readTokenAsLabelName, whose quirks it keeps: a quote may open after plain characters);
+    /// an empty token when the byte cannot start one.
+    fn read_name(&mut self, metric: bool) {
+        let start = |b: u8| b.is_ascii_alphabetic() || b == b'_' || b == b'"' || (metric && b == b':');
         self.token.clear();
         if !start(self.byte) {
             return;
         }
-        loop {
-            self.token.push(self.byte);
-            if !self.read_byte() || !continuation(self.byte) {
+        let (mut quoted, mut escaped) = (false, false);
+        while !self.failed() {
+            if escaped {
+                match self.byte {
+                    b'\\' | b'"' => self.token.push(self.byte),
+                    b'n' => self.token.push(b'\n'),
+                    other => {
+                        self.syntax_error(format!("invalid escape sequence '\\{}'", char::from(other)));
+                        return;
+                    }
+                }
+                escaped = false;
+            } else {
+                match self.byte {
+                    b'"' => {
+                        quoted = !quoted;
+                        if !quoted {
+                            self.read_byte();
+                            return;
+                        }
+                    }
+                    b'\n' => {
+                        let what = if metric { "metric name" } else { "label name" };
+                        let msg = format!("{what} {} contains unescaped new-line", go_quote_bytes(&self.token));
+                        self.syntax_error(msg);
+                        return;
+                    }
+                    b'\\' => escaped = true,
+                    other => self.token.push(other),
+                }
+            }
+            // Inside quotes every byte continues the name; outside, the legacy characters.
+            if !self.read_byte() || !(quoted || start(self.byte) || self.byte.is_ascii_digit()) {
                 return;
             }
         }
@@ -615,13 +728,20 @@ impl<'a> Parser<'a> {
 
     /// Finds the family a name belongs to: its own, or that of the summary or (gauge) histogram whose
     /// `_sum`, `_count` (or `_bucket`) sample it is.
-    fn set_or_create_family(&mut self) {
+    /// False, with the error set, for a name the rules do not allow.
+    fn set_or_create_family(&mut self) -> bool {
         self.suffix = Suffix::None;
-        // Names are ASCII by construction (see read_name).
-        let name = std::str::from_utf8(&self.token).expect("metric names are ASCII");
+        let name = match std::str::from_utf8(&self.token) {
+            Ok(name) if self.rules.is_valid_metric_name(name) => name,
+            _ => {
+                let msg = format!("invalid metric name {}", go_quote_bytes(&self.token));
+                self.syntax_error(msg);
+                return false;
+            }
+        };
         if let Some(&i) = self.by_name.get(name) {
             self.family = i;
-            return;
+            return true;
         }
         let suffix = if name.ends_with("_count") {
             Suffix::Count
@@ -641,13 +761,14 @@ impl<'a> Parser<'a> {
             {
                 self.family = i;
                 self.suffix = suffix;
-                return;
+                return true;
             }
         }
         let name = name.to_string();
         self.families.push(MetricFamily { name: Some(name.clone()), ..Default::default() });
         self.family = self.families.len() - 1;
         self.by_name.insert(name, self.family);
+        true
     }
 }
 

@@ -17,6 +17,7 @@ use clap::Args;
 use super::store::limits::{DEFAULT_MAX_BODY_BYTES, Limits};
 use super::store::runs::{DEFAULT_MAX_LOG_BYTES, DEFAULT_RUNS, DEFAULT_TOTAL_RUNS};
 use super::web::{WebConfig, WebConfigError};
+use crate::exposition::names::NameRules;
 use crate::go_duration;
 
 #[derive(Args, Debug, Clone)]
@@ -163,6 +164,8 @@ pub struct Config {
     pub persistence_file: Option<PathBuf>,
     pub start_empty_if_damaged: bool,
     pub consistency_check: bool,
+    /// --push.enable-utf8-names: the names a push may use (legacy unless set, as upstream).
+    pub name_rules: NameRules,
     /// Not listed in `flags`: `/api/v1/status` shows the reference's flags with its defaults.
     pub limits: Limits,
     /// --push.expire-after, `None` when 0. Not in `flags`, for the same reason as `limits`.
@@ -186,7 +189,6 @@ pub struct Config {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WithoutEffect {
     PersistenceInterval,
-    Utf8Names,
 }
 
 impl WithoutEffect {
@@ -196,11 +198,6 @@ impl WithoutEffect {
             WithoutEffect::PersistenceInterval => {
                 "--persistence.interval is accepted and has nothing to do here: every change is written to \
                  --persistence.file before it is acknowledged, so there is no interval to wait"
-            }
-            WithoutEffect::Utf8Names => {
-                "--push.enable-utf8-names is accepted, but this version keeps checking metric and label \
-                 names against the legacy character set ([a-zA-Z_:][a-zA-Z0-9_:]*): a push with other \
-                 names is still refused with 400"
             }
         }
     }
@@ -256,13 +253,10 @@ impl GatewayArgs {
         let enable_admin_api = self.enable_admin_api && !self.no_enable_admin_api;
         let disable_consistency_check = self.disable_consistency_check && !self.no_disable_consistency_check;
         let enable_utf8_names = self.enable_utf8_names && !self.no_enable_utf8_names;
-        let without_effect = [
-            (self.persistence_interval.is_some(), WithoutEffect::PersistenceInterval),
-            (enable_utf8_names, WithoutEffect::Utf8Names),
-        ]
-        .into_iter()
-        .filter_map(|(set, what)| set.then_some(what))
-        .collect();
+        let without_effect = [(self.persistence_interval.is_some(), WithoutEffect::PersistenceInterval)]
+            .into_iter()
+            .filter_map(|(set, what)| set.then_some(what))
+            .collect();
         // Every flag the reference 1.11 lists (all but kingpin's --help and --version, as
         // main.go filters them), under its name and with its default where it means the same.
         let flags = BTreeMap::from([
@@ -295,6 +289,7 @@ impl GatewayArgs {
             persistence_file: (!self.persistence_file.is_empty()).then(|| PathBuf::from(self.persistence_file)),
             start_empty_if_damaged: self.start_empty_if_damaged,
             consistency_check: !disable_consistency_check,
+            name_rules: if enable_utf8_names { NameRules::Utf8 } else { NameRules::Legacy },
             limits: Limits {
                 max_body_bytes: self.max_body_bytes,
                 max_series: self.max_series,
@@ -422,7 +417,8 @@ mod tests {
         assert!(!config.systemd_socket);
         assert_eq!(config.route_prefix, "");
         assert_eq!(config.external_prefix, "/pushgateway");
-        assert_eq!(config.without_effect, [WithoutEffect::PersistenceInterval, WithoutEffect::Utf8Names]);
+        assert_eq!(config.without_effect, [WithoutEffect::PersistenceInterval]);
+        assert_eq!(config.name_rules, NameRules::Utf8);
         let listed: Vec<&str> = config.flags.keys().map(String::as_str).collect();
         assert_eq!(listed, UPSTREAM_1_11_STATUS_FLAGS);
         assert_eq!(config.flags["push.enable-utf8-names"], "true");

@@ -55,7 +55,6 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     let shutdown = Shutdown::install()?;
     for &flag in &config.without_effect {
         match flag {
-            WithoutEffect::Utf8Names => tracing::warn!("{}", flag.message()),
             WithoutEffect::PersistenceInterval => tracing::info!("{}", flag.message()),
         }
     }

@@ -213,7 +213,7 @@ async fn push_outcome(
     body: Body,
     size: &mut usize,
 ) -> Result<StatusCode> {
-    let key = GroupingKey::from_path(&path.job, path.job_is_base64, &path.labels)?;
+    let key = GroupingKey::from_path_with(&path.job, path.job_is_base64, &path.labels, gw.config.name_rules)?;
     let body = read_body(headers, body, gw.config.limits.body_bytes(), size).await?;
     if *method == Method::DELETE {
         return match gw
@@ -233,7 +233,7 @@ async fn push_outcome(
     let families = if protobuf::is_delimited_protobuf(content_type) {
         protobuf::decode_delimited(&body)?
     } else {
-        text_parse::parse(&body)?
+        text_parse::parse_with(&body, gw.config.name_rules)?
     };
     let limits = &gw.config.limits;
     let mut prepared = push_pipeline::prepare(&gw.hasher, limits, key.clone(), push_method, families)?;
@@ -257,7 +257,7 @@ async fn push_outcome(
 /// Keeps the last log lines of a run's failed containers with its end, in the group the path
 /// names: checked whole before the store is touched, acknowledged once on disk.
 async fn run_logs(gw: &Arc<Gateway>, path: &PushPath, headers: &HeaderMap, body: Body) -> Result<StatusCode> {
-    let key = GroupingKey::from_path(&path.job, path.job_is_base64, &path.labels)?;
+    let key = GroupingKey::from_path_with(&path.job, path.job_is_base64, &path.labels, gw.config.name_rules)?;
     let body = read_body(headers, body, MAX_LOG_BODY_BYTES, &mut 0).await?;
     let delivery = log_delivery::parse(&body)?;
     let containers = delivery.logs.len();

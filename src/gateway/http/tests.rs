@@ -493,16 +493,21 @@ async fn the_body_limit_holds_for_the_decoded_snappy_body() {
     assert!(!scrape(&gateway).await.contains("grown"));
 }
 
-/// `--push.enable-utf8-names` is accepted (a 1.11 unit file starts) but does not yet change the
-/// name checks: what the log line at start says, the push answers.
+/// `--push.enable-utf8-names` lets a push use any name, as upstream 1.11 does; without it the
+/// same pushes are refused and a `U__` label name in the path is an ordinary legacy name.
 #[tokio::test]
-async fn utf8_names_are_still_refused_with_the_flag_in_this_version() {
-    let gateway = gateway(&["--push.enable-utf8-names"]);
+async fn utf8_names_only_with_the_flag() {
+    let legacy = gateway(&[]);
+    let utf8 = gateway(&["--push.enable-utf8-names"]);
     for body in ["{\"http.server.requests\"} 1\n", "x{\"http.method\"=\"get\"} 1\n"] {
-        let (status, message) = send(&gateway, "PUT", "/metrics/job/utf8", body).await;
+        let (status, message) = send(&legacy, "PUT", "/metrics/job/utf8", body).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {message}");
+        let (status, message) = send(&utf8, "PUT", "/metrics/job/utf8", body).await;
+        assert_eq!(status, StatusCode::OK, "{body}: {message}");
     }
-    let (status, message) = send(&gateway, "PUT", "/metrics/job/utf8/U__http_2e_method/get", "x 1\n").await;
-    assert_eq!(status, StatusCode::OK, "a legacy name that merely looks escaped: {message}");
-    assert!(scrape(&gateway).await.contains("U__http_2e_method=\"get\""));
+    for (gateway, label) in [(&legacy, "U__http_2e_method"), (&utf8, "http_method")] {
+        let (status, message) = send(gateway, "PUT", "/metrics/job/path/U__http_2e_method/get", "x 1\n").await;
+        assert_eq!(status, StatusCode::OK, "{message}");
+        assert!(scrape(gateway).await.contains(&format!("{label}=\"get\"")), "{label}");
+    }
 }

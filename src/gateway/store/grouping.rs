@@ -8,7 +8,10 @@ use base64::alphabet::URL_SAFE;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
-use crate::exposition::names::{go_quote, is_reserved_label_name, is_valid_label_name};
+use std::borrow::Cow;
+
+use crate::exposition::escaping;
+use crate::exposition::names::{NameRules, go_quote, is_reserved_label_name};
 
 const BASE64_SUFFIX: &str = "@base64";
 
@@ -62,12 +65,19 @@ impl GroupingKey {
     /// the route was `job@base64`) and the rest of the path (`""` or `/name/value/...`).
     /// Checks run in the reference's order, so the first problem reported is the same.
     pub fn from_path(job: &str, job_is_base64: bool, labels: &str) -> Result<Self, KeyError> {
+        Self::from_path_with(job, job_is_base64, labels, NameRules::Legacy)
+    }
+
+    /// [`GroupingKey::from_path`] with the names a push may use: with the UTF-8 rules
+    /// (`--push.enable-utf8-names`), a label name in the path may be written in the `values`
+    /// escaping (`U__http_2e_method` for `http.method`), as handler/push.go reads it.
+    pub fn from_path_with(job: &str, job_is_base64: bool, labels: &str, rules: NameRules) -> Result<Self, KeyError> {
         let job = if job_is_base64 {
             decode_base64(job).map_err(|why| KeyError::JobBase64 { decoded: String::new(), why })?
         } else {
             job.to_string()
         };
-        let mut pairs = split_labels(labels)?;
+        let mut pairs = split_labels(labels, rules)?;
         if job.is_empty() {
             return Err(KeyError::EmptyJob);
         }
@@ -152,7 +162,7 @@ impl fmt::Display for GroupingKey {
     }
 }
 
-fn split_labels(labels: &str) -> Result<Vec<(String, String)>, KeyError> {
+fn split_labels(labels: &str, rules: NameRules) -> Result<Vec<(String, String)>, KeyError> {
     if labels.len() <= 1 {
         return Ok(Vec::new());
     }
@@ -164,7 +174,12 @@ fn split_labels(labels: &str) -> Result<Vec<(String, String)>, KeyError> {
     for pair in components[1..].chunks(2) {
         let (name, value) = (pair[0], pair[1]);
         let trimmed = name.strip_suffix(BASE64_SUFFIX).unwrap_or(name);
-        if !is_valid_label_name(trimmed) || is_reserved_label_name(trimmed) {
+        let unescaped = match rules {
+            NameRules::Legacy => Cow::Borrowed(trimmed),
+            NameRules::Utf8 => escaping::unescape_values(trimmed),
+        };
+        // The reserved prefix is checked on the name as written, as upstream does.
+        if !rules.is_valid_label_name(&unescaped) || is_reserved_label_name(trimmed) {
             return Err(KeyError::ImproperLabelName(trimmed.to_string()));
         }
         let value = if trimmed == name {
@@ -177,8 +192,8 @@ fn split_labels(labels: &str) -> Result<Vec<(String, String)>, KeyError> {
             })?
         };
         // A repeated name: the last one wins, as in the reference.
-        pairs.retain(|(n, _)| n != trimmed);
-        pairs.push((trimmed.to_string(), value));
+        pairs.retain(|(n, _)| *n != *unescaped);
+        pairs.push((unescaped.into_owned(), value));
     }
     Ok(pairs)
 }
