@@ -46,7 +46,14 @@ pub fn parse_with(input: &[u8], rules: NameRules) -> Result<Vec<MetricFamily>, P
         state = parser.step(current);
     }
     match parser.err {
-        None => Ok(parser.families.into_iter().filter(|f| !f.metric.is_empty()).collect()),
+        None => {
+            let mut families: Vec<MetricFamily> =
+                parser.families.into_iter().filter(|f| !f.metric.is_empty()).collect();
+            for histogram in families.iter_mut().flat_map(|f| &mut f.metric).filter_map(|m| m.histogram.as_mut()) {
+                all_float_or_all_whole(histogram);
+            }
+            Ok(families)
+        }
         Some(Stop::Eof) => Err(ParseError { line: parser.line, msg: "unexpected end of input stream".into() }),
         Some(Stop::Syntax(e)) => Err(e),
     }
@@ -512,15 +519,28 @@ impl<'a> Parser<'a> {
             }
             Some(MetricType::Histogram | MetricType::GaugeHistogram) => {
                 let histogram = metric.histogram.get_or_insert_with(Histogram::default);
+                // A count that is not a whole number makes a float histogram (since
+                // Pushgateway 1.10); a negative one is refused.
+                let whole = (value as u64) as f64 == value;
                 match suffix {
-                    Suffix::Count => histogram.sample_count = Some(value as u64),
+                    Suffix::Count if whole => histogram.sample_count = Some(value as u64),
+                    Suffix::Count if value < 0.0 => {
+                        let msg = format!("negative count for histogram {}", self.family_name());
+                        return self.syntax_error(msg);
+                    }
+                    Suffix::Count => histogram.sample_count_float = Some(value),
                     Suffix::Sum => histogram.sample_sum = Some(value),
-                    Suffix::None if !bucket.is_nan() => histogram.bucket.push(Bucket {
-                        cumulative_count: Some(value as u64),
+                    Suffix::None if bucket.is_nan() => {}
+                    Suffix::None if !whole && value < 0.0 => {
+                        let msg = format!("negative bucket population for histogram {}", self.family_name());
+                        return self.syntax_error(msg);
+                    }
+                    Suffix::None => histogram.bucket.push(Bucket {
+                        cumulative_count: whole.then_some(value as u64),
+                        cumulative_count_float: (!whole).then_some(value),
                         upper_bound: Some(bucket),
                         ..Default::default()
                     }),
-                    Suffix::None => {}
                 }
             }
             _ => {
@@ -769,6 +789,23 @@ impl<'a> Parser<'a> {
         self.family = self.families.len() - 1;
         self.by_name.insert(name, self.family);
         true
+    }
+}
+
+/// Once one count of a histogram is a float, all of them are (expfmt's normalizeHistogram).
+fn all_float_or_all_whole(histogram: &mut Histogram) {
+    let any_float =
+        histogram.sample_count_float() != 0.0 || histogram.bucket.iter().any(|b| b.cumulative_count_float() != 0.0);
+    if !any_float {
+        return;
+    }
+    if histogram.sample_count_float() == 0.0 {
+        histogram.sample_count_float = Some(histogram.sample_count() as f64);
+        histogram.sample_count = None;
+    }
+    for bucket in histogram.bucket.iter_mut().filter(|b| b.cumulative_count_float() == 0.0) {
+        bucket.cumulative_count_float = Some(bucket.cumulative_count() as f64);
+        bucket.cumulative_count = None;
     }
 }
 

@@ -370,7 +370,11 @@ mod tests {
                 5,
             )
             .unwrap();
-        store.apply_push(key, PushMethod::Update, parse(b"b 1 123\n").unwrap(), 7).unwrap_err();
+        store.apply_push(key.clone(), PushMethod::Update, parse(b"b 1 123\n").unwrap(), 7).unwrap_err();
+        // A unit, which only a protobuf push brings and only a protobuf scrape shows.
+        let mut sized = parse(b"size_bytes 3\n").unwrap();
+        sized[0].unit = Some("bytes".into());
+        store.apply_push(key, PushMethod::Update, sized, 7).unwrap();
         let gone = GroupingKey::from_path("gone", false, "").unwrap();
         store.apply_push(gone.clone(), PushMethod::Replace, parse(b"g 1\n").unwrap(), 8).unwrap();
         file.write(&changes(&mut store)).unwrap();
@@ -387,6 +391,7 @@ mod tests {
         assert_eq!(before, after);
         assert!(after.contains("push_failure_time_seconds{instance=\"\",job=\"j\",path=\"/var/tmp\"} 7e-09"));
         assert!(!after.contains("gone"), "a deleted group stays deleted");
+        assert_eq!(back.named("size_bytes").map(|n| n.unit), Some("bytes"));
     }
 
     /// A CronJob's group with a finished run and an open one, as cronpush's pushers leave it.

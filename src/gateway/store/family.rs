@@ -24,6 +24,8 @@ pub const PUSH_FAILURE_TIME_HELP: &str = "Last Unix time when changing this grou
 pub struct StoredFamily {
     ty: MetricType,
     help: String,
+    /// `MetricFamily.unit`, which only the protobuf scrape carries.
+    unit: String,
     /// When the write that set this family happened.
     pub written: Nanos,
     text: String,
@@ -51,6 +53,7 @@ impl StoredFamily {
         StoredFamily {
             ty: family.r#type(),
             help: family.help().to_string(),
+            unit: family.unit().to_string(),
             written,
             text,
             records,
@@ -69,6 +72,10 @@ impl StoredFamily {
 
     pub fn help(&self) -> &str {
         &self.help
+    }
+
+    pub fn unit(&self) -> &str {
+        &self.unit
     }
 
     /// The sample lines in text format 0.0.4.
@@ -101,7 +108,7 @@ impl StoredFamily {
             help: (!self.help.is_empty()).then(|| self.help.clone()),
             r#type: Some(self.ty as i32),
             metric: Vec::new(),
-            unit: None,
+            unit: (!self.unit.is_empty()).then(|| self.unit.clone()),
         };
         let mut bytes = header.encode_to_vec();
         bytes.extend_from_slice(&self.records);
@@ -115,7 +122,7 @@ impl StoredFamily {
             help: (!self.help.is_empty()).then(|| self.help.clone()),
             r#type: Some(self.ty as i32),
             metric: self.metrics(),
-            unit: None,
+            unit: (!self.unit.is_empty()).then(|| self.unit.clone()),
         }
     }
 }

@@ -561,7 +561,9 @@ impl Store {
         // Groups may disagree on HELP; the longest-standing group with one decides, so the
         // answer does not change from scrape to scrape.
         let help = families.iter().map(|f| f.help()).find(|h| !h.is_empty()).unwrap_or("");
-        Some(Named { ty: entry.ty, help, families })
+        // The unit likewise (the reference takes the first group's, in map order).
+        let unit = families.iter().map(|f| f.unit()).find(|u| !u.is_empty()).unwrap_or("");
+        Some(Named { ty: entry.ty, help, unit, families })
     }
 }
 
@@ -569,6 +571,7 @@ impl Store {
 pub struct Named<'a> {
     pub ty: MetricType,
     pub help: &'a str,
+    pub unit: &'a str,
     pub families: Vec<&'a StoredFamily>,
 }
 

@@ -5,6 +5,7 @@ use std::time::SystemTime;
 
 use serde_json::{Map, Value, json};
 
+use super::native_histogram;
 use super::selection::Selection;
 use crate::exposition::float::to_go_string;
 use crate::exposition::text_write::single_value;
@@ -92,14 +93,26 @@ fn metric(ty: MetricType, metric: &Metric) -> Value {
         }
         MetricType::Histogram => {
             let histogram = metric.histogram.clone().unwrap_or_default();
+            object.insert("sum".into(), json!(to_go_string(histogram.sample_sum())));
+            if native_histogram::is_native(&histogram) {
+                let (count, buckets) = native_histogram::count_and_buckets(&histogram);
+                object.insert("count".into(), json!(count));
+                object.insert("buckets".into(), buckets);
+                return Value::Object(object);
+            }
+            // A classic histogram with float counts (Pushgateway 1.10): a positive float count
+            // is shown in place of the integer one.
+            let float_or =
+                |float: f64, integer: u64| if float > 0.0 { to_go_string(float) } else { integer.to_string() };
             let buckets: Map<String, Value> = histogram
                 .bucket
                 .iter()
-                .map(|b| (to_go_string(b.upper_bound()), json!(b.cumulative_count().to_string())))
+                .map(|b| {
+                    (to_go_string(b.upper_bound()), json!(float_or(b.cumulative_count_float(), b.cumulative_count())))
+                })
                 .collect();
             object.insert("buckets".into(), Value::Object(buckets));
-            object.insert("count".into(), json!(histogram.sample_count().to_string()));
-            object.insert("sum".into(), json!(to_go_string(histogram.sample_sum())));
+            object.insert("count".into(), json!(float_or(histogram.sample_count_float(), histogram.sample_count())));
             None
         }
         // The reference has no shape for these and answers a zero value.

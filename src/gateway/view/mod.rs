@@ -2,7 +2,8 @@
 //! the configuration) to a body, so that it is tested without sockets.
 //!
 //! - `scrape.rs`: `GET /metrics`, text 0.0.4 or delimited protobuf, with the push-time series;
-//! - `api.rs`: the JSON API under `/api/v1/`, in the reference's shapes;
+//! - `api.rs`: the JSON API under `/api/v1/`, in the reference's shapes (a native histogram's
+//!   buckets as `native_histogram.rs` lists them);
 //! - `ui.rs`: the web pages (groups, CronJob board, status) and their embedded assets;
 //! - `board.rs`: the CronJob board, a status per CronJob read from its series;
 //! - `runs.rs`: a CronJob's run history as JSON;
@@ -18,6 +19,7 @@ pub mod api;
 pub mod board;
 pub mod cronjob_page;
 pub mod duration_chart;
+pub mod native_histogram;
 pub mod own_metrics;
 pub mod run_view;
 pub mod runs;

@@ -86,7 +86,7 @@ pub fn write_protobuf(store: &Store, own: &[MetricFamily], escaping: Escaping, o
                 help: (!n.help.is_empty()).then(|| n.help.to_string()),
                 r#type: Some(n.ty as i32),
                 metric: Vec::new(),
-                unit: None,
+                unit: (!n.unit.is_empty()).then(|| n.unit.to_string()),
             },
             (None, None) => continue,
         };
