@@ -1326,6 +1326,20 @@ fn same_scrapes(today: &Server, ours: &Server) {
 }
 
 #[test]
+fn status_lists_the_flags_of_today_s_release() {
+    for flags in [&[][..], &["--push.enable-utf8-names", "--persistence.interval=1m", "--log.level=debug"][..]] {
+        let (today, ours) = case().flags(flags).new_flag("--push.enable-utf8-names").run(&[]);
+        let listed = |server: &Server| -> Value {
+            let mut status: Value = serde_json::from_str(&server.get("/api/v1/status").body).expect("JSON");
+            let flags = status["data"]["flags"].as_object_mut().expect("flags");
+            flags.remove("web.listen-address");
+            Value::Object(flags.clone())
+        };
+        assert_eq!(listed(&ours), listed(&today), "with {flags:?}");
+    }
+}
+
+#[test]
 fn route_prefix_and_telemetry_path() {
     let flags = ["--web.route-prefix=/pg", "--web.telemetry-path=/prom"];
     let (reference, ours) =

@@ -296,6 +296,35 @@ fn without_the_admin_api_there_are_no_buttons_and_reading_needs_no_javascript() 
     assert!(status.contains("started") && status.contains("ago"), "{status}");
 }
 
+/// Groups and families a person opened stay open across a refresh, and closed ones closed, in
+/// the same tab (the Pushgateway's UI does this since 1.7); the page of one group shows it open.
+#[test]
+fn opened_groups_stay_open_across_a_refresh() {
+    let gateway = Server::cronpush(&[]);
+    assert_eq!(gateway.put("/metrics/job/some_job/instance/pi", ARTICLE_PUSH).status, 200);
+    assert_eq!(gateway.put("/metrics/job/other_job", "other_metric 1\n").status, 200);
+    let browser = Browser::with_javascript(true);
+    browser.goto(&gateway.url("/"));
+    assert_eq!(browser.texts("details[open]").len(), 0, "nothing is open at first");
+    browser.click("details.group > summary");
+    browser.click("details.group[open] details.family > summary");
+    let opened = (browser.attribute("details.group[open]", "id"), browser.attribute("details.family[open]", "id"));
+    browser.script("window.location.reload();");
+    browser.wait_until("the page came back with the group open", |b| b.texts("details.group[open]").len() == 1);
+    assert_eq!(browser.attribute("details.group[open]", "id"), opened.0);
+    assert_eq!(browser.attribute("details.family[open]", "id"), opened.1);
+    assert!(browser.text("details.family[open]").contains("_metric"), "the family's series are shown");
+    // Closed again, it stays closed.
+    browser.click("details.group[open] > summary");
+    browser.script("window.location.reload();");
+    browser.wait_until("the page came back", |b| b.texts("details.group").len() == 2);
+    assert_eq!(browser.texts("details.group[open]").len(), 0);
+    // A new tab's session starts as the server writes the page.
+    let fresh = Browser::with_javascript(true);
+    fresh.goto(&gateway.url("/"));
+    assert_eq!(fresh.texts("details[open]").len(), 0);
+}
+
 /// What users pushed is text: a label value, a help text and a board field that hold markup
 /// are shown as typed, and run nothing.
 #[test]
