@@ -27,7 +27,8 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use cronpush::certs::{CertsArgs, run as certs};
-use cronpush::tls::{Reload, ReloadHandle, ReloadOptions, ReloadingCert, ServeOptions, TlsError, serve_with};
+use cronpush::http_server::{ServeOptions, serve_with};
+use cronpush::tls::{Reload, ReloadHandle, ReloadOptions, ReloadingCert, TlsError};
 
 /// The name kube-apiserver dials for Service `x` in namespace `y`.
 const SERVICE_NAME: &str = "x.y.svc";

@@ -103,14 +103,14 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         let tls = tls.clone();
         servers.push(tokio::spawn(async move {
             let _ = match tls {
-                Some(tls) => crate::tls::serve(listener, tls, service, stopped).await,
+                Some(tls) => crate::http_server::serve(listener, tls, service, stopped).await,
                 None => axum::serve(listener, service).with_graceful_shutdown(stopped).await,
             };
         }));
     }
     let _ = gateway.shutdown_requested().wait_for(|stopping| *stopping).await;
     // In-flight requests finish (a push is answered once it is on disk), on plain HTTP within
-    // the same limit as TLS's (tls/serve.rs); a stuck client does not hold the stop for ever:
+    // the same limit as TLS's (http_server/); a stuck client does not hold the stop for ever:
     // its connection ends with the process.
     let drained_by = tokio::time::Instant::now() + DRAIN_LIMIT;
     for server in servers {

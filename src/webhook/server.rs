@@ -21,6 +21,7 @@ use super::namespace_policies::{NamespacePolicies, NoPolicies, PolicyCache};
 use super::node_cache::{NoNodes, NodeCache, Nodes};
 use super::relay::Relay;
 use super::resolve::{NoApi, Resolve};
+use crate::http_server;
 use crate::shutdown::{Shutdown, SignalsError};
 use crate::tls::{self, ReloadingCert, TlsError};
 
@@ -112,7 +113,7 @@ pub async fn run(args: WebhookArgs) -> Result<(), WebhookError> {
         let signal = shutdown.requested().await;
         tracing::info!("received {}, draining", signal.name());
     };
-    tls::serve(listener, tls_config, app(state), stop).await.map_err(WebhookError::Serve)?;
+    http_server::serve(listener, tls_config, app(state), stop).await.map_err(WebhookError::Serve)?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -1,5 +1,5 @@
-//! Serving an axum app over TLS only: HTTP/1.1 and HTTP/2, bounded handshakes, and a graceful
-//! drain on shutdown.
+//! Serving an axum app over TLS: HTTP/1.1 and HTTP/2, bounded handshakes, and a graceful drain
+//! on shutdown. The gateway's HTTPS listeners and the webhook's port use it.
 //!
 //! hyper-util's `server-graceful` feature is not enabled in this build, so the drain is done
 //! here: one watch channel tells every connection to finish what it is doing, and a JoinSet
