@@ -1,34 +1,47 @@
-//! Serving an axum app over TLS: HTTP/1.1 and HTTP/2, bounded handshakes, and a graceful drain
-//! on shutdown. The gateway's HTTPS listeners and the webhook's port use it.
+//! Serving an axum app over plain HTTP or TLS: HTTP/1.1 and HTTP/2, each connection held to a
+//! header, body and idle timeout, accepting that survives running out of file descriptors, and
+//! a graceful drain on shutdown. The gateway's listeners and the webhook's port use it.
 //!
 //! hyper-util's `server-graceful` feature is not enabled in this build, so the drain is done
 //! here: one watch channel tells every connection to finish what it is doing, and a JoinSet
 //! says when they all have.
 
+mod accept;
+mod activity;
+mod body_deadline;
+mod connection;
+mod requests;
+
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
-/// hyper's minimum `max_buf_size` (proto/h1/io.rs, MINIMUM_MAX_BUFFER_SIZE).
-const HTTP1_READ_BUFFER: usize = 8192;
+use self::accept::AcceptErrors;
+pub use self::body_deadline::BodyTimedOut;
+use self::connection::Connection;
+
+/// Go's `ReadHeaderTimeout` as a LAN service wants it: ample for any client that is sending.
+pub const DEFAULT_READ_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Above the 90 s for which Go clients (client-go, Prometheus) keep an idle connection, so that
+/// the client, not the server, closes it, and a request never races the close.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
-    /// How long a client may take to complete the TLS handshake. A client that connects and
-    /// says nothing would otherwise hold a task and a socket for ever.
-    pub handshake_timeout: Duration,
-    /// How long an HTTP/1.1 client may take to send a request's headers.
+    /// How long a client may take to send a request's head: from the accept for the first
+    /// request (the TLS handshake included), from its first byte for the next ones.
     pub header_read_timeout: Duration,
+    /// How long a connection may wait for its next request once the last one is answered.
+    pub idle_timeout: Duration,
+    /// How long a client may take to send a request's body once its head is in; `None`: as
+    /// long as it likes (the webhook, whose bodies come from kube-apiserver).
+    pub body_timeout: Option<Duration>,
     /// How long in-flight requests may take to finish once shutdown is signalled; connections
     /// still busy after that are closed.
     pub grace_period: Duration,
@@ -37,36 +50,40 @@ pub struct ServeOptions {
 impl Default for ServeOptions {
     fn default() -> Self {
         Self {
-            handshake_timeout: Duration::from_secs(10),
-            header_read_timeout: Duration::from_secs(30),
+            header_read_timeout: DEFAULT_READ_HEADER_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            body_timeout: None,
             grace_period: crate::shutdown::DRAIN_LIMIT,
         }
     }
 }
 
-/// Serves `app` over TLS on `listener` until `shutdown` completes, with the default options.
+/// Serves `app` on `listener` (over TLS with `tls`) until `shutdown` completes, with the
+/// default options.
 pub async fn serve(
     listener: TcpListener,
-    config: Arc<rustls::ServerConfig>,
+    tls: Option<Arc<rustls::ServerConfig>>,
     app: axum::Router,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    serve_with(listener, config, app, shutdown, ServeOptions::default()).await
+    serve_with(listener, tls, app, shutdown, ServeOptions::default()).await
 }
 
-/// Serves `app` over TLS on `listener` until `shutdown` completes; then stops accepting (new
-/// connections are refused), lets in-flight requests finish within the grace period, and
-/// returns. Errors of one connection are that connection's: they are logged, never returned.
+/// Serves `app` on `listener` (over TLS with `tls`) until `shutdown` completes; then stops
+/// accepting (new connections are refused), lets in-flight requests finish within the grace
+/// period, and returns. Errors of one connection are that connection's: they are logged, never
+/// returned; failing accepts are retried (`accept.rs`).
 pub async fn serve_with(
     listener: TcpListener,
-    config: Arc<rustls::ServerConfig>,
+    tls: Option<Arc<rustls::ServerConfig>>,
     app: axum::Router,
     shutdown: impl Future<Output = ()>,
     options: ServeOptions,
 ) -> io::Result<()> {
-    let acceptor = TlsAcceptor::from(config);
+    let acceptor = tls.map(TlsAcceptor::from);
     let (drain, draining) = watch::channel(false);
     let mut connections = JoinSet::new();
+    let mut accept_errors = AcceptErrors::default();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -75,11 +92,12 @@ pub async fn serve_with(
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
-                    let (acceptor, app, options) = (acceptor.clone(), app.clone(), options.clone());
-                    let connection = Connection { acceptor, app, peer, options };
+                    accept_errors.accepted();
+                    let connection =
+                        Connection { tls: acceptor.clone(), app: app.clone(), peer, options: options.clone() };
                     connections.spawn(connection.serve(tcp, draining.clone()));
                 }
-                Err(error) => pause_after_accept_error(&error).await,
+                Err(error) => accept_errors.failed(&error).await,
             },
             // Reaps finished connections so the set does not grow with every client ever seen.
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
@@ -91,13 +109,6 @@ pub async fn serve_with(
     Ok(())
 }
 
-/// Accept errors are about one connection (reset before accept) or about resources (out of
-/// file descriptors): neither should stop the server, and the second must not spin.
-async fn pause_after_accept_error(error: &io::Error) {
-    tracing::warn!(%error, "cannot accept a connection");
-    tokio::time::sleep(Duration::from_millis(50)).await;
-}
-
 async fn drain_connections(mut connections: JoinSet<()>, grace_period: Duration) {
     let all_done = async { while connections.join_next().await.is_some() {} };
     if tokio::time::timeout(grace_period, all_done).await.is_err() {
@@ -107,64 +118,5 @@ async fn drain_connections(mut connections: JoinSet<()>, grace_period: Duration)
             "closing connections still busy after the grace period"
         );
         connections.shutdown().await;
-    }
-}
-
-/// Completes when shutdown has been signalled, or when the server is gone.
-async fn drained(draining: &mut watch::Receiver<bool>) {
-    // The guard `wait_for` returns must not live across an await in the connection's task.
-    let _ = draining.wait_for(|draining| *draining).await;
-}
-
-struct Connection {
-    acceptor: TlsAcceptor,
-    app: axum::Router,
-    peer: SocketAddr,
-    options: ServeOptions,
-}
-
-impl Connection {
-    async fn serve(self, tcp: TcpStream, mut draining: watch::Receiver<bool>) {
-        // An HTTP/2 answer is several writes (HEADERS, DATA, the TLS records around them);
-        // with Nagle's algorithm the later ones wait for the client's delayed ACK, tens of ms.
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::debug!(peer = %self.peer, %error, "cannot disable Nagle's algorithm");
-        }
-        let handshake = tokio::time::timeout(self.options.handshake_timeout, self.acceptor.accept(tcp));
-        let tls = tokio::select! {
-            biased;
-            // A connection that has not sent a request yet has nothing in flight to finish.
-            () = drained(&mut draining) => return,
-            finished = handshake => match finished {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(error)) => return tracing::debug!(peer = %self.peer, %error, "TLS handshake failed"),
-                Err(_) => return tracing::debug!(peer = %self.peer, "TLS handshake timed out"),
-            },
-        };
-        let mut http = auto::Builder::new(TokioExecutor::new());
-        // hyper's smallest read buffer. Its default ceiling makes a connection whose request
-        // arrives in two reads (the HTTP/2 sniffing above hands the first bytes over apart)
-        // double the buffer to 16 KiB; a sidecar waiting at the relay holds it for minutes, and
-        // thousands wait at the top of the hour (benches/relay.rs). Request heads stay far below
-        // it; bodies are read through it in pieces.
-        http.http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(self.options.header_read_timeout)
-            .max_buf_size(HTTP1_READ_BUFFER);
-        http.http2().timer(TokioTimer::new());
-        let connection = http.serve_connection(TokioIo::new(tls), TowerToHyperService::new(self.app));
-        tokio::pin!(connection);
-        let finished = tokio::select! {
-            finished = connection.as_mut() => finished,
-            () = drained(&mut draining) => {
-                // HTTP/1.1 closes once the current response is sent; HTTP/2 sends GOAWAY and
-                // finishes the streams already open.
-                connection.as_mut().graceful_shutdown();
-                connection.await
-            }
-        };
-        if let Err(error) = finished {
-            tracing::debug!(peer = %self.peer, %error, "connection ended with an error");
-        }
     }
 }

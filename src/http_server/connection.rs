@@ -1,0 +1,111 @@
+//! One connection: the TLS handshake when there is TLS, HTTP/1.1 or HTTP/2, and its deadlines
+//! (`activity.rs`): a connection that is slow to send a head, or idle between requests for too
+//! long, is closed, so that clients that connect and stop cannot hold every file descriptor.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
+
+use super::ServeOptions;
+use super::activity::{Activity, Limits, Watched};
+use super::requests::Requests;
+
+/// hyper's minimum `max_buf_size` (proto/h1/io.rs, MINIMUM_MAX_BUFFER_SIZE).
+const HTTP1_READ_BUFFER: usize = 8192;
+
+pub(super) struct Connection {
+    pub(super) tls: Option<TlsAcceptor>,
+    pub(super) app: axum::Router,
+    pub(super) peer: SocketAddr,
+    pub(super) options: ServeOptions,
+}
+
+impl Connection {
+    pub(super) async fn serve(self, tcp: TcpStream, mut draining: watch::Receiver<bool>) {
+        // An HTTP/2 answer is several writes (HEADERS, DATA, the TLS records around them);
+        // with Nagle's algorithm the later ones wait for the client's delayed ACK, tens of ms.
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(peer = %self.peer, %error, "cannot disable Nagle's algorithm");
+        }
+        let limits = Limits { header: self.options.header_read_timeout, idle: self.options.idle_timeout };
+        let activity = Activity::new(limits);
+        let tcp = Watched::new(tcp, activity.clone());
+        let Some(acceptor) = self.tls.clone() else {
+            return self.serve_http(TokioIo::new(tcp), activity, draining).await;
+        };
+        // The handshake counts in the first request's header timeout, as in Go.
+        let deadline = activity.deadline().unwrap_or_else(|| Instant::now() + limits.header);
+        let handshake = tokio::time::timeout_at(deadline, acceptor.accept(tcp));
+        let tls = tokio::select! {
+            biased;
+            // A connection that has not sent a request yet has nothing in flight to finish.
+            () = drained(&mut draining) => return,
+            finished = handshake => match finished {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(error)) => return tracing::debug!(peer = %self.peer, %error, "TLS handshake failed"),
+                Err(_) => return tracing::debug!(peer = %self.peer, "TLS handshake timed out"),
+            },
+        };
+        self.serve_http(TokioIo::new(tls), activity, draining).await;
+    }
+
+    async fn serve_http<I>(self, io: I, activity: Arc<Activity>, mut draining: watch::Receiver<bool>)
+    where
+        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
+        let mut http = auto::Builder::new(TokioExecutor::new());
+        // hyper's smallest read buffer. Its default ceiling makes a connection whose request
+        // arrives in two reads (the HTTP/2 sniffing above hands the first bytes over apart)
+        // double the buffer to 16 KiB; a sidecar waiting at the relay holds it for minutes, and
+        // thousands wait at the top of the hour (benches/relay.rs). Request heads stay far below
+        // it; bodies are read through it in pieces.
+        //
+        // No hyper header timeout: it starts as soon as a connection goes idle, so it would
+        // also end keep-alive after the header timeout. `Activity` bounds both, apart.
+        http.http1().timer(TokioTimer::new()).header_read_timeout(None).max_buf_size(HTTP1_READ_BUFFER);
+        http.http2().timer(TokioTimer::new());
+        let service = Requests { app: self.app, activity: activity.clone(), body_timeout: self.options.body_timeout };
+        let connection = http.serve_connection(io, service);
+        tokio::pin!(connection);
+        let mut stopping = false;
+        loop {
+            let deadline = activity.deadline();
+            let changed = activity.changed();
+            tokio::select! {
+                finished = connection.as_mut() => {
+                    if let Err(error) = finished {
+                        tracing::debug!(peer = %self.peer, %error, "connection ended with an error");
+                    }
+                    return;
+                }
+                () = drained(&mut draining), if !stopping => {
+                    // HTTP/1.1 closes once the current response is sent; HTTP/2 sends GOAWAY and
+                    // finishes the streams already open.
+                    connection.as_mut().graceful_shutdown();
+                    stopping = true;
+                }
+                () = changed => {}
+                () = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                    if activity.deadline().is_some_and(|deadline| deadline <= Instant::now()) {
+                        // Nothing is in flight: a head too slow or a keep-alive too long. Dropping
+                        // the connection closes it; an answer not yet taken by the client after
+                        // all this time is lost with it, as with Go's timeouts.
+                        return tracing::debug!(peer = %self.peer, "closing a connection past its header or idle timeout");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Completes when shutdown has been signalled, or when the server is gone.
+pub(super) async fn drained(draining: &mut watch::Receiver<bool>) {
+    // The guard `wait_for` returns must not live across an await in the connection's task.
+    let _ = draining.wait_for(|draining| *draining).await;
+}
