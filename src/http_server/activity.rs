@@ -39,6 +39,10 @@ pub(super) struct Activity {
 struct State {
     in_flight: usize,
     answered: u64,
+    /// HTTP/2 sends frames between requests (PING, WINDOW_UPDATE, SETTINGS) and a request's head
+    /// in one HEADERS frame: its bytes do not start a head, so only the idle timeout applies
+    /// between its requests.
+    http2: bool,
     /// When the last request was answered, or the connection accepted.
     idle_since: Instant,
     /// When the first byte since `idle_since` arrived: a request's head is on its way.
@@ -47,7 +51,7 @@ struct State {
 
 impl Activity {
     pub(super) fn new(limits: Limits) -> Arc<Activity> {
-        let state = State { in_flight: 0, answered: 0, idle_since: Instant::now(), head_started: None };
+        let state = State { in_flight: 0, answered: 0, http2: false, idle_since: Instant::now(), head_started: None };
         Arc::new(Activity { state: Mutex::new(state), limits, changed: Notify::new() })
     }
 
@@ -57,20 +61,22 @@ impl Activity {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// When the connection is to be closed if nothing changes; `None` while a request is in
-    /// flight (its body has its own deadline, and a relay's answer legitimately takes minutes).
-    pub(super) fn deadline(&self) -> Option<Instant> {
+    /// When the connection is to be closed if nothing changes, and why; `None` while a request
+    /// is in flight (its body has its own deadline, and a relay's answer legitimately takes
+    /// minutes).
+    pub(super) fn deadline(&self) -> Option<Deadline> {
         let state = self.state();
         if state.in_flight > 0 {
             return None;
         }
-        Some(match (state.answered, state.head_started) {
+        let (from, limit, waiting_for) = match (state.answered, state.head_started) {
             // The first request: the handshake and the head within one header timeout of the
             // accept, as Go's ReadHeaderTimeout also bounds the TLS handshake.
-            (0, _) => state.idle_since + self.limits.header,
-            (_, Some(started)) => started + self.limits.header,
-            (_, None) => state.idle_since + self.limits.idle,
-        })
+            (0, _) => (state.idle_since, self.limits.header, Waiting::Head),
+            (_, Some(started)) => (started, self.limits.header, Waiting::Head),
+            (_, None) => (state.idle_since, self.limits.idle, Waiting::NextRequest),
+        };
+        Some(Deadline { at: from + limit, waiting_for })
     }
 
     /// Completes when the deadline may have changed.
@@ -80,7 +86,7 @@ impl Activity {
 
     fn bytes_arrived(&self) {
         let mut state = self.state();
-        if state.in_flight == 0 && state.head_started.is_none() {
+        if state.in_flight == 0 && state.head_started.is_none() && !state.http2 {
             state.head_started = Some(Instant::now());
             drop(state);
             // A header deadline is sooner than the idle one the supervisor may be sleeping on.
@@ -89,12 +95,30 @@ impl Activity {
     }
 
     /// A request's head has been read: no deadline until it is answered.
-    pub(super) fn request_started(self: &Arc<Self>) -> InFlight {
+    pub(super) fn request_started(self: &Arc<Self>, http2: bool) -> InFlight {
         let mut state = self.state();
+        state.http2 = http2;
         state.in_flight += 1;
         state.head_started = None;
         InFlight(self.clone())
     }
+}
+
+/// When a connection with nothing in flight is to be closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Deadline {
+    pub at: Instant,
+    pub waiting_for: Waiting,
+}
+
+/// What a connection past its deadline was waiting for, which says how to close it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Waiting {
+    /// The TLS handshake or a request's head: the client is mid-request, or never sent one.
+    Head,
+    /// The next request on a kept-alive connection: the client may send one as it is closed,
+    /// so HTTP/2 is told first (GOAWAY).
+    NextRequest,
 }
 
 /// A request in flight; dropped when its answer has been sent (or abandoned).
@@ -172,9 +196,11 @@ mod tests {
 
     const LIMITS: Limits = Limits { header: Duration::from_secs(10), idle: Duration::from_secs(120) };
 
-    /// `deadline` is `limit` after a moment between `before` and now.
-    fn is_after(deadline: Option<Instant>, before: Instant, limit: Duration) -> bool {
-        deadline.is_some_and(|deadline| deadline >= before + limit && deadline <= Instant::now() + limit)
+    /// `deadline` is `limit` after a moment between `before` and now, waiting for `what`.
+    fn is_after(deadline: Option<Deadline>, before: Instant, limit: Duration, what: Waiting) -> bool {
+        deadline.is_some_and(|deadline| {
+            deadline.at >= before + limit && deadline.at <= Instant::now() + limit && deadline.waiting_for == what
+        })
     }
 
     #[test]
@@ -182,27 +208,36 @@ mod tests {
         let before = Instant::now();
         let activity = Activity::new(LIMITS);
         let first = activity.deadline();
-        assert!(is_after(first, before, LIMITS.header), "the first head, from the accept");
+        assert!(is_after(first, before, LIMITS.header, Waiting::Head), "the first head, from the accept");
         activity.bytes_arrived();
         assert_eq!(activity.deadline(), first, "the first head stays bounded from the accept");
-        let request = activity.request_started();
+        let request = activity.request_started(false);
         assert_eq!(activity.deadline(), None, "a request in flight has no connection deadline");
         let before = Instant::now();
         drop(request);
-        assert!(is_after(activity.deadline(), before, LIMITS.idle), "keep-alive");
+        assert!(is_after(activity.deadline(), before, LIMITS.idle, Waiting::NextRequest), "keep-alive");
         let before = Instant::now();
         activity.bytes_arrived();
-        assert!(is_after(activity.deadline(), before, LIMITS.header), "the next head");
+        assert!(is_after(activity.deadline(), before, LIMITS.header, Waiting::Head), "the next head");
+    }
+
+    #[test]
+    fn http2_frames_between_requests_do_not_start_a_head() {
+        let activity = Activity::new(LIMITS);
+        let before = Instant::now();
+        drop(activity.request_started(true));
+        activity.bytes_arrived();
+        assert!(is_after(activity.deadline(), before, LIMITS.idle, Waiting::NextRequest), "a PING is not a head");
     }
 
     #[test]
     fn concurrent_requests_keep_it_busy_until_the_last_is_answered() {
         let activity = Activity::new(LIMITS);
-        let (first, second) = (activity.request_started(), activity.request_started());
+        let (first, second) = (activity.request_started(true), activity.request_started(true));
         drop(first);
         assert_eq!(activity.deadline(), None);
         let before = Instant::now();
         drop(second);
-        assert!(is_after(activity.deadline(), before, LIMITS.idle));
+        assert!(is_after(activity.deadline(), before, LIMITS.idle, Waiting::NextRequest));
     }
 }

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
 use super::ServeOptions;
-use super::activity::{Activity, Limits, Watched};
+use super::activity::{Activity, Deadline, Limits, Waiting, Watched};
 use super::requests::Requests;
 
 /// hyper's minimum `max_buf_size` (proto/h1/io.rs, MINIMUM_MAX_BUFFER_SIZE).
@@ -40,7 +40,7 @@ impl Connection {
             return self.serve_http(TokioIo::new(tcp), activity, draining).await;
         };
         // The handshake counts in the first request's header timeout, as in Go.
-        let deadline = activity.deadline().unwrap_or_else(|| Instant::now() + limits.header);
+        let deadline = activity.deadline().map_or_else(|| Instant::now() + limits.header, |deadline| deadline.at);
         let handshake = tokio::time::timeout_at(deadline, acceptor.accept(tcp));
         let tls = tokio::select! {
             biased;
@@ -73,9 +73,18 @@ impl Connection {
         let service = Requests { app: self.app, activity: activity.clone(), body_timeout: self.options.body_timeout };
         let connection = http.serve_connection(io, service);
         tokio::pin!(connection);
-        let mut stopping = false;
+        // Past the idle timeout the connection is told to end (graceful_shutdown), and ends when
+        // the client has taken the news; `ended_by` bounds that wait, for a client that has gone
+        // away without a word.
+        let mut graceful = false;
+        let mut ended_by: Option<Instant> = None;
         loop {
-            let deadline = activity.deadline();
+            let wake_at = match activity.deadline() {
+                // In flight: no deadline; once told to end, hyper ends it after the answer.
+                None => None,
+                Some(Deadline { at, waiting_for: Waiting::Head }) => Some(at),
+                Some(Deadline { at, waiting_for: Waiting::NextRequest }) => Some(ended_by.unwrap_or(at)),
+            };
             let changed = activity.changed();
             tokio::select! {
                 finished = connection.as_mut() => {
@@ -84,19 +93,35 @@ impl Connection {
                     }
                     return;
                 }
-                () = drained(&mut draining), if !stopping => {
+                () = drained(&mut draining), if !graceful => {
                     // HTTP/1.1 closes once the current response is sent; HTTP/2 sends GOAWAY and
                     // finishes the streams already open.
                     connection.as_mut().graceful_shutdown();
-                    stopping = true;
+                    graceful = true;
                 }
                 () = changed => {}
-                () = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
-                    if activity.deadline().is_some_and(|deadline| deadline <= Instant::now()) {
-                        // Nothing is in flight: a head too slow or a keep-alive too long. Dropping
-                        // the connection closes it; an answer not yet taken by the client after
-                        // all this time is lost with it, as with Go's timeouts.
-                        return tracing::debug!(peer = %self.peer, "closing a connection past its header or idle timeout");
+                () = tokio::time::sleep_until(wake_at.unwrap_or_else(Instant::now)), if wake_at.is_some() => {
+                    let now = Instant::now();
+                    match (activity.deadline(), ended_by) {
+                        // A head too slow: the client is mid-request or never sent one, and there
+                        // is nothing to finish. Dropping the connection closes it.
+                        (Some(Deadline { at, waiting_for: Waiting::Head }), _) if at <= now => {
+                            return tracing::debug!(peer = %self.peer, "closing a connection past its header timeout");
+                        }
+                        // Idle too long: HTTP/1.1 closes at once, HTTP/2 says GOAWAY first, so that
+                        // a client about to send a request sends it on a new connection.
+                        (Some(Deadline { at, waiting_for: Waiting::NextRequest }), None) if at <= now => {
+                            tracing::debug!(peer = %self.peer, "closing a connection past its idle timeout");
+                            if !graceful {
+                                connection.as_mut().graceful_shutdown();
+                                graceful = true;
+                            }
+                            ended_by = Some(now + self.options.header_read_timeout);
+                        }
+                        (Some(Deadline { waiting_for: Waiting::NextRequest, .. }), Some(ended_by)) if ended_by <= now => {
+                            return tracing::debug!(peer = %self.peer, "closing a connection that did not end when told to");
+                        }
+                        _ => {}
                     }
                 }
             }

@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes, HttpBody};
-use axum::http::{Request, Response};
+use axum::http::{Request, Response, Version};
 use hyper::body::{Frame, Incoming, SizeHint};
 use tower::Service;
 
@@ -30,7 +30,7 @@ impl hyper::service::Service<Request<Incoming>> for Requests {
     type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
-        let in_flight = self.activity.request_started();
+        let in_flight = self.activity.request_started(request.version() == Version::HTTP_2);
         let request = request.map(|body| Body::new(ReadDeadline::new(body, self.body_timeout)));
         let mut app = self.app.clone();
         Box::pin(async move {
