@@ -133,7 +133,8 @@ pub struct GatewayArgs {
 
     /// How long a client may take to send a request's head (Go duration): from the connection's
     /// start for its first request, the TLS handshake included, and from the first byte for the
-    /// next ones. A slower connection is closed without an answer. Not in the reference.
+    /// next ones on HTTP/1.1. A slower connection is closed without an answer. Not in the
+    /// reference.
     #[arg(long = "web.read-header-timeout", default_value = "10s", value_parser = go_duration::flag)]
     pub read_header_timeout: Duration,
 

@@ -111,7 +111,7 @@ pub struct WebhookArgs {
     #[arg(long, env = "CRONPUSH_RESOLVE_TIMEOUT", default_value = "2s", value_parser = go_duration::flag)]
     pub resolve_timeout: Duration,
     /// How long a client may take over the TLS handshake and its first request's head, and over
-    /// each later head from its first byte; a slower connection is closed. Only the head: a
+    /// each later HTTP/1.1 head from its first byte; a slower connection is closed. Only the head: a
     /// sidecar's request then waits at the relay as long as --relay-max-wait allows.
     #[arg(long, env = "CRONPUSH_READ_HEADER_TIMEOUT", default_value = "10s", value_parser = go_duration::flag)]
     pub read_header_timeout: Duration,
