@@ -179,12 +179,12 @@ fn ten_thousand_stalled_connections_do_not_take_the_gateway_down() {
     assert_eq!(tally.closed + tally.not_connected + half_open_only, STALLED);
     // Accepted at once or after waiting in the listen queue for earlier ones to be closed.
     assert!(tally.longest < Duration::from_secs(15), "{tally:?}");
-    assert!(!rounds.is_empty(), "the honest client got through while the flood lasted");
+    // Each round asserted its push landed in the scrape; the first waits to be accepted.
+    assert!(rounds.len() >= 3, "the honest client kept getting through while the flood lasted: {rounds:?}");
     assert!(failing_lines >= 1, "the gateway ran out of file descriptors and said so:\n{log}");
     let most_lines = 2 + wall.as_secs() as usize / 10;
     assert!(failing_lines <= most_lines, "{failing_lines} lines about accept in {wall:?}: not one per attempt");
     assert!(cpu < wall.as_secs_f64() * 0.5, "{cpu:.2} s of CPU in {wall:.1?}");
-    assert!(out_of_files.share() < 0.25, "accept spins while out of file descriptors: {out_of_files}");
     assert!(out_of_files.wall > Duration::from_millis(500), "the gateway was out of file descriptors: {out_of_files}");
     assert!(out_of_files.share() < 0.25, "accept spins while out of file descriptors: {out_of_files}");
     assert_eq!(gateway.get("/-/healthy").status, 200);
