@@ -139,6 +139,9 @@ fn serve_options(config: &Config) -> ServeOptions {
         idle_timeout: config.timeouts.idle,
         body_timeout: config.timeouts.read_body,
         grace_period: DRAIN_LIMIT,
+        // hyper's default, as the gateway always had on plain HTTP: a long grouping key in the
+        // path gets the gateway's own answer, not hyper's bare 431.
+        http1_read_buffer: None,
     }
 }
 

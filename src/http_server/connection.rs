@@ -16,9 +16,6 @@ use super::ServeOptions;
 use super::activity::{Activity, Deadline, Limits, Waiting, Watched};
 use super::requests::Requests;
 
-/// hyper's minimum `max_buf_size` (proto/h1/io.rs, MINIMUM_MAX_BUFFER_SIZE).
-const HTTP1_READ_BUFFER: usize = 8192;
-
 pub(super) struct Connection {
     pub(super) tls: Option<TlsAcceptor>,
     pub(super) app: axum::Router,
@@ -60,15 +57,12 @@ impl Connection {
         I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     {
         let mut http = auto::Builder::new(TokioExecutor::new());
-        // hyper's smallest read buffer. Its default ceiling makes a connection whose request
-        // arrives in two reads (the HTTP/2 sniffing above hands the first bytes over apart)
-        // double the buffer to 16 KiB; a sidecar waiting at the relay holds it for minutes, and
-        // thousands wait at the top of the hour (benches/relay.rs). Request heads stay far below
-        // it; bodies are read through it in pieces.
-        //
         // No hyper header timeout: it starts as soon as a connection goes idle, so it would
         // also end keep-alive after the header timeout. `Activity` bounds both, apart.
-        http.http1().timer(TokioTimer::new()).header_read_timeout(None).max_buf_size(HTTP1_READ_BUFFER);
+        http.http1().timer(TokioTimer::new()).header_read_timeout(None);
+        if let Some(size) = self.options.http1_read_buffer {
+            http.http1().max_buf_size(size);
+        }
         http.http2().timer(TokioTimer::new());
         let service = Requests { app: self.app, activity: activity.clone(), body_timeout: self.options.body_timeout };
         let connection = http.serve_connection(io, service);

@@ -45,7 +45,13 @@ pub struct ServeOptions {
     /// How long in-flight requests may take to finish once shutdown is signalled; connections
     /// still busy after that are closed.
     pub grace_period: Duration,
+    /// The most an HTTP/1.1 connection buffers of what it reads, a head included (longer
+    /// heads get 431); `None`: hyper's default (about 400 KiB).
+    pub http1_read_buffer: Option<usize>,
 }
+
+/// hyper's minimum `max_buf_size` (proto/h1/io.rs, MINIMUM_MAX_BUFFER_SIZE).
+pub const SMALLEST_HTTP1_READ_BUFFER: usize = 8192;
 
 impl Default for ServeOptions {
     fn default() -> Self {
@@ -54,6 +60,7 @@ impl Default for ServeOptions {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             body_timeout: None,
             grace_period: crate::shutdown::DRAIN_LIMIT,
+            http1_read_buffer: None,
         }
     }
 }

@@ -11,7 +11,7 @@ use super::node_fit::{NotAPlatform, Platform};
 use super::relay_ca::{RelayCa, RelayCaError};
 use super::resource_fit::{ResourceFlagError, Wanted};
 use crate::go_duration;
-use crate::http_server::ServeOptions;
+use crate::http_server::{SMALLEST_HTTP1_READ_BUFFER, ServeOptions};
 
 #[derive(Args, Debug, Clone)]
 pub struct WebhookArgs {
@@ -196,6 +196,12 @@ impl WebhookArgs {
             // A sidecar's or kube-apiserver's body is small and sent at once; what takes long at
             // the relay is the answer, which no timeout here may cut.
             body_timeout: None,
+            // hyper's smallest read buffer. Its default ceiling makes a connection whose request
+            // arrives in two reads (the HTTP/2 sniffing hands the first bytes over apart) double
+            // the buffer to 16 KiB; a sidecar waiting at the relay holds it for minutes, and
+            // thousands wait at the top of the hour (benches/relay.rs). Request heads stay far
+            // below it; bodies are read through it in pieces.
+            http1_read_buffer: Some(SMALLEST_HTTP1_READ_BUFFER),
             ..ServeOptions::default()
         })
     }
