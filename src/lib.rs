@@ -21,6 +21,8 @@ pub mod exit_status;
 #[cfg(feature = "roles")]
 pub mod go_duration;
 #[cfg(feature = "roles")]
+pub mod http_server;
+#[cfg(feature = "roles")]
 pub mod logging;
 #[cfg(feature = "roles")]
 pub mod pushers;

@@ -10,7 +10,6 @@
 mod keypair;
 mod reload;
 mod resolver;
-mod serve;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,7 +17,6 @@ use std::sync::Arc;
 pub use keypair::load_certified_key;
 pub use reload::{Reload, ReloadHandle, ReloadOptions, ReloadingCert};
 pub use resolver::SwappableCert;
-pub use serve::{ServeOptions, serve, serve_with};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {

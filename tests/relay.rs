@@ -231,6 +231,25 @@ fn when_the_wait_runs_out_the_answer_says_incomplete() {
     assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(4), "waited {took:?}");
 }
 
+/// The webhook's connection timeouts bound a request's head and the pause between requests,
+/// never a sidecar's wait once its head is in (issue 19): with both at 1 s, a 3 s wait is
+/// answered in full.
+#[test]
+fn a_wait_longer_than_the_connection_timeouts_is_answered_in_full() {
+    let api = FakeApi::start();
+    api.put(running_pod());
+    api.add_token("sidecar-token", identity(POD, POD_UID, "cronpush"));
+    let flags = ["--read-header-timeout=1s", "--idle-timeout=1s"];
+    let webhook = Webhook::start_with_flags(&api.url(), "http://pi:8080/pushgateway", &flags);
+    let started = Instant::now();
+    let (status, body) = ask(&webhook, Some("sidecar-token"), "?wait=3");
+    assert_eq!(status, 200, "{body}");
+    let report: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(report["complete"], false, "{report}");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(2900) && took < Duration::from_secs(6), "waited {took:?}");
+}
+
 #[test]
 fn wrong_missing_or_foreign_tokens_get_no_pod_data() {
     let (api, webhook) = setup();

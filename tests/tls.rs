@@ -27,7 +27,8 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use cronpush::certs::{CertsArgs, run as certs};
-use cronpush::tls::{Reload, ReloadHandle, ReloadOptions, ReloadingCert, ServeOptions, TlsError, serve_with};
+use cronpush::http_server::{ServeOptions, serve_with};
+use cronpush::tls::{Reload, ReloadHandle, ReloadOptions, ReloadingCert, TlsError};
 
 /// The name kube-apiserver dials for Service `x` in namespace `y`.
 const SERVICE_NAME: &str = "x.y.svc";
@@ -158,7 +159,7 @@ impl Server {
         let (shutdown, signalled) = oneshot::channel::<()>();
         let task = tokio::spawn(serve_with(
             listener,
-            config,
+            Some(config),
             app,
             async move {
                 let _ = signalled.await;
@@ -525,7 +526,7 @@ async fn plain_http_is_never_served() {
 async fn a_client_that_never_finishes_the_handshake_is_cut_off() {
     let pki = Pki::new();
     let dir = pki.dir.path();
-    let options = ServeOptions { handshake_timeout: Duration::from_millis(300), ..ServeOptions::default() };
+    let options = ServeOptions { header_read_timeout: Duration::from_millis(300), ..ServeOptions::default() };
     let server = Server::start(&dir.join("tls.crt"), &dir.join("tls.key"), events_only(), options).await;
     let started = Instant::now();
     let mut silent = TcpStream::connect(server.addr).await.expect("connect");

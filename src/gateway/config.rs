@@ -132,6 +132,24 @@ pub struct GatewayArgs {
     #[arg(long = "history.max-log-bytes", default_value_t = DEFAULT_MAX_LOG_BYTES)]
     pub history_max_log_bytes: usize,
 
+    /// How long a client may take to send a request's head (Go duration): from the connection's
+    /// start for its first request, the TLS handshake included, and from the first byte for the
+    /// next ones on HTTP/1.1. A slower connection is closed without an answer. Not in the
+    /// reference.
+    #[arg(long = "web.read-header-timeout", default_value = "10s", value_parser = go_duration::flag)]
+    pub read_header_timeout: Duration,
+
+    /// How long a client may take to send a request's body once its head is in (Go duration); a
+    /// body still arriving then gets 408 and the connection is closed. 0: no limit. Not in the
+    /// reference.
+    #[arg(long = "web.read-body-timeout", default_value = "1m", value_parser = go_duration::flag)]
+    pub read_body_timeout: Duration,
+
+    /// How long a kept-alive connection may wait for its next request (Go duration) before it is
+    /// closed. Not in the reference.
+    #[arg(long = "web.idle-timeout", default_value = "2m", value_parser = go_duration::flag)]
+    pub idle_timeout: Duration,
+
     /// Path to a configuration file that enables TLS or basic authentication (the Prometheus
     /// exporter-toolkit format, as the reference Pushgateway reads it).
     #[arg(long = "web.config.file", default_value = "")]
@@ -178,10 +196,22 @@ pub struct Config {
     pub history_max_log_bytes: usize,
     /// TLS, headers and basic auth from --web.config.file.
     pub web: WebConfig,
+    /// --web.read-header-timeout, --web.read-body-timeout, --web.idle-timeout. Not in `flags`,
+    /// for the same reason as `limits`.
+    pub timeouts: Timeouts,
     /// Every flag as `/api/v1/status` shows it.
     pub flags: BTreeMap<String, String>,
     /// Flags of the reference that were set and have nothing to do here, for the log.
     pub without_effect: Vec<WithoutEffect>,
+}
+
+/// How long each connection may take over what, on every listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub read_header: Duration,
+    /// `None`: no limit (0).
+    pub read_body: Option<Duration>,
+    pub idle: Duration,
 }
 
 /// A reference flag that cronpush accepts, so that a unit file written for the reference
@@ -217,6 +247,8 @@ pub enum ConfigError {
     NoListenAddress,
     #[error("--web.listen-address {address:?}: {why}")]
     ListenAddress { address: String, why: &'static str },
+    #[error("--{flag} must be more than 0s")]
+    ZeroTimeout { flag: &'static str },
     #[error(transparent)]
     WebConfig(#[from] WebConfigError),
 }
@@ -239,6 +271,18 @@ impl GatewayArgs {
         {
             return Err(ConfigError::ListenAddress { address: address.clone(), why });
         }
+        for (flag, timeout) in
+            [("web.read-header-timeout", self.read_header_timeout), ("web.idle-timeout", self.idle_timeout)]
+        {
+            if timeout.is_zero() {
+                return Err(ConfigError::ZeroTimeout { flag });
+            }
+        }
+        let timeouts = Timeouts {
+            read_header: self.read_header_timeout,
+            read_body: (!self.read_body_timeout.is_zero()).then_some(self.read_body_timeout),
+            idle: self.idle_timeout,
+        };
         let web = if self.web_config_file.is_empty() {
             WebConfig::default()
         } else {
@@ -301,6 +345,7 @@ impl GatewayArgs {
             history_max_runs: self.history_max_runs,
             history_max_log_bytes: self.history_max_log_bytes,
             web,
+            timeouts,
             flags,
             without_effect,
         })
@@ -338,14 +383,17 @@ fn url_path(url: &str) -> Option<String> {
     (!host.is_empty()).then(|| format!("/{path}"))
 }
 
+/// The gateway's flags alone, as the binary's command line holds them, for tests.
+#[cfg(test)]
+#[derive(clap::Parser)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) gateway: GatewayArgs,
+}
+
 /// The configuration `cronpush gateway FLAGS` would run with, for tests.
 #[cfg(test)]
 pub(crate) fn from_flags(flags: &[&str]) -> Config {
-    #[derive(clap::Parser)]
-    struct Cli {
-        #[command(flatten)]
-        gateway: GatewayArgs,
-    }
     let argv = std::iter::once("gateway").chain(flags.iter().copied());
     <Cli as clap::Parser>::try_parse_from(argv).unwrap().gateway.validate().unwrap()
 }
@@ -469,6 +517,20 @@ mod tests {
         assert_eq!(config.flags["push.enable-utf8-names"], "false");
         assert!(config.without_effect.is_empty());
         assert!(from_flags(&["--no-web.systemd-socket", "--web.systemd-socket"]).systemd_socket);
+    }
+
+    #[test]
+    fn connection_timeouts_have_defaults_and_zero_means_no_body_limit_only() {
+        let defaults = from_flags(&[]).timeouts;
+        let s = Duration::from_secs;
+        assert_eq!(defaults, Timeouts { read_header: s(10), read_body: Some(s(60)), idle: s(120) });
+        let set =
+            from_flags(&["--web.read-header-timeout=2s", "--web.read-body-timeout=0", "--web.idle-timeout=1m30s"]);
+        assert_eq!(set.timeouts, Timeouts { read_header: s(2), read_body: None, idle: s(90) });
+        for zero in ["--web.read-header-timeout=0s", "--web.idle-timeout=0"] {
+            let parsed = <Cli as clap::Parser>::try_parse_from(["gateway", zero]).unwrap();
+            assert!(matches!(parsed.gateway.validate(), Err(ConfigError::ZeroTimeout { .. })), "{zero}");
+        }
     }
 
     #[test]

@@ -20,6 +20,7 @@ use super::store::Store;
 use super::store::clock::nanos_since_epoch;
 use super::view::own_metrics::BUILTIN;
 use super::web::{self, WebConfigError};
+use crate::http_server::{self, ServeOptions};
 use crate::shutdown::{DRAIN_LIMIT, Shutdown, SignalsError};
 
 #[derive(Debug, thiserror::Error)]
@@ -99,18 +100,15 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         let stopped = async move {
             let _ = stop.wait_for(|stopping| *stopping).await;
         };
-        let tls = tls.clone();
+        let (tls, options) = (tls.clone(), serve_options(&gateway.config));
         servers.push(tokio::spawn(async move {
-            let _ = match tls {
-                Some(tls) => crate::tls::serve(listener, tls, service, stopped).await,
-                None => axum::serve(listener, service).with_graceful_shutdown(stopped).await,
-            };
+            let _ = http_server::serve_with(listener, tls, service, stopped, options).await;
         }));
     }
     let _ = gateway.shutdown_requested().wait_for(|stopping| *stopping).await;
-    // In-flight requests finish (a push is answered once it is on disk), on plain HTTP within
-    // the same limit as TLS's (tls/serve.rs); a stuck client does not hold the stop for ever:
-    // its connection ends with the process.
+    // In-flight requests finish (a push is answered once it is on disk) within the drain limit
+    // (http_server/); a stuck client does not hold the stop for ever: its connection ends with
+    // the process.
     let drained_by = tokio::time::Instant::now() + DRAIN_LIMIT;
     for server in servers {
         if tokio::time::timeout_at(drained_by, server).await.is_err() {
@@ -131,6 +129,19 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Every listener's connection timeouts, plain HTTP and TLS alike.
+fn serve_options(config: &Config) -> ServeOptions {
+    ServeOptions {
+        header_read_timeout: config.timeouts.read_header,
+        idle_timeout: config.timeouts.idle,
+        body_timeout: config.timeouts.read_body,
+        grace_period: DRAIN_LIMIT,
+        // hyper's default, as the gateway always had on plain HTTP: a long grouping key in the
+        // path gets the gateway's own answer, not hyper's bare 431.
+        http1_read_buffer: None,
+    }
 }
 
 /// Opens the store file and puts its groups into `store`.

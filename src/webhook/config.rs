@@ -11,6 +11,7 @@ use super::node_fit::{NotAPlatform, Platform};
 use super::relay_ca::{RelayCa, RelayCaError};
 use super::resource_fit::{ResourceFlagError, Wanted};
 use crate::go_duration;
+use crate::http_server::{SMALLEST_HTTP1_READ_BUFFER, ServeOptions};
 
 #[derive(Args, Debug, Clone)]
 pub struct WebhookArgs {
@@ -109,6 +110,16 @@ pub struct WebhookArgs {
     /// cached) before injecting nothing.
     #[arg(long, env = "CRONPUSH_RESOLVE_TIMEOUT", default_value = "2s", value_parser = go_duration::flag)]
     pub resolve_timeout: Duration,
+    /// How long a client may take over the TLS handshake and its first request's head, and over
+    /// each later HTTP/1.1 head from its first byte; a slower connection is closed. Only the head: a
+    /// sidecar's request then waits at the relay as long as --relay-max-wait allows.
+    #[arg(long, env = "CRONPUSH_READ_HEADER_TIMEOUT", default_value = "10s", value_parser = go_duration::flag)]
+    pub read_header_timeout: Duration,
+    /// How long a kept-alive connection may wait for its next request before it is closed;
+    /// longer than the 90 s kube-apiserver keeps an idle connection to a webhook, so that it
+    /// closes first.
+    #[arg(long, env = "CRONPUSH_IDLE_TIMEOUT", default_value = "2m", value_parser = go_duration::flag)]
+    pub idle_timeout: Duration,
     #[arg(long = "log.level", default_value = "info", value_parser = ["debug", "info", "warn", "error"])]
     pub log_level: String,
     #[arg(long = "log.format", default_value = "logfmt", value_parser = ["logfmt", "json"])]
@@ -133,6 +144,8 @@ pub enum WebhookConfigError {
     NoImagePlatforms,
     #[error(transparent)]
     Resources(#[from] ResourceFlagError),
+    #[error("--{flag} must be more than 0s")]
+    ZeroTimeout { flag: &'static str },
 }
 
 impl WebhookArgs {
@@ -166,6 +179,30 @@ impl WebhookArgs {
             memory_limit: self.memory_limit.clone(),
             start_timeout_seconds: self.start_timeout_seconds,
             failed_run_logs: self.failed_run_logs,
+        })
+    }
+
+    /// How the HTTPS port holds its connections, checked.
+    pub fn serve_options(&self) -> Result<ServeOptions, WebhookConfigError> {
+        for (flag, timeout) in [("read-header-timeout", self.read_header_timeout), ("idle-timeout", self.idle_timeout)]
+        {
+            if timeout.is_zero() {
+                return Err(WebhookConfigError::ZeroTimeout { flag });
+            }
+        }
+        Ok(ServeOptions {
+            header_read_timeout: self.read_header_timeout,
+            idle_timeout: self.idle_timeout,
+            // A sidecar's or kube-apiserver's body is small and sent at once; what takes long at
+            // the relay is the answer, which no timeout here may cut.
+            body_timeout: None,
+            // hyper's smallest read buffer. Its default ceiling makes a connection whose request
+            // arrives in two reads (the HTTP/2 sniffing hands the first bytes over apart) double
+            // the buffer to 16 KiB; a sidecar waiting at the relay holds it for minutes, and
+            // thousands wait at the top of the hour (benches/relay.rs). Request heads stay far
+            // below it; bodies are read through it in pieces.
+            http1_read_buffer: Some(SMALLEST_HTTP1_READ_BUFFER),
+            ..ServeOptions::default()
         })
     }
 

@@ -21,6 +21,7 @@ use super::namespace_policies::{NamespacePolicies, NoPolicies, PolicyCache};
 use super::node_cache::{NoNodes, NodeCache, Nodes};
 use super::relay::Relay;
 use super::resolve::{NoApi, Resolve};
+use crate::http_server;
 use crate::shutdown::{Shutdown, SignalsError};
 use crate::tls::{self, ReloadingCert, TlsError};
 
@@ -45,6 +46,7 @@ pub async fn run(args: WebhookArgs) -> Result<(), WebhookError> {
     tls::install_crypto_provider();
     let image_platforms = args.image_platforms()?;
     let injection = args.injection()?;
+    let serve_options = args.serve_options()?;
     let (tls_config, _reloading) = ReloadingCert::spawn(&args.tls_cert_file, &args.tls_key_file)?;
     let client = match kube::Client::try_default().await {
         Ok(client) => Some(client),
@@ -112,7 +114,9 @@ pub async fn run(args: WebhookArgs) -> Result<(), WebhookError> {
         let signal = shutdown.requested().await;
         tracing::info!("received {}, draining", signal.name());
     };
-    tls::serve(listener, tls_config, app(state), stop).await.map_err(WebhookError::Serve)?;
+    http_server::serve_with(listener, Some(tls_config), app(state), stop, serve_options)
+        .await
+        .map_err(WebhookError::Serve)?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -11,6 +11,7 @@ use flate2::read::MultiGzDecoder;
 
 use super::error::{Error, GzipError, Result, SnappyError};
 use crate::gateway::store::limits::LimitError;
+use crate::http_server::BodyTimedOut;
 
 /// How a push body is encoded, by its `Content-Encoding` (one value, any case, as main.go
 /// lower-cases it; upstream compares the whole header, cronpush trims spaces as well).
@@ -36,7 +37,13 @@ pub(super) async fn read_body(headers: &HeaderMap, body: Body, limit: usize, siz
     let raw = axum::body::to_bytes(body, limit).await.map_err(|e| {
         let over_limit = std::error::Error::source(&e)
             .is_some_and(|s| s.downcast_ref::<http_body_util::LengthLimitError>().is_some());
-        if over_limit { too_large(limit) } else { Error::ReadBody(e) }
+        if over_limit {
+            too_large(limit)
+        } else if let Some(timeout) = BodyTimedOut::cause_of(&e) {
+            Error::BodyTimedOut(timeout)
+        } else {
+            Error::ReadBody(e)
+        }
     })?;
     *size = raw.len();
     match encoding(headers) {

@@ -11,6 +11,7 @@ use crate::gateway::store::grouping::KeyError;
 use crate::gateway::store::limits::LimitError;
 use crate::gateway::store::log_delivery::LogDeliveryError;
 use crate::gateway::store::{LogsRefusal, PushError, push_pipeline::Refusal};
+use crate::http_server::BodyTimedOut;
 
 pub(super) type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -26,6 +27,9 @@ pub(super) enum Error {
     GroupingKey(#[from] KeyError),
     #[error("reading request body: {0}")]
     ReadBody(axum::Error),
+    /// The body trickled in slower than --web.read-body-timeout allows.
+    #[error("{0} (--web.read-body-timeout)")]
+    BodyTimedOut(BodyTimedOut),
     #[error(transparent)]
     Gzip(#[from] GzipError),
     #[error(transparent)]
@@ -76,6 +80,7 @@ impl Error {
             // should wake that operator.
             Error::Limit(LimitError::TooManyGroups { .. }) => StatusCode::INSUFFICIENT_STORAGE,
             Error::NotWritten { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Error::BodyTimedOut(_) => StatusCode::REQUEST_TIMEOUT,
             Error::LogsNotKept(_) => StatusCode::NOT_FOUND,
             Error::Path(_)
             | Error::Redirect
