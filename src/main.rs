@@ -34,7 +34,7 @@ struct Cli {
 enum Role {
     /// Run the Pushgateway-compatible gateway: accepts pushes on /metrics/job/..., serves
     /// them to Prometheus on /metrics, and keeps them across restarts with --persistence.file.
-    Gateway(GatewayArgs),
+    Gateway(Box<GatewayArgs>),
     /// Generate the webhook's certificates: a CA and a serving certificate for the webhook's
     /// Service DNS names, written as ca.crt, tls.crt and tls.key; prints the base64 caBundle.
     Certs(CertsArgs),
@@ -44,7 +44,7 @@ enum Role {
     /// Push the start metrics of a CronJob's run (the injected init container). Always exits
     /// 0, within --timeout-seconds: nothing here may fail the Job.
     #[command(args_override_self = true)]
-    Start(RunArgs),
+    Start(Box<RunArgs>),
     /// Push how a CronJob's run ended (the injected native sidecar): idles until SIGTERM, learns
     /// the main containers' exit states from the relay (or the API), pushes, and exits 0.
     #[command(args_override_self = true)]
@@ -88,7 +88,7 @@ fn main() -> ExitCode {
             block_on("gateway", server::run(config))
         }
         Role::Start(args) => {
-            cronpush::pushers::start::main(args);
+            cronpush::pushers::start::main(*args);
             ExitCode::SUCCESS
         }
         Role::Sidecar(args) => {
