@@ -108,7 +108,7 @@ fn burst(name: &str, start: impl Fn() -> Server, cronjobs: usize, minute: Durati
     let pid = gateway.pid();
     let cpu_before = cpu_seconds(pid);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let pusher = Arc::new(Pusher::new().unwrap());
+    let pusher = Arc::new(Pusher::new(&Default::default()).unwrap());
     let slot = jiff::Timestamp::now().round(jiff::Unit::Minute).unwrap();
     let half = minute / 2;
     eprintln!("burst, {name}: {cronjobs} starts within {half:?}, then {cronjobs} ends within {half:?}");

@@ -86,6 +86,11 @@ pub mod env {
     pub const MAX_RUN_SECONDS: &str = "CRONPUSH_MAX_RUN_SECONDS";
     pub const RELAY_URL: &str = "CRONPUSH_RELAY_URL";
     pub const RELAY_CA: &str = "CRONPUSH_RELAY_CA";
+    /// Beyond DESIGN.md's list: the CA bundle (PEM) that signed the gateway's certificate, and
+    /// basic-auth credentials for it (pushers/gateway_access.rs).
+    pub const GATEWAY_CA: &str = "CRONPUSH_GATEWAY_CA";
+    pub const GATEWAY_USERNAME: &str = "CRONPUSH_GATEWAY_USERNAME";
+    pub const GATEWAY_PASSWORD: &str = "CRONPUSH_GATEWAY_PASSWORD";
     pub const TOKEN_FILE: &str = "CRONPUSH_TOKEN_FILE";
     pub const METRICS_FILE: &str = "CRONPUSH_METRICS_FILE";
     pub const TIMEOUT_SECONDS: &str = "CRONPUSH_TIMEOUT_SECONDS";

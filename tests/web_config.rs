@@ -370,3 +370,85 @@ fn client_certificates_are_required_and_verified_as_by_the_reference() {
         assert!(request(&without_cert, "GET", &url, "", Credentials::Missing).is_err(), "served {url} without a cert");
     }
 }
+
+/// What `cronpush start` logged and how long it took, run against `gateway` with `env`.
+fn start_pusher(gateway: &str, env: &[(&str, &str)]) -> (std::process::ExitStatus, Duration, String) {
+    let begun = Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_cronpush"))
+        .arg("start")
+        .env_clear()
+        .env("CRONPUSH_GATEWAY_URL", gateway)
+        .env("CRONPUSH_NAMESPACE", "batch")
+        .env("CRONPUSH_CRONJOB", "backup")
+        .env("CRONPUSH_TIMEOUT_SECONDS", "20")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("cronpush start");
+    (output.status, begun.elapsed(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+/// The article's Pi, with TLS from a private CA and a bcrypt user: the pushers reach it when
+/// given the CA (by the variable the webhook injects, or a file) and the credentials apart
+/// from the URL; without the CA they give up at once, saying why, instead of retrying a
+/// certificate that will not change until their deadline; a wrong password is refused at once.
+#[test]
+fn the_pushers_reach_a_gateway_with_a_private_ca_and_basic_auth() {
+    let site = Site::new();
+    let client = https_client(&site.ca);
+    let mut gateway = Running::cronpush(&site.tls_with_auth());
+    gateway.wait_ready(&client);
+    let url = gateway.url("https", "");
+    let ca = String::from_utf8(site.ca.clone()).expect("PEM");
+    let ca_file = site.write("gateway-ca.pem", &ca);
+    let pushed = |who: &str| {
+        let groups = request(&client, "GET", &gateway.url("https", "/api/v1/metrics"), "", Credentials::Right)
+            .expect("API")
+            .body;
+        groups.contains(who)
+    };
+
+    let (status, took, log) = start_pusher(
+        &url,
+        &[("CRONPUSH_GATEWAY_CA", &ca), ("CRONPUSH_GATEWAY_USERNAME", USER), ("CRONPUSH_GATEWAY_PASSWORD", PASSWORD)],
+    );
+    assert!(status.success() && log.contains("pushed the start metrics"), "{took:?}\n{log}");
+    assert!(pushed("\"cronjob\":\"backup\""));
+    assert!(!log.contains(PASSWORD), "the log shows the password:\n{log}");
+
+    // Credentials in the URL still work, and the CA as a file (a pusher run by hand).
+    let with_userinfo = url.replace("https://", &format!("https://{USER}:{PASSWORD}@"));
+    let (status, _, log) = start_pusher(&with_userinfo, &[("CRONPUSH_JOB", "by-hand")]);
+    assert!(status.success() && log.contains("does not verify"), "{log}");
+    let output = Command::new(env!("CARGO_BIN_EXE_cronpush"))
+        .args(["start", "--gateway-url", &with_userinfo, "--job", "by-hand", "--namespace", "batch"])
+        .args(["--cronjob", "backup", "--gateway-ca-file", ca_file.to_str().unwrap()])
+        .env_clear()
+        .output()
+        .expect("cronpush start");
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success() && log.contains("pushed the start metrics"), "{log}");
+    assert!(pushed("\"job\":\"by-hand\""));
+
+    // Without the CA: one attempt, a clear reason, long before the 20 s deadline.
+    let (status, took, log) =
+        start_pusher(&url, &[("CRONPUSH_GATEWAY_USERNAME", USER), ("CRONPUSH_GATEWAY_PASSWORD", PASSWORD)]);
+    assert!(status.success(), "{log}");
+    assert!(took < Duration::from_secs(5), "took {took:?} for a certificate that will not change:\n{log}");
+    assert!(
+        log.contains("does not verify") && log.contains("UnknownIssuer") && log.contains("CRONPUSH_GATEWAY_CA"),
+        "{log}"
+    );
+    assert!(log.contains("1 attempt"), "{log}");
+
+    // A wrong password: refused at once, and said.
+    let (status, took, log) = start_pusher(
+        &url,
+        &[("CRONPUSH_GATEWAY_CA", &ca), ("CRONPUSH_GATEWAY_USERNAME", USER), ("CRONPUSH_GATEWAY_PASSWORD", "wrong")],
+    );
+    assert!(status.success() && took < Duration::from_secs(5), "{took:?}\n{log}");
+    assert!(log.contains("401"), "{log}");
+    // Half the credentials: said, nothing sent, the Job goes on.
+    let (status, _, log) = start_pusher(&url, &[("CRONPUSH_GATEWAY_CA", &ca), ("CRONPUSH_GATEWAY_USERNAME", USER)]);
+    assert!(status.success() && log.contains("CRONPUSH_GATEWAY_PASSWORD"), "{log}");
+}

@@ -10,6 +10,8 @@ use reqwest::header::CONTENT_TYPE;
 use reqwest::{StatusCode, Url};
 use tokio::time::Instant;
 
+use super::gateway_access::GatewayAccess;
+
 /// The text exposition format, as client_golang's push package sends it.
 pub const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// The body of a delivery of log lines.
@@ -26,6 +28,8 @@ const MESSAGE_LIMIT: usize = 1024;
 /// An HTTP client for pushes, built once per process.
 pub struct Pusher {
     client: reqwest::Client,
+    /// Basic auth for every request, when the access gives it.
+    credentials: Option<(String, String)>,
 }
 
 /// How many requests a push took.
@@ -46,6 +50,9 @@ pub enum PushError {
     /// The gateway answered, and retrying the same body would get the same answer.
     #[error("the gateway refused the push ({attempts}): {failure}")]
     Refused { attempts: Attempts, failure: Failure },
+    /// The gateway's certificate does not verify, and will not on the next attempt either.
+    #[error("the gateway cannot be trusted ({attempts}): {failure}")]
+    Untrusted { attempts: Attempts, failure: Failure },
     /// Every attempt failed in a way that might have passed, until the deadline.
     #[error("gave up at the deadline after {attempts}; the last: {last}")]
     Deadline { attempts: Attempts, last: Failure },
@@ -55,7 +62,9 @@ impl PushError {
     pub fn attempts(&self) -> Attempts {
         match self {
             PushError::Client(_) => Attempts(0),
-            PushError::Refused { attempts, .. } | PushError::Deadline { attempts, .. } => *attempts,
+            PushError::Refused { attempts, .. }
+            | PushError::Untrusted { attempts, .. }
+            | PushError::Deadline { attempts, .. } => *attempts,
         }
     }
 }
@@ -65,6 +74,9 @@ impl PushError {
 pub enum Failure {
     /// An HTTP answer other than 2xx, with the start of its body (the gateway's reason).
     Status { status: StatusCode, message: String },
+    /// The gateway's certificate does not verify (unknown issuer, expired, another name): the
+    /// next attempt would meet the same certificate.
+    Certificate(String),
     /// No answer within the time the attempt had.
     TimedOut { after: Duration },
     /// The request never got an answer: DNS, connection, TLS, or the connection dropped.
@@ -82,7 +94,7 @@ impl Failure {
         match self {
             Failure::Status { status, .. } => status.is_server_error() || *status == StatusCode::TOO_MANY_REQUESTS,
             Failure::TimedOut { .. } | Failure::Transport(_) => true,
-            Failure::Request(_) | Failure::NoTimeLeft => false,
+            Failure::Certificate(_) | Failure::Request(_) | Failure::NoTimeLeft => false,
         }
     }
 
@@ -92,6 +104,9 @@ impl Failure {
         }
         if error.is_timeout() && !error.is_connect() {
             return Failure::TimedOut { after };
+        }
+        if let Some(why) = certificate_problem(&error) {
+            return Failure::Certificate(why);
         }
         Failure::Transport(causes(&error.without_url()))
     }
@@ -104,6 +119,12 @@ impl fmt::Display for Failure {
             Failure::Status { status, message } => write!(f, "the gateway answered {status}: {message}"),
             Failure::TimedOut { after } => write!(f, "no answer within {:.1} s", after.as_secs_f64()),
             Failure::Transport(why) => write!(f, "no answer: {why}"),
+            Failure::Certificate(why) => write!(
+                f,
+                "the gateway's certificate does not verify ({why}); give the CA that signed it with {} or \
+                 --gateway-ca-file",
+                crate::contract::env::GATEWAY_CA
+            ),
             Failure::Request(why) => write!(f, "cannot send the request: {why}"),
             Failure::NoTimeLeft => f.write_str("no time left to try"),
         }
@@ -111,16 +132,20 @@ impl fmt::Display for Failure {
 }
 
 impl Pusher {
-    pub fn new() -> Result<Pusher, PushError> {
+    /// A client that trusts the public roots and the access's CA, and sends its credentials.
+    pub fn new(access: &GatewayAccess) -> Result<Pusher, PushError> {
         crate::tls::install_crypto_provider();
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             // A redirected POST turns into a GET and loses its body: better to say so.
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("cronpush/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| PushError::Client(causes(&e)))?;
-        Ok(Pusher { client })
+            .user_agent(concat!("cronpush/", env!("CARGO_PKG_VERSION")));
+        for der in &access.roots {
+            let root = reqwest::Certificate::from_der(der).map_err(|e| PushError::Client(causes(&e)))?;
+            builder = builder.add_root_certificate(root);
+        }
+        let client = builder.build().map_err(|e| PushError::Client(causes(&e)))?;
+        Ok(Pusher { client, credentials: access.credentials.clone() })
     }
 
     /// POSTs `body` (text format) to `url` until it is accepted or `deadline` passes. POST, not
@@ -156,6 +181,7 @@ impl Pusher {
             attempts.0 += 1;
             last = match self.attempt(&method, url, body.clone(), content_type, left).await {
                 Ok(()) => return Ok(attempts),
+                Err(failure @ Failure::Certificate(_)) => return Err(PushError::Untrusted { attempts, failure }),
                 Err(failure) if !failure.may_pass() => return Err(PushError::Refused { attempts, failure }),
                 Err(failure) => failure,
             };
@@ -177,12 +203,15 @@ impl Pusher {
         content_type: &'static str,
         left: Duration,
     ) -> Result<(), Failure> {
-        let request = self
+        let mut request = self
             .client
             .request(method.clone(), url.clone())
             .header(CONTENT_TYPE, content_type)
             .body(body)
             .timeout(left);
+        if let Some((user, password)) = &self.credentials {
+            request = request.basic_auth(user, Some(password));
+        }
         let mut response = request.send().await.map_err(|e| Failure::from_transport(e, left))?;
         let status = response.status();
         let mut message = Vec::new();
@@ -231,6 +260,28 @@ fn random_fraction() -> f64 {
 }
 
 /// An error and its causes, `a: b: c`, without the repeats layered clients add.
+/// What rustls said of the gateway's certificate, if that is why the request failed. rustls'
+/// error sits deep in the chain, inside `io::Error`s from the TLS stream, whose own `source`
+/// skips the error they hold: those are looked into instead.
+fn certificate_problem(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut next = Some(error);
+    while let Some(current) = next {
+        if let Some(
+            tls @ (rustls::Error::InvalidCertificate(_)
+            | rustls::Error::NoCertificatesPresented
+            | rustls::Error::UnsupportedNameType),
+        ) = current.downcast_ref::<rustls::Error>()
+        {
+            return Some(tls.to_string());
+        }
+        next = match current.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            Some(held) => Some(held as &(dyn std::error::Error + 'static)),
+            None => current.source(),
+        };
+    }
+    None
+}
+
 pub(super) fn causes(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();

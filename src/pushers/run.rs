@@ -9,6 +9,8 @@ use std::fmt;
 use std::time::Duration;
 
 use clap::Args;
+
+use super::gateway_access::GatewayAccessArgs;
 use jiff::Timestamp;
 
 use super::group::Group;
@@ -31,6 +33,8 @@ pub struct RunArgs {
     /// (http://pi:8080/pushgateway).
     #[arg(long, env = env::GATEWAY_URL)]
     pub gateway_url: Option<String>,
+    #[command(flatten)]
+    pub access: GatewayAccessArgs,
     /// The `job` value of the grouping key [default: cronpush].
     #[arg(long, env = env::JOB)]
     pub job: Option<String>,

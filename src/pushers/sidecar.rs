@@ -154,7 +154,13 @@ pub async fn run(args: SidecarArgs) {
     };
     // Everything the end needs is made ready now: after SIGTERM, the time may be 2 s.
     let source = exit_source(&args).inspect_err(|why| tracing::error!("cannot learn how the run will end: {why}"));
-    let pusher = match Pusher::new() {
+    let pusher = match args
+        .run
+        .access
+        .resolve()
+        .map_err(|e| e.to_string())
+        .and_then(|access| Pusher::new(&access).map_err(|e| e.to_string()))
+    {
         Ok(pusher) => Some(pusher),
         Err(e) => {
             tracing::error!("cannot push the end of the run: {e}");

@@ -47,7 +47,14 @@ pub async fn run(args: RunArgs) {
         }
     };
     let target = super::group::redacted(&url);
-    let pusher = match Pusher::new() {
+    let access = match args.access.resolve() {
+        Ok(access) => access,
+        Err(e) => {
+            tracing::error!(error = %e, url = target, "cannot push the start metrics; the Job goes on");
+            return;
+        }
+    };
+    let pusher = match Pusher::new(&access) {
         Ok(pusher) => pusher,
         Err(e) => {
             tracing::error!(error = %e, url = target, "cannot push the start metrics; the Job goes on");
