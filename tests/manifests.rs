@@ -26,7 +26,9 @@ const NAMESPACE_OVERLAY: &str = "manifests/webhook/overlays/namespace";
 const CERT_MANAGER: &str = "manifests/webhook/overlays/cert-manager";
 const CUSTOM_EXAMPLE: &str = "manifests/webhook/examples/custom";
 const FAILED_RUN_LOGS: &str = "manifests/webhook/overlays/failed-run-logs";
-const EVERY_RENDERING: [&str; 6] = [BASE, CLUSTER, NAMESPACE_OVERLAY, CERT_MANAGER, CUSTOM_EXAMPLE, FAILED_RUN_LOGS];
+const GATEWAY_TLS: &str = "manifests/webhook/overlays/gateway-tls";
+const EVERY_RENDERING: [&str; 7] =
+    [BASE, CLUSTER, NAMESPACE_OVERLAY, CERT_MANAGER, CUSTOM_EXAMPLE, FAILED_RUN_LOGS, GATEWAY_TLS];
 
 const OWN_NAMESPACE: &str = "cronpush";
 const SYSTEM_NAMESPACES: [&str; 3] = ["kube-system", "kube-public", "kube-node-lease"];
@@ -339,6 +341,27 @@ fn granted(dir: &'static str) -> BTreeSet<(String, String, String)> {
         }
     }
     granted
+}
+
+/// The gateway-tls overlay is the cluster overlay plus the gateway's CA, mounted from its
+/// Secret at the path the flag reads, and the name of the credentials' Secret: no password and
+/// no new permission (the kubelet, not the webhook, reads the credentials' Secret).
+#[test]
+fn the_gateway_tls_overlay_hands_over_the_ca_and_names_the_credentials_secret() {
+    let (tls, cluster) = (render(GATEWAY_TLS), render(CLUSTER));
+    let mut args = cluster.container().args.clone().unwrap_or_default();
+    args.push("--gateway-ca-file=/etc/cronpush/gateway/ca.crt".into());
+    args.push("--gateway-credentials-secret=cronpush-gateway-credentials".into());
+    assert_eq!(tls.container().args.as_ref(), Some(&args));
+    let mount = tls.container().volume_mounts.iter().flatten().find(|m| m.name == "gateway-ca").expect("mount");
+    assert_eq!((mount.mount_path.as_str(), mount.read_only), ("/etc/cronpush/gateway", Some(true)));
+    let volume = tls.pod_spec().volumes.iter().flatten().find(|v| v.name == "gateway-ca").expect("volume");
+    assert_eq!(volume.secret.as_ref().and_then(|s| s.secret_name.as_deref()), Some("cronpush-gateway-ca"));
+    assert_eq!(granted(GATEWAY_TLS), granted(CLUSTER), "no new permission");
+    assert_eq!(tls.webhook(), cluster.webhook(), "the same Pods are injected");
+    for dir in EVERY_RENDERING.iter().filter(|d| **d != GATEWAY_TLS) {
+        assert!(!render(dir).container().args.iter().flatten().any(|a| a.starts_with("--gateway-ca")), "{dir}");
+    }
 }
 
 /// The failed-run-logs overlay is the cluster overlay plus exactly two things: `get` on

@@ -12,6 +12,7 @@ use super::relay_ca::{RelayCa, RelayCaError};
 use super::resource_fit::{ResourceFlagError, Wanted};
 use crate::go_duration;
 use crate::http_server::{SMALLEST_HTTP1_READ_BUFFER, ServeOptions};
+use crate::pushers::gateway_access::{GatewayAccessArgs, GatewayAccessError};
 
 #[derive(Args, Debug, Clone)]
 pub struct WebhookArgs {
@@ -32,6 +33,17 @@ pub struct WebhookArgs {
     /// URL with a path prefix such as http://pi:8080/pushgateway.
     #[arg(long, env = "CRONPUSH_GATEWAY_URL")]
     pub gateway_url: String,
+    /// The CA (PEM file) that signed the gateway's certificate, when the gateway serves TLS
+    /// with one no public root vouches for (a Pi's, from a private CA): handed to the injected
+    /// containers, which then trust it beside the public roots. Read at start.
+    #[arg(long, env = "CRONPUSH_GATEWAY_CA_FILE")]
+    pub gateway_ca_file: Option<PathBuf>,
+    /// A Secret, in each injected Pod's namespace, with the keys `username` and `password`
+    /// for the gateway's basic auth: the injected containers take them from it (the Pod spec
+    /// names the Secret, never the password). Optional in the Pod: without it in a namespace,
+    /// the pushes go without credentials and the gateway says 401, which the pushers log.
+    #[arg(long, env = "CRONPUSH_GATEWAY_CREDENTIALS_SECRET")]
+    pub gateway_credentials_secret: Option<String>,
     /// The `job` label of the grouping key the injected containers push under.
     #[arg(long, env = "CRONPUSH_JOB", default_value = "cronpush")]
     pub job_label: String,
@@ -146,6 +158,10 @@ pub enum WebhookConfigError {
     Resources(#[from] ResourceFlagError),
     #[error("--{flag} must be more than 0s")]
     ZeroTimeout { flag: &'static str },
+    #[error("--gateway-ca-file: {0}")]
+    GatewayCa(#[source] GatewayAccessError),
+    #[error("--gateway-credentials-secret {0:?} is not a Secret's name (lower-case letters, digits, '-' and '.')")]
+    CredentialsSecret(String),
 }
 
 impl WebhookArgs {
@@ -163,6 +179,8 @@ impl WebhookArgs {
         Wanted::parse(&self.cpu_request, self.cpu_limit.as_deref(), &self.memory_request, &self.memory_limit)?;
         let cluster_name = self.cluster_name()?;
         let relay_ca_pem = RelayCa::load(&self.tls_ca_file)?;
+        let gateway_ca_pem = self.gateway_ca_pem()?;
+        let gateway_credentials_secret = self.gateway_credentials_secret()?;
         Ok(InjectionConfig {
             image: self.image.clone(),
             image_pull_policy: Some(self.image_pull_policy.clone()),
@@ -179,7 +197,39 @@ impl WebhookArgs {
             memory_limit: self.memory_limit.clone(),
             start_timeout_seconds: self.start_timeout_seconds,
             failed_run_logs: self.failed_run_logs,
+            gateway_ca_pem,
+            gateway_credentials_secret,
         })
+    }
+
+    /// `--gateway-ca-file`'s PEM, checked to hold certificates.
+    fn gateway_ca_pem(&self) -> Result<Option<String>, WebhookConfigError> {
+        let Some(path) = &self.gateway_ca_file else { return Ok(None) };
+        let args = GatewayAccessArgs { gateway_ca_file: Some(path.clone()), ..GatewayAccessArgs::default() };
+        args.resolve().map_err(WebhookConfigError::GatewayCa)?;
+        let pem = std::fs::read_to_string(path).map_err(|source| {
+            WebhookConfigError::GatewayCa(GatewayAccessError::ReadFile { path: path.clone(), source })
+        })?;
+        Ok(Some(pem))
+    }
+
+    /// `--gateway-credentials-secret`, checked as a Secret's name (a DNS-1123 subdomain).
+    fn gateway_credentials_secret(&self) -> Result<Option<String>, WebhookConfigError> {
+        match self.gateway_credentials_secret.as_deref() {
+            None | Some("") => Ok(None),
+            Some(name)
+                if name.len() <= 253
+                    && name.split('.').all(|part| {
+                        !part.is_empty()
+                            && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                            && !part.starts_with('-')
+                            && !part.ends_with('-')
+                    }) =>
+            {
+                Ok(Some(name.to_string()))
+            }
+            Some(name) => Err(WebhookConfigError::CredentialsSecret(name.to_string())),
+        }
     }
 
     /// How the HTTPS port holds its connections, checked.

@@ -13,8 +13,8 @@ use json_patch::PatchOperation;
 use json_patch::jsonptr::PointerBuf;
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, ObjectFieldSelector, Pod, PodSpec,
-    ProjectedVolumeSource, ResourceRequirements, SeccompProfile, SecurityContext, ServiceAccountTokenProjection,
-    Volume, VolumeMount, VolumeProjection,
+    ProjectedVolumeSource, ResourceRequirements, SeccompProfile, SecretKeySelector, SecurityContext,
+    ServiceAccountTokenProjection, Volume, VolumeMount, VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde::Serialize;
@@ -54,6 +54,11 @@ pub struct InjectionConfig {
     pub start_timeout_seconds: u32,
     /// `--failed-run-logs`: whether a CronJob's `cronpush.io/log-lines` is honoured.
     pub failed_run_logs: bool,
+    /// `--gateway-ca-file`'s PEM, handed to both containers.
+    pub gateway_ca_pem: Option<String>,
+    /// `--gateway-credentials-secret`: the Secret both containers take the gateway's basic-auth
+    /// credentials from.
+    pub gateway_credentials_secret: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -381,7 +386,29 @@ fn run_env(facts: &RunFacts, config: &InjectionConfig) -> Vec<EnvVar> {
     if let Some(cluster) = &config.cluster_name {
         vars.push(value_env(env::CLUSTER, cluster));
     }
+    if let Some(pem) = &config.gateway_ca_pem {
+        vars.push(value_env(env::GATEWAY_CA, pem));
+    }
+    if let Some(secret) = &config.gateway_credentials_secret {
+        vars.push(secret_env(env::GATEWAY_USERNAME, secret, "username"));
+        vars.push(secret_env(env::GATEWAY_PASSWORD, secret, "password"));
+    }
     vars
+}
+
+/// A variable the kubelet reads from a Secret of the Pod's namespace. Optional, so that a
+/// namespace without the Secret (or the key) still runs its Jobs: the kubelet then leaves the
+/// variable out rather than refusing to start the container (pkg/kubelet/kubelet_pods.go,
+/// makeEnvironmentVariables: an optional secretKeyRef whose Secret or key is missing is skipped).
+fn secret_env(name: &str, secret: &str, key: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector { name: secret.into(), key: key.into(), optional: Some(true) }),
+            ..EnvVarSource::default()
+        }),
+    }
 }
 
 fn value_env(name: &str, value: &str) -> EnvVar {

@@ -91,6 +91,8 @@ pub(super) fn config() -> InjectionConfig {
         memory_limit: "32Mi".into(),
         start_timeout_seconds: 5,
         failed_run_logs: false,
+        gateway_ca_pem: None,
+        gateway_credentials_secret: None,
     }
 }
 
@@ -388,6 +390,41 @@ fn a_pod_that_does_not_decode_still_leaves_a_review_to_answer() {
 fn sidecar_env(pod: &Value, name: &str) -> Option<String> {
     let sidecar = pod["spec"]["initContainers"].as_array()?.iter().find(|c| c["name"] == "cronpush-sidecar")?;
     sidecar["env"].as_array()?.iter().find(|e| e["name"] == name)?["value"].as_str().map(String::from)
+}
+
+/// With `--gateway-ca-file` and `--gateway-credentials-secret`, both containers get the CA as a
+/// value (a CA is public) and the credentials from the Secret, optional so that a namespace
+/// without it still runs its Jobs; the patch itself names the Secret and holds no password.
+#[test]
+fn the_gateway_ca_and_credentials_reach_both_containers_without_a_password_in_the_patch() {
+    let pod = article_pod(29_396_160);
+    let typed: Pod = serde_json::from_value(pod.clone()).unwrap();
+    let ca = "-----BEGIN CERTIFICATE-----\nMIIC\n-----END CERTIFICATE-----\n";
+    let config = InjectionConfig {
+        gateway_ca_pem: Some(ca.into()),
+        gateway_credentials_secret: Some("cronpush-gateway".into()),
+        ..config()
+    };
+    let injection = injection::patch(&typed, &facts(), &config).unwrap();
+    let patch = injection.patch_json();
+    let patched = apply(&pod, &Answer { patch: Some(patch.clone()), warnings: vec![] });
+    for name in ["cronpush-start", "cronpush-sidecar"] {
+        let container =
+            patched["spec"]["initContainers"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap();
+        let env = |var: &str| container["env"].as_array().unwrap().iter().find(|e| e["name"] == var).cloned();
+        assert_eq!(env("CRONPUSH_GATEWAY_CA").unwrap()["value"], ca, "{name}");
+        for (var, key) in [("CRONPUSH_GATEWAY_USERNAME", "username"), ("CRONPUSH_GATEWAY_PASSWORD", "password")] {
+            assert_eq!(
+                env(var).unwrap()["valueFrom"],
+                json!({"secretKeyRef": {"name": "cronpush-gateway", "key": key, "optional": true}}),
+                "{name} {var}"
+            );
+        }
+    }
+    // Without the flags, nothing of the kind.
+    let plain = inject(&pod);
+    assert!(sidecar_env(&plain, "CRONPUSH_GATEWAY_CA").is_none());
+    assert!(!plain.to_string().contains("CRONPUSH_GATEWAY_PASSWORD"));
 }
 
 #[test]

@@ -305,6 +305,8 @@ pub fn injection_config() -> cronpush::webhook::injection::InjectionConfig {
         memory_limit: "32Mi".into(),
         start_timeout_seconds: 5,
         failed_run_logs: false,
+        gateway_ca_pem: None,
+        gateway_credentials_secret: None,
     }
 }
 
