@@ -938,6 +938,30 @@ fn truncated_gzip_is_refused() {
     assert!(ours.pushed_series().is_empty());
 }
 
+fn snappy(text: &str) -> Vec<u8> {
+    let mut encoder = snap::write::FrameEncoder::new(Vec::new());
+    encoder.write_all(text.as_bytes()).expect("snappy");
+    encoder.into_inner().expect("snappy")
+}
+
+#[test]
+fn snappy_bodies() {
+    // Since 1.6 the reference reads `Content-Encoding: snappy` with golang/snappy's framed
+    // reader; 1.5.1 parsed the compressed bytes as text.
+    let body = snappy("# TYPE a gauge\na{x=\"1\"} 1\n");
+    let snappy_step = |path: &str, bytes: Vec<u8>| step("PUT", path, bytes).header("Content-Encoding", "snappy");
+    let mut bad_checksum = body.clone();
+    let last = bad_checksum.len() - 1;
+    bad_checksum[last] ^= 0xff;
+    case().state_changed_in("1.6.0", "snappy bodies are read").run(&[
+        snappy_step("/metrics/job/j", body.clone()).changed_in("1.6.0", "snappy bodies are read"),
+        snappy_step("/metrics/job/k", body[..body.len() - 3].to_vec()).changed_in("1.6.0", "snappy bodies are read"),
+        snappy_step("/metrics/job/l", bad_checksum).changed_in("1.6.0", "snappy bodies are read"),
+        snappy_step("/metrics/job/m", b"not snappy at all".to_vec()).changed_in("1.6.0", "snappy bodies are read"),
+        snappy_step("/metrics/job/n", Vec::new()),
+    ]);
+}
+
 #[test]
 fn gzip_header_is_case_insensitive() {
     case().state_changed_in("1.6.0", "the push lands").run(&[step("PUT", "/metrics/job/j", gzip("a 1\n"))
