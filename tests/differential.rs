@@ -314,6 +314,10 @@ fn gauge(labels: &[(&str, &str)], value: f64) -> Metric {
     }
 }
 
+fn counter(labels: &[(&str, &str)], value: f64) -> Metric {
+    Metric { counter: Some(Counter { value: Some(value), ..Default::default() }), gauge: None, ..gauge(labels, 0.0) }
+}
+
 fn delimited(families: &[MetricFamily]) -> Vec<u8> {
     let mut body = Vec::new();
     for f in families {
@@ -704,15 +708,7 @@ fn protobuf_names_beyond_the_legacy_rules() {
     // 1.5.1 kept this one too, and then wrote a scrape that Prometheus could not parse.
     let dashed = family("bad-name", MetricType::Gauge, vec![gauge(&[], 1.0)]);
     let empty_label = family("e", MetricType::Gauge, vec![gauge(&[("", "x")], 1.0)]);
-    let utf8 = family(
-        "花火",
-        MetricType::Counter,
-        vec![Metric {
-            label: vec![LabelPair { name: Some("läbel".into()), value: Some("v".into()) }],
-            counter: Some(Counter { value: Some(2.0), ..Default::default() }),
-            ..Default::default()
-        }],
-    );
+    let utf8 = family("花火", MetricType::Counter, vec![counter(&[("läbel", "v")], 2.0)]);
     case().state_changed_in("1.11.0", "the pushes with such names are kept").run(&[
         protobuf_push("PUT", "/metrics/job/a", &[dotted]).changed_in("1.11.0", "UTF-8 names in protobuf"),
         protobuf_push("PUT", "/metrics/job/b", &[digit]).changed_in("1.11.0", "UTF-8 names in protobuf"),
@@ -1280,15 +1276,7 @@ fn scrape_as_protobuf_and_gzip() {
 fn scrapes_escape_names_as_asked() {
     // Names only a protobuf push can bring without `--push.enable-utf8-names`.
     let utf8 = family("my.metric", MetricType::Gauge, vec![gauge(&[("a.b", "x"), ("c_d", "y")], 1.0)]);
-    let emoji = family(
-        "label with 😱",
-        MetricType::Counter,
-        vec![Metric {
-            label: vec![LabelPair { name: Some("花火".into()), value: Some("v".into()) }],
-            counter: Some(Counter { value: Some(2.0), ..Default::default() }),
-            ..Default::default()
-        }],
-    );
+    let emoji = family("label with 😱", MetricType::Counter, vec![counter(&[("花火", "v")], 2.0)]);
     let (today, ours) = case().state_changed_in("1.11.0", "UTF-8 names in protobuf").run(&[
         protobuf_push("PUT", "/metrics/job/j", &[utf8, emoji]).changed_in("1.11.0", "UTF-8 names in protobuf"),
         put("/metrics/job/k", "# TYPE plain_total counter\nplain_total{x=\"1\"} 3\n"),

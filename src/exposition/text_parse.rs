@@ -682,13 +682,8 @@ impl<'a> Parser<'a> {
         let (mut quoted, mut escaped) = (false, false);
         while !self.failed() {
             if escaped {
-                match self.byte {
-                    b'\\' | b'"' => self.token.push(self.byte),
-                    b'n' => self.token.push(b'\n'),
-                    other => {
-                        self.syntax_error(format!("invalid escape sequence '\\{}'", char::from(other)));
-                        return;
-                    }
+                if !self.push_escaped() {
+                    return;
                 }
                 escaped = false;
             } else {
@@ -717,18 +712,27 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// The byte after a backslash in a quoted name or a label value: `\\`, `\"` or `\n` goes
+    /// into the token; anything else is an error (false).
+    fn push_escaped(&mut self) -> bool {
+        match self.byte {
+            b'\\' | b'"' => self.token.push(self.byte),
+            b'n' => self.token.push(b'\n'),
+            other => {
+                self.syntax_error(format!("invalid escape sequence '\\{}'", char::from(other)));
+                return false;
+            }
+        }
+        true
+    }
+
     fn read_token_as_label_value(&mut self) {
         self.token.clear();
         let mut escaped = false;
         while self.read_byte() {
             if escaped {
-                match self.byte {
-                    b'"' | b'\\' => self.token.push(self.byte),
-                    b'n' => self.token.push(b'\n'),
-                    other => {
-                        self.syntax_error(format!("invalid escape sequence '\\{}'", char::from(other)));
-                        return;
-                    }
+                if !self.push_escaped() {
+                    return;
                 }
                 escaped = false;
                 continue;
