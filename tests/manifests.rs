@@ -344,8 +344,9 @@ fn granted(dir: &'static str) -> BTreeSet<(String, String, String)> {
 }
 
 /// The gateway-tls overlay is the cluster overlay plus the gateway's CA, mounted from its
-/// Secret at the path the flag reads, and the name of the credentials' Secret: no password and
-/// no new permission (the kubelet, not the webhook, reads the credentials' Secret).
+/// Secret at the path the flag reads, the name of the credentials' Secret for the injected
+/// containers, and the same credentials for the webhook's own requests: no password and no new
+/// permission (the kubelet, not the webhook, reads the Secrets).
 #[test]
 fn the_gateway_tls_overlay_hands_over_the_ca_and_names_the_credentials_secret() {
     let (tls, cluster) = (render(GATEWAY_TLS), render(CLUSTER));
@@ -357,6 +358,17 @@ fn the_gateway_tls_overlay_hands_over_the_ca_and_names_the_credentials_secret() 
     assert_eq!((mount.mount_path.as_str(), mount.read_only), ("/etc/cronpush/gateway", Some(true)));
     let volume = tls.pod_spec().volumes.iter().flatten().find(|v| v.name == "gateway-ca").expect("volume");
     assert_eq!(volume.secret.as_ref().and_then(|s| s.secret_name.as_deref()), Some("cronpush-gateway-ca"));
+    // The webhook's own requests carry the credentials, from the Secret of its namespace.
+    let env = tls.container().env.clone().unwrap_or_default();
+    for (name, key) in [("CRONPUSH_GATEWAY_USERNAME", "username"), ("CRONPUSH_GATEWAY_PASSWORD", "password")] {
+        let var = env.iter().find(|e| e.name == name).unwrap_or_else(|| panic!("{name}"));
+        let secret = var.value_from.as_ref().and_then(|v| v.secret_key_ref.as_ref()).expect("secretKeyRef");
+        assert_eq!(
+            (secret.name.as_str(), secret.key.as_str(), secret.optional),
+            ("cronpush-gateway-credentials", key, Some(true))
+        );
+        assert!(var.value.is_none());
+    }
     assert_eq!(granted(GATEWAY_TLS), granted(CLUSTER), "no new permission");
     assert_eq!(tls.webhook(), cluster.webhook(), "the same Pods are injected");
     for dir in EVERY_RENDERING.iter().filter(|d| **d != GATEWAY_TLS) {

@@ -12,7 +12,7 @@ use super::relay_ca::{RelayCa, RelayCaError};
 use super::resource_fit::{ResourceFlagError, Wanted};
 use crate::go_duration;
 use crate::http_server::{SMALLEST_HTTP1_READ_BUFFER, ServeOptions};
-use crate::pushers::gateway_access::{GatewayAccessArgs, GatewayAccessError};
+use crate::pushers::gateway_access::{GatewayAccess, GatewayAccessArgs, GatewayAccessError};
 
 #[derive(Args, Debug, Clone)]
 pub struct WebhookArgs {
@@ -44,6 +44,13 @@ pub struct WebhookArgs {
     /// the pushes go without credentials and the gateway says 401, which the pushers log.
     #[arg(long, env = "CRONPUSH_GATEWAY_CREDENTIALS_SECRET")]
     pub gateway_credentials_secret: Option<String>,
+    /// Basic auth for the webhook's own requests to the gateway (reading the groups, pushing
+    /// missed runs, deleting deleted CronJobs' groups); give the password by its variable, from
+    /// a Secret (the gateway-tls overlay does), not on the command line.
+    #[arg(long, env = "CRONPUSH_GATEWAY_USERNAME")]
+    pub gateway_username: Option<String>,
+    #[arg(long, env = "CRONPUSH_GATEWAY_PASSWORD", hide_env_values = true)]
+    pub gateway_password: Option<String>,
     /// The `job` label of the grouping key the injected containers push under.
     #[arg(long, env = "CRONPUSH_JOB", default_value = "cronpush")]
     pub job_label: String,
@@ -158,7 +165,7 @@ pub enum WebhookConfigError {
     Resources(#[from] ResourceFlagError),
     #[error("--{flag} must be more than 0s")]
     ZeroTimeout { flag: &'static str },
-    #[error("--gateway-ca-file: {0}")]
+    #[error("the gateway's access: {0}")]
     GatewayCa(#[source] GatewayAccessError),
     #[error("--gateway-credentials-secret {0:?} is not a Secret's name (lower-case letters, digits, '-' and '.')")]
     CredentialsSecret(String),
@@ -200,6 +207,19 @@ impl WebhookArgs {
             gateway_ca_pem,
             gateway_credentials_secret,
         })
+    }
+
+    /// How the webhook itself reaches the gateway: the CA of `--gateway-ca-file` and its own
+    /// credentials, checked as the pushers check theirs.
+    pub fn gateway_access(&self) -> Result<GatewayAccess, WebhookConfigError> {
+        GatewayAccessArgs {
+            gateway_ca: None,
+            gateway_ca_file: self.gateway_ca_file.clone(),
+            gateway_username: self.gateway_username.clone(),
+            gateway_password: self.gateway_password.clone(),
+        }
+        .resolve()
+        .map_err(WebhookConfigError::GatewayCa)
     }
 
     /// `--gateway-ca-file`'s PEM, checked to hold certificates.

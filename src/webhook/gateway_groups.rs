@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::CronJob;
 
+use base64::Engine as _;
+
+use crate::pushers::gateway_access::GatewayAccess;
 use crate::pushers::gateway_client::TEXT_FORMAT;
 use crate::pushers::group::{GatewayUrlError, Group};
 
@@ -69,9 +72,23 @@ impl GroupOnGateway {
 }
 
 impl GatewayGroups {
-    /// The HTTP client the webhook talks to the gateway with.
-    pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
-        reqwest::Client::builder().user_agent(concat!("cronpush/", env!("CARGO_PKG_VERSION"))).build()
+    /// The HTTP client the webhook talks to the gateway with: trusting the public roots and the
+    /// access's CA, and sending its credentials with every request (marked sensitive, so they
+    /// never show in a debug line).
+    pub fn http_client(access: &GatewayAccess) -> Result<reqwest::Client, reqwest::Error> {
+        crate::tls::install_crypto_provider();
+        let mut builder = reqwest::Client::builder().user_agent(concat!("cronpush/", env!("CARGO_PKG_VERSION")));
+        for der in &access.roots {
+            builder = builder.add_root_certificate(reqwest::Certificate::from_der(der)?);
+        }
+        if let Some((user, password)) = &access.credentials {
+            let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            let mut value = reqwest::header::HeaderValue::try_from(format!("Basic {token}"))
+                .expect("base64 is a valid header value");
+            value.set_sensitive(true);
+            builder = builder.default_headers([(reqwest::header::AUTHORIZATION, value)].into_iter().collect());
+        }
+        builder.build()
     }
 
     /// This job label's and this cluster's CronJob groups on the gateway.

@@ -75,7 +75,7 @@ pub async fn run(args: WebhookArgs) -> Result<(), WebhookError> {
         gateway_url: args.gateway_url.clone(),
         job_label: args.job_label.clone(),
         cluster: injection.cluster_name.clone(),
-        http: GatewayGroups::http_client().map_err(WebhookError::GatewayClient)?,
+        http: GatewayGroups::http_client(&args.gateway_access()?).map_err(WebhookError::GatewayClient)?,
     };
     if let Some(client) = &client {
         tokio::spawn(CronJobChanges { gateway: gateway.clone() }.run(client.clone()));
