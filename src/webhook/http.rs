@@ -62,11 +62,7 @@ async fn mutate(State(state): State<Arc<WebhookState>>, body: Bytes) -> Response
 /// (both optional, checked against the token), `wait` (seconds, what is left of the sidecar's
 /// own deadline) and `logLines` (optional: the failed containers' last lines, 1 to 1000).
 async fn exit_status(State(state): State<Arc<WebhookState>>, headers: HeaderMap, query: RawQuery) -> Response {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(|token| token.trim().to_string());
+    let token = bearer_token(&headers);
     // The header values share hyper's read buffer: held while the sidecar waits, they would
     // make hyper take a second one for the connection (16 KiB instead of 8 per waiting sidecar).
     drop(headers);
@@ -84,20 +80,34 @@ async fn exit_status(State(state): State<Arc<WebhookState>>, headers: HeaderMap,
         Err(e) => {
             state.metrics.observe_relay(e.outcome());
             tracing::warn!(outcome = e.outcome(), "relay refused: {e}");
-            let status = match e {
-                RelayError::BadRequest(_) => StatusCode::BAD_REQUEST,
-                RelayError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-                RelayError::Forbidden(_) => StatusCode::FORBIDDEN,
-                RelayError::NotFound(_) => StatusCode::NOT_FOUND,
-                RelayError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            };
-            let mut response = (status, format!("{e}\n")).into_response();
-            if status == StatusCode::UNAUTHORIZED {
-                response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
-            }
-            response
+            refusal(&e)
         }
     }
+}
+
+/// A relay refusal as an answer: its status, and why in one line.
+fn refusal(e: &RelayError) -> Response {
+    let status = match e {
+        RelayError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        RelayError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+        RelayError::Forbidden(_) => StatusCode::FORBIDDEN,
+        RelayError::NotFound(_) => StatusCode::NOT_FOUND,
+        RelayError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    let mut response = (status, format!("{e}\n")).into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+    }
+    response
+}
+
+/// The token of an `Authorization: Bearer` header.
+fn bearer_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(|token| token.trim().to_string())
 }
 
 fn relay_query(raw: &str) -> Result<RelayQuery, RelayError> {

@@ -138,25 +138,7 @@ impl Relay {
     /// The exit report of the token's Pod: at once when every main container has terminated,
     /// else when they have or the wait runs out (then `complete` is false).
     pub async fn exit_status(&self, token: Option<&str>, query: RelayQuery) -> Result<ExitReport, RelayError> {
-        let client = self.client.clone().ok_or_else(|| {
-            RelayError::Unavailable("the webhook has no Kubernetes configuration to verify tokens with".into())
-        })?;
-        let token = token.filter(|t| !t.is_empty()).ok_or_else(|| {
-            RelayError::Unauthenticated(
-                "a bearer token (the sidecar's projected service-account token) is required".into(),
-            )
-        })?;
-        let owner = match self.tokens.get(token) {
-            Some(owner) => owner,
-            None => {
-                // Boxed, as are the other API calls below: a sidecar's request lives for as long
-                // as it waits, thousands at once, and the future of a rarely taken branch would
-                // otherwise be part of every one of them.
-                let owner = Box::pin(self.review(&client, token)).await?;
-                self.tokens.insert(token, owner.clone());
-                owner
-            }
-        };
+        let (client, owner) = self.verified_pod(token).await?;
         if query.namespace.as_ref().is_some_and(|ns| *ns != owner.namespace)
             || query.pod.as_ref().is_some_and(|pod| *pod != owner.name)
         {
@@ -217,6 +199,31 @@ impl Relay {
             None => {}
         }
         Ok(report)
+    }
+
+    /// The API client, and the Pod that `token` (a projected service-account token) was issued
+    /// to, verified by a TokenReview or remembered from one a moment ago.
+    pub(super) async fn verified_pod(&self, token: Option<&str>) -> Result<(kube::Client, TokenPod), RelayError> {
+        let client = self.client.clone().ok_or_else(|| {
+            RelayError::Unavailable("the webhook has no Kubernetes configuration to verify tokens with".into())
+        })?;
+        let token = token.filter(|t| !t.is_empty()).ok_or_else(|| {
+            RelayError::Unauthenticated(
+                "a bearer token (the sidecar's projected service-account token) is required".into(),
+            )
+        })?;
+        let owner = match self.tokens.get(token) {
+            Some(owner) => owner,
+            None => {
+                // Boxed, as are the other API calls below: a sidecar's request lives for as long
+                // as it waits, thousands at once, and the future of a rarely taken branch would
+                // otherwise be part of every one of them.
+                let owner = Box::pin(self.review(&client, token)).await?;
+                self.tokens.insert(token, owner.clone());
+                owner
+            }
+        };
+        Ok((client, owner))
     }
 
     /// A Pod that the shared watch does not hold: read it, and watch it alone until its main
