@@ -14,6 +14,7 @@ use serde_json::json;
 use support::Server;
 use support::kube_api::FakeApi;
 use support::kubelet::{CronJobRun, PodContainers as _, Run, kill_pod, run_start, start_main};
+use support::tls_gateway::{GATEWAY_PASSWORD, GATEWAY_USER, TlsGateway};
 use support::webhook::Webhook;
 
 fn cronjob(namespace: &str, name: &str) -> serde_json::Value {
@@ -113,99 +114,6 @@ fn the_last_pod_of_a_deleted_cronjob_does_not_bring_its_group_back() {
     assert!(run.log("cronpush-sidecar").contains("not pushing the end"), "{}", run.log("cronpush-sidecar"));
     std::thread::sleep(Duration::from_secs(1));
     assert!(!groups(&gateway).contains(&group), "the end brought the group back: {:?}", groups(&gateway));
-}
-
-/// The README's Pi gateway: TLS from a private CA (`cronpush certs`) and a bcrypt user, on a
-/// free port; a client that trusts the CA and presents the user.
-struct TlsGateway {
-    child: std::process::Child,
-    url: String,
-    dir: tempfile::TempDir,
-    client: reqwest::blocking::Client,
-}
-
-const GATEWAY_USER: &str = "cronpush";
-const GATEWAY_PASSWORD: &str = "pi-s3cret";
-
-impl TlsGateway {
-    fn start() -> TlsGateway {
-        let dir = tempfile::tempdir().unwrap();
-        support::issue_certs(dir.path(), &["--extra-name", "127.0.0.1"]);
-        let hash = bcrypt::hash(GATEWAY_PASSWORD, 4).unwrap();
-        let config = dir.path().join("web.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\nbasic_auth_users:\n  {GATEWAY_USER}: {hash}\n"
-            ),
-        )
-        .unwrap();
-        let log = dir.path().join("gateway.log");
-        let mut child = std::process::Command::new(support::cronpush_binary())
-            .args(["gateway", "--web.listen-address=127.0.0.1:0"])
-            .arg(format!("--web.config.file={}", config.display()))
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        cronpush::tls::install_crypto_provider();
-        let ca = std::fs::read(dir.path().join("ca.crt")).unwrap();
-        let client = reqwest::blocking::Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
-            .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap();
-        let mut url = None;
-        let ready = support::wait_ready(&mut child, Duration::from_secs(20), || {
-            url = url.clone().or_else(|| {
-                support::listening_address(&support::read_log(&log)).map(|a| format!("https://127.0.0.1:{}", a.port()))
-            });
-            url.as_ref().is_some_and(|url| {
-                let ready = client.get(format!("{url}/-/ready")).basic_auth(GATEWAY_USER, Some(GATEWAY_PASSWORD));
-                ready.send().is_ok_and(|r| r.status().is_success())
-            })
-        });
-        assert!(ready.is_ok(), "the gateway did not come up:\n{}", support::read_log(&log));
-        TlsGateway { child, url: url.unwrap(), dir, client }
-    }
-
-    fn ca_file(&self) -> String {
-        self.dir.path().join("ca.crt").display().to_string()
-    }
-
-    fn push(&self, path: &str) {
-        let pushed = self
-            .client
-            .post(format!("{}{path}", self.url))
-            .basic_auth(GATEWAY_USER, Some(GATEWAY_PASSWORD))
-            .body("cronjob_last_start_time_seconds 1\n")
-            .send()
-            .unwrap();
-        assert!(pushed.status().is_success(), "{path}: {}", pushed.status());
-    }
-
-    /// The groups as `job/namespace/cronjob`, sorted.
-    fn groups(&self) -> Vec<String> {
-        let answer =
-            self.client.get(format!("{}/api/v1/metrics", self.url)).basic_auth(GATEWAY_USER, Some(GATEWAY_PASSWORD));
-        let body: serde_json::Value = serde_json::from_str(&answer.send().unwrap().text().unwrap()).unwrap();
-        let mut groups: Vec<String> = body["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|g| ["job", "namespace", "cronjob"].map(|n| g["labels"][n].as_str().unwrap_or("-")).join("/"))
-            .collect();
-        groups.sort();
-        groups
-    }
-}
-
-impl Drop for TlsGateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Against a gateway with TLS from a private CA and basic auth, the webhook reads the groups

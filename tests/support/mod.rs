@@ -26,6 +26,7 @@ pub mod kustomize;
 pub mod node;
 pub mod prometheus;
 pub mod promql;
+pub mod tls_gateway;
 pub mod webhook;
 
 use std::io::Read;
