@@ -91,6 +91,9 @@ pub mod env {
     pub const GATEWAY_CA: &str = "CRONPUSH_GATEWAY_CA";
     pub const GATEWAY_USERNAME: &str = "CRONPUSH_GATEWAY_USERNAME";
     pub const GATEWAY_PASSWORD: &str = "CRONPUSH_GATEWAY_PASSWORD";
+    /// Beyond DESIGN.md's list: a file holding the bearer token sent with every push. In the
+    /// webhook's relay push mode it is the Pod's projected token, and the gateway URL the relay's.
+    pub const GATEWAY_TOKEN_FILE: &str = "CRONPUSH_GATEWAY_TOKEN_FILE";
     pub const TOKEN_FILE: &str = "CRONPUSH_TOKEN_FILE";
     pub const METRICS_FILE: &str = "CRONPUSH_METRICS_FILE";
     pub const TIMEOUT_SECONDS: &str = "CRONPUSH_TIMEOUT_SECONDS";

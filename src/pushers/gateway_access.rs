@@ -6,6 +6,10 @@
 //! The webhook hands the CA over as PEM text in [`env::GATEWAY_CA`] (a CA certificate is public),
 //! and the credentials through [`env::GATEWAY_USERNAME`] and [`env::GATEWAY_PASSWORD`] taken from a
 //! Secret by the kubelet (`secretKeyRef`), so that the Pod spec names the Secret, not the password.
+//!
+//! In the webhook's relay push mode the pushers hold no gateway secret at all: they push to the
+//! relay, trusting its CA, and present their Pod's projected token ([`env::GATEWAY_TOKEN_FILE`]),
+//! read again for every request since the kubelet rotates it.
 
 use std::path::PathBuf;
 
@@ -28,6 +32,10 @@ pub struct GatewayAccessArgs {
     pub gateway_username: Option<String>,
     #[arg(long, env = env::GATEWAY_PASSWORD, hide_env_values = true)]
     pub gateway_password: Option<String>,
+    /// A file holding a bearer token sent with every push, read again for each (a projected
+    /// service-account token is rotated by the kubelet): the relay's push mode.
+    #[arg(long, env = env::GATEWAY_TOKEN_FILE)]
+    pub gateway_token_file: Option<PathBuf>,
 }
 
 /// The access, read and checked.
@@ -37,6 +45,8 @@ pub struct GatewayAccess {
     pub roots: Vec<Vec<u8>>,
     /// Username and password, when given.
     pub credentials: Option<(String, String)>,
+    /// Where the bearer token sent with every push is, when one is.
+    pub token_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for GatewayAccess {
@@ -45,6 +55,7 @@ impl std::fmt::Debug for GatewayAccess {
         f.debug_struct("GatewayAccess")
             .field("roots", &self.roots.len())
             .field("username", &self.credentials.as_ref().map(|(user, _)| user))
+            .field("token_file", &self.token_file)
             .finish()
     }
 }
@@ -59,6 +70,8 @@ pub enum GatewayAccessError {
     NotPem { what: String, why: String },
     #[error("{} is set without {}: give both or neither", .0, .1)]
     HalfCredentials(&'static str, &'static str),
+    #[error("both basic-auth credentials and {} are given: a push carries one Authorization", env::GATEWAY_TOKEN_FILE)]
+    TwoAuthorizations,
 }
 
 impl GatewayAccessArgs {
@@ -83,7 +96,11 @@ impl GatewayAccessArgs {
                 return Err(GatewayAccessError::HalfCredentials(env::GATEWAY_PASSWORD, env::GATEWAY_USERNAME));
             }
         };
-        Ok(GatewayAccess { roots, credentials })
+        let token_file = self.gateway_token_file.clone().filter(|path| !path.as_os_str().is_empty());
+        if credentials.is_some() && token_file.is_some() {
+            return Err(GatewayAccessError::TwoAuthorizations);
+        }
+        Ok(GatewayAccess { roots, credentials, token_file })
     }
 }
 
@@ -132,5 +149,12 @@ mod tests {
         let missing = GatewayAccessArgs { gateway_ca_file: Some("/nonexistent/ca.pem".into()), ..Default::default() };
         assert!(matches!(missing.resolve(), Err(GatewayAccessError::ReadFile { .. })));
         assert!(GatewayAccessArgs::default().resolve().unwrap().roots.is_empty());
+        let both = GatewayAccessArgs {
+            gateway_username: Some("pi".into()),
+            gateway_password: Some("secret".into()),
+            gateway_token_file: Some("/var/run/token".into()),
+            ..Default::default()
+        };
+        assert!(matches!(both.resolve(), Err(GatewayAccessError::TwoAuthorizations)));
     }
 }

@@ -24,12 +24,18 @@ const FIRST_PAUSE: Duration = Duration::from_millis(100);
 const LONGEST_PAUSE: Duration = Duration::from_secs(1);
 /// How much of a refusal's body goes into the error: the reference's messages are one line.
 const MESSAGE_LIMIT: usize = 1024;
+/// The header with which the relay marks a refusal that the same push would meet again (the
+/// gateway's certificate does not verify at the relay, the gateway refuses the relay's
+/// credentials): a 5xx, but not one to retry until the deadline.
+pub const NOT_RETRIED_HEADER: &str = "cronpush-not-retried";
 
 /// An HTTP client for pushes, built once per process.
 pub struct Pusher {
     client: reqwest::Client,
     /// Basic auth for every request, when the access gives it.
     credentials: Option<(String, String)>,
+    /// The file of the bearer token sent with every request, when the access names one.
+    token_file: Option<std::path::PathBuf>,
 }
 
 /// How many requests a push took.
@@ -74,6 +80,8 @@ impl PushError {
 pub enum Failure {
     /// An HTTP answer other than 2xx, with the start of its body (the gateway's reason).
     Status { status: StatusCode, message: String },
+    /// An answer from the relay that says the push would meet the same failure again.
+    NotRetried { status: StatusCode, message: String },
     /// The gateway's certificate does not verify (unknown issuer, expired, another name): the
     /// next attempt would meet the same certificate.
     Certificate(String),
@@ -94,7 +102,7 @@ impl Failure {
         match self {
             Failure::Status { status, .. } => status.is_server_error() || *status == StatusCode::TOO_MANY_REQUESTS,
             Failure::TimedOut { .. } | Failure::Transport(_) => true,
-            Failure::Certificate(_) | Failure::Request(_) | Failure::NoTimeLeft => false,
+            Failure::NotRetried { .. } | Failure::Certificate(_) | Failure::Request(_) | Failure::NoTimeLeft => false,
         }
     }
 
@@ -117,6 +125,7 @@ impl fmt::Display for Failure {
         match self {
             Failure::Status { status, message } if message.is_empty() => write!(f, "the gateway answered {status}"),
             Failure::Status { status, message } => write!(f, "the gateway answered {status}: {message}"),
+            Failure::NotRetried { status, message } => write!(f, "the relay answered {status}: {message}"),
             Failure::TimedOut { after } => write!(f, "no answer within {:.1} s", after.as_secs_f64()),
             Failure::Transport(why) => write!(f, "no answer: {why}"),
             Failure::Certificate(why) => write!(
@@ -145,7 +154,7 @@ impl Pusher {
             builder = builder.add_root_certificate(root);
         }
         let client = builder.build().map_err(|e| PushError::Client(causes(&e)))?;
-        Ok(Pusher { client, credentials: access.credentials.clone() })
+        Ok(Pusher { client, credentials: access.credentials.clone(), token_file: access.token_file.clone() })
     }
 
     /// POSTs `body` (text format) to `url` until it is accepted or `deadline` passes. POST, not
@@ -212,6 +221,12 @@ impl Pusher {
         if let Some((user, password)) = &self.credentials {
             request = request.basic_auth(user, Some(password));
         }
+        if let Some(path) = &self.token_file {
+            // Read for every request: the kubelet replaces a projected token before it expires.
+            let token = std::fs::read_to_string(path)
+                .map_err(|e| Failure::Request(format!("cannot read the token file {}: {e}", path.display())))?;
+            request = request.bearer_auth(token.trim());
+        }
         let mut response = request.send().await.map_err(|e| Failure::from_transport(e, left))?;
         let status = response.status();
         let mut message = Vec::new();
@@ -232,6 +247,9 @@ impl Pusher {
         }
         message.truncate(MESSAGE_LIMIT);
         let message = String::from_utf8_lossy(&message).trim().to_string();
+        if response.headers().contains_key(NOT_RETRIED_HEADER) {
+            return Err(Failure::NotRetried { status, message });
+        }
         Err(Failure::Status { status, message })
     }
 }
@@ -259,11 +277,10 @@ fn random_fraction() -> f64 {
     (bits >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// An error and its causes, `a: b: c`, without the repeats layered clients add.
 /// What rustls said of the gateway's certificate, if that is why the request failed. rustls'
 /// error sits deep in the chain, inside `io::Error`s from the TLS stream, whose own `source`
 /// skips the error they hold: those are looked into instead.
-fn certificate_problem(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+pub(crate) fn certificate_problem(error: &(dyn std::error::Error + 'static)) -> Option<String> {
     let mut next = Some(error);
     while let Some(current) = next {
         if let Some(
@@ -282,7 +299,8 @@ fn certificate_problem(error: &(dyn std::error::Error + 'static)) -> Option<Stri
     None
 }
 
-pub(super) fn causes(error: &dyn std::error::Error) -> String {
+/// An error and its causes, `a: b: c`, without the repeats layered clients add.
+pub(crate) fn causes(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -322,6 +340,8 @@ mod tests {
         assert!(Failure::Transport("connection refused".into()).may_pass());
         assert!(Failure::TimedOut { after: Duration::from_secs(1) }.may_pass());
         assert!(!Failure::Request("bad header".into()).may_pass());
+        let at_the_relay = Failure::NotRetried { status: StatusCode::BAD_GATEWAY, message: "certificate".into() };
+        assert!(!at_the_relay.may_pass(), "a 502 the relay marks as lasting is not retried");
     }
 
     #[test]
