@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::injection::InjectionConfig;
+use super::injection::{InjectionConfig, PushMode};
 use super::node_fit::{NotAPlatform, Platform};
 use super::relay_ca::{RelayCa, RelayCaError};
+use super::relay_push::PushLimits;
 use super::resource_fit::{ResourceFlagError, Wanted};
 use crate::go_duration;
 use crate::http_server::{SMALLEST_HTTP1_READ_BUFFER, ServeOptions};
@@ -51,6 +52,23 @@ pub struct WebhookArgs {
     pub gateway_username: Option<String>,
     #[arg(long, env = "CRONPUSH_GATEWAY_PASSWORD", hide_env_values = true)]
     pub gateway_password: Option<String>,
+    /// Where the injected containers push. `direct`: to --gateway-url, with the CA and the
+    /// credentials Secret handed to them. `relay`: to this webhook's relay (`/v1/push` beside
+    /// --relay-url) with their Pod's projected token; the relay forwards a push only into the
+    /// group of the Pod's own CronJob, never deletes, and reaches the gateway with the webhook's
+    /// own CA and credentials, so that no Job Pod holds a gateway secret.
+    #[arg(long, env = "CRONPUSH_PUSH_MODE", value_enum, default_value_t = PushModeFlag::Direct)]
+    pub push_mode: PushModeFlag,
+    /// The largest push the relay forwards, in bytes (the sidecar pushes a metrics file of at
+    /// most 4 MiB).
+    #[arg(long, env = "CRONPUSH_RELAY_MAX_PUSH_BYTES", default_value_t = 4 << 20,
+          value_parser = clap::value_parser!(u64).range(1024..=(1 << 30)))]
+    pub relay_max_push_bytes: u64,
+    /// How many pushes one Pod may make through the relay per minute (and at once); a run makes
+    /// four at most, and retries when the gateway is away.
+    #[arg(long, env = "CRONPUSH_RELAY_MAX_PUSHES_PER_MINUTE", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub relay_max_pushes_per_minute: u32,
     /// The `job` label of the grouping key the injected containers push under.
     #[arg(long, env = "CRONPUSH_JOB", default_value = "cronpush")]
     pub job_label: String,
@@ -145,6 +163,13 @@ pub struct WebhookArgs {
     pub log_format: String,
 }
 
+/// `--push-mode`'s values.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushModeFlag {
+    Direct,
+    Relay,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookConfigError {
     #[error("--gateway-url {0:?} is not an http(s) URL")]
@@ -169,6 +194,13 @@ pub enum WebhookConfigError {
     GatewayCa(#[source] GatewayAccessError),
     #[error("--gateway-credentials-secret {0:?} is not a Secret's name (lower-case letters, digits, '-' and '.')")]
     CredentialsSecret(String),
+    #[error(
+        "--gateway-credentials-secret is for --push-mode=direct: through the relay the Pods hold no gateway \
+         credentials (give the webhook its own, CRONPUSH_GATEWAY_USERNAME and CRONPUSH_GATEWAY_PASSWORD)"
+    )]
+    CredentialsInRelayMode,
+    #[error("--relay-url {0:?} must end in /v1/exit-status for --push-mode=relay, which pushes to /v1/push beside it")]
+    RelayPushUrl(String),
 }
 
 impl WebhookArgs {
@@ -185,9 +217,14 @@ impl WebhookArgs {
         }
         Wanted::parse(&self.cpu_request, self.cpu_limit.as_deref(), &self.memory_request, &self.memory_limit)?;
         let cluster_name = self.cluster_name()?;
+        let gateway_credentials_secret = self.gateway_credentials_secret()?;
+        let push_mode = self.push_mode()?;
+        if push_mode != PushMode::Direct && gateway_credentials_secret.is_some() {
+            return Err(WebhookConfigError::CredentialsInRelayMode);
+        }
         let relay_ca_pem = RelayCa::load(&self.tls_ca_file)?;
         let gateway_ca_pem = self.gateway_ca_pem()?;
-        let gateway_credentials_secret = self.gateway_credentials_secret()?;
+
         Ok(InjectionConfig {
             image: self.image.clone(),
             image_pull_policy: Some(self.image_pull_policy.clone()),
@@ -206,7 +243,28 @@ impl WebhookArgs {
             failed_run_logs: self.failed_run_logs,
             gateway_ca_pem,
             gateway_credentials_secret,
+            push_mode,
         })
+    }
+
+    /// `--push-mode`, with the relay's push URL beside its exit status.
+    fn push_mode(&self) -> Result<PushMode, WebhookConfigError> {
+        match self.push_mode {
+            PushModeFlag::Direct => Ok(PushMode::Direct),
+            PushModeFlag::Relay => {
+                let base = self.relay_url.trim_end_matches('/').strip_suffix("/v1/exit-status");
+                let base = base.ok_or_else(|| WebhookConfigError::RelayPushUrl(self.relay_url.clone()))?;
+                Ok(PushMode::Relay { url: format!("{base}/v1/push") })
+            }
+        }
+    }
+
+    /// What the relay lets one Pod push.
+    pub fn push_limits(&self) -> PushLimits {
+        PushLimits {
+            max_bytes: usize::try_from(self.relay_max_push_bytes).unwrap_or(usize::MAX),
+            per_minute: self.relay_max_pushes_per_minute,
+        }
     }
 
     /// How the webhook itself reaches the gateway: the CA of `--gateway-ca-file` and its own
@@ -217,6 +275,7 @@ impl WebhookArgs {
             gateway_ca_file: self.gateway_ca_file.clone(),
             gateway_username: self.gateway_username.clone(),
             gateway_password: self.gateway_password.clone(),
+            gateway_token_file: None,
         }
         .resolve()
         .map_err(WebhookConfigError::GatewayCa)
@@ -309,5 +368,49 @@ impl WebhookArgs {
             self.exclude_namespaces.iter().map(|n| n.trim().to_string()).filter(|n| !n.is_empty()).collect();
         excluded.extend(self.own_namespace.clone());
         excluded
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        webhook: WebhookArgs,
+    }
+
+    fn args(flags: &[&str]) -> WebhookArgs {
+        let mut all = vec!["webhook", "--gateway-url=https://pi:9091", "--image=cronpush:test"];
+        all.extend(flags);
+        Cli::try_parse_from(all).unwrap().webhook
+    }
+
+    #[test]
+    fn the_relays_push_url_is_beside_its_exit_status() {
+        let relay = args(&["--push-mode=relay", "--relay-url=https://hook.cronpush.svc:443/v1/exit-status"]);
+        assert_eq!(relay.push_mode().unwrap(), PushMode::Relay { url: "https://hook.cronpush.svc:443/v1/push".into() });
+        assert_eq!(args(&[]).push_mode().unwrap(), PushMode::Direct, "direct by default");
+        let elsewhere = args(&["--push-mode=relay", "--relay-url=https://hook.cronpush.svc/relay"]);
+        assert!(matches!(elsewhere.push_mode(), Err(WebhookConfigError::RelayPushUrl(_))));
+        let limits = args(&["--relay-max-push-bytes=2048", "--relay-max-pushes-per-minute=3"]).push_limits();
+        assert_eq!((limits.max_bytes, limits.per_minute), (2048, 3));
+        assert!(Cli::try_parse_from(["webhook", "--gateway-url=x", "--image=x", "--push-mode=sideways"]).is_err());
+        assert!(
+            Cli::try_parse_from(["webhook", "--gateway-url=x", "--image=x", "--relay-max-pushes-per-minute=0"])
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn a_credentials_secret_has_no_place_in_the_relays_push_mode() {
+        let relay = args(&["--push-mode=relay", "--gateway-credentials-secret=cronpush-gateway"]);
+        assert!(
+            matches!(relay.injection(), Err(WebhookConfigError::CredentialsInRelayMode)),
+            "{:?}",
+            relay.injection().err()
+        );
     }
 }

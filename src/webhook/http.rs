@@ -1,6 +1,6 @@
 //! The webhook's HTTP routes (served over TLS only, see `server`): `POST /mutate` for the API
-//! server, `GET /v1/exit-status` for the sidecars (the relay), `/healthz` and `/readyz` for the
-//! kubelet, `/metrics` for Prometheus.
+//! server, `GET /v1/exit-status` for the sidecars (the relay), `/v1/push/...` for the pushers in
+//! the relay's push mode, `/healthz` and `/readyz` for the kubelet, `/metrics` for Prometheus.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,14 +8,15 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 
 use super::admission_review;
 use super::decision::Admitter;
 use super::metrics::WebhookMetrics;
 use super::relay::{Relay, RelayError, RelayQuery};
+use super::relay_push::{Push, RelayPush, refusal_headers};
 
 /// An AdmissionReview carries one Pod; the API server itself refuses objects over ~3 MiB.
 const MAX_REVIEW_BYTES: usize = 8 << 20;
@@ -23,6 +24,8 @@ const MAX_REVIEW_BYTES: usize = 8 << 20;
 pub struct WebhookState {
     pub admitter: Admitter,
     pub relay: Relay,
+    /// The relay's push mode; `None` with `--push-mode=direct`.
+    pub relay_push: Option<RelayPush>,
     pub metrics: WebhookMetrics,
 }
 
@@ -30,6 +33,7 @@ pub fn app(state: Arc<WebhookState>) -> Router {
     Router::new()
         .route("/mutate", post(mutate))
         .route("/v1/exit-status", get(exit_status))
+        .route("/v1/push/{*rest}", any(push))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
@@ -85,6 +89,36 @@ async fn exit_status(State(state): State<Arc<WebhookState>>, headers: HeaderMap,
     }
 }
 
+/// A push of a Pod's pusher, forwarded to its CronJob's group (see `relay_push`).
+async fn push(
+    State(state): State<Arc<WebhookState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Response {
+    let Some(relay_push) = &state.relay_push else {
+        let why = "the relay takes no pushes: the webhook runs with --push-mode=direct\n";
+        return (StatusCode::NOT_FOUND, why).into_response();
+    };
+    let path = uri.path().strip_prefix("/v1/push").unwrap_or_default().to_string();
+    let push = Push { token: bearer_token(&headers), method, path, headers, body };
+    match relay_push.push(&state.relay, push).await {
+        Ok(answer) => {
+            let outcome = if answer.status().is_success() { "forwarded" } else { "refused_by_gateway" };
+            state.metrics.observe_relay_push(outcome);
+            answer
+        }
+        Err(e) => {
+            state.metrics.observe_relay_push(e.outcome());
+            tracing::warn!(outcome = e.outcome(), "relay refused a push: {e}");
+            let mut response = refusal(&e);
+            refusal_headers(&e, &mut response);
+            response
+        }
+    }
+}
+
 /// A relay refusal as an answer: its status, and why in one line.
 fn refusal(e: &RelayError) -> Response {
     let status = match e {
@@ -93,6 +127,9 @@ fn refusal(e: &RelayError) -> Response {
         RelayError::Forbidden(_) => StatusCode::FORBIDDEN,
         RelayError::NotFound(_) => StatusCode::NOT_FOUND,
         RelayError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        RelayError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        RelayError::TooMany { .. } => StatusCode::TOO_MANY_REQUESTS,
+        RelayError::Gateway { .. } => StatusCode::BAD_GATEWAY,
     };
     let mut response = (status, format!("{e}\n")).into_response();
     if status == StatusCode::UNAUTHORIZED {

@@ -30,6 +30,8 @@ pub struct WatchedPod {
     pub report: ExitReport,
     /// The Job that controls it, if one does.
     pub job: Option<String>,
+    /// That Job's uid, as the Pod's owner reference names it.
+    pub job_uid: Option<String>,
     /// The CronJob it was injected for (the sidecar's `CRONPUSH_CRONJOB`).
     pub cronjob: Option<String>,
     /// `restartPolicy` other than `Never`: a failed container is restarted in place.
@@ -43,7 +45,8 @@ impl WatchedPod {
         WatchedPod {
             uid: pod.metadata.uid.clone().unwrap_or_default(),
             report: ExitReport::from_pod(pod),
-            job: owner_job(pod),
+            job: owner_job(pod).map(|(name, _)| name),
+            job_uid: owner_job(pod).map(|(_, uid)| uid),
             cronjob: injected_cronjob(pod),
             restarted_in_place: pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()) != Some("Never"),
             gone: false,
@@ -159,12 +162,20 @@ fn injected_cronjob(pod: &Pod) -> Option<String> {
     variable.value.clone().filter(|v| !v.is_empty())
 }
 
-/// The name of the Job that controls the Pod, if one does.
-fn owner_job(pod: &Pod) -> Option<String> {
-    pod.metadata
+/// The name and uid of the Job that controls the Pod, if one does.
+fn owner_job(pod: &Pod) -> Option<(String, String)> {
+    controller(&pod.metadata, "Job")
+}
+
+/// The name and uid of the object's controller of `kind` in `batch/v1`, if it has one.
+pub fn controller(
+    metadata: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    kind: &str,
+) -> Option<(String, String)> {
+    metadata
         .owner_references
         .iter()
         .flatten()
-        .find(|o| o.kind == "Job" && o.api_version == "batch/v1" && o.controller == Some(true))
-        .map(|o| o.name.clone())
+        .find(|o| o.kind == kind && o.api_version == "batch/v1" && o.controller == Some(true))
+        .map(|o| (o.name.clone(), o.uid.clone()))
 }

@@ -59,6 +59,19 @@ pub struct InjectionConfig {
     /// `--gateway-credentials-secret`: the Secret both containers take the gateway's basic-auth
     /// credentials from.
     pub gateway_credentials_secret: Option<String>,
+    /// Where the containers push: to the gateway, or through the relay.
+    pub push_mode: PushMode,
+}
+
+/// `--push-mode`: where the injected containers push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushMode {
+    /// To the gateway, with the CA and the credentials Secret the webhook hands over.
+    Direct,
+    /// To the relay at `url` (`/v1/push` beside the exit status), with the Pod's projected token:
+    /// the relay forwards each push to the Pod's own CronJob's group, and the Pod holds no
+    /// gateway secret.
+    Relay { url: String },
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -285,11 +298,16 @@ fn status_annotation(facts: &RunFacts) -> String {
 }
 
 fn start_container(facts: &RunFacts, config: &InjectionConfig, resources: &ResourceRequirements) -> Container {
+    let mut mounts = vec![no_api_token_mount()];
+    // Through the relay, `start` presents the Pod's token as the sidecar does.
+    if let PushMode::Relay { .. } = config.push_mode {
+        mounts.insert(0, token_mount());
+    }
     Container {
         name: START_CONTAINER.into(),
         args: Some(vec!["start".into()]),
         env: Some(run_env(facts, config)),
-        volume_mounts: Some(vec![no_api_token_mount()]),
+        volume_mounts: Some(mounts),
         ..base_container(config, resources)
     }
 }
@@ -307,15 +325,7 @@ fn sidecar_container(facts: &RunFacts, config: &InjectionConfig, resources: &Res
         env: Some(env),
         // A native sidecar: started before the main containers, stopped after them.
         restart_policy: Some("Always".into()),
-        volume_mounts: Some(vec![
-            VolumeMount {
-                name: TOKEN_VOLUME.into(),
-                mount_path: TOKEN_DIR.into(),
-                read_only: Some(true),
-                ..VolumeMount::default()
-            },
-            no_api_token_mount(),
-        ]),
+        volume_mounts: Some(vec![token_mount(), no_api_token_mount()]),
         ..base_container(config, resources)
     }
 }
@@ -360,8 +370,12 @@ fn base_container(config: &InjectionConfig, resources: &ResourceRequirements) ->
 /// The environment contract of DESIGN.md: where to push, under which grouping key, and the
 /// run's schedule facts. Facts not known are left out, not sent empty (but see the scheduled time).
 fn run_env(facts: &RunFacts, config: &InjectionConfig) -> Vec<EnvVar> {
+    let gateway_url = match &config.push_mode {
+        PushMode::Direct => &config.gateway_url,
+        PushMode::Relay { url } => url,
+    };
     let mut vars = vec![
-        value_env(env::GATEWAY_URL, &config.gateway_url),
+        value_env(env::GATEWAY_URL, gateway_url),
         value_env(env::JOB, &config.job_label),
         field_env(env::NAMESPACE, "metadata.namespace"),
         field_env(env::POD_NAME, "metadata.name"),
@@ -386,12 +400,21 @@ fn run_env(facts: &RunFacts, config: &InjectionConfig) -> Vec<EnvVar> {
     if let Some(cluster) = &config.cluster_name {
         vars.push(value_env(env::CLUSTER, cluster));
     }
-    if let Some(pem) = &config.gateway_ca_pem {
-        vars.push(value_env(env::GATEWAY_CA, pem));
-    }
-    if let Some(secret) = &config.gateway_credentials_secret {
-        vars.push(secret_env(env::GATEWAY_USERNAME, secret, "username"));
-        vars.push(secret_env(env::GATEWAY_PASSWORD, secret, "password"));
+    match &config.push_mode {
+        PushMode::Direct => {
+            if let Some(pem) = &config.gateway_ca_pem {
+                vars.push(value_env(env::GATEWAY_CA, pem));
+            }
+            if let Some(secret) = &config.gateway_credentials_secret {
+                vars.push(secret_env(env::GATEWAY_USERNAME, secret, "username"));
+                vars.push(secret_env(env::GATEWAY_PASSWORD, secret, "password"));
+            }
+        }
+        // The relay is "the gateway" to the pushers: its CA, and the token as the credentials.
+        PushMode::Relay { .. } => {
+            vars.push(value_env(env::GATEWAY_CA, &config.relay_ca_pem.current()));
+            vars.push(value_env(env::GATEWAY_TOKEN_FILE, TOKEN_FILE));
+        }
     }
     vars
 }
@@ -423,6 +446,16 @@ fn field_env(name: &str, field_path: &str) -> EnvVar {
             field_ref: Some(ObjectFieldSelector { api_version: Some("v1".into()), field_path: field_path.into() }),
             ..EnvVarSource::default()
         }),
+    }
+}
+
+/// The projected token, for the relay.
+fn token_mount() -> VolumeMount {
+    VolumeMount {
+        name: TOKEN_VOLUME.into(),
+        mount_path: TOKEN_DIR.into(),
+        read_only: Some(true),
+        ..VolumeMount::default()
     }
 }
 

@@ -24,6 +24,8 @@ struct Inner {
     admissions: BTreeMap<(&'static str, &'static str), u64>,
     /// Relay answers by outcome.
     relayed: BTreeMap<&'static str, u64>,
+    /// Pushes through the relay by outcome.
+    relayed_pushes: BTreeMap<&'static str, u64>,
     bucket_counts: [u64; BUCKETS.len()],
     count: u64,
     sum: f64,
@@ -52,6 +54,10 @@ impl WebhookMetrics {
         *self.inner.lock().unwrap_or_else(|e| e.into_inner()).relayed.entry(outcome).or_default() += 1;
     }
 
+    pub fn observe_relay_push(&self, outcome: &'static str) {
+        *self.inner.lock().unwrap_or_else(|e| e.into_inner()).relayed_pushes.entry(outcome).or_default() += 1;
+    }
+
     /// The metrics text; `relay_waiting` is the relay's current count of waiting sidecars,
     /// `watched_pods` the injected Pods its shared watch holds.
     pub fn text(&self, relay_waiting: usize, watched_pods: usize) -> String {
@@ -73,6 +79,11 @@ impl WebhookMetrics {
         };
         let relayed =
             inner.relayed.iter().map(|(outcome, n)| counter(vec![label("outcome", outcome)], *n as f64)).collect();
+        let relayed_pushes = inner
+            .relayed_pushes
+            .iter()
+            .map(|(outcome, n)| counter(vec![label("outcome", outcome)], *n as f64))
+            .collect();
         let families = [
             family(
                 "cronpush_webhook_admission_duration_seconds",
@@ -93,6 +104,13 @@ impl WebhookMetrics {
                 "Exit-status requests of sidecars answered by the relay, by outcome.",
                 MetricType::Counter,
                 relayed,
+            ),
+            family(
+                "cronpush_webhook_relay_pushes_total",
+                "Pushes of injected pushers through the relay (--push-mode=relay), by outcome: forwarded, \
+                 refused_by_gateway (the gateway refused the body), or the relay's refusal.",
+                MetricType::Counter,
+                relayed_pushes,
             ),
             family(
                 "cronpush_webhook_relay_waiting",

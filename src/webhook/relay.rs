@@ -27,7 +27,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::failed_run_logs::{FETCH_TIME, failed_containers_logs};
-use super::injected_pods::{InjectedPods, WatchedPod};
+use super::injected_pods::{InjectedPods, WatchedPod, controller};
 use super::job_caches::JobCaches;
 use super::verified_tokens::{TokenPod, VerifiedTokens};
 use crate::exit_status::{Attempt, ExitReport, watch_until_exited};
@@ -62,6 +62,17 @@ pub enum RelayError {
     NotFound(String),
     #[error("{0}")]
     Unavailable(String),
+    /// A push over the relay's size limit.
+    #[error("{0}")]
+    TooLarge(String),
+    /// A Pod pushing faster than the relay lets it; it may push again after `retry_after`.
+    #[error("{why}")]
+    TooMany { why: String, retry_after: Duration },
+    /// The gateway could not take a push the relay forwarded; `retried` when trying again may
+    /// help (the gateway is away), not when the same failure would come back (its certificate,
+    /// the relay's credentials).
+    #[error("{why}")]
+    Gateway { why: String, retried: bool },
 }
 
 impl RelayError {
@@ -72,6 +83,9 @@ impl RelayError {
             RelayError::Forbidden(_) => "forbidden",
             RelayError::NotFound(_) => "not_found",
             RelayError::Unavailable(_) => "unavailable",
+            RelayError::TooLarge(_) => "too_large",
+            RelayError::TooMany { .. } => "rate_limited",
+            RelayError::Gateway { .. } => "gateway_failed",
         }
     }
 }
@@ -224,6 +238,80 @@ impl Relay {
             }
         };
         Ok((client, owner))
+    }
+
+    /// The CronJob whose run the token's Pod is, as the API server holds them now: the Pod's
+    /// controller is a Job, and the Job's controller a CronJob, each the very object (by uid)
+    /// that its owner reference names. The Pod comes from the shared watch and the Job and
+    /// CronJob from the caches; what they do not hold yet is read from the API server.
+    pub(super) async fn cronjob_of(&self, client: &kube::Client, owner: &TokenPod) -> Result<String, RelayError> {
+        let by = Instant::now() + READ_TIME;
+        let namespace = owner.namespace.as_str();
+        let not_a_run = |why: &str| {
+            RelayError::Forbidden(format!("Pod {}/{} is not a CronJob's run: {why}", owner.namespace, owner.name))
+        };
+        let followed = match &self.pods {
+            Some(pods) => pods.follow(namespace, &owner.name, by).await.map(|pod| pod.borrow().clone()),
+            None => None,
+        };
+        let pod = match followed {
+            Some(pod) => pod,
+            None => Arc::new(WatchedPod::of(&Box::pin(self.read_pod(client, owner, by)).await?)),
+        };
+        if pod.uid != owner.uid {
+            return Err(earlier_pod(owner));
+        }
+        let (Some(job_name), Some(job_uid)) = (&pod.job, &pod.job_uid) else {
+            return Err(not_a_run("no Job controls it"));
+        };
+        let job = self.current::<Job>(client, namespace, job_name, by).await?;
+        let job = match job {
+            Some(job) if job.metadata.uid.as_deref() == Some(job_uid.as_str()) => job,
+            _ => return Err(not_a_run(&format!("its Job {job_name} no longer exists"))),
+        };
+        let Some((cronjob_name, cronjob_uid)) = controller(&job.metadata, "CronJob") else {
+            return Err(not_a_run(&format!("no CronJob controls its Job {job_name}")));
+        };
+        match self.current::<CronJob>(client, namespace, &cronjob_name, by).await? {
+            Some(cronjob) if cronjob.metadata.uid.as_deref() == Some(cronjob_uid.as_str()) => Ok(cronjob_name),
+            _ => Err(RelayError::NotFound(format!("the CronJob {namespace}/{cronjob_name} no longer exists"))),
+        }
+    }
+
+    /// The Pod of the token, read from the API server.
+    async fn read_pod(&self, client: &kube::Client, owner: &TokenPod, by: Instant) -> Result<Pod, RelayError> {
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &owner.namespace);
+        match tokio::time::timeout_at(by, pods.get(&owner.name)).await {
+            Ok(Ok(pod)) => Ok(pod),
+            Ok(Err(kube::Error::Api(e))) if e.code == 404 => {
+                Err(RelayError::NotFound(format!("Pod {}/{} no longer exists", owner.namespace, owner.name)))
+            }
+            Ok(Err(e)) => Err(RelayError::Unavailable(format!("reading Pod {}/{}: {e}", owner.namespace, owner.name))),
+            Err(_) => Err(RelayError::Unavailable("the API server did not answer in time".into())),
+        }
+    }
+
+    /// A Job or CronJob as the cache holds it, or as the API server has it when the cache does
+    /// not (created a moment ago); `None` when it does not exist.
+    async fn current<K>(
+        &self,
+        client: &kube::Client,
+        namespace: &str,
+        name: &str,
+        by: Instant,
+    ) -> Result<Option<Arc<K>>, RelayError>
+    where
+        K: CachedKind,
+    {
+        if let Some(cached) = self.caches.as_ref().and_then(|c| K::cached(c, &ObjectRef::new(name).within(namespace))) {
+            return Ok(Some(cached));
+        }
+        let api: Api<K> = Api::namespaced(client.clone(), namespace);
+        match tokio::time::timeout_at(by, api.get_opt(name)).await {
+            Ok(Ok(found)) => Ok(found.map(Arc::new)),
+            Ok(Err(e)) => Err(RelayError::Unavailable(format!("reading {namespace}/{name}: {e}"))),
+            Err(_) => Err(RelayError::Unavailable("the API server did not answer in time".into())),
+        }
     }
 
     /// A Pod that the shared watch does not hold: read it, and watch it alone until its main
@@ -403,6 +491,28 @@ fn attempt(job: &Job, restarted_in_place: bool) -> Attempt {
             && only_backoff
             && !decided
             && i64::from(number) <= i64::from(backoff_limit),
+    }
+}
+
+/// The kinds the relay reads from the webhook's caches.
+trait CachedKind:
+    kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+    + Clone
+    + serde::de::DeserializeOwned
+    + std::fmt::Debug
+{
+    fn cached(caches: &JobCaches, at: &ObjectRef<Self>) -> Option<Arc<Self>>;
+}
+
+impl CachedKind for Job {
+    fn cached(caches: &JobCaches, at: &ObjectRef<Job>) -> Option<Arc<Job>> {
+        caches.jobs.get(at)
+    }
+}
+
+impl CachedKind for CronJob {
+    fn cached(caches: &JobCaches, at: &ObjectRef<CronJob>) -> Option<Arc<CronJob>> {
+        caches.cronjobs.get(at)
     }
 }
 

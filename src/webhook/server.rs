@@ -14,12 +14,14 @@ use super::decision::Admitter;
 use super::gateway_groups::GatewayGroups;
 use super::http::{WebhookState, app};
 use super::injected_pods::InjectedPods;
+use super::injection::PushMode;
 use super::job_caches::JobCaches;
 use super::kube_resolver::KubeResolver;
 use super::metrics::WebhookMetrics;
 use super::namespace_policies::{NamespacePolicies, NoPolicies, PolicyCache};
 use super::node_cache::{NoNodes, NodeCache, Nodes};
 use super::relay::Relay;
+use super::relay_push::RelayPush;
 use super::resolve::{NoApi, Resolve};
 use crate::http_server;
 use crate::shutdown::{Shutdown, SignalsError};
@@ -81,6 +83,10 @@ pub async fn run(args: WebhookArgs) -> Result<(), WebhookError> {
         tokio::spawn(CronJobChanges { gateway: gateway.clone() }.run(client.clone()));
     }
     let created_runs = CreatedRuns::start(gateway.clone());
+    let relay_push = match injection.push_mode {
+        PushMode::Direct => None,
+        PushMode::Relay { .. } => Some(RelayPush::new(gateway.clone(), args.push_limits())),
+    };
     if let (true, Some(client)) = (args.delete_groups_of_deleted_cronjobs, &client) {
         tokio::spawn(Cleanup { gateway }.run(client.clone()));
     }
@@ -103,6 +109,7 @@ pub async fn run(args: WebhookArgs) -> Result<(), WebhookError> {
             created_runs: Some(created_runs),
         },
         relay,
+        relay_push,
         metrics: WebhookMetrics::default(),
     });
     let listener = TcpListener::bind(&args.listen_address)

@@ -11,7 +11,7 @@ use super::resolve::{FactsSource, RunFacts};
 use super::selection::{self, SkipReason};
 use crate::contract::{
     API_TOKEN_DIR, INJECTED_LABEL, INJECTED_LABEL_VALUE, NO_API_TOKEN_VOLUME, SIDECAR_CONTAINER, START_CONTAINER,
-    STATUS_ANNOTATION, TOKEN_VOLUME,
+    STATUS_ANNOTATION, TOKEN_DIR, TOKEN_FILE, TOKEN_VOLUME,
 };
 use k8s_openapi::api::core::v1::Pod;
 
@@ -93,6 +93,7 @@ pub(super) fn config() -> InjectionConfig {
         failed_run_logs: false,
         gateway_ca_pem: None,
         gateway_credentials_secret: None,
+        push_mode: crate::webhook::injection::PushMode::Direct,
     }
 }
 
@@ -425,6 +426,38 @@ fn the_gateway_ca_and_credentials_reach_both_containers_without_a_password_in_th
     let plain = inject(&pod);
     assert!(sidecar_env(&plain, "CRONPUSH_GATEWAY_CA").is_none());
     assert!(!plain.to_string().contains("CRONPUSH_GATEWAY_PASSWORD"));
+}
+
+/// In the relay's push mode both containers push to the relay (`/v1/push`), trust its CA and
+/// present the Pod's projected token, which `start` now mounts too; the gateway's CA and the
+/// credentials Secret are not handed over, whatever the webhook was given for itself.
+#[test]
+fn through_the_relay_both_containers_push_with_the_pods_token_and_no_gateway_secret() {
+    let pod = article_pod(29_396_160);
+    let typed: Pod = serde_json::from_value(pod.clone()).unwrap();
+    let relay_push = "https://cronpush-webhook.cronpush.svc:443/v1/push";
+    let config = InjectionConfig {
+        gateway_ca_pem: Some("-----BEGIN CERTIFICATE-----\nMIIC\n-----END CERTIFICATE-----\n".into()),
+        push_mode: injection::PushMode::Relay { url: relay_push.into() },
+        ..config()
+    };
+    let patch = injection::patch(&typed, &facts(), &config).unwrap().patch_json();
+    let patched = apply(&pod, &Answer { patch: Some(patch.clone()), warnings: vec![] });
+    for name in ["cronpush-start", "cronpush-sidecar"] {
+        let container =
+            patched["spec"]["initContainers"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap();
+        let env = |var: &str| {
+            container["env"].as_array().unwrap().iter().find(|e| e["name"] == var).map(|e| e["value"].clone())
+        };
+        assert_eq!(env("CRONPUSH_GATEWAY_URL"), Some(json!(relay_push)), "{name}");
+        assert_eq!(env("CRONPUSH_GATEWAY_CA"), Some(json!(config.relay_ca_pem.current().to_string())), "{name}");
+        assert_eq!(env("CRONPUSH_GATEWAY_TOKEN_FILE"), Some(json!(TOKEN_FILE)), "{name}");
+        let mounts = container["volumeMounts"].as_array().unwrap();
+        assert!(mounts.iter().any(|m| m["name"] == "cronpush-token" && m["mountPath"] == TOKEN_DIR), "{name}");
+    }
+    let text = String::from_utf8(patch).unwrap();
+    assert!(!text.contains("MIIC"), "the gateway's CA is the webhook's own business: {text}");
+    assert!(!text.contains("secretKeyRef") && !text.contains("CRONPUSH_GATEWAY_PASSWORD"), "{text}");
 }
 
 #[test]

@@ -74,6 +74,12 @@ impl TlsGateway {
         assert!(pushed.status().is_success(), "{path}: {}", pushed.status());
     }
 
+    /// The gateway's `/metrics`, as Prometheus scrapes it with the user.
+    pub fn scrape(&self) -> String {
+        let answer = self.client.get(format!("{}/metrics", self.url)).basic_auth(GATEWAY_USER, Some(GATEWAY_PASSWORD));
+        answer.send().unwrap().text().unwrap()
+    }
+
     /// The groups as `job/namespace/cronjob`, sorted.
     pub fn groups(&self) -> Vec<String> {
         let answer =

@@ -307,6 +307,7 @@ pub fn injection_config() -> cronpush::webhook::injection::InjectionConfig {
         failed_run_logs: false,
         gateway_ca_pem: None,
         gateway_credentials_secret: None,
+        push_mode: cronpush::webhook::injection::PushMode::Direct,
     }
 }
 
