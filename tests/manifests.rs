@@ -27,8 +27,9 @@ const CERT_MANAGER: &str = "manifests/webhook/overlays/cert-manager";
 const CUSTOM_EXAMPLE: &str = "manifests/webhook/examples/custom";
 const FAILED_RUN_LOGS: &str = "manifests/webhook/overlays/failed-run-logs";
 const GATEWAY_TLS: &str = "manifests/webhook/overlays/gateway-tls";
-const EVERY_RENDERING: [&str; 7] =
-    [BASE, CLUSTER, NAMESPACE_OVERLAY, CERT_MANAGER, CUSTOM_EXAMPLE, FAILED_RUN_LOGS, GATEWAY_TLS];
+const RELAY_PUSH: &str = "manifests/webhook/overlays/relay-push";
+const EVERY_RENDERING: [&str; 8] =
+    [BASE, CLUSTER, NAMESPACE_OVERLAY, CERT_MANAGER, CUSTOM_EXAMPLE, FAILED_RUN_LOGS, GATEWAY_TLS, RELAY_PUSH];
 
 const OWN_NAMESPACE: &str = "cronpush";
 const SYSTEM_NAMESPACES: [&str; 3] = ["kube-system", "kube-public", "kube-node-lease"];
@@ -371,9 +372,35 @@ fn the_gateway_tls_overlay_hands_over_the_ca_and_names_the_credentials_secret() 
     }
     assert_eq!(granted(GATEWAY_TLS), granted(CLUSTER), "no new permission");
     assert_eq!(tls.webhook(), cluster.webhook(), "the same Pods are injected");
-    for dir in EVERY_RENDERING.iter().filter(|d| **d != GATEWAY_TLS) {
+    for dir in EVERY_RENDERING.iter().filter(|d| ![GATEWAY_TLS, RELAY_PUSH].contains(*d)) {
         assert!(!render(dir).container().args.iter().flatten().any(|a| a.starts_with("--gateway-ca")), "{dir}");
     }
+}
+
+/// The relay-push overlay is the cluster overlay plus `--push-mode=relay` and the gateway's CA
+/// and credentials for the webhook alone, from the Secrets of its own namespace: it names no
+/// Secret for the injected containers (they hold no gateway secret) and grants nothing new (the
+/// relay reads the Pods, Jobs and CronJobs that the webhook already watches).
+#[test]
+fn the_relay_push_overlay_keeps_the_gateways_secrets_in_the_webhooks_namespace() {
+    let (relay, cluster) = (render(RELAY_PUSH), render(CLUSTER));
+    let mut args = cluster.container().args.clone().unwrap_or_default();
+    args.push("--push-mode=relay".into());
+    args.push("--gateway-ca-file=/etc/cronpush/gateway/ca.crt".into());
+    assert_eq!(relay.container().args.as_ref(), Some(&args));
+    let mount = relay.container().volume_mounts.iter().flatten().find(|m| m.name == "gateway-ca").expect("mount");
+    assert_eq!((mount.mount_path.as_str(), mount.read_only), ("/etc/cronpush/gateway", Some(true)));
+    let volume = relay.pod_spec().volumes.iter().flatten().find(|v| v.name == "gateway-ca").expect("volume");
+    assert_eq!(volume.secret.as_ref().and_then(|s| s.secret_name.as_deref()), Some("cronpush-gateway-ca"));
+    let env = relay.container().env.clone().unwrap_or_default();
+    for (name, key) in [("CRONPUSH_GATEWAY_USERNAME", "username"), ("CRONPUSH_GATEWAY_PASSWORD", "password")] {
+        let var = env.iter().find(|e| e.name == name).unwrap_or_else(|| panic!("{name}"));
+        let secret = var.value_from.as_ref().and_then(|v| v.secret_key_ref.as_ref()).expect("secretKeyRef");
+        assert_eq!((secret.name.as_str(), secret.key.as_str()), ("cronpush-gateway-credentials", key));
+    }
+    assert!(!args.iter().any(|a| a.starts_with("--gateway-credentials-secret")), "no Secret for the Pods");
+    assert_eq!(granted(RELAY_PUSH), granted(CLUSTER), "no new permission");
+    assert_eq!(relay.webhook(), cluster.webhook(), "the same Pods are injected");
 }
 
 /// The failed-run-logs overlay is the cluster overlay plus exactly two things: `get` on
