@@ -30,7 +30,8 @@ use support::control_plane::{ControlPlane, control_plane};
 use support::kubelet::PodContainers as _;
 use support::kustomize;
 use support::node::{NodeRun, register_node, register_tainted_node};
-use support::webhook::Webhook;
+use support::tls_gateway::{GATEWAY_PASSWORD, GATEWAY_USER, TlsGateway};
+use support::webhook::{HOST, Webhook};
 
 /// The namespace label that scopes a test's webhook configuration to its own namespaces.
 const CASE_LABEL: &str = "cronpush.test/case";
@@ -367,6 +368,57 @@ fn runs_report_their_end_through_the_relay_and_the_job_controller_judges_the_sam
     // Pods of the other tests that share this control plane.
     let watched = metrics.lines().find_map(|l| l.strip_prefix("cronpush_webhook_relay_watched_pods "));
     assert!(watched.and_then(|n| n.parse::<f64>().ok()).is_some_and(|n| n >= 2.0), "{metrics}");
+}
+
+/// The relay's push mode (the relay-push overlay) in the real control plane: `start` and the
+/// sidecar push through the relay with their Pod's projected token from the TokenRequest API, the
+/// relay reviews it with the real API server and follows the Pod to its Job and CronJob through
+/// the owner references that the Job controller and `kubectl create job --from` wrote, and
+/// forwards into the README's Pi gateway (TLS from a private CA, basic auth) with the webhook's
+/// own CA and credentials. The same token cannot write another CronJob's group.
+#[test]
+fn through_the_relay_a_run_writes_its_own_cronjobs_group_in_a_tls_gateway_and_no_other() {
+    let plane = control_plane();
+    register_node(plane, "node-amd64", &plane.version, "amd64");
+    let gateway = TlsGateway::start();
+    let flags = [
+        "--push-mode=relay".to_string(),
+        format!("--gateway-ca-file={}", gateway.ca_file()),
+        format!("--gateway-username={GATEWAY_USER}"),
+        format!("--gateway-password={GATEWAY_PASSWORD}"),
+    ];
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let installed = install_with_flags("relay-push", "relay-push", &gateway.url, &flags);
+    let namespace = installed.namespace("relay-push", json!({}));
+    let nightly = plane.create(&cronjob(&namespace, "nightly", "0 3 * * *", json!({})));
+    plane.create(&cronjob(&namespace, "other", "0 4 * * *", json!({})));
+    job_from(plane, &nightly, "nightly-by-hand");
+    let run = NodeRun::bind(plane, pod_of(plane, &namespace, "nightly-by-hand"), "node-amd64");
+    run.run_to_end("exit 0");
+
+    let scrape = gateway.scrape();
+    let result = format!(
+        "cronjob_last_result{{cronjob=\"nightly\",instance=\"\",job=\"cronpush\",namespace=\"{namespace}\",result=\"success\"}} 1"
+    );
+    assert!(scrape.lines().any(|l| l == result), "{scrape}\n{}", run.log("cronpush-sidecar"));
+    let metrics = installed.webhook.metrics();
+    assert!(metrics.contains("cronpush_webhook_relay_pushes_total{outcome=\"forwarded\"} 2"), "{metrics}");
+
+    let token = std::fs::read_to_string(run.mounts()["cronpush-token"].join("token")).unwrap();
+    let intrude = |path: &str, method: reqwest::Method| {
+        let url = installed.webhook.url(&format!("/v1/push/metrics/job/cronpush/namespace/{namespace}/cronjob/{path}"));
+        let reply = installed.webhook.client(HOST).request(method, url).bearer_auth(&token);
+        let reply = reply.body("cronjob_last_result{result=\"success\"} 1\n").send().unwrap();
+        (reply.status().as_u16(), reply.text().unwrap())
+    };
+    let (status, answer) = intrude("other", reqwest::Method::POST);
+    assert_eq!(status, 403, "{answer}");
+    assert!(answer.contains("may push only into its CronJob's group"), "{answer}");
+    let (status, answer) = intrude("nightly", reqwest::Method::DELETE);
+    assert_eq!(status, 403, "{answer}");
+    assert!(
+        !gateway.scrape().contains("cronjob=\"other\",instance=\"\",job=\"cronpush\",namespace=\"relay-push\",result=")
+    );
 }
 
 /// The gateway's groups as `namespace/cronjob`.
