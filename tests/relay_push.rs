@@ -243,10 +243,26 @@ fn failures_at_the_relay_stay_harmless_and_say_why() {
     assert!(took < Duration::from_secs(4), "{took:?}");
     assert_eq!(forwarded(&run), 0, "the relay forwarded nothing");
 
-    // With the relay gone, `start` still exits 0 within its timeout (5 s).
-    let mut gone = admit(&gateway, relay_mode(&gateway, &[]));
+    // With the relay gone, `start` still exits 0 within its timeout (5 s), and the sidecar
+    // within the Pod's grace period.
+    let grace = 6;
+    let spec = CronJobRun {
+        webhook_flags: relay_mode(&gateway, &[]),
+        termination_grace_seconds: grace,
+        ..CronJobRun::article()
+    };
+    let mut gone = Run::admit_run(spec, &gateway.url, |_| {});
     gone.webhook.stop();
     let took = run_start(&gone);
     assert!(took < Duration::from_secs(7), "{took:?}");
     assert!(gone.log("cronpush-start").contains("could not push the start metrics"), "{}", gone.log("cronpush-start"));
+    let mut sidecar = gone.start_sidecar();
+    gone.report_main(&run_main("exit 0"));
+    let took = stop_sidecar(&gone, &mut sidecar, Duration::from_secs(grace as u64));
+    assert!(took < Duration::from_secs(grace as u64), "{took:?}");
+    assert!(
+        gone.log("cronpush-sidecar").contains("could not push the end metrics"),
+        "{}",
+        gone.log("cronpush-sidecar")
+    );
 }
