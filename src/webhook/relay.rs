@@ -323,17 +323,8 @@ impl Relay {
         deadline: Instant,
         read_by: Instant,
     ) -> Result<WatchedPod, RelayError> {
+        let pod = self.read_pod(client, owner, read_by).await?;
         let pods: Api<Pod> = Api::namespaced(client.clone(), &owner.namespace);
-        let pod = match tokio::time::timeout_at(read_by, pods.get(&owner.name)).await {
-            Ok(Ok(pod)) => pod,
-            Ok(Err(kube::Error::Api(e))) if e.code == 404 => {
-                return Err(RelayError::NotFound(format!("Pod {}/{} no longer exists", owner.namespace, owner.name)));
-            }
-            Ok(Err(e)) => {
-                return Err(RelayError::Unavailable(format!("reading Pod {}/{}: {e}", owner.namespace, owner.name)));
-            }
-            Err(_) => return Err(RelayError::Unavailable("the API server did not answer in time".into())),
-        };
         // A token outlives nothing: a Pod re-created under the same name is another run.
         if pod.metadata.uid.as_deref() != Some(owner.uid.as_str()) {
             return Err(earlier_pod(owner));
