@@ -344,6 +344,26 @@ fn granted(dir: &'static str) -> BTreeSet<(String, String, String)> {
     granted
 }
 
+/// The webhook's container mounts the gateway's CA from the Secret `cronpush-gateway-ca` where
+/// `--gateway-ca-file` reads it, and takes its own credentials from the Secret
+/// `cronpush-gateway-credentials` of its namespace (optional: a gateway may ask for none).
+fn reaches_the_gateway_with_the_secrets_of_its_namespace(rendered: &Rendered) {
+    let mount = rendered.container().volume_mounts.iter().flatten().find(|m| m.name == "gateway-ca").expect("mount");
+    assert_eq!((mount.mount_path.as_str(), mount.read_only), ("/etc/cronpush/gateway", Some(true)));
+    let volume = rendered.pod_spec().volumes.iter().flatten().find(|v| v.name == "gateway-ca").expect("volume");
+    assert_eq!(volume.secret.as_ref().and_then(|s| s.secret_name.as_deref()), Some("cronpush-gateway-ca"));
+    let env = rendered.container().env.clone().unwrap_or_default();
+    for (name, key) in [("CRONPUSH_GATEWAY_USERNAME", "username"), ("CRONPUSH_GATEWAY_PASSWORD", "password")] {
+        let var = env.iter().find(|e| e.name == name).unwrap_or_else(|| panic!("{name}"));
+        let secret = var.value_from.as_ref().and_then(|v| v.secret_key_ref.as_ref()).expect("secretKeyRef");
+        assert_eq!(
+            (secret.name.as_str(), secret.key.as_str(), secret.optional),
+            ("cronpush-gateway-credentials", key, Some(true))
+        );
+        assert!(var.value.is_none());
+    }
+}
+
 /// The gateway-tls overlay is the cluster overlay plus the gateway's CA, mounted from its
 /// Secret at the path the flag reads, the name of the credentials' Secret for the injected
 /// containers, and the same credentials for the webhook's own requests: no password and no new
@@ -355,21 +375,8 @@ fn the_gateway_tls_overlay_hands_over_the_ca_and_names_the_credentials_secret() 
     args.push("--gateway-ca-file=/etc/cronpush/gateway/ca.crt".into());
     args.push("--gateway-credentials-secret=cronpush-gateway-credentials".into());
     assert_eq!(tls.container().args.as_ref(), Some(&args));
-    let mount = tls.container().volume_mounts.iter().flatten().find(|m| m.name == "gateway-ca").expect("mount");
-    assert_eq!((mount.mount_path.as_str(), mount.read_only), ("/etc/cronpush/gateway", Some(true)));
-    let volume = tls.pod_spec().volumes.iter().flatten().find(|v| v.name == "gateway-ca").expect("volume");
-    assert_eq!(volume.secret.as_ref().and_then(|s| s.secret_name.as_deref()), Some("cronpush-gateway-ca"));
     // The webhook's own requests carry the credentials, from the Secret of its namespace.
-    let env = tls.container().env.clone().unwrap_or_default();
-    for (name, key) in [("CRONPUSH_GATEWAY_USERNAME", "username"), ("CRONPUSH_GATEWAY_PASSWORD", "password")] {
-        let var = env.iter().find(|e| e.name == name).unwrap_or_else(|| panic!("{name}"));
-        let secret = var.value_from.as_ref().and_then(|v| v.secret_key_ref.as_ref()).expect("secretKeyRef");
-        assert_eq!(
-            (secret.name.as_str(), secret.key.as_str(), secret.optional),
-            ("cronpush-gateway-credentials", key, Some(true))
-        );
-        assert!(var.value.is_none());
-    }
+    reaches_the_gateway_with_the_secrets_of_its_namespace(tls);
     assert_eq!(granted(GATEWAY_TLS), granted(CLUSTER), "no new permission");
     assert_eq!(tls.webhook(), cluster.webhook(), "the same Pods are injected");
     for dir in EVERY_RENDERING.iter().filter(|d| ![GATEWAY_TLS, RELAY_PUSH].contains(*d)) {
@@ -388,16 +395,7 @@ fn the_relay_push_overlay_keeps_the_gateways_secrets_in_the_webhooks_namespace()
     args.push("--push-mode=relay".into());
     args.push("--gateway-ca-file=/etc/cronpush/gateway/ca.crt".into());
     assert_eq!(relay.container().args.as_ref(), Some(&args));
-    let mount = relay.container().volume_mounts.iter().flatten().find(|m| m.name == "gateway-ca").expect("mount");
-    assert_eq!((mount.mount_path.as_str(), mount.read_only), ("/etc/cronpush/gateway", Some(true)));
-    let volume = relay.pod_spec().volumes.iter().flatten().find(|v| v.name == "gateway-ca").expect("volume");
-    assert_eq!(volume.secret.as_ref().and_then(|s| s.secret_name.as_deref()), Some("cronpush-gateway-ca"));
-    let env = relay.container().env.clone().unwrap_or_default();
-    for (name, key) in [("CRONPUSH_GATEWAY_USERNAME", "username"), ("CRONPUSH_GATEWAY_PASSWORD", "password")] {
-        let var = env.iter().find(|e| e.name == name).unwrap_or_else(|| panic!("{name}"));
-        let secret = var.value_from.as_ref().and_then(|v| v.secret_key_ref.as_ref()).expect("secretKeyRef");
-        assert_eq!((secret.name.as_str(), secret.key.as_str()), ("cronpush-gateway-credentials", key));
-    }
+    reaches_the_gateway_with_the_secrets_of_its_namespace(relay);
     assert!(!args.iter().any(|a| a.starts_with("--gateway-credentials-secret")), "no Secret for the Pods");
     assert_eq!(granted(RELAY_PUSH), granted(CLUSTER), "no new permission");
     assert_eq!(relay.webhook(), cluster.webhook(), "the same Pods are injected");
