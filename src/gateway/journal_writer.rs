@@ -38,9 +38,14 @@ pub async fn write_changes(gateway: Arc<Gateway>, file: Arc<StoreFile>, mut stop
             }
         }
     }
-    // Shutting down: the handlers have finished; whatever changed since (an expiry) is written.
+    // Shutting down: the handlers have finished; whatever changed since (an expiry) is written,
+    // and then the push log goes into the store file, which alone then holds every group.
     for _ in 0..3 {
         if let Flushed::Nothing = flush(&gateway, &file).await {
+            let checkpoint = tokio::task::spawn_blocking(move || file.checkpoint()).await;
+            if let Ok(Err(e)) = checkpoint {
+                tracing::warn!(error = %e, "could not move the push log into the store file; it is read at the next start");
+            }
             return;
         }
     }

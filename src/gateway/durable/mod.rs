@@ -2,6 +2,8 @@
 //! restart, `kill -9` and power loss.
 //!
 //! - `persistence.rs`: the store file itself (redb), its records, and putting them back;
+//! - `push_log.rs`: the store file's write-ahead log, which takes each commit as one block
+//!   appended, until a checkpoint puts what it holds into the store file;
 //! - `journal.rs`: group commit, how handlers wait until their change is on disk.
 //!
 //! This room reads and restores the store and knows nothing of HTTP or of the `Gateway`; the task
@@ -10,3 +12,4 @@
 
 pub mod journal;
 pub mod persistence;
+pub mod push_log;

@@ -1,12 +1,24 @@
 //! The gateway's store on disk: one redb file (a crash-safe, copy-on-write B-tree) holding
-//! every group, one record per group, keyed by its grouping key. A commit is on disk (fsync)
-//! when `write` returns, so a push acknowledged after it survives `kill -9` and power loss.
-//! The journal (journal.rs) decides when to write; this file only knows the file.
+//! every group, one record per group, keyed by its grouping key, and in front of it the push log
+//! (push_log.rs, `<file>.log`), which takes each commit as one block appended. A commit is on
+//! disk (`fdatasync`) when `write` returns, so a push acknowledged after it survives `kill -9`
+//! and power loss. When the log's room is full, a checkpoint writes the groups it holds to the
+//! redb file in one transaction and the log starts again; a commit larger than the room goes to
+//! the redb file directly. Opening reads the redb file and then the log over it. The journal
+//! (journal.rs) decides when to write; this file only knows the files.
 //!
-//! A record is a protobuf `Group` (proto/store.proto). A file that is not a cronpush store, or
-//! is damaged, is an error, never an empty gateway: the caller stops, or moves the file aside
-//! when the operator asked to start empty (`--persistence.start-empty-if-damaged`).
+//! Why a log in front of the B-tree: a redb commit rewrites about eight scattered 4 KiB pages
+//! (the group's leaf, the branches above it, the allocator state and the header), 32 KiB for a
+//! 169-byte push; the log writes one block at the end of what it wrote before. The numbers, and
+//! the engines measured against each other, are in benches/README.md ("The next store").
+//!
+//! A record is a protobuf `Group` (proto/store.proto), the same in both files. A file that is
+//! not a cronpush store, or is damaged, is an error, never an empty gateway: the caller stops,
+//! or moves the file aside when the operator asked to start empty
+//! (`--persistence.start-empty-if-damaged`). A file of the version before the log is a store
+//! with an empty log.
 
+use std::collections::{BTreeMap, HashMap};
 use std::io::ErrorKind;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -16,6 +28,7 @@ use std::time::SystemTime;
 use prost::Message;
 use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 
+use super::push_log::{LogError, PushLog};
 use crate::gateway::store::cronjob_series::ContainerEnd;
 use crate::gateway::store::runs::{ContainerLog, RunEnd, RunHistory, RunRecord};
 use crate::gateway::store::{Group as StoreGroup, GroupingKey, Nanos, Store};
@@ -69,6 +82,8 @@ pub enum Damage {
     Table(redb::TableError),
     #[error("the record of group {key}: {why}")]
     Record { key: String, why: prost::DecodeError },
+    #[error("{0}")]
+    Log(LogError),
 }
 
 /// Why a batch could not be written: opening the file again, or the transaction.
@@ -78,6 +93,8 @@ pub enum WriteFailure {
     Reopen(DatabaseError),
     #[error("{0}")]
     Transaction(redb::Error),
+    #[error("the push log: {0}")]
+    Log(std::io::Error),
 }
 
 /// A group's record as the journal hands it over: its key and its state, or `None` when the
@@ -86,17 +103,24 @@ pub type Change = (String, Option<Vec<u8>>);
 
 pub struct StoreFile {
     path: PathBuf,
+    files: Mutex<Files>,
+}
+
+struct Files {
     /// `None` after a failed write: redb refuses every later write on a database that hit an
     /// I/O error ("Previous I/O error occurred"), so the next write opens the file again, which
     /// also repairs what the failed commit left.
-    db: Mutex<Option<Database>>,
+    db: Option<Database>,
+    log: PushLog,
+    /// What the log holds, the newest record of each group: the next checkpoint's transaction.
+    logged: HashMap<String, Option<Vec<u8>>>,
 }
 
 impl StoreFile {
-    /// Opens the store at `path`, creating it (and its directory) on a first start, and reads
-    /// every group. When the file is damaged and `start_empty_if_damaged` is set, the file is
-    /// renamed to `<path>.damaged-<unix seconds>` and an empty store takes its place; the new
-    /// name is returned with it.
+    /// Opens the store at `path` and its log, creating them (and their directory) on a first
+    /// start, and reads every group. When a file is damaged and `start_empty_if_damaged` is set,
+    /// it is renamed to `<its path>.damaged-<unix seconds>` and an empty one takes its place; the
+    /// new name is returned with it.
     pub fn open(
         path: &Path,
         start_empty_if_damaged: bool,
@@ -105,12 +129,12 @@ impl StoreFile {
             std::fs::create_dir_all(dir).map_err(|source| PersistError::Open { path: path.into(), source })?;
         }
         match open_and_read(path) {
-            Err(PersistError::Damaged { why, .. }) if start_empty_if_damaged => {
+            Err(PersistError::Damaged { path: damaged, why }) if start_empty_if_damaged => {
                 let seconds = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-                let aside = PathBuf::from(format!("{}.damaged-{seconds}", path.display()));
-                std::fs::rename(path, &aside)
-                    .map_err(|source| PersistError::MoveAside { path: path.into(), source })?;
-                tracing::warn!(file = %path.display(), moved_to = %aside.display(), reason = %why,
+                let aside = PathBuf::from(format!("{}.damaged-{seconds}", damaged.display()));
+                std::fs::rename(&damaged, &aside)
+                    .map_err(|source| PersistError::MoveAside { path: damaged.clone(), source })?;
+                tracing::warn!(file = %damaged.display(), moved_to = %aside.display(), reason = %why,
                     "the store file was damaged; moved it aside and started empty, as asked");
                 let (file, groups) = open_and_read(path)?;
                 Ok((file, groups, Some(aside)))
@@ -119,16 +143,57 @@ impl StoreFile {
         }
     }
 
-    /// Writes a batch of changes in one transaction, on disk when this returns.
-    pub fn write(&self, changes: &[Change]) -> Result<(), PersistError> {
+    /// Puts what the log holds into the redb file and starts the log again: at a clean stop, so
+    /// that the redb file alone holds every group (a backup of it, or the version before the log,
+    /// finds them all).
+    pub fn checkpoint(&self) -> Result<(), PersistError> {
+        let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+        if files.logged.is_empty() {
+            return Ok(());
+        }
+        self.checkpoint_locked(&mut files)
+    }
+
+    fn checkpoint_locked(&self, files: &mut Files) -> Result<(), PersistError> {
         let failed = |why| PersistError::Write { path: self.path.clone(), why };
-        let mut db = self.db.lock().unwrap_or_else(|e| e.into_inner());
-        let open = match db.take() {
+        let db = match files.db.take() {
             Some(open) => open,
             None => database(&self.path, false).map_err(|e| failed(WriteFailure::Reopen(e)))?,
         };
-        write_to(&open, changes).map_err(|e| failed(WriteFailure::Transaction(e)))?;
-        *db = Some(open);
+        let logged: Vec<Change> = files.logged.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        write_to(&db, &logged).map_err(|e| failed(WriteFailure::Transaction(e)))?;
+        files.db = Some(db);
+        files.log.start_again().map_err(|e| failed(WriteFailure::Log(e)))?;
+        files.logged.clear();
+        tracing::debug!(groups = logged.len(), "checkpoint: the push log's groups are in the store file");
+        Ok(())
+    }
+
+    /// Writes a batch of changes, on disk when this returns: appended to the log, or, when the
+    /// log is full, after a checkpoint.
+    pub fn write(&self, changes: &[Change]) -> Result<(), PersistError> {
+        let failed = |why| PersistError::Write { path: self.path.clone(), why };
+        let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+        if files.log.append(changes).map_err(|e| failed(WriteFailure::Log(e)))? {
+            files.logged.extend(changes.iter().cloned());
+            return Ok(());
+        }
+        // The log is full: its groups go to the redb file first, and only then does the log
+        // start again. Were this batch written to redb before the log started again, a crash in
+        // between would read the log's older records over it.
+        self.checkpoint_locked(&mut files)?;
+        if files.log.append(changes).map_err(|e| failed(WriteFailure::Log(e)))? {
+            files.logged.extend(changes.iter().cloned());
+            return Ok(());
+        }
+        // Larger than the whole room (a wipe, a large push): straight into the redb file, with
+        // the log empty behind it.
+        let db = match files.db.take() {
+            Some(open) => open,
+            None => database(&self.path, false).map_err(|e| failed(WriteFailure::Reopen(e)))?,
+        };
+        write_to(&db, changes).map_err(|e| failed(WriteFailure::Transaction(e)))?;
+        files.db = Some(db);
         Ok(())
     }
 }
@@ -186,13 +251,42 @@ fn open_and_read(path: &Path) -> Result<(StoreFile, Vec<Group>), PersistError> {
         }
         Err(e) => return Err(damaged(Damage::Database(e))),
     };
-    let groups = panic::catch_unwind(AssertUnwindSafe(|| read_groups(&db)))
+    let mut groups: BTreeMap<String, Group> = panic::catch_unwind(AssertUnwindSafe(|| read_groups(&db)))
         .map_err(|_| damaged(Damage::GroupsPanicked))?
-        .map_err(damaged)?;
-    Ok((StoreFile { path: path.into(), db: Mutex::new(Some(db)) }, groups))
+        .map_err(damaged)?
+        .into_iter()
+        .collect();
+    // The log over the groups: each of its records is a group's whole state, newer than the
+    // redb file's (a checkpoint cut short leaves the same states in both, which reads the same).
+    let log_path = PushLog::path_for(path);
+    let (log, replayed) = PushLog::open(&log_path).map_err(|e| match e {
+        LogError::Io(source) => PersistError::Open { path: log_path.clone(), source },
+        other => PersistError::Damaged { path: log_path.clone(), why: Damage::Log(other) },
+    })?;
+    let mut logged = HashMap::new();
+    for (key, record) in replayed.changes {
+        match &record {
+            Some(bytes) => {
+                let group = Group::decode(&bytes[..]).map_err(|why| PersistError::Damaged {
+                    path: log_path.clone(),
+                    why: Damage::Record { key: key.clone(), why },
+                })?;
+                groups.insert(key.clone(), group);
+            }
+            None => {
+                groups.remove(&key);
+            }
+        }
+        logged.insert(key, record);
+    }
+    if replayed.frames > 0 {
+        tracing::info!(commits = replayed.frames, groups = logged.len(), "read the push log over the store file");
+    }
+    let files = Files { db: Some(db), log, logged };
+    Ok((StoreFile { path: path.into(), files: Mutex::new(files) }, groups.into_values().collect()))
 }
 
-fn read_groups(db: &Database) -> Result<Vec<Group>, Damage> {
+fn read_groups(db: &Database) -> Result<Vec<(String, Group)>, Damage> {
     let tx = db.begin_read().map_err(Damage::Transaction)?;
     let tables: Vec<String> = tx.list_tables().map_err(Damage::Storage)?.map(|t| t.name().to_string()).collect();
     if !tables.iter().any(|t| t == GROUPS.name()) {
@@ -206,8 +300,9 @@ fn read_groups(db: &Database) -> Result<Vec<Group>, Damage> {
     let mut groups = Vec::new();
     for entry in table.iter().map_err(Damage::Storage)? {
         let (key, value) = entry.map_err(Damage::Storage)?;
-        let group = Group::decode(value.value()).map_err(|why| Damage::Record { key: key.value().to_string(), why })?;
-        groups.push(group);
+        let key = key.value().to_string();
+        let group = Group::decode(value.value()).map_err(|why| Damage::Record { key: key.clone(), why })?;
+        groups.push((key, group));
     }
     Ok(groups)
 }
@@ -524,6 +619,105 @@ mod tests {
         let history = &back.group(&key).unwrap().history;
         assert_eq!(history.len(), 2);
         assert!(history.runs().all(|r| r.end.as_ref().is_none_or(|e| e.logs.is_empty())));
+    }
+
+    /// A group's key and record, told apart by `n`.
+    fn group_record(job: &str, n: i64) -> Change {
+        let group = Group {
+            grouping_key: vec![LabelPair { name: Some("job".into()), value: Some(job.into()) }],
+            last_push_unix_nanos: n,
+            ..Group::default()
+        };
+        (format!("{{job=\"{job}\"}}"), Some(group.encode_to_vec()))
+    }
+
+    /// Each group's `last_push_unix_nanos`, by job, as a fresh open reads them.
+    fn read_back(path: &Path) -> BTreeMap<String, i64> {
+        let (_file, groups, _) = StoreFile::open(path, false).unwrap();
+        groups.into_iter().map(|g| (g.grouping_key[0].value().to_string(), g.last_push_unix_nanos)).collect()
+    }
+
+    #[test]
+    fn a_full_log_goes_into_the_store_file_and_nothing_is_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gateway.redb");
+        let (file, _, _) = StoreFile::open(&path, false).unwrap();
+        let mut expected = BTreeMap::new();
+        // Three rooms' worth of commits of one group each, then a commit larger than the room.
+        let padding = "p".repeat(300);
+        for n in 0..10_000 {
+            let job = format!("job-{}-{padding}", n % 700);
+            file.write(&[group_record(&job, n)]).unwrap();
+            expected.insert(job, n);
+        }
+        let large: Vec<Change> = (0..5_000).map(|n| group_record(&format!("large-{n}-{padding}"), n)).collect();
+        file.write(&large).unwrap();
+        expected.extend((0..5_000).map(|n| (format!("large-{n}-{padding}"), n)));
+        file.write(&[(format!("{{job=\"job-3-{padding}\"}}"), None)]).unwrap();
+        expected.remove(&format!("job-3-{padding}"));
+        assert!(file.files.lock().unwrap().log.used() < 1024, "the log started again");
+        drop(file);
+        assert_eq!(read_back(&path), expected);
+    }
+
+    /// A crash after a checkpoint's transaction and before the log started again leaves the same
+    /// states in both files; read over each other, they are the states written.
+    #[test]
+    fn a_checkpoint_cut_short_reads_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gateway.redb");
+        let (file, _, _) = StoreFile::open(&path, false).unwrap();
+        file.write(&[group_record("a", 1), group_record("b", 1)]).unwrap();
+        file.write(&[group_record("a", 2), ("{job=\"b\"}".into(), None)]).unwrap();
+        {
+            let files = file.files.lock().unwrap();
+            let logged: Vec<Change> = files.logged.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            write_to(files.db.as_ref().unwrap(), &logged).unwrap();
+        }
+        drop(file);
+        assert_eq!(read_back(&path), BTreeMap::from([("a".to_string(), 2)]));
+    }
+
+    /// A store file of the version before the log: the redb file alone, written as that version
+    /// wrote it (one transaction a commit); it opens as a store with an empty log.
+    #[test]
+    fn a_store_file_from_before_the_log_is_read_and_carried_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gateway.redb");
+        create_private(&path).unwrap();
+        let db = database(&path, false).unwrap();
+        write_to(&db, &[group_record("old", 1), group_record("older", 2)]).unwrap();
+        drop(db);
+        assert!(!PushLog::path_for(&path).exists());
+        let (file, groups, _) = StoreFile::open(&path, false).unwrap();
+        assert_eq!(groups.len(), 2);
+        file.write(&[group_record("old", 3)]).unwrap();
+        file.checkpoint().unwrap();
+        drop(file);
+        assert_eq!(read_back(&path), BTreeMap::from([("old".to_string(), 3), ("older".to_string(), 2)]));
+    }
+
+    #[test]
+    fn a_damaged_push_log_is_refused_and_moved_aside_only_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gateway.redb");
+        let (file, _, _) = StoreFile::open(&path, false).unwrap();
+        file.write(&[group_record("kept", 1)]).unwrap();
+        file.checkpoint().unwrap();
+        for n in 0..3 {
+            file.write(&[group_record(&format!("logged-{n}"), n)]).unwrap();
+        }
+        drop(file);
+        let log = PushLog::path_for(&path);
+        let mut bytes = std::fs::read(&log).unwrap();
+        bytes[super::super::push_log::PAGE as usize + 24] ^= 0xff;
+        std::fs::write(&log, &bytes).unwrap();
+        let Err(e) = StoreFile::open(&path, false) else { panic!("opened a damaged log") };
+        assert!(matches!(e, PersistError::Damaged { .. }) && e.to_string().contains(".log"), "{e}");
+        assert_eq!(std::fs::read(&log).unwrap(), bytes, "kept as it was");
+        let (_file, groups, aside) = StoreFile::open(&path, true).unwrap();
+        assert_eq!(std::fs::read(aside.expect("moved aside")).unwrap(), bytes);
+        assert_eq!(groups.len(), 1, "the store file's groups, without the damaged log's");
     }
 
     #[test]
