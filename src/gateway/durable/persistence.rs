@@ -641,6 +641,8 @@ mod tests {
     fn a_full_log_goes_into_the_store_file_and_nothing_is_lost() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gateway.redb");
+        // A log with a small room (of 1 MiB), which the commits below fill three times.
+        super::super::push_log::create(&PushLog::path_for(&path), 1 << 20).unwrap();
         let (file, _, _) = StoreFile::open(&path, false).unwrap();
         let mut expected = BTreeMap::new();
         // Three rooms' worth of commits of one group each, then a commit larger than the room.
