@@ -15,8 +15,9 @@
 //!   either; benches/README.md). Each epoch writes its frames from the start of the room again,
 //!   over the frames of earlier epochs.
 //! - a frame: magic, epoch, length and CRC-32 of what follows, then the changes. A frame of at
-//!   most a page never crosses a page boundary: the rest of the page is zeroed and it starts on
-//!   the next, so that one push alone dirties one block.
+//!   most a page never crosses a page boundary: when it does not fit in the rest of the page it
+//!   starts on the next, and the rest is left as it is (zeros, or an earlier epoch's bytes), so
+//!   that one push alone dirties one block.
 //!
 //! Reading: frames of the log's epoch, in order, until one that does not check out. That is the
 //! end: a frame cut short by a crash was never acknowledged (its `fdatasync` had not returned),
@@ -125,10 +126,7 @@ impl PushLog {
         if start + len > self.room_end {
             return Ok(false);
         }
-        // The zeros before a frame moved to the next page, in the same write.
-        let mut write = vec![0; (start - self.end) as usize];
-        write.extend_from_slice(&frame);
-        self.file.write_all_at(&write, self.end)?;
+        self.file.write_all_at(&frame, start)?;
         self.file.sync_data()?;
         self.end = start + len;
         Ok(true)
@@ -270,11 +268,15 @@ fn read_frames(bytes: &[u8], epoch: u32) -> Result<(Vec<Frame<'_>>, u64), LogErr
             at += FRAME_HEADER + payload.len() as u64;
             continue;
         }
-        // Zeros to the end of a page that a frame did not fit in: the next one is on the next page.
+        // The rest of a page that the next frame did not fit in: it starts on the next page. Not
+        // when a frame of this epoch starts here (one that does not check out is damage or the
+        // torn end), nor when the next page's frame would have fit here (then it would be here).
         let page_end = (at / PAGE + 1) * PAGE;
-        let rest = bytes.get(at as usize..(page_end.min(room_end)) as usize).unwrap_or_default();
-        let padded = !at.is_multiple_of(PAGE) && page_end < room_end && rest.iter().all(|b| *b == 0);
-        match frame_at(bytes, page_end, epoch).filter(|_| padded) {
+        let here = bytes.get(at as usize..at as usize + 8);
+        let frame_here = here.is_some_and(|h| u32_at(h, 0) == FRAME_MAGIC && u32_at(h, 4) == epoch);
+        let moved = |payload: &[u8]| FRAME_HEADER + payload.len() as u64 > page_end - at;
+        let padded = !at.is_multiple_of(PAGE) && page_end < room_end && !frame_here;
+        match frame_at(bytes, page_end, epoch).filter(|payload| padded && moved(payload)) {
             Some(payload) => {
                 frames.push((page_end, payload));
                 at = page_end + FRAME_HEADER + payload.len() as u64;
@@ -381,6 +383,18 @@ mod tests {
         assert_eq!(std::fs::metadata(&path).unwrap().len(), PAGE + TEST_ROOM, "the file never grows");
         drop(log);
         assert_eq!(opened(&path).1.len(), appended);
+        // Again over the earlier epoch's frames, with frames of another size: the rest of a page
+        // that a frame was moved off holds old bytes now, not zeros.
+        let (mut log, _) = opened(&path);
+        log.start_again().unwrap();
+        let record = vec![2; 500];
+        let mut again = 0;
+        while log.append(&[change("{job=\"b\"}", &record)]).unwrap() {
+            again += 1;
+        }
+        drop(log);
+        let changes = opened(&path).1;
+        assert_eq!((changes.len(), changes.iter().all(|(k, _)| k == "{job=\"b\"}")), (again, true));
     }
 
     /// A crash while a frame was written leaves any prefix of it on disk: every cut is read as
