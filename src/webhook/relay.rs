@@ -293,25 +293,22 @@ impl Relay {
 
     /// A Job or CronJob as the cache holds it, or as the API server has it when the cache does
     /// not (created a moment ago); `None` when it does not exist.
-    async fn current<K>(
+    async fn current<K: CachedKind>(
         &self,
         client: &kube::Client,
         namespace: &str,
         name: &str,
         by: Instant,
-    ) -> Result<Option<Arc<K>>, RelayError>
-    where
-        K: CachedKind,
-    {
-        if let Some(cached) = self.caches.as_ref().and_then(|c| K::cached(c, &ObjectRef::new(name).within(namespace))) {
-            return Ok(Some(cached));
+    ) -> Result<Option<Arc<K>>, RelayError> {
+        match self.cached::<K>(namespace, name) {
+            Some(cached) => Ok(Some(cached)),
+            None => fetch(client, namespace, name, by).await,
         }
-        let api: Api<K> = Api::namespaced(client.clone(), namespace);
-        match tokio::time::timeout_at(by, api.get_opt(name)).await {
-            Ok(Ok(found)) => Ok(found.map(Arc::new)),
-            Ok(Err(e)) => Err(RelayError::Unavailable(format!("reading {namespace}/{name}: {e}"))),
-            Err(_) => Err(RelayError::Unavailable("the API server did not answer in time".into())),
-        }
+    }
+
+    /// A Job or CronJob as the webhook's caches hold it.
+    fn cached<K: CachedKind>(&self, namespace: &str, name: &str) -> Option<Arc<K>> {
+        self.caches.as_ref().and_then(|c| K::cached(c, &ObjectRef::new(name).within(namespace)))
     }
 
     /// A Pod that the shared watch does not hold: read it, and watch it alone until its main
@@ -339,19 +336,13 @@ impl Relay {
     /// that cannot be learned in time, so that the end is pushed as usual. The cache answers
     /// for a CronJob it holds; one it lacks is asked for, to tell deleted from not yet seen.
     async fn cronjob_deleted(&self, client: &kube::Client, namespace: &str, name: &str, by: Instant) -> bool {
-        let cached = self.caches.as_ref().and_then(|c| c.cronjobs.get(&ObjectRef::new(name).within(namespace)));
-        if let Some(cronjob) = cached {
-            return cronjob.metadata.deletion_timestamp.is_some();
-        }
-        let cronjobs: Api<CronJob> = Api::namespaced(client.clone(), namespace);
-        match tokio::time::timeout_at(by, cronjobs.get_opt(name)).await {
-            Ok(Ok(None)) => true,
-            Ok(Ok(Some(cronjob))) => cronjob.metadata.deletion_timestamp.is_some(),
-            Ok(Err(e)) => {
+        match self.current::<CronJob>(client, namespace, name, by).await {
+            Ok(None) => true,
+            Ok(Some(cronjob)) => cronjob.metadata.deletion_timestamp.is_some(),
+            Err(e) => {
                 tracing::debug!(cronjob = name, error = %e, "cannot read the Pod's CronJob");
                 false
             }
-            Err(_) => false,
         }
     }
 
@@ -366,18 +357,16 @@ impl Relay {
         pod_deleted: bool,
         by: Instant,
     ) -> Option<Arc<Job>> {
-        let cached = self.caches.as_ref().and_then(|c| c.jobs.get(&ObjectRef::new(name).within(namespace)));
+        let cached = self.cached::<Job>(namespace, name);
         if let Some(job) = cached.filter(|job| !pod_deleted || failure_reason(job).is_some()) {
             return Some(job);
         }
-        let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
-        match tokio::time::timeout_at(by, jobs.get(name)).await {
-            Ok(Ok(job)) => Some(Arc::new(job)),
-            Ok(Err(e)) => {
+        match fetch::<Job>(client, namespace, name, by).await {
+            Ok(job) => job,
+            Err(e) => {
                 tracing::debug!(job = name, error = %e, "cannot read the Pod's Job");
                 None
             }
-            Err(_) => None,
         }
     }
 
@@ -415,6 +404,21 @@ impl Relay {
             (Some(name), Some(uid)) => Ok(TokenPod { namespace, name, uid }),
             _ => Err(RelayError::Forbidden("the token is not bound to a Pod (use a projected token)".into())),
         }
+    }
+}
+
+/// A Job or CronJob as the API server has it now; `None` when it does not exist.
+async fn fetch<K: CachedKind>(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    by: Instant,
+) -> Result<Option<Arc<K>>, RelayError> {
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    match tokio::time::timeout_at(by, api.get_opt(name)).await {
+        Ok(Ok(found)) => Ok(found.map(Arc::new)),
+        Ok(Err(e)) => Err(RelayError::Unavailable(format!("reading {namespace}/{name}: {e}"))),
+        Err(_) => Err(RelayError::Unavailable("the API server did not answer in time".into())),
     }
 }
 
