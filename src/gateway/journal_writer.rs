@@ -78,7 +78,7 @@ async fn flush(gateway: &Gateway, file: &Arc<StoreFile>) -> Flushed {
     }
     let batch = changes.len();
     let writing = file.clone();
-    let failure: Option<Arc<str>> = match tokio::task::spawn_blocking(move || writing.write(&changes)).await {
+    let failure: Option<Arc<str>> = match tokio::task::spawn_blocking(move || writing.write(changes)).await {
         Ok(Ok(())) => None,
         Ok(Err(e)) => Some(e.to_string().into()),
         Err(e) => Some(format!("the write was interrupted: {e}").into()),

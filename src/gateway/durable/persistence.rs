@@ -155,58 +155,78 @@ impl StoreFile {
     }
 
     fn checkpoint_locked(&self, files: &mut Files) -> Result<(), PersistError> {
-        let failed = |why| PersistError::Write { path: self.path.clone(), why };
-        let db = match files.db.take() {
-            Some(open) => open,
-            None => database(&self.path, false).map_err(|e| failed(WriteFailure::Reopen(e)))?,
-        };
-        let logged: Vec<Change> = files.logged.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        write_to(&db, &logged).map_err(|e| failed(WriteFailure::Transaction(e)))?;
-        files.db = Some(db);
-        files.log.start_again().map_err(|e| failed(WriteFailure::Log(e)))?;
+        let logged = files.logged.iter().map(|(key, record)| (key.as_str(), record.as_deref()));
+        commit(&self.path, &mut files.db, logged)?;
+        files.log.start_again().map_err(|e| self.failed(WriteFailure::Log(e)))?;
+        tracing::debug!(groups = files.logged.len(), "checkpoint: the push log's groups are in the store file");
         files.logged.clear();
-        tracing::debug!(groups = logged.len(), "checkpoint: the push log's groups are in the store file");
         Ok(())
     }
 
     /// Writes a batch of changes, on disk when this returns: appended to the log, or, when the
     /// log is full, after a checkpoint.
-    pub fn write(&self, changes: &[Change]) -> Result<(), PersistError> {
-        let failed = |why| PersistError::Write { path: self.path.clone(), why };
+    pub fn write(&self, changes: Vec<Change>) -> Result<(), PersistError> {
         let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
-        if files.log.append(changes).map_err(|e| failed(WriteFailure::Log(e)))? {
-            files.logged.extend(changes.iter().cloned());
-            return Ok(());
+        let files = &mut *files;
+        if !self.append(files, &changes)? {
+            // The log is full: its groups go to the redb file first, and only then does the log
+            // start again. Were this batch written to redb before the log started again, a crash
+            // in between would read the log's older records over it.
+            self.checkpoint_locked(files)?;
+            if !self.append(files, &changes)? {
+                // Larger than the whole room (a wipe, a large push): straight into the redb file,
+                // with the log empty behind it.
+                return commit(&self.path, &mut files.db, borrowed(&changes));
+            }
         }
-        // The log is full: its groups go to the redb file first, and only then does the log
-        // start again. Were this batch written to redb before the log started again, a crash in
-        // between would read the log's older records over it.
-        self.checkpoint_locked(&mut files)?;
-        if files.log.append(changes).map_err(|e| failed(WriteFailure::Log(e)))? {
-            files.logged.extend(changes.iter().cloned());
-            return Ok(());
-        }
-        // Larger than the whole room (a wipe, a large push): straight into the redb file, with
-        // the log empty behind it.
-        let db = match files.db.take() {
-            Some(open) => open,
-            None => database(&self.path, false).map_err(|e| failed(WriteFailure::Reopen(e)))?,
-        };
-        write_to(&db, changes).map_err(|e| failed(WriteFailure::Transaction(e)))?;
-        files.db = Some(db);
+        files.logged.extend(changes);
         Ok(())
+    }
+
+    /// Appends `changes` to the log; `false` when they do not fit in its room.
+    fn append(&self, files: &mut Files, changes: &[Change]) -> Result<bool, PersistError> {
+        files.log.append(changes).map_err(|e| self.failed(WriteFailure::Log(e)))
+    }
+
+    fn failed(&self, why: WriteFailure) -> PersistError {
+        PersistError::Write { path: self.path.clone(), why }
     }
 }
 
+/// Changes as `write_to` takes them, without copying a record.
+fn borrowed(changes: &[Change]) -> impl Iterator<Item = (&str, Option<&[u8]>)> {
+    changes.iter().map(|(key, record)| (key.as_str(), record.as_deref()))
+}
+
+/// Writes `changes` to the redb file at `path` in one transaction, opening it again after a
+/// failed write (`db` is `None` then, see [`Files::db`]).
+fn commit<'a>(
+    path: &Path,
+    db: &mut Option<Database>,
+    changes: impl IntoIterator<Item = (&'a str, Option<&'a [u8]>)>,
+) -> Result<(), PersistError> {
+    let failed = |why| PersistError::Write { path: path.into(), why };
+    let open = match db.take() {
+        Some(open) => open,
+        None => database(path, false).map_err(|e| failed(WriteFailure::Reopen(e)))?,
+    };
+    write_to(&open, changes).map_err(|e| failed(WriteFailure::Transaction(e)))?;
+    *db = Some(open);
+    Ok(())
+}
+
 /// One transaction holding every change; committed (fsync) when this returns `Ok`.
-fn write_to(db: &Database, changes: &[Change]) -> Result<(), redb::Error> {
+fn write_to<'a>(
+    db: &Database,
+    changes: impl IntoIterator<Item = (&'a str, Option<&'a [u8]>)>,
+) -> Result<(), redb::Error> {
     let tx = db.begin_write()?;
     {
         let mut table = tx.open_table(GROUPS)?;
         for (key, record) in changes {
             match record {
-                Some(bytes) => table.insert(key.as_str(), bytes.as_slice()).map(drop)?,
-                None => table.remove(key.as_str()).map(drop)?,
+                Some(bytes) => table.insert(key, bytes).map(drop)?,
+                None => table.remove(key).map(drop)?,
             }
         }
     }
@@ -472,9 +492,9 @@ mod tests {
         store.apply_push(key, PushMethod::Update, sized, 7).unwrap();
         let gone = GroupingKey::from_path("gone", false, "").unwrap();
         store.apply_push(gone.clone(), PushMethod::Replace, parse(b"g 1\n").unwrap(), 8).unwrap();
-        file.write(&changes(&mut store)).unwrap();
+        file.write(changes(&mut store)).unwrap();
         store.delete(&gone);
-        file.write(&changes(&mut store)).unwrap();
+        file.write(changes(&mut store)).unwrap();
         drop(file);
 
         let (_file, groups, _) = StoreFile::open(&path, false).unwrap();
@@ -513,7 +533,7 @@ mod tests {
         let mut store = Store::new(&[]);
         store.track_changes();
         let key = cronjob_with_runs(&mut store);
-        file.write(&changes(&mut store)).unwrap();
+        file.write(changes(&mut store)).unwrap();
         drop(file);
         let written: Vec<RunRecord> = store.group(&key).unwrap().history.runs().cloned().collect();
         assert_eq!(written.len(), 2);
@@ -649,13 +669,13 @@ mod tests {
         let padding = "p".repeat(300);
         for n in 0..10_000 {
             let job = format!("job-{}-{padding}", n % 700);
-            file.write(&[group_record(&job, n)]).unwrap();
+            file.write(vec![group_record(&job, n)]).unwrap();
             expected.insert(job, n);
         }
         let large: Vec<Change> = (0..5_000).map(|n| group_record(&format!("large-{n}-{padding}"), n)).collect();
-        file.write(&large).unwrap();
+        file.write(large).unwrap();
         expected.extend((0..5_000).map(|n| (format!("large-{n}-{padding}"), n)));
-        file.write(&[(format!("{{job=\"job-3-{padding}\"}}"), None)]).unwrap();
+        file.write(vec![(format!("{{job=\"job-3-{padding}\"}}"), None)]).unwrap();
         expected.remove(&format!("job-3-{padding}"));
         assert!(file.files.lock().unwrap().log.used() < 1024, "the log started again");
         drop(file);
@@ -669,12 +689,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gateway.redb");
         let (file, _, _) = StoreFile::open(&path, false).unwrap();
-        file.write(&[group_record("a", 1), group_record("b", 1)]).unwrap();
-        file.write(&[group_record("a", 2), ("{job=\"b\"}".into(), None)]).unwrap();
+        file.write(vec![group_record("a", 1), group_record("b", 1)]).unwrap();
+        file.write(vec![group_record("a", 2), ("{job=\"b\"}".into(), None)]).unwrap();
         {
             let files = file.files.lock().unwrap();
-            let logged: Vec<Change> = files.logged.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-            write_to(files.db.as_ref().unwrap(), &logged).unwrap();
+            let logged = files.logged.iter().map(|(key, record)| (key.as_str(), record.as_deref()));
+            write_to(files.db.as_ref().unwrap(), logged).unwrap();
         }
         drop(file);
         assert_eq!(read_back(&path), BTreeMap::from([("a".to_string(), 2)]));
@@ -688,12 +708,12 @@ mod tests {
         let path = dir.path().join("gateway.redb");
         create_private(&path).unwrap();
         let db = database(&path, false).unwrap();
-        write_to(&db, &[group_record("old", 1), group_record("older", 2)]).unwrap();
+        write_to(&db, borrowed(&[group_record("old", 1), group_record("older", 2)])).unwrap();
         drop(db);
         assert!(!PushLog::path_for(&path).exists());
         let (file, groups, _) = StoreFile::open(&path, false).unwrap();
         assert_eq!(groups.len(), 2);
-        file.write(&[group_record("old", 3)]).unwrap();
+        file.write(vec![group_record("old", 3)]).unwrap();
         file.checkpoint().unwrap();
         drop(file);
         assert_eq!(read_back(&path), BTreeMap::from([("old".to_string(), 3), ("older".to_string(), 2)]));
@@ -704,10 +724,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gateway.redb");
         let (file, _, _) = StoreFile::open(&path, false).unwrap();
-        file.write(&[group_record("kept", 1)]).unwrap();
+        file.write(vec![group_record("kept", 1)]).unwrap();
         file.checkpoint().unwrap();
         for n in 0..3 {
-            file.write(&[group_record(&format!("logged-{n}"), n)]).unwrap();
+            file.write(vec![group_record(&format!("logged-{n}"), n)]).unwrap();
         }
         drop(file);
         let log = PushLog::path_for(&path);
