@@ -11,7 +11,7 @@
 //! relay, trusting its CA, and present their Pod's projected token ([`env::GATEWAY_TOKEN_FILE`]),
 //! read again for every request since the kubelet rotates it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 
@@ -81,9 +81,7 @@ impl GatewayAccessArgs {
             roots.extend(certificates(pem.as_bytes(), env::GATEWAY_CA)?);
         }
         if let Some(path) = &self.gateway_ca_file {
-            let pem =
-                std::fs::read(path).map_err(|source| GatewayAccessError::ReadFile { path: path.clone(), source })?;
-            roots.extend(certificates(&pem, &path.display().to_string())?);
+            roots.extend(read_ca_file(path)?.1);
         }
         let given = |value: &Option<String>| value.clone().filter(|v| !v.is_empty());
         let credentials = match (given(&self.gateway_username), given(&self.gateway_password)) {
@@ -102,6 +100,29 @@ impl GatewayAccessArgs {
         }
         Ok(GatewayAccess { roots, credentials, token_file })
     }
+}
+
+impl GatewayAccess {
+    /// An HTTP client builder that trusts the public roots and the access's CA, and names
+    /// cronpush as its user agent; the credentials are the caller's to add.
+    pub fn client_builder(&self) -> Result<reqwest::ClientBuilder, reqwest::Error> {
+        crate::tls::install_crypto_provider();
+        let mut builder = reqwest::Client::builder().user_agent(concat!("cronpush/", env!("CARGO_PKG_VERSION")));
+        for der in &self.roots {
+            builder = builder.add_root_certificate(reqwest::Certificate::from_der(der)?);
+        }
+        Ok(builder)
+    }
+}
+
+/// A CA file, read once: its PEM text (handed on as it is) and its certificates (DER), checked.
+pub fn read_ca_file(path: &Path) -> Result<(String, Vec<Vec<u8>>), GatewayAccessError> {
+    let read_failed = |source| GatewayAccessError::ReadFile { path: path.to_path_buf(), source };
+    let pem = std::fs::read(path).map_err(read_failed)?;
+    let roots = certificates(&pem, &path.display().to_string())?;
+    let text =
+        String::from_utf8(pem).map_err(|e| read_failed(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
+    Ok((text, roots))
 }
 
 fn certificates(pem: &[u8], what: &str) -> Result<Vec<Vec<u8>>, GatewayAccessError> {

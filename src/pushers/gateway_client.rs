@@ -143,17 +143,16 @@ impl fmt::Display for Failure {
 impl Pusher {
     /// A client that trusts the public roots and the access's CA, and sends its credentials.
     pub fn new(access: &GatewayAccess) -> Result<Pusher, PushError> {
-        crate::tls::install_crypto_provider();
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            // A redirected POST turns into a GET and loses its body: better to say so.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("cronpush/", env!("CARGO_PKG_VERSION")));
-        for der in &access.roots {
-            let root = reqwest::Certificate::from_der(der).map_err(|e| PushError::Client(causes(&e)))?;
-            builder = builder.add_root_certificate(root);
-        }
-        let client = builder.build().map_err(|e| PushError::Client(causes(&e)))?;
+        let client = access
+            .client_builder()
+            .and_then(|builder| {
+                builder
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    // A redirected POST turns into a GET and loses its body: better to say so.
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()
+            })
+            .map_err(|e| PushError::Client(causes(&e)))?;
         Ok(Pusher { client, credentials: access.credentials.clone(), token_file: access.token_file.clone() })
     }
 

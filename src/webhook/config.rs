@@ -13,7 +13,7 @@ use super::relay_push::PushLimits;
 use super::resource_fit::{ResourceFlagError, Wanted};
 use crate::go_duration;
 use crate::http_server::{SMALLEST_HTTP1_READ_BUFFER, ServeOptions};
-use crate::pushers::gateway_access::{GatewayAccess, GatewayAccessArgs, GatewayAccessError};
+use crate::pushers::gateway_access::{GatewayAccess, GatewayAccessArgs, GatewayAccessError, read_ca_file};
 
 #[derive(Args, Debug, Clone)]
 pub struct WebhookArgs {
@@ -284,11 +284,7 @@ impl WebhookArgs {
     /// `--gateway-ca-file`'s PEM, checked to hold certificates.
     fn gateway_ca_pem(&self) -> Result<Option<String>, WebhookConfigError> {
         let Some(path) = &self.gateway_ca_file else { return Ok(None) };
-        let args = GatewayAccessArgs { gateway_ca_file: Some(path.clone()), ..GatewayAccessArgs::default() };
-        args.resolve().map_err(WebhookConfigError::GatewayCa)?;
-        let pem = std::fs::read_to_string(path).map_err(|source| {
-            WebhookConfigError::GatewayCa(GatewayAccessError::ReadFile { path: path.clone(), source })
-        })?;
+        let (pem, _) = read_ca_file(path).map_err(WebhookConfigError::GatewayCa)?;
         Ok(Some(pem))
     }
 

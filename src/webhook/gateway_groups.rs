@@ -76,11 +76,7 @@ impl GatewayGroups {
     /// access's CA, and sending its credentials with every request (marked sensitive, so they
     /// never show in a debug line).
     pub fn http_client(access: &GatewayAccess) -> Result<reqwest::Client, reqwest::Error> {
-        crate::tls::install_crypto_provider();
-        let mut builder = reqwest::Client::builder().user_agent(concat!("cronpush/", env!("CARGO_PKG_VERSION")));
-        for der in &access.roots {
-            builder = builder.add_root_certificate(reqwest::Certificate::from_der(der)?);
-        }
+        let mut builder = access.client_builder()?;
         if let Some((user, password)) = &access.credentials {
             let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
             let mut value = reqwest::header::HeaderValue::try_from(format!("Basic {token}"))
