@@ -77,13 +77,8 @@ impl WebhookMetrics {
                 .collect(),
             ..Default::default()
         };
-        let relayed =
-            inner.relayed.iter().map(|(outcome, n)| counter(vec![label("outcome", outcome)], *n as f64)).collect();
-        let relayed_pushes = inner
-            .relayed_pushes
-            .iter()
-            .map(|(outcome, n)| counter(vec![label("outcome", outcome)], *n as f64))
-            .collect();
+        let relayed = by_outcome(&inner.relayed);
+        let relayed_pushes = by_outcome(&inner.relayed_pushes);
         let families = [
             family(
                 "cronpush_webhook_admission_duration_seconds",
@@ -127,4 +122,9 @@ impl WebhookMetrics {
         ];
         text_write::to_text(&families)
     }
+}
+
+/// One counter per outcome.
+fn by_outcome(counts: &BTreeMap<&'static str, u64>) -> Vec<Metric> {
+    counts.iter().map(|(outcome, n)| counter(vec![label("outcome", outcome)], *n as f64)).collect()
 }
