@@ -23,6 +23,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use super::gateway_groups::{GatewayGroups, REQUEST_TIMEOUT};
 use super::push_rates::PushRates;
 use super::relay::{Relay, RelayError};
+use crate::gateway::http::handlers::decode_path;
 use crate::gateway::http::router::{Route, RouteTable, Routing};
 use crate::gateway::store::GroupingKey;
 use crate::pushers::gateway_client::{NOT_RETRIED_HEADER, causes, certificate_problem};
@@ -175,9 +176,7 @@ impl RelayPush {
 /// The group a push URL names, read as the gateway reads it (percent-decoded, then its routes
 /// and grouping-key rules), and where on the gateway the push goes.
 fn named_group(method: &Method, raw_path: &str) -> Result<(Destination, GroupingKey), RelayError> {
-    let path = percent_encoding::percent_decode_str(raw_path)
-        .decode_utf8()
-        .map_err(|_| RelayError::BadRequest(format!("the push path {raw_path:?} is not UTF-8")))?;
+    let path = decode_path(raw_path).map_err(|e| RelayError::BadRequest(e.to_string()))?;
     let table = RouteTable { prefix: "", telemetry_path: "/metrics", admin_api: false };
     let (destination, path) = match table.route(method.as_str(), &path) {
         Routing::Handle(Route::Push(path)) if *method == Method::DELETE => {

@@ -104,7 +104,7 @@ impl IntoResponse for Error {
 
 /// Why a request path cannot be routed on.
 #[derive(Debug, thiserror::Error)]
-pub(super) enum PathError {
+pub(crate) enum PathError {
     #[error("invalid URL escape in path {0:?}")]
     InvalidEscape(String),
     #[error("the path {0:?} is not valid UTF-8 once decoded")]

@@ -333,7 +333,7 @@ fn negotiate(accept: &str) -> (bool, Escaping) {
 }
 
 /// The path as the reference routes on it: percent-decoded, so `%2F` separates.
-fn decode_path(raw: &str) -> Result<String, PathError> {
+pub(crate) fn decode_path(raw: &str) -> Result<String, PathError> {
     let bytes = raw.as_bytes();
     for (i, b) in bytes.iter().enumerate() {
         if *b == b'%'
