@@ -69,6 +69,9 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     // The handle keeps the certificate reloading until the servers are done.
     let (tls, _reloading) = web::start_tls(&config.web)?.unzip();
     let gateway = Gateway::new(config, store);
+    if let Some(file) = &file {
+        gateway.own.count_store_writes(file.counts());
+    }
     let gateway = Arc::new(if file.is_some() { gateway.with_journal() } else { gateway });
     let listeners = if gateway.config.systemd_socket {
         let listeners = systemd_listeners()?;

@@ -347,7 +347,7 @@ pub fn cpu_seconds(pid: u32) -> f64 {
 
 /// Whether a metric (or a line starting with its name) is one of a gateway's own.
 pub fn is_own_metric(name: &str) -> bool {
-    ["go_", "process_", "pushgateway_", "promhttp_"].iter().any(|p| name.starts_with(p))
+    ["go_", "process_", "pushgateway_", "promhttp_", "cronpush_store_"].iter().any(|p| name.starts_with(p))
 }
 
 /// A log file as it stands (empty while it does not exist).

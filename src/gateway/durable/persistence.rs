@@ -22,12 +22,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::ErrorKind;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use prost::Message;
 use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 
+use super::disk_counts::{DiskCounts, written_by_this_thread};
 use super::push_log::{LogError, PushLog};
 use crate::gateway::store::cronjob_series::ContainerEnd;
 use crate::gateway::store::runs::{ContainerLog, RunEnd, RunHistory, RunRecord};
@@ -104,6 +105,7 @@ pub type Change = (String, Option<Vec<u8>>);
 pub struct StoreFile {
     path: PathBuf,
     files: Mutex<Files>,
+    counts: Arc<DiskCounts>,
 }
 
 struct Files {
@@ -155,9 +157,13 @@ impl StoreFile {
     }
 
     fn checkpoint_locked(&self, files: &mut Files) -> Result<(), PersistError> {
+        let before = written_by_this_thread();
         let logged = files.logged.iter().map(|(key, record)| (key.as_str(), record.as_deref()));
         commit(&self.path, &mut files.db, logged)?;
+        let log_bytes = files.log.used();
         files.log.start_again().map_err(|e| self.failed(WriteFailure::Log(e)))?;
+        let written = before.zip(written_by_this_thread()).map_or(0, |(before, after)| after.saturating_sub(before));
+        self.counts.checkpointed(log_bytes, written);
         tracing::debug!(groups = files.logged.len(), "checkpoint: the push log's groups are in the store file");
         files.logged.clear();
         Ok(())
@@ -185,7 +191,17 @@ impl StoreFile {
 
     /// Appends `changes` to the log; `false` when they do not fit in its room.
     fn append(&self, files: &mut Files, changes: &[Change]) -> Result<bool, PersistError> {
-        files.log.append(changes).map_err(|e| self.failed(WriteFailure::Log(e)))
+        let (used, written) = (files.log.used(), files.log.written());
+        let appended = files.log.append(changes).map_err(|e| self.failed(WriteFailure::Log(e)))?;
+        if appended {
+            self.counts.appended(files.log.used() - used, files.log.written() - written);
+        }
+        Ok(appended)
+    }
+
+    /// What the store has written to the disk so far.
+    pub fn counts(&self) -> Arc<DiskCounts> {
+        self.counts.clone()
     }
 
     fn failed(&self, why: WriteFailure) -> PersistError {
@@ -303,7 +319,8 @@ fn open_and_read(path: &Path) -> Result<(StoreFile, Vec<Group>), PersistError> {
         tracing::info!(commits = replayed.frames, groups = logged.len(), "read the push log over the store file");
     }
     let files = Files { db: Some(db), log, logged };
-    Ok((StoreFile { path: path.into(), files: Mutex::new(files) }, groups.into_values().collect()))
+    let file = StoreFile { path: path.into(), files: Mutex::new(files), counts: Arc::default() };
+    Ok((file, groups.into_values().collect()))
 }
 
 fn read_groups(db: &Database) -> Result<Vec<(String, Group)>, Damage> {
@@ -666,18 +683,46 @@ mod tests {
         let (file, _, _) = StoreFile::open(&path, false).unwrap();
         let mut expected = BTreeMap::new();
         // Three rooms' worth of commits of one group each, then a commit larger than the room.
-        let padding = "p".repeat(300);
+        // Names that do not deflate, so that the log's frames are as large as the names.
+        let name = |kind: &str, n: i64| {
+            let mut state = 0x9e37_79b9_u64 + n as u64 * 2 + u64::from(kind == "large");
+            let noise: String = (0..40)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    format!("{state:016x}")
+                })
+                .collect();
+            format!("{kind}-{n}-{noise}")
+        };
         for n in 0..10_000 {
-            let job = format!("job-{}-{padding}", n % 700);
+            let job = name("job", n % 700);
             file.write(vec![group_record(&job, n)]).unwrap();
             expected.insert(job, n);
         }
-        let large: Vec<Change> = (0..5_000).map(|n| group_record(&format!("large-{n}-{padding}"), n)).collect();
+        let large: Vec<Change> = (0..5_000).map(|n| group_record(&name("large", n), n)).collect();
         file.write(large).unwrap();
-        expected.extend((0..5_000).map(|n| (format!("large-{n}-{padding}"), n)));
-        file.write(vec![(format!("{{job=\"job-3-{padding}\"}}"), None)]).unwrap();
-        expected.remove(&format!("job-3-{padding}"));
+        expected.extend((0..5_000).map(|n| (name("large", n), n)));
+        file.write(vec![(format!("{{job=\"{}\"}}", name("job", 3)), None)]).unwrap();
+        expected.remove(&name("job", 3));
         assert!(file.files.lock().unwrap().log.used() < 1024, "the log started again");
+        // What the metrics say: every append counted, the checkpoints and what they wrote.
+        let counts = file.counts();
+        let [appends, used, checkpoints, checkpointed, written] = [
+            &counts.log_appends,
+            &counts.log_used_bytes,
+            &counts.checkpoints,
+            &counts.checkpointed_log_bytes,
+            &counts.checkpoint_written_bytes,
+        ]
+        .map(|n| n.load(std::sync::atomic::Ordering::Relaxed));
+        assert_eq!(appends, 10_001, "each commit but the one larger than the room");
+        assert!(
+            checkpoints >= 3 && checkpointed >= 3 << 19 && checkpointed <= used,
+            "{checkpoints} {checkpointed} {used}"
+        );
+        assert!(written > (1 << 20), "{written} bytes written by the checkpoints");
         drop(file);
         assert_eq!(read_back(&path), expected);
     }

@@ -1,7 +1,7 @@
 //! The push log: the store file's write-ahead log, so that an acknowledged push costs the disk
-//! one 4 KiB block at the end of what was written before (one `fdatasync`), not the eight
-//! scattered pages a B-tree commit rewrites (benches/README.md, "The next store", measured the
-//! candidates). Each group commit appends one frame holding the changed groups' records; now and
+//! the sector or two its frame lies in, at the end of what was written before (one `fdatasync`;
+//! sector_writes.rs), not the eight scattered pages a B-tree commit rewrites (benches/README.md,
+//! "The next store", measured the candidates). Each group commit appends one frame holding the changed groups' records; now and
 //! then the groups the log holds go to the store file in one transaction (a checkpoint) and the
 //! log starts again (persistence.rs decides when).
 //!
@@ -26,15 +26,21 @@
 //! as damaged rather than read short.
 
 use std::fs::{File, OpenOptions};
-use std::io::Read;
+use std::io::{Read, Write};
+
+use flate2::Compression;
+use flate2::read::DeflateDecoder;
+use flate2::write::DeflateEncoder;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::persistence::Change;
+use super::sector_writes::SectorWrites;
 
 pub const PAGE: u64 = 4096;
-/// The room of a new log: how much it takes before a checkpoint. About 24,000 of the pushes a
-/// CronJob makes alone (12 to a block), ten days of the article's 50 hourly CronJobs; each
+/// The room of a new log: how much it takes before a checkpoint. About 30,000 of the pushes a
+/// CronJob makes alone (15 deflated frames to a page), two weeks of the article's 50 hourly
+/// CronJobs; each
 /// checkpoint rewrites the groups changed since the last one in the redb file, so a larger room
 /// spreads that over more pushes (scripts/bench-store: 1 MiB cost 0.9 to 2.7 KiB a push at 1,000
 /// and 10,000 groups).
@@ -45,7 +51,12 @@ const FILE_MAGIC: &[u8; 8] = b"cronpush";
 const VERSION: u32 = 1;
 const SLOTS: [u64; 2] = [0, 512];
 const SLOT_BYTES: usize = 20;
-const FRAME_MAGIC: u32 = u32::from_le_bytes(*b"CPL1");
+/// A frame whose changes are deflated (raw DEFLATE): about half the bytes, as a group's record
+/// repeats its grouping labels in every series (490 bytes of the end-of-run push's record are 250
+/// deflated), so that more pushes fit in a sector and in the room.
+const DEFLATED_FRAME: u32 = u32::from_le_bytes(*b"CPL2");
+/// A frame whose changes are as they are: what the log's first version wrote, read still.
+const PLAIN_FRAME: u32 = u32::from_le_bytes(*b"CPL1");
 const FRAME_HEADER: u64 = 16;
 
 #[derive(Debug, thiserror::Error)]
@@ -61,7 +72,7 @@ pub enum LogError {
 }
 
 pub struct PushLog {
-    file: File,
+    writes: SectorWrites,
     epoch: u32,
     /// The slot that holds `epoch`.
     slot: usize,
@@ -69,6 +80,11 @@ pub struct PushLog {
     end: u64,
     /// Where the room ends: the file's size.
     room_end: u64,
+    /// What the file holds from the page `end` is in up to `end`: what a write of the next frame
+    /// has to write again around it when it writes whole sectors.
+    tail: Vec<u8>,
+    /// Bytes the appends wrote since opening, as the disk took them (whole sectors or pages).
+    written: u64,
 }
 
 /// What opening found: the changes of the log's epoch, oldest first.
@@ -97,8 +113,8 @@ impl PushLog {
         let (epoch, slot) = header(&bytes).ok_or(LogError::NoHeader)?;
         let (frames, end) = read_frames(&bytes, epoch)?;
         let mut changes = Vec::new();
-        for (at, payload) in &frames {
-            decode(payload, &mut changes).map_err(|why| LogError::Unreadable { at: *at, why })?;
+        for (at, stored) in &frames {
+            decode(stored, &mut changes).map_err(|why| LogError::Unreadable { at: *at, why })?;
         }
         // A log cut short after it was made (a crash while making it is caught by the rename):
         // make the room again.
@@ -109,7 +125,9 @@ impl PushLog {
             room_end = PAGE + ROOM;
         }
         let replayed = Replayed { changes, frames: frames.len() };
-        Ok((PushLog { file, epoch, slot, end, room_end }, replayed))
+        let tail = bytes[(end - end % PAGE) as usize..end as usize].to_vec();
+        let writes = SectorWrites::new(path, file);
+        Ok((PushLog { writes, epoch, slot, end, room_end, tail, written: 0 }, replayed))
     }
 
     /// Appends one frame of `changes`, on disk when this returns `Ok(true)`; `Ok(false)` when
@@ -126,24 +144,41 @@ impl PushLog {
         if start + len > self.room_end {
             return Ok(false);
         }
-        self.file.write_all_at(&frame, start)?;
-        self.file.sync_data()?;
+        // The frame with what precedes it in its page: the frames before it, or nothing when it
+        // starts a page.
+        let (page, mut image) =
+            if start == self.end { (start - self.tail.len() as u64, self.tail.clone()) } else { (start, Vec::new()) };
+        let from = image.len();
+        image.extend_from_slice(&frame);
+        self.written += self.writes.write(page, &image, from, image.len())?;
         self.end = start + len;
+        self.tail = image.split_off(image.len() - (self.end % PAGE) as usize);
         Ok(true)
     }
 
     /// Starts the log again, empty, after a checkpoint put what it held into the store file.
     pub fn start_again(&mut self) -> std::io::Result<()> {
         let (epoch, slot) = (self.epoch.wrapping_add(1).max(1), 1 - self.slot);
-        self.file.write_all_at(&slot_bytes(epoch), SLOTS[slot])?;
-        self.file.sync_data()?;
+        // Page 0 as it will be: the new slot, and the current one as it is, should the new one
+        // be written as part of a whole page.
+        let mut page = vec![0; PAGE as usize];
+        let [at, current] = [SLOTS[slot], SLOTS[self.slot]].map(|at| at as usize);
+        page[current..current + SLOT_BYTES].copy_from_slice(&slot_bytes(self.epoch));
+        page[at..at + SLOT_BYTES].copy_from_slice(&slot_bytes(epoch));
+        self.writes.write(0, &page, at, at + SLOT_BYTES)?;
         (self.epoch, self.slot, self.end) = (epoch, slot, PAGE);
+        self.tail.clear();
         Ok(())
     }
 
     /// Bytes of frames the log holds.
     pub fn used(&self) -> u64 {
         self.end - PAGE
+    }
+
+    /// Bytes the appends have written since the log was opened.
+    pub fn written(&self) -> u64 {
+        self.written
     }
 }
 
@@ -210,6 +245,13 @@ fn u32_at(bytes: &[u8], at: usize) -> u32 {
 }
 
 fn frame(epoch: u32, changes: &[Change]) -> Vec<u8> {
+    let mut deflater = DeflateEncoder::new(Vec::new(), Compression::fast());
+    deflater.write_all(&payload(changes)).expect("writing to memory");
+    framed(DEFLATED_FRAME, epoch, &deflater.finish().expect("writing to memory"))
+}
+
+/// The changes of a frame, as they are before deflating.
+fn payload(changes: &[Change]) -> Vec<u8> {
     let mut payload = Vec::new();
     payload.extend_from_slice(&(changes.len() as u32).to_le_bytes());
     for (key, record) in changes {
@@ -224,12 +266,16 @@ fn frame(epoch: u32, changes: &[Change]) -> Vec<u8> {
             None => payload.push(0),
         }
     }
+    payload
+}
+
+fn framed(magic: u32, epoch: u32, payload: &[u8]) -> Vec<u8> {
     let mut frame = Vec::with_capacity(FRAME_HEADER as usize + payload.len());
-    frame.extend_from_slice(&FRAME_MAGIC.to_le_bytes());
+    frame.extend_from_slice(&magic.to_le_bytes());
     frame.extend_from_slice(&epoch.to_le_bytes());
     frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    frame.extend_from_slice(&checksum(epoch, &payload).to_le_bytes());
-    frame.extend_from_slice(&payload);
+    frame.extend_from_slice(&checksum(epoch, payload).to_le_bytes());
+    frame.extend_from_slice(payload);
     frame
 }
 
@@ -241,21 +287,39 @@ fn checksum(epoch: u32, payload: &[u8]) -> u32 {
     hasher.finalize()
 }
 
+/// A frame's payload as the file holds it.
+struct Stored<'a> {
+    deflated: bool,
+    payload: &'a [u8],
+}
+
+impl Stored<'_> {
+    /// The frame's length in the file.
+    fn len(&self) -> u64 {
+        FRAME_HEADER + self.payload.len() as u64
+    }
+}
+
+fn is_frame_magic(magic: u32) -> bool {
+    magic == DEFLATED_FRAME || magic == PLAIN_FRAME
+}
+
 /// The payload of a frame of `epoch` that checks out at `at`, if one does.
-fn frame_at(bytes: &[u8], at: u64, epoch: u32) -> Option<&[u8]> {
+fn frame_at(bytes: &[u8], at: u64, epoch: u32) -> Option<Stored<'_>> {
     let at = usize::try_from(at).ok()?;
     let header = bytes.get(at..at.checked_add(FRAME_HEADER as usize)?)?;
-    if u32_at(header, 0) != FRAME_MAGIC || u32_at(header, 4) != epoch {
+    if !is_frame_magic(u32_at(header, 0)) || u32_at(header, 4) != epoch {
         return None;
     }
     let len = u32_at(header, 8) as usize;
     let start = at + FRAME_HEADER as usize;
     let payload = bytes.get(start..start.checked_add(len)?)?;
-    (checksum(epoch, payload) == u32_at(header, 12)).then_some(payload)
+    let stored = Stored { deflated: u32_at(header, 0) == DEFLATED_FRAME, payload };
+    (checksum(epoch, payload) == u32_at(header, 12)).then_some(stored)
 }
 
 /// A frame's payload and where the frame starts.
-type Frame<'a> = (u64, &'a [u8]);
+type Frame<'a> = (u64, Stored<'a>);
 
 /// The frames of `epoch` from the start of the room, and where the next one would go.
 fn read_frames(bytes: &[u8], epoch: u32) -> Result<(Vec<Frame<'_>>, u64), LogError> {
@@ -263,9 +327,9 @@ fn read_frames(bytes: &[u8], epoch: u32) -> Result<(Vec<Frame<'_>>, u64), LogErr
     let mut at = PAGE;
     let room_end = bytes.len() as u64;
     loop {
-        if let Some(payload) = frame_at(bytes, at, epoch) {
-            frames.push((at, payload));
-            at += FRAME_HEADER + payload.len() as u64;
+        if let Some(stored) = frame_at(bytes, at, epoch) {
+            at += stored.len();
+            frames.push((at - stored.len(), stored));
             continue;
         }
         // The rest of a page that the next frame did not fit in: it starts on the next page. Not
@@ -273,23 +337,23 @@ fn read_frames(bytes: &[u8], epoch: u32) -> Result<(Vec<Frame<'_>>, u64), LogErr
         // torn end), nor when the next page's frame would have fit here (then it would be here).
         let page_end = (at / PAGE + 1) * PAGE;
         let here = bytes.get(at as usize..at as usize + 8);
-        let frame_here = here.is_some_and(|h| u32_at(h, 0) == FRAME_MAGIC && u32_at(h, 4) == epoch);
-        let moved = |payload: &[u8]| FRAME_HEADER + payload.len() as u64 > page_end - at;
+        let frame_here = here.is_some_and(|h| is_frame_magic(u32_at(h, 0)) && u32_at(h, 4) == epoch);
+        let moved = |stored: &Stored| stored.len() > page_end - at;
         let padded = !at.is_multiple_of(PAGE) && page_end < room_end && !frame_here;
-        match frame_at(bytes, page_end, epoch).filter(|payload| padded && moved(payload)) {
-            Some(payload) => {
-                frames.push((page_end, payload));
-                at = page_end + FRAME_HEADER + payload.len() as u64;
+        match frame_at(bytes, page_end, epoch).filter(|stored| padded && moved(stored)) {
+            Some(stored) => {
+                at = page_end + stored.len();
+                frames.push((page_end, stored));
             }
             None => break,
         }
     }
     // The end. A frame of this epoch that checks out beyond it means damage, not a torn write.
-    let needle = FRAME_MAGIC.to_le_bytes();
     let mut next = at + 1;
     while next + FRAME_HEADER <= room_end {
         let window = &bytes[next as usize..];
-        let Some(found) = window.windows(4).position(|w| w == needle) else { break };
+        let of_this_epoch = |w: &[u8]| is_frame_magic(u32_at(w, 0)) && u32_at(w, 4) == epoch;
+        let Some(found) = window.windows(8).position(of_this_epoch) else { break };
         let candidate = next + found as u64;
         if frame_at(bytes, candidate, epoch).is_some() {
             return Err(LogError::DamagedBeforeTheEnd { at, next: candidate });
@@ -299,8 +363,13 @@ fn read_frames(bytes: &[u8], epoch: u32) -> Result<(Vec<Frame<'_>>, u64), LogErr
     Ok((frames, at))
 }
 
-fn decode(payload: &[u8], changes: &mut Vec<Change>) -> Result<(), &'static str> {
-    let mut cursor = payload;
+fn decode(stored: &Stored, changes: &mut Vec<Change>) -> Result<(), &'static str> {
+    let mut inflated = Vec::new();
+    let mut cursor = stored.payload;
+    if stored.deflated {
+        DeflateDecoder::new(stored.payload).read_to_end(&mut inflated).map_err(|_| "its changes do not inflate")?;
+        cursor = &inflated;
+    }
     let mut take = |n: usize| -> Result<&[u8], &'static str> {
         if cursor.len() < n {
             return Err("it ends inside a change");
@@ -335,6 +404,19 @@ mod tests {
 
     fn change(key: &str, record: &[u8]) -> Change {
         (key.to_string(), Some(record.to_vec()))
+    }
+
+    /// Bytes that do not deflate.
+    fn noise(len: usize) -> Vec<u8> {
+        let mut state = 0x2545_f491_u32;
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                state as u8
+            })
+            .collect()
     }
 
     /// The room of the tests' logs: small, so that a test fills it, and cuts it, quickly.
@@ -372,14 +454,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("store.log");
         let (mut log, _) = opened(&path);
-        let record = vec![1; 300];
+        let record = noise(300);
+        let len = frame(log.epoch, &[change("{job=\"a\"}", &record)]).len() as u64;
+        assert!(len > 300, "noise does not deflate");
         let mut appended = 0;
         while log.append(&[change("{job=\"a\"}", &record)]).unwrap() {
             appended += 1;
-            let start = log.end - (FRAME_HEADER + 4 + 4 + 9 + 1 + 4 + 300);
+            let start = log.end - len;
             assert_eq!(start / PAGE, (log.end - 1) / PAGE, "frame {appended} crosses a page");
         }
-        assert_eq!(appended as u64, 12 * TEST_ROOM / PAGE, "12 frames of 338 bytes to a page");
+        assert_eq!(appended as u64, PAGE / len * TEST_ROOM / PAGE, "as many frames of {len} bytes as fit in a page");
         assert_eq!(std::fs::metadata(&path).unwrap().len(), PAGE + TEST_ROOM, "the file never grows");
         drop(log);
         assert_eq!(opened(&path).1.len(), appended);
@@ -387,7 +471,7 @@ mod tests {
         // that a frame was moved off holds old bytes now, not zeros.
         let (mut log, _) = opened(&path);
         log.start_again().unwrap();
-        let record = vec![2; 500];
+        let record = noise(500);
         let mut again = 0;
         while log.append(&[change("{job=\"b\"}", &record)]).unwrap() {
             again += 1;
@@ -433,6 +517,34 @@ mod tests {
         }
     }
 
+    /// The log's first version wrote its changes as they are: such a log (a gateway stopped by a
+    /// crash before the upgrade) is read, and deflated frames follow its frames.
+    #[test]
+    fn a_log_of_plain_frames_is_read_and_appended_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.log");
+        create(&path, TEST_ROOM).unwrap();
+        let first = vec![change("{job=\"a\"}", b"one"), ("{job=\"b\"}".to_string(), None)];
+        let second = vec![change("{job=\"c\"}", &[3; 4000])];
+        let mut bytes = std::fs::read(&path).unwrap();
+        let mut at = PAGE as usize;
+        for changes in [&first, &second] {
+            let plain = framed(PLAIN_FRAME, 1, &payload(changes));
+            // The first version's rule too: a frame of at most a page starts on the next page
+            // when it does not fit in this one.
+            at = if plain.len() > PAGE as usize - at % PAGE as usize { at.next_multiple_of(PAGE as usize) } else { at };
+            bytes[at..at + plain.len()].copy_from_slice(&plain);
+            at += plain.len();
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        let (mut log, changes) = opened(&path);
+        assert_eq!(changes, [first.clone(), second.clone()].concat());
+        let third = vec![change("{job=\"a\"}", b"three")];
+        assert!(log.append(&third).unwrap());
+        drop(log);
+        assert_eq!(opened(&path).1, [first, second, third].concat());
+    }
+
     #[test]
     fn garbage_after_the_last_good_frame_is_not_a_frame() {
         let dir = tempfile::tempdir().unwrap();
@@ -443,15 +555,10 @@ mod tests {
         let at = log.end as usize;
         drop(log);
         let mut bytes = std::fs::read(&path).unwrap();
-        let mut noise = 0x2545_f491_u32;
-        for b in &mut bytes[at..at + 3 * PAGE as usize] {
-            noise ^= noise << 13;
-            noise ^= noise >> 17;
-            noise ^= noise << 5;
-            *b = noise as u8;
-        }
-        // A frame header's magic amid the garbage, with nothing valid behind it.
-        bytes[at + 100..at + 104].copy_from_slice(&FRAME_MAGIC.to_le_bytes());
+        bytes[at..at + 3 * PAGE as usize].copy_from_slice(&noise(3 * PAGE as usize));
+        // A frame header of this epoch amid the garbage, with nothing valid behind it.
+        bytes[at + 100..at + 104].copy_from_slice(&DEFLATED_FRAME.to_le_bytes());
+        bytes[at + 104..at + 108].copy_from_slice(&1u32.to_le_bytes());
         std::fs::write(&path, &bytes).unwrap();
         let (mut log, changes) = opened(&path);
         assert_eq!(changes, kept);

@@ -3,10 +3,12 @@
 //! `pushgateway_http_requests_total{code="400",handler="push"}`) keep working.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::exposition::families::{counter, family, gauge, labels};
+use crate::gateway::durable::disk_counts::DiskCounts;
 use crate::proto::client::{Metric, MetricFamily, MetricType, Quantile, Summary};
 
 /// Names and types a push may not contradict.
@@ -17,6 +19,12 @@ pub const BUILTIN: &[(&str, MetricType)] = &[
     ("process_resident_memory_bytes", MetricType::Gauge),
     ("process_start_time_seconds", MetricType::Gauge),
     ("process_virtual_memory_bytes", MetricType::Gauge),
+    ("cronpush_store_checkpoint_written_bytes_total", MetricType::Counter),
+    ("cronpush_store_checkpointed_log_bytes_total", MetricType::Counter),
+    ("cronpush_store_checkpoints_total", MetricType::Counter),
+    ("cronpush_store_log_appends_total", MetricType::Counter),
+    ("cronpush_store_log_used_bytes_total", MetricType::Counter),
+    ("cronpush_store_log_written_bytes_total", MetricType::Counter),
     ("pushgateway_build_info", MetricType::Gauge),
     ("pushgateway_http_push_duration_seconds", MetricType::Summary),
     ("pushgateway_http_push_size_bytes", MetricType::Summary),
@@ -32,6 +40,8 @@ pub struct OwnMetrics {
     /// One lock for all counters: a push updates three of them at once.
     counts: Mutex<Counts>,
     start_time: SystemTime,
+    /// What the store file has written, when there is one.
+    store: OnceLock<Arc<DiskCounts>>,
 }
 
 #[derive(Default)]
@@ -43,7 +53,7 @@ struct Counts {
 
 impl Default for OwnMetrics {
     fn default() -> Self {
-        OwnMetrics { counts: Mutex::default(), start_time: SystemTime::now() }
+        OwnMetrics { counts: Mutex::default(), start_time: SystemTime::now(), store: OnceLock::new() }
     }
 }
 
@@ -62,9 +72,17 @@ impl OwnMetrics {
         counts.push_sizes.entry(method).or_default().observe(now, size as f64);
     }
 
+    /// Exposes what the store file writes (`cronpush_store_*`).
+    pub fn count_store_writes(&self, counts: Arc<DiskCounts>) {
+        let _ = self.store.set(counts);
+    }
+
     /// Every own family, sorted by name.
     pub fn families(&self) -> Vec<MetricFamily> {
         let mut families = process_families(self.start_time);
+        if let Some(store) = self.store.get() {
+            families.extend(store_families(store));
+        }
         let counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         families.push(family(
             "pushgateway_build_info",
@@ -157,6 +175,42 @@ fn summaries(name: &str, help: &str, windows: &BTreeMap<&'static str, Window>) -
         })
         .collect();
     family(name, help, MetricType::Summary, metrics)
+}
+
+/// What the store file has written: a Pi's SD card wears by the bytes written, and a
+/// checkpoint's bytes spread over the appends it took in are part of what a push costs.
+fn store_families(store: &DiskCounts) -> Vec<MetricFamily> {
+    let count = |name: &str, help: &str, n: &AtomicU64| {
+        family(name, help, MetricType::Counter, vec![counter(Vec::new(), n.load(Relaxed) as f64)])
+    };
+    vec![
+        count(
+            "cronpush_store_checkpoint_written_bytes_total",
+            "Bytes the checkpoints of the push log into the store file caused to be written to disk.",
+            &store.checkpoint_written_bytes,
+        ),
+        count(
+            "cronpush_store_checkpointed_log_bytes_total",
+            "Bytes of the push log's room that checkpoints emptied into the store file.",
+            &store.checkpointed_log_bytes,
+        ),
+        count(
+            "cronpush_store_checkpoints_total",
+            "Checkpoints of the push log into the store file.",
+            &store.checkpoints,
+        ),
+        count("cronpush_store_log_appends_total", "Appends to the push log, one per group commit.", &store.log_appends),
+        count(
+            "cronpush_store_log_used_bytes_total",
+            "Bytes of the push log's room the appends took; a checkpoint empties the room when it is full.",
+            &store.log_used_bytes,
+        ),
+        count(
+            "cronpush_store_log_written_bytes_total",
+            "Bytes the appends to the push log wrote to disk (whole sectors, or pages).",
+            &store.log_written_bytes,
+        ),
+    ]
 }
 
 fn process_families(start_time: SystemTime) -> Vec<MetricFamily> {
