@@ -290,6 +290,7 @@ mod tests {
     fn every_family_is_declared_builtin_with_its_type() {
         let own = OwnMetrics::default();
         own.count_push(200, "put", Duration::from_millis(3), 120);
+        own.count_store_writes(Arc::default());
         let families = own.families();
         for f in &families {
             assert!(BUILTIN.contains(&(f.name(), f.r#type())), "{} is not declared", f.name());
