@@ -53,8 +53,8 @@ fn list(problems: &[Problem]) -> String {
 
 pub struct Group {
     pub key: GroupingKey,
-    /// Boxed: a map node holds eleven entries, so that with a family kept in place a group of one
-    /// family took a node of eleven families' room (1.7 KB; scripts/bench's memory rows).
+    /// Boxed: a map node has room for eleven entries, so a group of one family kept in place
+    /// took eleven families' room (1.7 KB a group; scripts/bench's memory rows).
     pub families: BTreeMap<String, Box<StoredFamily>>,
     pub last_push: Nanos,
     pub last_failure: Nanos,
@@ -445,7 +445,7 @@ impl Store {
             let mut stored = prepared.stored.take().expect("a checked push is prepared whole");
             stored.written = now;
             self.index(slot, name, &stored);
-            group.families.insert(name.clone(), Box::new(stored));
+            group.families.insert(name.clone(), stored);
         }
         group.last_push = now;
         if let Some(event) = push.run.take() {

@@ -50,8 +50,9 @@ pub struct PreparedPush {
 pub struct PreparedFamily {
     /// As pushed, with the grouping labels applied: what the checks read.
     pub family: MetricFamily,
-    /// What the group will keep, taken by the store when the push is applied.
-    pub stored: Option<StoredFamily>,
+    /// What the group will keep, taken by the store when the push is applied; boxed as the group
+    /// keeps it, so that the allocation is made here, before the store's lock.
+    pub stored: Option<Box<StoredFamily>>,
 }
 
 impl PreparedPush {
@@ -74,7 +75,7 @@ impl PreparedPush {
                 let stored = (!has_timestamps).then(|| {
                     sanitize(&mut family, &key);
                     let hashes = family.metric.iter().map(|m| hasher.hash(&name, &m.label)).collect();
-                    StoredFamily::new(&family, hashes, 0)
+                    Box::new(StoredFamily::new(&family, hashes, 0))
                 });
                 (name, PreparedFamily { family, stored })
             })
