@@ -1,9 +1,9 @@
 //! The push log: the store file's write-ahead log, so that an acknowledged push costs the disk
 //! the sector or two its frame lies in, at the end of what was written before (one `fdatasync`;
 //! sector_writes.rs), not the eight scattered pages a B-tree commit rewrites (benches/README.md,
-//! "The next store", measured the candidates). Each group commit appends one frame holding the changed groups' records; now and
-//! then the groups the log holds go to the store file in one transaction (a checkpoint) and the
-//! log starts again (persistence.rs decides when).
+//! "The next store", measured the candidates). Each group commit appends one frame holding the
+//! changed groups' records; now and then the groups the log holds go to the store file in one
+//! transaction (a checkpoint) and the log starts again (persistence.rs decides when).
 //!
 //! The file (`<store file>.log`, beside it):
 //! - page 0: two header slots, 512 bytes apart (two sectors): a magic, the format version, the
@@ -17,7 +17,7 @@
 //! - a frame: magic, epoch, length and CRC-32 of what follows, then the changes. A frame of at
 //!   most a page never crosses a page boundary: when it does not fit in the rest of the page it
 //!   starts on the next, and the rest is left as it is (zeros, or an earlier epoch's bytes), so
-//!   that one push alone dirties one block.
+//!   that one push alone writes within one page.
 //!
 //! Reading: frames of the log's epoch, in order, until one that does not check out. That is the
 //! end: a frame cut short by a crash was never acknowledged (its `fdatasync` had not returned),
@@ -27,12 +27,12 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
 
 use flate2::Compression;
 use flate2::read::DeflateDecoder;
 use flate2::write::DeflateEncoder;
-use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
 
 use super::persistence::Change;
 use super::sector_writes::SectorWrites;
@@ -40,10 +40,9 @@ use super::sector_writes::SectorWrites;
 pub const PAGE: u64 = 4096;
 /// The room of a new log: how much it takes before a checkpoint. About 30,000 of the pushes a
 /// CronJob makes alone (15 deflated frames to a page), two weeks of the article's 50 hourly
-/// CronJobs; each
-/// checkpoint rewrites the groups changed since the last one in the redb file, so a larger room
-/// spreads that over more pushes (scripts/bench-store: 1 MiB cost 0.9 to 2.7 KiB a push at 1,000
-/// and 10,000 groups).
+/// CronJobs; each checkpoint rewrites the groups changed since the last one in the redb file, so
+/// a larger room spreads that over more pushes (scripts/bench-store: 1 MiB cost 0.9 to 2.7 KiB a
+/// push at 1,000 and 10,000 groups).
 pub const ROOM: u64 = 8 << 20;
 /// A log shorter than this (cut short after it was made) gets its room made again.
 const LEAST_ROOM: u64 = 64 << 10;
